@@ -1,0 +1,1 @@
+"""CCBill's reference tables (currency codes, decline codes), copied from its documentation."""

@@ -1,0 +1,77 @@
+"""The project's settings, read from BILLOPS_* environment variables once per container.
+
+Every setting is documented in the README's configuration table. Secrets are never held here in clear unless the
+deployment put them in the environment itself (the local stack does; AWS deployments give a Secrets Manager ARN).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+CCBILL_WEBHOOK_CIDRS = ("64.38.212.0/24", "64.38.215.0/24", "64.38.240.0/24", "64.38.241.0/24")
+"""CCBill's documented webhook source ranges (ccbill-facts.md section 1.2)."""
+
+LOOPBACK_CIDR = "127.0.0.0/8"
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+
+
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str = "local"
+    events_table: str = "billops-events"
+    subscriptions_table: str = "billops-subscriptions"
+    webhook_token: str | None = None
+    webhook_token_secret_arn: str | None = None
+    allowed_cidrs: tuple[str, ...] = CCBILL_WEBHOOK_CIDRS
+    client_accnum: str | None = None
+    client_subaccs: tuple[str, ...] = ()
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=(), repr=False)
+
+    @property
+    def is_local(self) -> bool:
+        return self.environment == "local"
+
+
+def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
+    environment = env.get("BILLOPS_ENV", "local").strip() or "local"
+    cidrs = _csv(env.get("BILLOPS_ALLOWED_CIDRS")) if "BILLOPS_ALLOWED_CIDRS" in env else CCBILL_WEBHOOK_CIDRS
+    if environment == "local" and LOOPBACK_CIDR not in cidrs:
+        # The local stack's sandbox and curl post from 127.0.0.1; this never applies in an AWS environment.
+        cidrs = (*cidrs, LOOPBACK_CIDR)
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            # A typo in the list must not widen access: the bad entry is dropped, the rest still apply.
+            continue
+    try:
+        max_body = int(env.get("BILLOPS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+    except ValueError:
+        max_body = DEFAULT_MAX_BODY_BYTES
+    return Settings(
+        environment=environment,
+        events_table=env.get("BILLOPS_EVENTS_TABLE", "billops-events"),
+        subscriptions_table=env.get("BILLOPS_SUBSCRIPTIONS_TABLE", "billops-subscriptions"),
+        webhook_token=env.get("BILLOPS_WEBHOOK_TOKEN") or None,
+        webhook_token_secret_arn=env.get("BILLOPS_WEBHOOK_TOKEN_SECRET_ARN") or None,
+        allowed_cidrs=cidrs,
+        client_accnum=(env.get("BILLOPS_CLIENT_ACCNUM") or "").strip() or None,
+        client_subaccs=_csv(env.get("BILLOPS_CLIENT_SUBACCS")),
+        max_body_bytes=max_body,
+        allowed_networks=tuple(networks),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings for this container; tests that change the environment call get_settings.cache_clear()."""
+    return settings_from_env()
