@@ -1,0 +1,75 @@
+"""Folding stored deliveries into the subscription record (run from the events table's stream).
+
+Each delivery is merged into its subscription's history, the state is re-derived by state_rules, and the item is
+written back conditionally on its revision; a concurrent writer makes us re-read and redo, so no event is lost
+when two shards touch one subscription. Re-applying a delivery already in the history changes nothing.
+Personal fields converge too: each keeps the value of the latest event (in CCBill's order) that carried it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Callable
+
+from billops.storage.errors import RevisionConflict
+from billops.storage.subscriptions_table import SubscriptionsTable
+from billops.subscriptions.state_rules import derive_state, history_entry, sort_key
+
+MAX_ATTEMPTS = 8
+
+
+def _order_text(entry: Mapping[str, Any]) -> str:
+    moment, precedence, key = sort_key(entry)
+    return f"{moment}|{precedence:02d}|{key}"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SubscriptionProjection:
+    def __init__(self, table: SubscriptionsTable, clock: Callable[[], str] = _now) -> None:
+        self.table = table
+        self.clock = clock
+
+    def apply_delivery(self, delivery: Mapping[str, Any]) -> str:
+        """Merge one stored delivery. Returns "applied", "already_applied" or "skipped" (nothing to project)."""
+        if delivery.get("record_type") != "delivery" or not delivery.get("subscription_id"):
+            return "skipped"
+        subscription_id = str(delivery["subscription_id"])
+        entry = history_entry(delivery)
+        personal = {name: str(value) for name, value in (delivery.get("subscriber") or {}).items() if value}
+        for _ in range(MAX_ATTEMPTS):
+            current = self.table.get(subscription_id)
+            history = list((current or {}).get("history") or [])
+            if any(existing["key"] == entry["key"] for existing in history):
+                return "already_applied"
+            history.append(entry)
+            history.sort(key=sort_key)
+            state = derive_state(subscription_id, history)
+            subscriber = dict((current or {}).get("subscriber") or {})
+            subscriber_as_of = dict((current or {}).get("subscriber_as_of") or {})
+            order = _order_text(entry)
+            for name, value in personal.items():
+                if subscriber_as_of.get(name, "") < order:
+                    subscriber[name] = value
+                    subscriber_as_of[name] = order
+            now = self.clock()
+            revision = int((current or {}).get("revision", 0))
+            item = {
+                **state,
+                "history": history,
+                "subscriber": subscriber,
+                "subscriber_as_of": subscriber_as_of,
+                "event_count": len(history),
+                "created_at": (current or {}).get("created_at") or now,
+                "updated_at": now,
+                "revision": revision + 1,
+            }
+            try:
+                self.table.put(item, expected_revision=revision if current else None)
+                return "applied"
+            except RevisionConflict:
+                continue
+        raise RevisionConflict(f"{subscription_id}: too many concurrent updates; the record will be retried")

@@ -1,0 +1,261 @@
+"""Where a subscription's state is decided: a pure fold over its event history.
+
+CCBill delivers webhooks at least once and in no guaranteed order. Instead of applying each delivery to the
+previous state (which makes the result depend on arrival order), the state is always recomputed from the whole,
+deduplicated history sorted by when CCBill says each event happened. Same set of events => same state, whatever
+the order and number of deliveries; an event for a subscription not yet seen (a RenewalSuccess before its
+NewSaleSuccess) simply waits in the history until the rest arrives.
+
+Status vocabulary: `active`; `cancelled` = recurring billing stopped but paid through (access continues until
+expiration); `expired` = access ended. A subscription known only from later events starts `active`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from billops.reference.currencies import alpha_for, normalise_numeric
+from billops.reference.decline_codes import decline_text
+from billops.webhooks.event_types import EventType
+
+ACTIVE = "active"
+CANCELLED = "cancelled"
+EXPIRED = "expired"
+
+SALE_EVENTS = {
+    EventType.NEW_SALE_SUCCESS.value,
+    EventType.UPGRADE_SUCCESS.value,
+    EventType.UP_SALE_SUCCESS.value,
+    EventType.CROSS_SALE_SUCCESS.value,
+    EventType.MANUAL_ADD.value,
+}
+COUNTED_REVERSALS = {
+    EventType.CHARGEBACK.value: "chargebacks",
+    EventType.REFUND.value: "refunds",
+    EventType.VOID.value: "voids",
+    EventType.RETURN.value: "returns",
+}
+
+# When two events carry the same timestamp (CCBill's resolution is one second), the lifecycle order decides.
+_PRECEDENCE = {
+    **{name: 0 for name in SALE_EVENTS},
+    EventType.CUSTOMER_DATA_UPDATE.value: 1,
+    EventType.BILLING_DATE_CHANGE.value: 2,
+    EventType.RENEWAL_FAILURE.value: 3,
+    EventType.RENEWAL_SUCCESS.value: 4,
+    EventType.CHARGEBACK.value: 5,
+    EventType.REFUND.value: 5,
+    EventType.VOID.value: 5,
+    EventType.RETURN.value: 5,
+    EventType.CANCELLATION.value: 6,
+    EventType.USER_REACTIVATION.value: 7,
+    EventType.EXPIRATION.value: 8,
+}
+_UNKNOWN_PRECEDENCE = 9
+
+HISTORY_FIELDS = frozenset(
+    {
+        "clientAccnum", "clientSubacc", "subscriptionId", "transactionId", "timestamp",
+        "originalSubscriptionId", "originalClientAccnum", "originalClientSubacc", "source", "reason",
+        "subscriptionInitialPrice", "subscriptionRecurringPrice", "subscriptionCurrencyCode",
+        "billedInitialPrice", "billedRecurringPrice", "billedCurrencyCode", "billedAmount",
+        "accountingInitialPrice", "accountingRecurringPrice", "accountingCurrencyCode", "accountingAmount",
+        "amount", "currencyCode", "currency", "billedCurrency", "price",
+        "initialPeriod", "recurringPeriod", "rebills", "nextRenewalDate", "renewalDate", "nextRetryDate",
+        "failureCode", "failureReason", "subscriptionTypeId", "lifeTimeSubscription", "prePaid",
+        "bin", "last4", "expDate", "paymentAccount", "cardType", "paymentType", "cardSubType",
+    }
+)
+"""The non-personal fields an event keeps in the subscription's history: all the fold needs, nothing personal."""
+
+
+def history_entry(delivery: Mapping[str, Any]) -> dict[str, Any]:
+    """The compact history entry of a stored delivery (an events-table item)."""
+    fields = delivery.get("fields") or {}
+    return {
+        "key": delivery["pk"],
+        "event_type": delivery["event_type"],
+        "occurred_at": delivery.get("occurred_at"),
+        "received_at": delivery.get("received_at"),
+        "fields": {name: str(value) for name, value in fields.items() if name in HISTORY_FIELDS and value != ""},
+    }
+
+
+def sort_key(entry: Mapping[str, Any]) -> tuple[str, int, str]:
+    moment = entry.get("occurred_at") or entry.get("received_at") or ""
+    return (moment, _PRECEDENCE.get(entry["event_type"], _UNKNOWN_PRECEDENCE), entry["key"])
+
+
+def _money(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    try:
+        return str(Decimal(str(value)).quantize(Decimal("0.01")))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(str(value)) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _currency(code: str | None) -> dict[str, str] | None:
+    numeric = normalise_numeric(code)
+    return {"currency": alpha_for(numeric), "currency_code": numeric} if numeric else None
+
+
+def _date(value: str | None) -> str | None:
+    return value[:10] if value else None
+
+
+def initial_state(subscription_id: str) -> dict[str, Any]:
+    return {
+        "subscription_id": subscription_id,
+        "status": ACTIVE,
+        "client_accnum": None,
+        "client_subacc": None,
+        "initial_price": None,
+        "recurring_price": None,
+        "currency": None,
+        "currency_code": None,
+        "billed": None,
+        "initial_period": None,
+        "recurring_period": None,
+        "rebills": None,
+        "recurring": None,
+        "subscription_type_id": None,
+        "next_renewal_date": None,
+        "times_rebilled": 0,
+        "last_renewal_at": None,
+        "last_renewal_failure": None,
+        "chargebacks": 0,
+        "refunds": 0,
+        "voids": 0,
+        "returns": 0,
+        "original_subscription_id": None,
+        "original_client_accnum": None,
+        "original_client_subacc": None,
+        "sale_source": None,
+        "card": None,
+        "signed_up_at": None,
+        "cancelled_at": None,
+        "cancel_reason": None,
+        "expired_at": None,
+        "reactivated_at": None,
+        "last_event_at": None,
+        "known_from_sale": False,
+    }
+
+
+def _apply_card(state: dict[str, Any], fields: Mapping[str, str]) -> None:
+    card = {
+        "bin": fields.get("bin"),
+        "last4": fields.get("last4"),
+        "exp_date": fields.get("expDate"),
+        "payment_account": fields.get("paymentAccount"),
+        "card_type": fields.get("cardType"),
+        "payment_type": fields.get("paymentType"),
+        "card_sub_type": fields.get("cardSubType"),
+    }
+    if any(card.values()):
+        merged = dict(state.get("card") or {})
+        merged.update({name: value for name, value in card.items() if value})
+        state["card"] = merged
+
+
+def _apply_sale(state: dict[str, Any], event_type: str, fields: Mapping[str, str], moment: str | None) -> None:
+    state["known_from_sale"] = True
+    state["status"] = ACTIVE
+    state["signed_up_at"] = moment
+    state["cancelled_at"] = state["cancel_reason"] = state["expired_at"] = None
+    state["initial_price"] = _money(fields.get("subscriptionInitialPrice") or fields.get("billedInitialPrice"))
+    state["recurring_price"] = _money(fields.get("subscriptionRecurringPrice") or fields.get("billedRecurringPrice"))
+    currency = _currency(fields.get("subscriptionCurrencyCode") or fields.get("billedCurrencyCode"))
+    if currency:
+        state.update(currency)
+    billed_currency = _currency(fields.get("billedCurrencyCode"))
+    if fields.get("billedInitialPrice") or fields.get("billedRecurringPrice"):
+        state["billed"] = {
+            "initial_price": _money(fields.get("billedInitialPrice")),
+            "recurring_price": _money(fields.get("billedRecurringPrice")),
+            **(billed_currency or {}),
+        }
+    state["initial_period"] = _int(fields.get("initialPeriod"))
+    state["recurring_period"] = _int(fields.get("recurringPeriod"))
+    state["rebills"] = _int(fields.get("rebills"))
+    state["recurring"] = bool(state["recurring_period"]) and (state["rebills"] or 0) != 0
+    state["subscription_type_id"] = fields.get("subscriptionTypeId") or state["subscription_type_id"]
+    if fields.get("nextRenewalDate"):
+        state["next_renewal_date"] = _date(fields.get("nextRenewalDate"))
+    if event_type != EventType.NEW_SALE_SUCCESS.value:
+        state["original_subscription_id"] = fields.get("originalSubscriptionId") or state["original_subscription_id"]
+        state["original_client_accnum"] = fields.get("originalClientAccnum") or state["original_client_accnum"]
+        state["original_client_subacc"] = fields.get("originalClientSubacc") or state["original_client_subacc"]
+    state["sale_source"] = fields.get("source") or state["sale_source"]
+    _apply_card(state, fields)
+
+
+def _apply(state: dict[str, Any], entry: Mapping[str, Any]) -> None:
+    event_type = entry["event_type"]
+    fields: Mapping[str, str] = entry.get("fields") or {}
+    moment = entry.get("occurred_at") or entry.get("received_at")
+    state["client_accnum"] = fields.get("clientAccnum") or state["client_accnum"]
+    state["client_subacc"] = fields.get("clientSubacc") or state["client_subacc"]
+    if event_type in SALE_EVENTS:
+        _apply_sale(state, event_type, fields, moment)
+    elif event_type == EventType.RENEWAL_SUCCESS.value:
+        # Money was collected: billing is running, whatever an earlier cancellation said (a missed reactivation).
+        state["status"] = ACTIVE
+        state["cancelled_at"] = state["cancel_reason"] = state["expired_at"] = None
+        state["times_rebilled"] += 1
+        state["last_renewal_at"] = moment
+        if fields.get("nextRenewalDate"):
+            state["next_renewal_date"] = _date(fields["nextRenewalDate"])
+        _apply_card(state, fields)
+    elif event_type == EventType.RENEWAL_FAILURE.value:
+        state["last_renewal_failure"] = {
+            "transaction_id": fields.get("transactionId"),
+            "failure_code": fields.get("failureCode"),
+            "failure_reason": fields.get("failureReason"),
+            "decline_text": decline_text(fields.get("failureCode")),
+            "renewal_date": _date(fields.get("renewalDate")),
+            "next_retry_date": _date(fields.get("nextRetryDate")),
+            "occurred_at": moment,
+        }
+    elif event_type == EventType.CANCELLATION.value:
+        if state["status"] != EXPIRED:
+            state["status"] = CANCELLED
+        state["cancelled_at"] = moment
+        state["cancel_reason"] = fields.get("reason")
+    elif event_type == EventType.USER_REACTIVATION.value:
+        state["status"] = ACTIVE
+        state["cancelled_at"] = state["cancel_reason"] = state["expired_at"] = None
+        state["reactivated_at"] = moment
+        if fields.get("nextRenewalDate"):
+            state["next_renewal_date"] = _date(fields["nextRenewalDate"])
+    elif event_type == EventType.EXPIRATION.value:
+        state["status"] = EXPIRED
+        state["expired_at"] = moment
+        state["next_renewal_date"] = None
+    elif event_type == EventType.BILLING_DATE_CHANGE.value:
+        if fields.get("nextRenewalDate"):
+            state["next_renewal_date"] = _date(fields["nextRenewalDate"])
+    elif event_type == EventType.CUSTOMER_DATA_UPDATE.value:
+        _apply_card(state, fields)
+    elif event_type in COUNTED_REVERSALS:
+        state[COUNTED_REVERSALS[event_type]] += 1
+    state["last_event_at"] = moment
+
+
+def derive_state(subscription_id: str, history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The subscription's state from its history. Pure: depends only on the set of entries, not their order."""
+    unique = {entry["key"]: entry for entry in history}
+    state = initial_state(subscription_id)
+    for entry in sorted(unique.values(), key=sort_key):
+        _apply(state, entry)
+    return state

@@ -1,0 +1,224 @@
+"""Webhook intake: authenticate, decode, validate and store one CCBill delivery, and decide the answer.
+
+The answer's rules: nothing 2xx before the delivery is durably stored; a duplicate is 200 and stored once; a
+stranger gets 403; a malformed delivery from CCBill is quarantined with its (redacted) body and answered 400 in
+ChargeBee's error model; only our own storage failures are 5xx, so CCBill delivers again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from billops.api_errors import ApiError, param_wrong_value
+from billops.privacy.subscriber_data import redact_raw_body, scrub_fields, split_personal
+from billops.settings import Settings
+from billops.storage.errors import StorageUnavailable
+from billops.webhooks.delivery_decoding import MalformedDelivery, decode_body, raw_body_bytes
+from billops.webhooks.delivery_keys import delivery_key, quarantine_key
+from billops.webhooks.event_types import EventType, parse_event_type
+from billops.webhooks.source_authentication import check_account, check_source
+from billops.webhooks.webhook_token import TokenUnavailable, expected_token
+
+QUARANTINE_BODY_LIMIT = 32 * 1024
+QUERY_FIELDS_FROM_CCBILL = ("clientAccnum", "clientSubacc", "eventGroupType")
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """What the receiver needs of an HTTP request, whatever carried it."""
+
+    source_ip: str | None
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: str | None
+    is_base64_encoded: bool
+
+    @classmethod
+    def from_http_api_event(cls, event: Mapping[str, Any]) -> WebhookRequest:
+        context = event.get("requestContext") or {}
+        http = context.get("http") or {}
+        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+        return cls(
+            source_ip=http.get("sourceIp"),
+            query=dict(event.get("queryStringParameters") or {}),
+            headers=headers,
+            body=event.get("body"),
+            is_base64_encoded=bool(event.get("isBase64Encoded")),
+        )
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    status: int
+    body: dict[str, Any]
+    outcome: str  # accepted | duplicate | rejected | quarantined | unknown_type | storage_failed
+    event_type: str | None = None
+    key: str | None = None
+    metrics: tuple[str, ...] = field(default=())
+
+
+class Store:
+    """The one storage operation intake needs (an EventsTable satisfies it)."""
+
+    def put_once(self, item: dict[str, Any]) -> bool:  # pragma: no cover - protocol
+        raise NotImplementedError
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ccbill_timestamp(value: str | None) -> str | None:
+    """CCBill's `timestamp` (YYYY-MM-DD HH:MM:SS, no zone; treated as UTC) as ISO-8601, or None."""
+    if not value:
+        return None
+    text = value.strip().replace("T", " ").removesuffix("Z")
+    try:
+        parsed = datetime.strptime(text[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class WebhookIntake:
+    def __init__(self, settings: Settings, store: Store, clock=_utc_now) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    def receive(self, request: WebhookRequest) -> IntakeResult:
+        try:
+            token = expected_token(self.settings)
+        except TokenUnavailable:
+            return self._unavailable("The webhook token could not be read; deliver again later.")
+        try:
+            check_source(request.source_ip, request.query.get("token"), token, self.settings)
+            check_account(request.query.get("clientAccnum"), request.query.get("clientSubacc"), self.settings)
+        except ApiError as error:
+            return IntakeResult(error.status, error.body(), "rejected", metrics=("WebhookRejected",))
+        received_at = self.clock()
+        try:
+            raw = raw_body_bytes(request.body, request.is_base64_encoded)
+        except MalformedDelivery as problem:
+            return self._quarantine(request, b"", received_at, problem)
+        if len(raw) > self.settings.max_body_bytes:
+            problem = MalformedDelivery(
+                f"The body is {len(raw)} bytes; the limit is {self.settings.max_body_bytes}.", code="invalid_request"
+            )
+            return self._quarantine(request, raw, received_at, problem)
+        try:
+            return self._accept(request, raw, received_at)
+        except MalformedDelivery as problem:
+            return self._quarantine(request, raw, received_at, problem)
+        except ApiError as error:
+            return IntakeResult(error.status, error.body(), "rejected", metrics=("WebhookRejected",))
+        except StorageUnavailable:
+            return self._unavailable("The delivery could not be stored; deliver again.")
+
+    def _accept(self, request: WebhookRequest, raw: bytes, received_at: datetime) -> IntakeResult:
+        event_type_name = (request.query.get("eventType") or "").strip()
+        decoded = decode_body(raw, request.headers.get("content-type"))
+        fields = scrub_fields(decoded.fields)
+        body_event_type = (fields.pop("eventType", "") or "").strip()
+        if not event_type_name:
+            if not body_event_type:
+                raise MalformedDelivery("eventType is missing from the webhook URL's query string.", "eventType")
+            # CCBill always appends eventType to the URL; a body-only type is accepted but recorded as such.
+            event_type_name = body_event_type
+        elif body_event_type and body_event_type != event_type_name:
+            raise MalformedDelivery("The body's eventType disagrees with the one in the URL.", "eventType")
+        for name in QUERY_FIELDS_FROM_CCBILL:
+            in_query = (request.query.get(name) or "").strip()
+            in_body = (fields.get(name) or "").strip()
+            if in_query and in_body and in_query != in_body:
+                raise MalformedDelivery(f"The body's {name} disagrees with the one in the URL.", name)
+            if in_query and not in_body:
+                fields[name] = in_query
+        fields.pop("eventGroupType", None)
+        event_group_type = (request.query.get("eventGroupType") or decoded.fields.get("eventGroupType") or "").strip()
+        check_account(fields.get("clientAccnum"), fields.get("clientSubacc"), self.settings)
+
+        event_type = parse_event_type(event_type_name)
+        detected_version = None
+        if event_type is not None:
+            detected_version = self._validate(event_type, fields)
+        key = delivery_key(event_type_name, fields)
+        public, personal = split_personal(fields)
+        item = {
+            "pk": key,
+            "record_type": "delivery",
+            "event_type": event_type_name,
+            "event_group_type": event_group_type or None,
+            "known_type": event_type is not None,
+            "subscription_id": (fields.get("subscriptionId") or "").strip() or None,
+            "transaction_id": (fields.get("transactionId") or "").strip() or None,
+            "client_accnum": fields.get("clientAccnum"),
+            "client_subacc": fields.get("clientSubacc"),
+            "occurred_at": _ccbill_timestamp(fields.get("timestamp")),
+            "received_at": _iso(received_at),
+            "received_day": received_at.strftime("%Y-%m-%d"),
+            "body_format": decoded.body_format,
+            "detected_version": detected_version,
+            "fields": public,
+            "subscriber": personal,
+        }
+        stored = self.store.put_once(item)
+        if not stored:
+            return IntakeResult(200, {"received": True, "duplicate": True, "id": key}, "duplicate",
+                                event_type_name, key, ("WebhookDuplicate",))
+        metrics = ("WebhookAccepted",) if event_type is not None else ("WebhookAccepted", "UnknownEventType")
+        return IntakeResult(200, {"received": True, "duplicate": False, "id": key},
+                            "accepted" if event_type is not None else "unknown_type", event_type_name, key, metrics)
+
+    @staticmethod
+    def _validate(event_type: EventType, fields: dict[str, str]) -> int | None:
+        from billops.webhooks.event_models import EventValidationError, parse_event
+        from billops.webhooks.event_versions import detect_version
+
+        try:
+            parse_event(event_type, fields)
+        except EventValidationError as error:
+            raise MalformedDelivery(error.message, error.param) from error
+        return detect_version(event_type, fields.keys())
+
+    def _quarantine(self, request: WebhookRequest, raw: bytes, received_at: datetime,
+                    problem: MalformedDelivery) -> IntakeResult:
+        query = {name: value for name, value in request.query.items() if name != "token"}
+        key = quarantine_key(raw, query)
+        text = raw[:QUARANTINE_BODY_LIMIT].decode("utf-8", errors="replace")
+        item = {
+            "pk": key,
+            "record_type": "quarantine",
+            "event_type": (request.query.get("eventType") or "").strip() or None,
+            "reason": problem.message,
+            "param": problem.param,
+            "raw_body": redact_raw_body(text),
+            "raw_body_bytes": len(raw),
+            "raw_body_sha256": hashlib.sha256(raw).hexdigest(),
+            "raw_body_truncated": len(raw) > QUARANTINE_BODY_LIMIT,
+            "content_type": request.headers.get("content-type"),
+            "query": query,
+            "received_at": _iso(received_at),
+            "received_day": received_at.strftime("%Y-%m-%d"),
+        }
+        try:
+            self.store.put_once(item)
+        except StorageUnavailable:
+            # Refusing with 400 while losing the body would break "what was received is kept": ask for it again.
+            return self._unavailable("The delivery could not be stored; deliver again.")
+        error = ApiError(400, problem.message, problem.code, "invalid_request", problem.param)
+        return IntakeResult(400, error.body(), "quarantined", request.query.get("eventType"), key,
+                            ("WebhookQuarantined",))
+
+    @staticmethod
+    def _unavailable(message: str) -> IntakeResult:
+        body = {"message": message, "type": "operation_failed", "api_error_code": "internal_error", "param": None}
+        return IntakeResult(503, body, "storage_failed", metrics=("WebhookStorageFailed",))
