@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import sys
 from pathlib import Path
 
@@ -22,6 +23,13 @@ def load_handler(name: str):
 
     get_settings.cache_clear()
     reset_client()
+    # Powertools reuses the logger named after the service, bound to the stdout of its first import; a fresh
+    # handler binds it to the current test's captured stdout, as a fresh Lambda container would be.
+    service_logger = logging.getLogger("billops")
+    service_logger.handlers.clear()
+    for marker in ("init", "powertools_handler"):
+        if hasattr(service_logger, marker):
+            delattr(service_logger, marker)
     path = HANDLERS[name]
     module_name = path.stem
     sys.modules.pop(module_name, None)
@@ -41,6 +49,11 @@ class LambdaContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 30_000
+
+
+@pytest.fixture
+def handler_loader():
+    return load_handler
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ projection = SubscriptionProjection(SubscriptionsTable(get_settings().subscripti
 
 
 def project_record(record: DynamoDBRecord) -> str:
-    if record.event_name is None or record.event_name.value not in ("INSERT", "MODIFY"):
+    if record.event_name is None or record.event_name.name not in ("INSERT", "MODIFY"):
         return "skipped"
     image = record.dynamodb.new_image if record.dynamodb else None
     if not image:

@@ -1,0 +1,338 @@
+"""The ``enc`` value of CCBill's Subscription Upgrade System, and the KMS-held TripleDES key behind it.
+
+CCBill's guide (ccbill-subscription-upgrade-system.txt) says only: "Using TripleDES encryption and your preferred
+Base64 encoding tool, encode the username or Subscription ID of the user using the encryption key." It publishes no
+mode, padding, key encoding or test vector (its sample could not be reproduced by anyone). So every one of those is a
+setting, and the default is the one public integration known to work (MagicMembers' ``mgm_ccbill``; ccbill-facts.md
+section 4):
+
+* plaintext ``query``: ``subscriptionId=<id>`` (or ``username=<name>``) followed by ``&upgradeClientAccnum=...
+  &upgradeClientSubacc=...&upgradeTypeId=...`` when more than one upgrade is configured; ``bare`` sends the ID or
+  username alone, as a literal reading of CCBill's sentence;
+* key ``hex``: the key CCBill gives is 48 hex digits, i.e. 24 bytes (three DES keys); ``hexmod`` is MagicMembers'
+  mapping of G-Z/g-z onto hex digits, right-padded with '0' to 48; ``raw`` takes the key text's bytes (16 or 24);
+* mode ``ecb`` (3DES-EDE3, no IV) or ``cbc`` (with ``BILLOPS_UPGRADE_ENC_IV``, 16 hex digits, default zeros);
+* padding ``space`` (1 to 8 spaces, a whole block when already aligned, as MagicMembers does), ``pkcs7``, ``zero``
+  (NULs up to the block, none when aligned, as PHP's mcrypt does) or ``none``.
+
+The key never sits in clear in configuration: ``BILLOPS_UPGRADE_KEY_CIPHERTEXT`` (or the secret named by
+``BILLOPS_UPGRADE_KEY_SECRET_ARN``) holds the KMS ciphertext of the key text, decrypted once per container with
+the encryption context below. The decrypted key lives in an object whose repr is masked.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+from billops.ccbill.errors import CCBillConfigurationError, CCBillError
+
+BLOCK = 8
+ENCRYPTION_CONTEXT = {"billops:purpose": "ccbill-upgrade-enc"}
+"""KMS encryption context bound to the key's ciphertext: a ciphertext made for anything else will not decrypt here."""
+
+_HEX48 = re.compile(r"^[0-9A-Fa-f]{48}$")
+_HEXMOD_IN = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_HEXMOD_OUT = "0123456789ABCDEF0123456789ABCDEF0123abcdef0123456789abcdef0123"
+_HEXMOD = str.maketrans(_HEXMOD_IN, _HEXMOD_OUT)
+
+
+class PlaintextFormat(StrEnum):
+    QUERY = "query"
+    BARE = "bare"
+
+
+class KeyEncoding(StrEnum):
+    HEX = "hex"
+    HEXMOD = "hexmod"
+    RAW = "raw"
+
+
+class CipherMode(StrEnum):
+    ECB = "ecb"
+    CBC = "cbc"
+
+
+class Padding(StrEnum):
+    SPACE = "space"
+    PKCS7 = "pkcs7"
+    ZERO = "zero"
+    NONE = "none"
+
+
+class UpgradeKeyUnavailable(CCBillError):
+    """The TripleDES key could not be decrypted (KMS refused, ciphertext missing or malformed)."""
+
+
+@dataclass(frozen=True)
+class EncRecipe:
+    plaintext_format: PlaintextFormat = PlaintextFormat.QUERY
+    key_encoding: KeyEncoding = KeyEncoding.HEX
+    mode: CipherMode = CipherMode.ECB
+    padding: Padding = Padding.SPACE
+    iv: bytes = b"\x00" * BLOCK
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EncRecipe:
+        env = os.environ if env is None else env
+
+        def choice(name: str, enum: type[StrEnum], default: StrEnum) -> Any:
+            value = (env.get(name) or "").strip().lower()
+            if not value:
+                return default
+            try:
+                return enum(value)
+            except ValueError:
+                allowed = ", ".join(member.value for member in enum)
+                raise CCBillConfigurationError(f"{name}={value!r} is not one of {allowed}") from None
+
+        iv_text = (env.get("BILLOPS_UPGRADE_ENC_IV") or "").strip()
+        try:
+            iv = bytes.fromhex(iv_text) if iv_text else b"\x00" * BLOCK
+        except ValueError:
+            raise CCBillConfigurationError("BILLOPS_UPGRADE_ENC_IV must be 16 hex digits") from None
+        if len(iv) != BLOCK:
+            raise CCBillConfigurationError("BILLOPS_UPGRADE_ENC_IV must be 16 hex digits")
+        return cls(
+            plaintext_format=choice("BILLOPS_UPGRADE_ENC_PLAINTEXT", PlaintextFormat, PlaintextFormat.QUERY),
+            key_encoding=choice("BILLOPS_UPGRADE_ENC_KEY_ENCODING", KeyEncoding, KeyEncoding.HEX),
+            mode=choice("BILLOPS_UPGRADE_ENC_MODE", CipherMode, CipherMode.ECB),
+            padding=choice("BILLOPS_UPGRADE_ENC_PADDING", Padding, Padding.SPACE),
+            iv=iv,
+        )
+
+
+class UpgradeKey:
+    """The 3DES key bytes; never shown by repr/str, never pickled into a log."""
+
+    __slots__ = ("_material",)
+
+    def __init__(self, material: bytes) -> None:
+        if len(material) not in (16, 24):
+            raise CCBillConfigurationError(f"a TripleDES key has 16 or 24 bytes, not {len(material)}")
+        self._material = bytes(material)
+
+    def material(self) -> bytes:
+        return self._material
+
+    def __repr__(self) -> str:
+        return f"UpgradeKey(<{len(self._material)} bytes, hidden>)"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("an UpgradeKey cannot be pickled")
+
+
+def derive_key(key_text: str, encoding: KeyEncoding = KeyEncoding.HEX) -> UpgradeKey:
+    """The 3DES key from the key text CCBill gave, per ``encoding`` (see the module docstring)."""
+    text = key_text.strip()
+    if encoding is KeyEncoding.HEX:
+        if not _HEX48.match(text):
+            raise CCBillConfigurationError("the upgrade key must be 48 hex digits (key encoding 'hex')")
+        return UpgradeKey(bytes.fromhex(text))
+    if encoding is KeyEncoding.HEXMOD:
+        if not text or len(text) > 48 or any(char not in _HEXMOD_IN for char in text):
+            raise CCBillConfigurationError("the upgrade key must be 1 to 48 letters or digits (key encoding "
+                                           "'hexmod')")
+        return UpgradeKey(bytes.fromhex(text.translate(_HEXMOD).ljust(48, "0")))
+    material = text.encode("utf-8")
+    if len(material) not in (16, 24):
+        raise CCBillConfigurationError("the upgrade key must be 16 or 24 characters (key encoding 'raw')")
+    return UpgradeKey(material)
+
+
+def pad(data: bytes, padding: Padding) -> bytes:
+    if padding is Padding.SPACE:
+        return data + b" " * (BLOCK - len(data) % BLOCK)
+    if padding is Padding.PKCS7:
+        count = BLOCK - len(data) % BLOCK
+        return data + bytes([count]) * count
+    if padding is Padding.ZERO:
+        return data + b"\x00" * (-len(data) % BLOCK)
+    if len(data) % BLOCK:
+        raise CCBillConfigurationError(f"padding 'none' needs a plaintext of a multiple of {BLOCK} bytes")
+    return data
+
+
+def unpad(data: bytes, padding: Padding) -> bytes:
+    if padding is Padding.SPACE:
+        return data.rstrip(b" ")
+    if padding is Padding.ZERO:
+        return data.rstrip(b"\x00")
+    if padding is Padding.PKCS7:
+        count = data[-1] if data else 0
+        if not 1 <= count <= BLOCK or data[-count:] != bytes([count]) * count:
+            raise ValueError("bad PKCS#7 padding")
+        return data[:-count]
+    return data
+
+
+def _cipher(key: UpgradeKey, recipe: EncRecipe) -> Any:
+    try:  # cryptography >= 43 keeps TripleDES among the "decrepit" algorithms
+        from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    except ImportError:  # pragma: no cover - older cryptography
+        from cryptography.hazmat.primitives.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    mode = modes.ECB() if recipe.mode is CipherMode.ECB else modes.CBC(recipe.iv)
+    return Cipher(TripleDES(key.material()), mode)
+
+
+def encrypt(key: UpgradeKey, plaintext: str, recipe: EncRecipe = EncRecipe()) -> str:
+    """Base64(3DES(pad(plaintext))) - the ``enc`` value."""
+    encryptor = _cipher(key, recipe).encryptor()
+    ciphertext = encryptor.update(pad(plaintext.encode("utf-8"), recipe.padding)) + encryptor.finalize()
+    return base64.b64encode(ciphertext).decode("ascii")
+
+
+def decrypt(key: UpgradeKey, enc: str, recipe: EncRecipe = EncRecipe()) -> str:
+    """The inverse of encrypt (the sandbox uses it to read ``enc`` as CCBill would)."""
+    try:
+        ciphertext = base64.b64decode(enc, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("enc is not Base64") from exc
+    if not ciphertext or len(ciphertext) % BLOCK:
+        raise ValueError("enc is not a whole number of 3DES blocks")
+    decryptor = _cipher(key, recipe).decryptor()
+    padded = decryptor.update(ciphertext) + decryptor.finalize()
+    return unpad(padded, recipe.padding).decode("utf-8")
+
+
+def upgrade_plaintext(
+    recipe: EncRecipe,
+    *,
+    subscription_id: str | None = None,
+    username: str | None = None,
+    upgrade_variables: Mapping[str, str] | None = None,
+) -> str:
+    """What gets encrypted: the subscription ID or username, with the upgrade variables in the 'query' format."""
+    if (subscription_id is None) == (username is None):
+        raise ValueError("give exactly one of subscription_id or username")
+    name, value = ("subscriptionId", subscription_id) if subscription_id is not None else ("username", username)
+    assert value is not None
+    if recipe.plaintext_format is PlaintextFormat.BARE:
+        return value
+    pairs = [(name, value), *(upgrade_variables or {}).items()]
+    return "&".join(f"{key}={quote(str(item), safe='')}" for key, item in pairs)
+
+
+# --- the KMS-held key -------------------------------------------------------------------------------------------
+
+
+class KmsUpgradeKeyProvider:
+    """Decrypts the key's KMS ciphertext once and keeps the key for the life of the container."""
+
+    def __init__(
+        self,
+        ciphertext_b64: str | Callable[[], str],
+        *,
+        key_encoding: KeyEncoding = KeyEncoding.HEX,
+        kms_client_factory: Callable[[], Any] | None = None,
+        kms_key_id: str | None = None,
+    ) -> None:
+        self._ciphertext = ciphertext_b64
+        self._key_encoding = key_encoding
+        self._kms_client_factory = kms_client_factory
+        self._kms_key_id = kms_key_id
+        self._key: UpgradeKey | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> UpgradeKey:
+        if self._key is None:
+            with self._lock:
+                if self._key is None:
+                    self._key = self._decrypt()
+        return self._key
+
+    def _decrypt(self) -> UpgradeKey:
+        ciphertext_b64 = self._ciphertext() if callable(self._ciphertext) else self._ciphertext
+        try:
+            blob = base64.b64decode((ciphertext_b64 or "").strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise UpgradeKeyUnavailable("the upgrade key ciphertext is not Base64") from None
+        if not blob:
+            raise UpgradeKeyUnavailable("the upgrade key ciphertext is empty")
+        client = self._kms_client_factory() if self._kms_client_factory else _default_kms_client()
+        request: dict[str, Any] = {"CiphertextBlob": blob, "EncryptionContext": dict(ENCRYPTION_CONTEXT)}
+        if self._kms_key_id:
+            request["KeyId"] = self._kms_key_id
+        try:
+            plaintext = client.decrypt(**request)["Plaintext"]
+        except Exception as exc:  # botocore's errors; their text names the key, never the plaintext
+            raise UpgradeKeyUnavailable(f"KMS could not decrypt the upgrade key ({type(exc).__name__})") from None
+        try:
+            return derive_key(plaintext.decode("utf-8"), self._key_encoding)
+        except (UnicodeDecodeError, CCBillConfigurationError) as exc:
+            message = exc.args[0] if isinstance(exc, CCBillConfigurationError) else "not text"
+            raise UpgradeKeyUnavailable(f"the decrypted upgrade key is unusable: {message}") from None
+
+    def __repr__(self) -> str:
+        return "KmsUpgradeKeyProvider(<ciphertext>)"
+
+
+def _default_kms_client() -> Any:
+    import boto3
+
+    return boto3.client("kms")
+
+
+def encrypt_key_for_configuration(kms_client: Any, kms_key_id: str, key_text: str) -> str:
+    """The Base64 KMS ciphertext to put in BILLOPS_UPGRADE_KEY_CIPHERTEXT (the local stack uses this at start-up)."""
+    blob = kms_client.encrypt(KeyId=kms_key_id, Plaintext=key_text.strip().encode("utf-8"),
+                              EncryptionContext=dict(ENCRYPTION_CONTEXT))["CiphertextBlob"]
+    return base64.b64encode(blob).decode("ascii")
+
+
+class UpgradeEncryptor:
+    """Builds ``enc`` values with the KMS-held key and the configured recipe."""
+
+    def __init__(self, key_provider: KmsUpgradeKeyProvider | Callable[[], UpgradeKey],
+                 recipe: EncRecipe | None = None) -> None:
+        self._key_provider = key_provider
+        self.recipe = recipe or EncRecipe()
+
+    def _key(self) -> UpgradeKey:
+        provider = self._key_provider
+        return provider.get() if isinstance(provider, KmsUpgradeKeyProvider) else provider()
+
+    def enc(self, *, subscription_id: str | None = None, username: str | None = None,
+            upgrade_variables: Mapping[str, str] | None = None) -> str:
+        plaintext = upgrade_plaintext(self.recipe, subscription_id=subscription_id, username=username,
+                                      upgrade_variables=upgrade_variables)
+        return encrypt(self._key(), plaintext, self.recipe)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None,
+                 kms_client_factory: Callable[[], Any] | None = None) -> UpgradeEncryptor | None:
+        """The encryptor the settings describe, or None when no key is configured."""
+        env = os.environ if env is None else env
+        recipe = EncRecipe.from_env(env)
+        ciphertext = (env.get("BILLOPS_UPGRADE_KEY_CIPHERTEXT") or "").strip()
+        secret_arn = (env.get("BILLOPS_UPGRADE_KEY_SECRET_ARN") or "").strip()
+        if not ciphertext and not secret_arn:
+            return None
+        source: str | Callable[[], str]
+        if ciphertext:
+            source = ciphertext
+        else:
+            def source() -> str:
+                from aws_lambda_powertools.utilities import parameters
+
+                try:
+                    value = parameters.get_secret(secret_arn)
+                except parameters.exceptions.GetParameterError:
+                    raise UpgradeKeyUnavailable(f"cannot read the upgrade key ciphertext from {secret_arn}") from None
+                return value.decode("ascii") if isinstance(value, bytes) else str(value)
+        provider = KmsUpgradeKeyProvider(source, key_encoding=recipe.key_encoding,
+                                         kms_client_factory=kms_client_factory,
+                                         kms_key_id=(env.get("BILLOPS_UPGRADE_KMS_KEY_ID") or "").strip() or None)
+        return cls(provider, recipe)

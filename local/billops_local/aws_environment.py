@@ -1,0 +1,472 @@
+"""The AWS side of the local stack: moto's server, the template's resources in it, and the Lambda runtime bits.
+
+* ``MotoServer``: moto's ThreadedMotoServer on 127.0.0.1, failing loudly (instead of hanging) when the port is taken.
+* ``local_aws_environment``: the variables that point every boto3 client of this process at moto, with dummy
+  credentials; ``EnvironmentPatch`` applies them (and the functions' environments) and restores what was there.
+* ``create_resources``: tables (streams, PITR, SSE, TTL), queues and secrets from the template's specs.
+* ``function_environments`` / ``merged_function_environment``: the template's Environment.Variables resolved against
+  the created resources; all handlers share one process, so two functions giving one variable two values is an error.
+* ``LocalFunction`` and ``LambdaContext``: a handler imported by file path from CodeUri + Handler, invoked one at a
+  time (one Lambda container per function) with a context object like Lambda's.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import socket
+import string
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from billops_local.template_resources import (
+    LOCAL_ACCOUNT_ID,
+    LOCAL_REGION,
+    FunctionSpec,
+    LocalTemplate,
+    TemplateError,
+)
+
+log = logging.getLogger("billops_local.aws")
+
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# moto
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+def ensure_port_free(host: str, port: int, *, what: str) -> None:
+    """Fail with a clear message when something already listens on host:port (port 0 always passes)."""
+    if port == 0:
+        return
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((host, port))
+    except OSError as error:
+        raise PortInUse(f"{what}: {host}:{port} is already in use ({error.strerror}); set another port") from None
+    finally:
+        probe.close()
+
+
+class MotoServer:
+    """moto's ThreadedMotoServer, quiet, on loopback only."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5000) -> None:
+        self.host = host
+        self.requested_port = port
+        self._server: Any = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        ensure_port_free(self.host, self.requested_port, what="moto (BILLOPS_AWS_PORT)")
+        # One log line per AWS call (the stream poller makes several a second) would drown everything else.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.requested_port, verbose=False)
+        self._server.start()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("moto is not running")
+        return int(self._server.get_host_and_port()[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()  # werkzeug closes the listening socket when serve_forever returns
+            self._server = None
+
+
+def aws_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:
+    """A boto3 client for the local stack's own calls: explicit endpoint and dummy credentials, whatever os.environ."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=10),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Process environment
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def local_aws_environment(endpoint_url: str, region: str = LOCAL_REGION) -> dict[str, str]:
+    """What this process's environment must hold so every unchanged boto3 client talks to moto."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        **DUMMY_CREDENTIALS,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # No profile, config or credentials file of the developer's can point a call at a real account.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+def conflicting_aws_variables(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Variables that would override the local endpoint or credentials (service-specific endpoints, profiles)."""
+    return sorted(
+        name
+        for name in environ
+        if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+    )
+
+
+class EnvironmentPatch:
+    """Sets and removes os.environ variables, and puts everything back as it was on restore()."""
+
+    _MISSING = object()
+
+    def __init__(self) -> None:
+        self._saved: dict[str, Any] = {}
+
+    def set(self, values: Mapping[str, str]) -> None:
+        for name, value in values.items():
+            self._saved.setdefault(name, os.environ.get(name, self._MISSING))
+            os.environ[name] = value
+
+    def remove(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._saved.setdefault(name, os.environ.get(name, self._MISSING))
+            os.environ.pop(name, None)
+
+    def restore(self) -> None:
+        for name, value in self._saved.items():
+            if value is self._MISSING:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved.clear()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resources
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedTable:
+    name: str
+    arn: str
+    stream_arn: str | None
+
+
+@dataclass(frozen=True)
+class CreatedQueue:
+    name: str
+    url: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class CreatedSecret:
+    name: str
+    arn: str
+
+
+@dataclass
+class CreatedResources:
+    endpoint_url: str
+    tables: dict[str, CreatedTable] = field(default_factory=dict)
+    queues: dict[str, CreatedQueue] = field(default_factory=dict)
+    secrets: dict[str, CreatedSecret] = field(default_factory=dict)
+
+    @property
+    def refs(self) -> dict[str, str]:
+        """What CloudFormation's Ref returns for each created resource."""
+        return {
+            **{logical_id: table.name for logical_id, table in self.tables.items()},
+            **{logical_id: queue.url for logical_id, queue in self.queues.items()},
+            **{logical_id: secret.arn for logical_id, secret in self.secrets.items()},
+        }
+
+    @property
+    def attributes(self) -> dict[tuple[str, str], str]:
+        """What CloudFormation's GetAtt returns for each created resource."""
+        values: dict[tuple[str, str], str] = {}
+        for logical_id, table in self.tables.items():
+            values[(logical_id, "Arn")] = table.arn
+            if table.stream_arn:
+                values[(logical_id, "StreamArn")] = table.stream_arn
+        for logical_id, queue in self.queues.items():
+            values[(logical_id, "Arn")] = queue.arn
+            values[(logical_id, "QueueName")] = queue.name
+            values[(logical_id, "QueueUrl")] = queue.url
+        for logical_id, secret in self.secrets.items():
+            values[(logical_id, "Id")] = secret.arn
+        return values
+
+
+_QUEUE_ATTRIBUTES = (
+    "ContentBasedDeduplication", "DeduplicationScope", "DelaySeconds", "FifoQueue", "FifoThroughputLimit",
+    "KmsDataKeyReusePeriodSeconds", "KmsMasterKeyId", "MaximumMessageSize", "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds", "RedriveAllowPolicy", "RedrivePolicy", "SqsManagedSseEnabled",
+    "VisibilityTimeout",
+)
+
+
+def create_resources(
+    template: LocalTemplate, endpoint_url: str, *, secret_values: Mapping[str, str] | None = None
+) -> CreatedResources:
+    """Create the template's tables, queues and secrets in moto; ``secret_values`` gives a secret's value by logical
+    id (the others get a random value shaped by their GenerateSecretString)."""
+    created = CreatedResources(endpoint_url)
+    dynamodb = aws_client("dynamodb", endpoint_url)
+    for logical_id, spec in template.tables.items():
+        description = dynamodb.create_table(**spec.create_table_kwargs())["TableDescription"]
+        if spec.point_in_time_recovery:
+            dynamodb.update_continuous_backups(
+                TableName=spec.physical_name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+        if spec.time_to_live_attribute:
+            dynamodb.update_time_to_live(
+                TableName=spec.physical_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.time_to_live_attribute},
+            )
+        created.tables[logical_id] = CreatedTable(
+            spec.physical_name, description["TableArn"], description.get("LatestStreamArn")
+        )
+
+    sqs = aws_client("sqs", endpoint_url)
+    pending = dict(template.queues)
+    while pending:  # a queue whose RedrivePolicy names another queue waits until that one exists
+        progressed = False
+        for logical_id, spec in list(pending.items()):
+            resolver = template.resolver.with_resources(created.refs, created.attributes)
+            try:
+                attributes = {
+                    name: _queue_attribute(resolver.resolve(value))
+                    for name, value in spec.attributes.items()
+                    if name in _QUEUE_ATTRIBUTES
+                }
+            except TemplateError:
+                continue
+            url = sqs.create_queue(QueueName=spec.physical_name, Attributes=attributes)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            created.queues[logical_id] = CreatedQueue(spec.physical_name, url, arn)
+            del pending[logical_id]
+            progressed = True
+        if not progressed:
+            raise TemplateError(f"cannot resolve the attributes of queues {sorted(pending)} locally")
+
+    secretsmanager = aws_client("secretsmanager", endpoint_url)
+    resolver = template.resolver.with_resources(created.refs, created.attributes)
+    for logical_id, spec in template.secrets.items():
+        if secret_values and logical_id in secret_values:
+            value = secret_values[logical_id]
+        elif spec.secret_string is not None:
+            value = resolver.resolve_string(spec.secret_string, what=f"{logical_id}.SecretString")
+        else:
+            value = generated_secret_string(spec.generate or {})
+        kwargs: dict[str, Any] = {"Name": spec.physical_name, "SecretString": value}
+        if spec.description is not None:
+            kwargs["Description"] = resolver.resolve_string(spec.description, what=f"{logical_id}.Description")
+        arn = secretsmanager.create_secret(**kwargs)["ARN"]
+        created.secrets[logical_id] = CreatedSecret(spec.physical_name, arn)
+    return created
+
+
+def _queue_attribute(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def generated_secret_string(generate: Mapping[str, Any]) -> str:
+    """A local stand-in for GenerateSecretString (length, character classes, SecretStringTemplate)."""
+    length = int(generate.get("PasswordLength", 32))
+    alphabet = ""
+    if not generate.get("ExcludeLowercase"):
+        alphabet += string.ascii_lowercase
+    if not generate.get("ExcludeUppercase"):
+        alphabet += string.ascii_uppercase
+    if not generate.get("ExcludeNumbers"):
+        alphabet += string.digits
+    if not generate.get("ExcludePunctuation"):
+        alphabet += "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+    if generate.get("ExcludeCharacters"):
+        alphabet = "".join(c for c in alphabet if c not in str(generate["ExcludeCharacters"]))
+    if generate.get("IncludeSpace"):
+        alphabet += " "
+    value = "".join(secrets.choice(alphabet) for _ in range(length))
+    if generate.get("SecretStringTemplate") and generate.get("GenerateStringKey"):
+        document = json.loads(generate["SecretStringTemplate"])
+        document[generate["GenerateStringKey"]] = value
+        return json.dumps(document)
+    return value
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Function environments
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class EnvironmentConflict(TemplateError):
+    """Two functions set one variable to different values; one process cannot give both their own."""
+
+
+def function_environments(template: LocalTemplate, created: CreatedResources) -> dict[str, dict[str, str]]:
+    resolver = template.resolver.with_resources(created.refs, created.attributes)
+    return {
+        logical_id: {
+            name: resolver.resolve_string(value, what=f"{logical_id} environment variable {name}")
+            for name, value in function.environment.items()
+        }
+        for logical_id, function in template.functions.items()
+    }
+
+
+def merged_function_environment(environments: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for logical_id, variables in environments.items():
+        for name, value in variables.items():
+            if name in merged and merged[name] != value:
+                raise EnvironmentConflict(
+                    f"{owner[name]} and {logical_id} set {name} to different values "
+                    f"({merged[name]!r} vs {value!r}); the local stack runs every handler in one process"
+                )
+            merged[name] = value
+            owner.setdefault(name, logical_id)
+    return merged
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Lambda runtime
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class LambdaContext:
+    """The attributes and method of the Python runtime's context object that handlers and Powertools use."""
+
+    def __init__(self, function_name: str, memory_limit_in_mb: int, timeout_seconds: float) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:function:{function_name}"
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d") + "/[$LATEST]local"
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class LocalFunction:
+    """One function of the template, as one warm Lambda container: imported once, one invocation at a time."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        module_path: Path | None = None,
+        module_name: str | None = None,
+        handler_attribute: str = "handler",
+        handler: Callable[[Any, Any], Any] | None = None,
+        memory_size: int = 128,
+        timeout: float = 3,
+        logical_id: str | None = None,
+    ) -> None:
+        if handler is None and module_path is None:
+            raise ValueError("give a handler callable or a module path")
+        self.name = name
+        self.logical_id = logical_id or name
+        self.module_path = Path(module_path) if module_path else None
+        self.module_name = module_name or (self.module_path.stem if self.module_path else name)
+        self.handler_attribute = handler_attribute
+        self.memory_size = memory_size
+        self.timeout = timeout
+        self._handler = handler
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(cls, spec: FunctionSpec) -> LocalFunction:
+        return cls(
+            spec.physical_name,
+            logical_id=spec.logical_id,
+            module_path=spec.module_path,
+            module_name=spec.module_name,
+            handler_attribute=spec.handler_attribute,
+            memory_size=spec.memory_size,
+            timeout=spec.timeout,
+        )
+
+    @property
+    def loaded(self) -> bool:
+        return self._handler is not None
+
+    def load(self) -> Callable[[Any, Any], Any]:
+        """Import the handler module (the cold start); a failed import is retried on the next invocation."""
+        if self._handler is not None:
+            return self._handler
+        assert self.module_path is not None
+        if not self.module_path.is_file():
+            raise FileNotFoundError(f"{self.logical_id}: handler module {self.module_path} does not exist")
+        code_dir = str(self.module_path.parent)
+        if code_dir not in sys.path:
+            sys.path.insert(0, code_dir)
+        spec = importlib.util.spec_from_file_location(self.module_name, self.module_path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot import {self.module_path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[self.module_name] = module
+        try:
+            spec.loader.exec_module(module)
+            handler = getattr(module, self.handler_attribute)
+        except BaseException:
+            sys.modules.pop(self.module_name, None)
+            raise
+        if not callable(handler):
+            raise TypeError(f"{self.module_name}.{self.handler_attribute} is not callable")
+        self._handler = handler
+        return handler
+
+    def invoke(self, event: Any) -> Any:
+        """Run the handler on ``event``; its exception propagates (the caller answers the way AWS would)."""
+        with self._lock:
+            handler = self.load()
+            context = LambdaContext(self.name, self.memory_size, self.timeout)
+            started = time.monotonic()
+            try:
+                return handler(event, context)
+            finally:
+                elapsed = time.monotonic() - started
+                if elapsed > self.timeout:
+                    log.warning(
+                        "%s ran %.1f s, longer than its Timeout of %s s (Lambda would have stopped it)",
+                        self.logical_id, elapsed, self.timeout,
+                    )

@@ -1,0 +1,666 @@
+"""template.yaml, read the way the local stack needs it.
+
+The local stack creates its tables, queues and secrets, its HTTP routes and its stream pollers from the SAM template,
+so they cannot drift from what AWS gets. This module parses the template (CloudFormation short-form tags included),
+applies SAM's Globals, evaluates Conditions with the local parameter values, and returns typed specs.
+
+Local conventions:
+  * every resource's physical name is ``billops-local-<LogicalId>`` (``.fifo`` appended for FIFO queues);
+  * the ``Environment`` parameter is ``local``, every other parameter takes its default (or an override);
+  * pseudo parameters: region us-east-1, account 123456789012 (moto's default), stack name ``billops-local``.
+
+Intrinsics in environment variables and queue attributes are kept as written and resolved later, by
+``IntrinsicResolver``, once the resources exist in moto (a secret's ARN, a queue's URL are only known then).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+LOCAL_PREFIX = "billops-local-"
+LOCAL_STACK_NAME = "billops-local"
+LOCAL_ENVIRONMENT = "local"
+LOCAL_REGION = "us-east-1"
+LOCAL_ACCOUNT_ID = "123456789012"
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+
+class TemplateError(ValueError):
+    """The template uses something the local stack cannot reproduce faithfully (so it refuses, loudly)."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# YAML with CloudFormation short-form tags
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class CloudFormationLoader(yaml.SafeLoader):
+    """A safe YAML loader that turns ``!Ref x`` into ``{"Ref": "x"}``, ``!Sub s`` into ``{"Fn::Sub": s}`` and so on.
+
+    Timestamps stay strings, as CloudFormation reads them (``AWSTemplateFormatVersion: 2010-09-09``).
+    """
+
+
+CloudFormationLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_tagged(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        logical_id, _, attribute = value.partition(".")
+        return {"Fn::GetAtt": [logical_id, attribute]}
+    return {f"Fn::{tag_suffix}": value}
+
+
+CloudFormationLoader.add_multi_constructor("!", _construct_tagged)
+
+
+def load_yaml(path: Path | str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        document = yaml.load(handle, Loader=CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(document, dict) or "Resources" not in document:
+        raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
+    return document
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Intrinsic functions
+# ----------------------------------------------------------------------------------------------------------------
+
+_NO_VALUE = object()
+_SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+class IntrinsicResolver:
+    """Resolves CloudFormation intrinsics against local values.
+
+    ``refs`` maps a logical id to what ``Ref`` returns for it, ``attributes`` maps (logical id, attribute) to what
+    ``Fn::GetAtt`` returns. Anything unknown raises TemplateError naming it, rather than guessing.
+    """
+
+    def __init__(
+        self,
+        parameters: Mapping[str, Any],
+        conditions: Mapping[str, Any],
+        refs: Mapping[str, str] | None = None,
+        attributes: Mapping[tuple[str, str], str] | None = None,
+        pseudo: Mapping[str, str] | None = None,
+    ) -> None:
+        self.parameters = dict(parameters)
+        self.condition_definitions = dict(conditions)
+        self.refs = dict(refs or {})
+        self.attributes = dict(attributes or {})
+        self.pseudo = dict(pseudo or _pseudo_parameters())
+        self._condition_values: dict[str, bool] = {}
+
+    def with_resources(
+        self, refs: Mapping[str, str], attributes: Mapping[tuple[str, str], str]
+    ) -> IntrinsicResolver:
+        return IntrinsicResolver(
+            self.parameters,
+            self.condition_definitions,
+            {**self.refs, **refs},
+            {**self.attributes, **attributes},
+            self.pseudo,
+        )
+
+    # -- conditions --------------------------------------------------------------------------------------------
+
+    def condition(self, name: str) -> bool:
+        if name not in self._condition_values:
+            if name not in self.condition_definitions:
+                raise TemplateError(f"unknown condition {name!r}")
+            self._condition_values[name] = bool(self.resolve(self.condition_definitions[name]))
+        return self._condition_values[name]
+
+    # -- values ------------------------------------------------------------------------------------------------
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, list):
+            items = [self.resolve(item) for item in value]
+            return [item for item in items if item is not _NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, argument), = value.items()
+            if key == "Ref":
+                return self._ref(argument)
+            if key == "Condition":
+                return self.condition(argument)
+            if key.startswith("Fn::"):
+                return self._function(key[4:], argument)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not _NO_VALUE}
+
+    def resolve_string(self, value: Any, *, what: str) -> str:
+        """Resolve to the string a Lambda environment variable (or an API parameter) would hold."""
+        resolved = self.resolve(value)
+        if isinstance(resolved, bool):
+            return "true" if resolved else "false"
+        if isinstance(resolved, (int, float, str)):
+            return str(resolved)
+        raise TemplateError(f"{what} does not resolve to a string: {resolved!r}")
+
+    def _ref(self, name: str) -> Any:
+        if name == "AWS::NoValue":
+            return _NO_VALUE
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.refs:
+            return self.refs[name]
+        raise TemplateError(f"cannot resolve !Ref {name} locally (not a parameter or a locally created resource)")
+
+    def _get_att(self, logical_id: str, attribute: str) -> str:
+        try:
+            return self.attributes[(logical_id, attribute)]
+        except KeyError:
+            raise TemplateError(f"cannot resolve !GetAtt {logical_id}.{attribute} locally") from None
+
+    def _function(self, name: str, argument: Any) -> Any:
+        if name == "GetAtt":
+            if isinstance(argument, str):
+                logical_id, _, attribute = argument.partition(".")
+            else:
+                logical_id, attribute = argument
+            return self._get_att(logical_id, self.resolve(attribute))
+        if name == "Sub":
+            if isinstance(argument, list):
+                template, variables = argument
+                variables = {key: self.resolve(item) for key, item in variables.items()}
+            else:
+                template, variables = argument, {}
+            return self._sub(template, variables)
+        if name == "Join":
+            delimiter, items = argument
+            return str(delimiter).join(str(item) for item in self.resolve(items))
+        if name == "Select":
+            index, items = argument
+            return self.resolve(items)[int(self.resolve(index))]
+        if name == "Split":
+            delimiter, source = argument
+            return str(self.resolve(source)).split(delimiter)
+        if name == "If":
+            condition, when_true, when_false = argument
+            return self.resolve(when_true if self.condition(condition) else when_false)
+        if name == "Equals":
+            left, right = (self.resolve(item) for item in argument)
+            return str(left) == str(right)
+        if name == "Not":
+            (inner,) = argument
+            return not self.resolve(inner)
+        if name == "And":
+            return all(self.resolve(item) for item in argument)
+        if name == "Or":
+            return any(self.resolve(item) for item in argument)
+        raise TemplateError(f"Fn::{name} is not supported by the local stack")
+
+    def _sub(self, template: str, variables: Mapping[str, Any]) -> str:
+        def replace(match: re.Match[str]) -> str:
+            expression = match.group(1)
+            if expression.startswith("!"):
+                return "${" + expression[1:] + "}"
+            if expression in variables:
+                return str(variables[expression])
+            if "." in expression and not expression.startswith("AWS::"):
+                logical_id, _, attribute = expression.partition(".")
+                return str(self._get_att(logical_id, attribute))
+            return str(self._ref(expression))
+
+        return _SUB_VARIABLE.sub(replace, template)
+
+
+def _pseudo_parameters() -> dict[str, str]:
+    return {
+        "AWS::Region": LOCAL_REGION,
+        "AWS::AccountId": LOCAL_ACCOUNT_ID,
+        "AWS::StackName": LOCAL_STACK_NAME,
+        "AWS::StackId": f"arn:aws:cloudformation:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:stack/{LOCAL_STACK_NAME}/local",
+        "AWS::Partition": "aws",
+        "AWS::URLSuffix": "amazonaws.com",
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Specs
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyElement:
+    attribute_name: str
+    key_type: str  # HASH | RANGE
+
+    def to_api(self) -> dict[str, str]:
+        return {"AttributeName": self.attribute_name, "KeyType": self.key_type}
+
+
+@dataclass(frozen=True)
+class SecondaryIndexSpec:
+    index_name: str
+    key_schema: tuple[KeyElement, ...]
+    projection: Mapping[str, Any]
+
+    def to_api(self) -> dict[str, Any]:
+        projection: dict[str, Any] = {"ProjectionType": self.projection.get("ProjectionType", "ALL")}
+        if self.projection.get("NonKeyAttributes"):
+            projection["NonKeyAttributes"] = list(self.projection["NonKeyAttributes"])
+        return {
+            "IndexName": self.index_name,
+            "KeySchema": [element.to_api() for element in self.key_schema],
+            "Projection": projection,
+        }
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str
+    physical_name: str
+    attribute_definitions: Mapping[str, str]  # name -> S | N | B
+    key_schema: tuple[KeyElement, ...]
+    global_secondary_indexes: tuple[SecondaryIndexSpec, ...]
+    local_secondary_indexes: tuple[SecondaryIndexSpec, ...]
+    stream_view_type: str | None
+    billing_mode: str
+    point_in_time_recovery: bool
+    sse_enabled: bool
+    time_to_live_attribute: str | None
+
+    def create_table_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.physical_name,
+            "AttributeDefinitions": [
+                {"AttributeName": name, "AttributeType": kind} for name, kind in self.attribute_definitions.items()
+            ],
+            "KeySchema": [element.to_api() for element in self.key_schema],
+            "BillingMode": self.billing_mode,
+        }
+        if self.billing_mode == "PROVISIONED":
+            kwargs["ProvisionedThroughput"] = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        if self.global_secondary_indexes:
+            kwargs["GlobalSecondaryIndexes"] = [index.to_api() for index in self.global_secondary_indexes]
+            if self.billing_mode == "PROVISIONED":
+                for index in kwargs["GlobalSecondaryIndexes"]:
+                    index["ProvisionedThroughput"] = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+        if self.local_secondary_indexes:
+            kwargs["LocalSecondaryIndexes"] = [index.to_api() for index in self.local_secondary_indexes]
+        if self.stream_view_type:
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.stream_view_type}
+        if self.sse_enabled:
+            kwargs["SSESpecification"] = {"Enabled": True}
+        return kwargs
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    logical_id: str
+    physical_name: str
+    attributes: Mapping[str, Any]  # CloudFormation property name -> value (intrinsics unresolved)
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    logical_id: str
+    physical_name: str
+    description: Any
+    secret_string: Any  # a literal SecretString, or None when generated
+    generate: Mapping[str, Any] | None  # GenerateSecretString
+
+
+@dataclass(frozen=True)
+class HttpRouteSpec:
+    function_logical_id: str
+    event_id: str
+    method: str  # upper case, or ANY
+    path: str  # "/webhooks/ccbill", "/things/{id}", "/files/{proxy+}", or "$default"
+    payload_format_version: str
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class StreamSourceSpec:
+    function_logical_id: str
+    event_id: str
+    table_logical_id: str
+    starting_position: str
+    batch_size: int
+    maximum_batching_window_seconds: float
+    maximum_retry_attempts: int  # -1 = until the record expires
+    bisect_batch_on_function_error: bool
+    report_batch_item_failures: bool
+    on_failure_queue_logical_id: str | None
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    physical_name: str
+    code_uri: Path
+    handler: str
+    runtime: str
+    memory_size: int
+    timeout: int
+    environment: Mapping[str, Any]  # variable -> value as written (intrinsics unresolved)
+    http_routes: tuple[HttpRouteSpec, ...]
+    stream_sources: tuple[StreamSourceSpec, ...]
+
+    @property
+    def module_name(self) -> str:
+        return self.handler.rpartition(".")[0]
+
+    @property
+    def handler_attribute(self) -> str:
+        return self.handler.rpartition(".")[2]
+
+    @property
+    def module_path(self) -> Path:
+        return self.code_uri / (self.module_name.replace(".", "/") + ".py")
+
+
+@dataclass(frozen=True)
+class LocalTemplate:
+    path: Path
+    parameters: Mapping[str, Any]
+    tables: Mapping[str, TableSpec]
+    queues: Mapping[str, QueueSpec]
+    secrets: Mapping[str, SecretSpec]
+    functions: Mapping[str, FunctionSpec]
+    resolver: IntrinsicResolver = field(repr=False)
+
+    @property
+    def http_routes(self) -> tuple[HttpRouteSpec, ...]:
+        return tuple(route for function in self.functions.values() for route in function.http_routes)
+
+    @property
+    def stream_sources(self) -> tuple[StreamSourceSpec, ...]:
+        return tuple(source for function in self.functions.values() for source in function.stream_sources)
+
+
+def physical_name(logical_id: str) -> str:
+    return LOCAL_PREFIX + logical_id
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def load_template(
+    path: Path | str | None = None, *, parameter_overrides: Mapping[str, Any] | None = None
+) -> LocalTemplate:
+    path = Path(path) if path else DEFAULT_TEMPLATE
+    document = load_yaml(path)
+    parameters = _local_parameters(document.get("Parameters") or {}, parameter_overrides or {})
+    resolver = IntrinsicResolver(parameters, document.get("Conditions") or {})
+    resources: dict[str, dict[str, Any]] = {
+        logical_id: resource
+        for logical_id, resource in (document.get("Resources") or {}).items()
+        if "Condition" not in resource or resolver.condition(resource["Condition"])
+    }
+    globals_function = (document.get("Globals") or {}).get("Function") or {}
+
+    tables = {
+        logical_id: _table_spec(logical_id, resource.get("Properties") or {}, resolver)
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::DynamoDB::Table"
+    }
+    queues = {
+        logical_id: _queue_spec(logical_id, resource.get("Properties") or {}, resolver)
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::SQS::Queue"
+    }
+    secrets = {
+        logical_id: _secret_spec(logical_id, resource.get("Properties") or {})
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::SecretsManager::Secret"
+    }
+    functions = {
+        logical_id: _function_spec(
+            logical_id, merge_globals(globals_function, resource.get("Properties") or {}), path.parent, resolver,
+            tables, queues,
+        )
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+    }
+    _check_unique_routes(functions.values())
+    return LocalTemplate(path, parameters, tables, queues, secrets, functions, resolver)
+
+
+def _local_parameters(declared: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, declaration in declared.items():
+        if name in overrides:
+            values[name] = overrides[name]
+        elif name == "Environment":
+            values[name] = LOCAL_ENVIRONMENT
+        elif "Default" in (declaration or {}):
+            values[name] = declaration["Default"]
+        else:
+            raise TemplateError(f"parameter {name} has no Default: give it a local value (parameter_overrides)")
+    unknown = set(overrides) - set(declared)
+    if unknown:
+        raise TemplateError(f"parameter overrides for undeclared parameters: {sorted(unknown)}")
+    return values
+
+
+def merge_globals(global_properties: Mapping[str, Any], properties: Mapping[str, Any]) -> dict[str, Any]:
+    """SAM's Globals rules: maps merge (the resource wins), lists add up (globals first), anything else is replaced."""
+
+    def is_intrinsic(value: Any) -> bool:
+        return isinstance(value, dict) and len(value) == 1 and next(iter(value)).startswith(("Ref", "Fn::"))
+
+    merged: dict[str, Any] = dict(global_properties)
+    for key, value in properties.items():
+        if key not in merged:
+            merged[key] = value
+            continue
+        current = merged[key]
+        if isinstance(current, dict) and isinstance(value, dict) and not is_intrinsic(current) and not is_intrinsic(value):
+            merged[key] = merge_globals(current, value)
+        elif isinstance(current, list) and isinstance(value, list):
+            merged[key] = [*current, *value]
+        else:
+            merged[key] = value
+    return merged
+
+
+def _key_schema(elements: list[Mapping[str, Any]]) -> tuple[KeyElement, ...]:
+    return tuple(KeyElement(element["AttributeName"], element["KeyType"]) for element in elements)
+
+
+def _table_spec(logical_id: str, properties: Mapping[str, Any], resolver: IntrinsicResolver) -> TableSpec:
+    # Only what shapes the table locally is resolved (its TableName, if any, is replaced by the local name).
+    used = (
+        "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "LocalSecondaryIndexes", "StreamSpecification",
+        "BillingMode", "PointInTimeRecoverySpecification", "SSESpecification", "TimeToLiveSpecification",
+    )
+    properties = resolver.resolve({key: value for key, value in properties.items() if key in used})
+    indexes = tuple(
+        SecondaryIndexSpec(index["IndexName"], _key_schema(index["KeySchema"]), index.get("Projection") or {})
+        for index in properties.get("GlobalSecondaryIndexes") or []
+    )
+    local_indexes = tuple(
+        SecondaryIndexSpec(index["IndexName"], _key_schema(index["KeySchema"]), index.get("Projection") or {})
+        for index in properties.get("LocalSecondaryIndexes") or []
+    )
+    stream = properties.get("StreamSpecification") or {}
+    ttl = properties.get("TimeToLiveSpecification") or {}
+    return TableSpec(
+        logical_id=logical_id,
+        physical_name=physical_name(logical_id),
+        attribute_definitions={
+            definition["AttributeName"]: definition["AttributeType"]
+            for definition in properties.get("AttributeDefinitions") or []
+        },
+        key_schema=_key_schema(properties["KeySchema"]),
+        global_secondary_indexes=indexes,
+        local_secondary_indexes=local_indexes,
+        stream_view_type=stream.get("StreamViewType"),
+        billing_mode=properties.get("BillingMode", "PROVISIONED"),
+        point_in_time_recovery=bool(
+            (properties.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled")
+        ),
+        sse_enabled=bool((properties.get("SSESpecification") or {}).get("SSEEnabled")),
+        time_to_live_attribute=ttl.get("AttributeName") if ttl.get("Enabled") else None,
+    )
+
+
+def _queue_spec(logical_id: str, properties: Mapping[str, Any], resolver: IntrinsicResolver) -> QueueSpec:
+    name = physical_name(logical_id)
+    if resolver.resolve(properties.get("FifoQueue", False)) in (True, "true"):
+        name += ".fifo"
+    attributes = {key: value for key, value in properties.items() if key not in ("QueueName", "Tags")}
+    return QueueSpec(logical_id, name, attributes)
+
+
+def _secret_spec(logical_id: str, properties: Mapping[str, Any]) -> SecretSpec:
+    return SecretSpec(
+        logical_id=logical_id,
+        physical_name=physical_name(logical_id),
+        description=properties.get("Description"),
+        secret_string=properties.get("SecretString"),
+        generate=properties.get("GenerateSecretString"),
+    )
+
+
+def _referenced_logical_id(value: Any, attribute: str, *, what: str) -> str:
+    """The logical id in ``!GetAtt X.<attribute>`` (the only form the local stack can map to a local resource)."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        logical_id, got_attribute = target.split(".", 1) if isinstance(target, str) else target
+        if got_attribute == attribute:
+            return logical_id
+    raise TemplateError(f"{what} must be !GetAtt <Resource>.{attribute} for the local stack, got {value!r}")
+
+
+def _function_spec(
+    logical_id: str,
+    properties: Mapping[str, Any],
+    template_dir: Path,
+    resolver: IntrinsicResolver,
+    tables: Mapping[str, TableSpec],
+    queues: Mapping[str, QueueSpec],
+) -> FunctionSpec:
+    code_uri = resolver.resolve(properties.get("CodeUri"))
+    handler = resolver.resolve(properties.get("Handler"))
+    if not isinstance(code_uri, str) or not isinstance(handler, str) or "." not in handler:
+        raise TemplateError(f"{logical_id}: the local stack needs a local CodeUri and a module.function Handler")
+    runtime = resolver.resolve(properties.get("Runtime", ""))
+    if not str(runtime).startswith("python"):
+        raise TemplateError(f"{logical_id}: runtime {runtime!r} cannot run in the local stack (Python only)")
+    environment = dict(((properties.get("Environment") or {}).get("Variables")) or {})
+    routes: list[HttpRouteSpec] = []
+    streams: list[StreamSourceSpec] = []
+    for event_id, event in (properties.get("Events") or {}).items():
+        event_type = event.get("Type")
+        event_properties = event.get("Properties") or {}
+        if event_type == "HttpApi":
+            routes.append(_http_route(logical_id, event_id, event_properties, resolver))
+        elif event_type == "DynamoDB":
+            streams.append(_stream_source(logical_id, event_id, event_properties, resolver, tables, queues))
+        else:
+            raise TemplateError(f"{logical_id}.{event_id}: event type {event_type} is not emulated by the local stack")
+    return FunctionSpec(
+        logical_id=logical_id,
+        physical_name=physical_name(logical_id),
+        code_uri=(template_dir / code_uri).resolve(),
+        handler=handler,
+        runtime=str(runtime),
+        memory_size=int(resolver.resolve(properties.get("MemorySize", 128))),
+        timeout=int(resolver.resolve(properties.get("Timeout", 3))),
+        environment=environment,
+        http_routes=tuple(routes),
+        stream_sources=tuple(streams),
+    )
+
+
+def _http_route(
+    logical_id: str, event_id: str, properties: Mapping[str, Any], resolver: IntrinsicResolver
+) -> HttpRouteSpec:
+    properties = resolver.resolve({key: value for key, value in properties.items() if key != "ApiId"})
+    path = properties.get("Path")
+    method = str(properties.get("Method") or "ANY").upper()
+    if path is None:
+        path = "$default"  # SAM: an HttpApi event without Path/Method is the API's catch-all route
+    elif not str(path).startswith("/"):
+        raise TemplateError(f"{logical_id}.{event_id}: HttpApi path {path!r} must start with /")
+    method = "ANY" if method in ("*", "X-AMAZON-APIGATEWAY-ANY-METHOD") else method
+    version = str(properties.get("PayloadFormatVersion", "2.0"))
+    if version != "2.0":
+        raise TemplateError(f"{logical_id}.{event_id}: only payload format 2.0 is emulated, got {version}")
+    return HttpRouteSpec(logical_id, event_id, method, str(path), version)
+
+
+def _stream_source(
+    logical_id: str,
+    event_id: str,
+    properties: Mapping[str, Any],
+    resolver: IntrinsicResolver,
+    tables: Mapping[str, TableSpec],
+    queues: Mapping[str, QueueSpec],
+) -> StreamSourceSpec:
+    what = f"{logical_id}.{event_id}"
+    table_id = _referenced_logical_id(properties.get("Stream"), "StreamArn", what=f"{what}.Stream")
+    if table_id not in tables:
+        raise TemplateError(f"{what}: stream of unknown table {table_id}")
+    if not tables[table_id].stream_view_type:
+        raise TemplateError(f"{what}: table {table_id} has no StreamSpecification")
+    for unsupported in ("FilterCriteria", "TumblingWindowInSeconds"):
+        if unsupported in properties:
+            raise TemplateError(f"{what}: {unsupported} is not emulated by the local stack's stream poller")
+    on_failure = ((properties.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    queue_id = None
+    if on_failure is not None:
+        queue_id = _referenced_logical_id(on_failure, "Arn", what=f"{what}.DestinationConfig.OnFailure")
+        if queue_id not in queues:
+            raise TemplateError(f"{what}: the on-failure destination {queue_id} is not an SQS queue of the template")
+    values = resolver.resolve(
+        {key: value for key, value in properties.items() if key not in ("Stream", "DestinationConfig")}
+    )
+    return StreamSourceSpec(
+        function_logical_id=logical_id,
+        event_id=event_id,
+        table_logical_id=table_id,
+        starting_position=str(values.get("StartingPosition", "TRIM_HORIZON")),
+        batch_size=int(values.get("BatchSize", 100)),
+        maximum_batching_window_seconds=float(values.get("MaximumBatchingWindowInSeconds", 0)),
+        maximum_retry_attempts=int(values.get("MaximumRetryAttempts", -1)),
+        bisect_batch_on_function_error=values.get("BisectBatchOnFunctionError") in (True, "true"),
+        report_batch_item_failures="ReportBatchItemFailures" in (values.get("FunctionResponseTypes") or []),
+        on_failure_queue_logical_id=queue_id,
+        enabled=values.get("Enabled", True) not in (False, "false"),
+    )
+
+
+def _check_unique_routes(functions: Any) -> None:
+    seen: dict[str, str] = {}
+    for function in functions:
+        for route in function.http_routes:
+            if route.route_key in seen:
+                raise TemplateError(
+                    f"route {route.route_key} is declared by both {seen[route.route_key]} and {function.logical_id}"
+                )
+            seen[route.route_key] = function.logical_id

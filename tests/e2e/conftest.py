@@ -1,0 +1,144 @@
+"""End-to-end fixtures: the real local stack (`python -m billops_local`) in a subprocess, on free ports.
+
+Tests here talk to it over HTTP with `requests`, exactly as a developer's curl or the CCBill sandbox would, and are
+marked `e2e` automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "billops local stack ready"
+START_TIMEOUT_SECONDS = 60
+STOP_TIMEOUT_SECONDS = 10
+WEBHOOK_TOKEN = "e2e-webhook-token"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.bind(("127.0.0.1", 0))
+            sockets.append(probe)
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+@dataclass
+class LocalStackProcess:
+    api_url: str
+    aws_endpoint: str
+    webhook_token: str
+    webhook_url: str
+    sandbox_url: str
+    process: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def output(self) -> str:
+        """Everything the stack printed so far (stdout and stderr, interleaved)."""
+        return "".join(self.lines)
+
+    def boto3_client(self, service: str):
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStackProcess]:
+    aws_port, api_port, sandbox_port = _free_ports(3)
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(
+        {
+            "BILLOPS_AWS_PORT": str(aws_port),
+            "BILLOPS_API_PORT": str(api_port),
+            "BILLOPS_SANDBOX_PORT": str(sandbox_port),
+            "BILLOPS_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "billops_local"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if line.strip() == READY_LINE:
+                ready.set()
+        ready.set()  # the process ended: stop waiting
+
+    reader = threading.Thread(target=read, name="local-stack-output", daemon=True)
+    reader.start()
+    started = time.monotonic()
+    ready.wait(START_TIMEOUT_SECONDS)
+    if process.poll() is not None or not any(line.strip() == READY_LINE for line in lines):
+        process.kill()
+        process.wait(5)
+        pytest.fail(
+            f"the local stack was not ready after {time.monotonic() - started:.0f} s "
+            f"(exit code {process.returncode}):\n{''.join(lines)}"
+        )
+
+    api_url = f"http://127.0.0.1:{api_port}"
+    stack = LocalStackProcess(
+        api_url=api_url,
+        aws_endpoint=f"http://127.0.0.1:{aws_port}",
+        webhook_token=WEBHOOK_TOKEN,
+        webhook_url=f"{api_url}/webhooks/ccbill?token={WEBHOOK_TOKEN}",
+        sandbox_url=f"http://127.0.0.1:{sandbox_port}",
+        process=process,
+        lines=lines,
+    )
+    try:
+        yield stack
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+                pytest.fail(f"the local stack did not stop within {STOP_TIMEOUT_SECONDS} s of SIGTERM:\n{stack.output}")
+        reader.join(5)
+        assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{stack.output}"

@@ -1,0 +1,414 @@
+"""The local stack's AWS resources and HTTP routes come from template.yaml and cannot drift from it.
+
+Expectations are read from the raw YAML here, independently of billops_local.template_resources, and compared with
+what exists in moto and what the gateway routes. The gateway's HTTP API behaviour is exercised with small fake
+handler modules written to tmp_path (not the real handlers).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from billops_local.aws_environment import (
+    EnvironmentConflict,
+    LocalFunction,
+    MotoServer,
+    aws_client,
+    create_resources,
+    function_environments,
+    merged_function_environment,
+)
+from billops_local.http_gateway import HttpGateway, Route, RouteTable, response_from_lambda
+from billops_local.template_resources import load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+TOKEN = "integration-test-token"
+
+
+class _RawLoader(yaml.SafeLoader):
+    """Reads the template without billops_local: every !Tag becomes {"Tag": value}."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}
+
+
+_RawLoader.add_multi_constructor("!", _tagged)
+
+
+@pytest.fixture(scope="module")
+def raw_template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_RawLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    server = MotoServer(port=0)
+    server.start()
+    requests.post(f"{server.endpoint_url}/moto-api/reset", timeout=10)  # moto's backends are process-wide
+    yield server.endpoint_url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def template():
+    return load_template(TEMPLATE)
+
+
+@pytest.fixture(scope="module")
+def created(template, moto_endpoint):
+    return create_resources(template, moto_endpoint, secret_values={"WebhookTokenSecret": TOKEN})
+
+
+def _expected_tables(raw_template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        f"billops-local-{logical_id}": resource["Properties"]
+        for logical_id, resource in raw_template["Resources"].items()
+        if resource["Type"] == "AWS::DynamoDB::Table"
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resources in moto == resources in the template
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_moto_has_exactly_the_template_tables(raw_template, created, moto_endpoint) -> None:
+    names = aws_client("dynamodb", moto_endpoint).list_tables()["TableNames"]
+    assert sorted(names) == sorted(_expected_tables(raw_template))
+
+
+def test_tables_have_exactly_the_template_keys_indexes_and_streams(raw_template, created, moto_endpoint) -> None:
+    dynamodb = aws_client("dynamodb", moto_endpoint)
+    for name, expected in _expected_tables(raw_template).items():
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["KeySchema"] == expected["KeySchema"], name
+        assert sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+            expected["AttributeDefinitions"], key=lambda a: a["AttributeName"]
+        ), name
+        got_indexes = {
+            index["IndexName"]: (index["KeySchema"], index["Projection"]["ProjectionType"])
+            for index in table.get("GlobalSecondaryIndexes", [])
+        }
+        want_indexes = {
+            index["IndexName"]: (index["KeySchema"], index["Projection"]["ProjectionType"])
+            for index in expected.get("GlobalSecondaryIndexes", [])
+        }
+        assert got_indexes == want_indexes, name
+        assert not table.get("LocalSecondaryIndexes") and not expected.get("LocalSecondaryIndexes")
+        stream = expected.get("StreamSpecification")
+        if stream:
+            assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+            assert table["LatestStreamArn"] == created.tables[name.removeprefix("billops-local-")].stream_arn
+        else:
+            assert not table.get("StreamSpecification", {}).get("StreamEnabled"), name
+        assert table["BillingModeSummary"]["BillingMode"] == expected["BillingMode"], name
+        assert table["SSEDescription"]["Status"] == "ENABLED", name
+        backups = dynamodb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED", name
+
+
+def test_queues_and_secrets_come_from_the_template(raw_template, created, moto_endpoint) -> None:
+    resources = raw_template["Resources"]
+    queue_ids = sorted(i for i, r in resources.items() if r["Type"] == "AWS::SQS::Queue")
+    assert sorted(created.queues) == queue_ids
+    sqs = aws_client("sqs", moto_endpoint)
+    for logical_id in queue_ids:
+        attributes = sqs.get_queue_attributes(QueueUrl=created.queues[logical_id].url, AttributeNames=["All"])[
+            "Attributes"
+        ]
+        expected = resources[logical_id]["Properties"]
+        assert attributes["QueueArn"].endswith(f":billops-local-{logical_id}")
+        if "MessageRetentionPeriod" in expected:
+            assert attributes["MessageRetentionPeriod"] == str(expected["MessageRetentionPeriod"])
+        if expected.get("SqsManagedSseEnabled"):
+            assert attributes["SqsManagedSseEnabled"] == "true"
+    secret_ids = sorted(i for i, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret")
+    assert sorted(created.secrets) == secret_ids
+
+
+def test_the_webhook_token_is_the_whole_secret_string(created, moto_endpoint) -> None:
+    secrets = aws_client("secretsmanager", moto_endpoint)
+    value = secrets.get_secret_value(SecretId=created.secrets["WebhookTokenSecret"].arn)["SecretString"]
+    assert value == TOKEN
+
+
+def test_function_environments_resolve_to_the_local_resources(template, created) -> None:
+    environments = function_environments(template, created)
+    receiver = environments["WebhookReceiverFunction"]
+    assert receiver["BILLOPS_ENV"] == "local"
+    assert receiver["BILLOPS_EVENTS_TABLE"] == "billops-local-EventsTable"
+    assert receiver["BILLOPS_SUBSCRIPTIONS_TABLE"] == "billops-local-SubscriptionsTable"
+    assert receiver["BILLOPS_WEBHOOK_TOKEN_SECRET_ARN"] == created.secrets["WebhookTokenSecret"].arn
+    assert receiver["BILLOPS_ALLOWED_CIDRS"] == "64.38.212.0/24,64.38.215.0/24,64.38.240.0/24,64.38.241.0/24"
+    assert receiver["BILLOPS_CLIENT_ACCNUM"] == ""
+    assert receiver["BILLOPS_MAX_BODY_BYTES"] == "65536"
+    assert receiver["POWERTOOLS_SERVICE_NAME"] == "billops"
+    assert "BILLOPS_WEBHOOK_TOKEN" not in receiver
+    merged = merged_function_environment(environments)
+    assert merged["BILLOPS_EVENTS_TABLE"] == "billops-local-EventsTable"
+
+
+def test_two_functions_giving_one_variable_two_values_is_refused() -> None:
+    with pytest.raises(EnvironmentConflict, match="SHARED"):
+        merged_function_environment({"A": {"SHARED": "1", "ONLY_A": "x"}, "B": {"SHARED": "2"}})
+    assert merged_function_environment({"A": {"SHARED": "1"}, "B": {"SHARED": "1"}}) == {"SHARED": "1"}
+
+
+def test_template_specs_carry_the_stream_source_settings(template, raw_template) -> None:
+    (source,) = template.stream_sources
+    raw = raw_template["Resources"]["SubscriptionProjectorFunction"]["Properties"]["Events"]["EventsStream"]
+    raw_properties = raw["Properties"]
+    assert source.table_logical_id == raw_properties["Stream"]["GetAtt"].split(".")[0]
+    assert source.batch_size == raw_properties["BatchSize"]
+    assert source.starting_position == raw_properties["StartingPosition"]
+    assert source.maximum_retry_attempts == raw_properties["MaximumRetryAttempts"]
+    assert source.bisect_batch_on_function_error is raw_properties["BisectBatchOnFunctionError"]
+    assert source.report_batch_item_failures is True
+    assert source.on_failure_queue_logical_id == "ProjectorDeadLetterQueue"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gateway routes == template routes
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _expected_route_keys(raw_template: dict[str, Any]) -> set[str]:
+    keys = set()
+    for resource in raw_template["Resources"].values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        for event in (resource["Properties"].get("Events") or {}).values():
+            if event["Type"] == "HttpApi":
+                keys.add(f"{event['Properties']['Method'].upper()} {event['Properties']['Path']}")
+    return keys
+
+
+def test_gateway_routes_exactly_the_template_routes(raw_template, template) -> None:
+    functions = {
+        logical_id: LocalFunction(spec.physical_name, handler=lambda event, context: {})
+        for logical_id, spec in template.functions.items()
+    }
+    table = RouteTable.from_template(template.http_routes, functions)
+    assert table.route_keys == _expected_route_keys(raw_template)
+    route, parameters = table.find("POST", "/webhooks/ccbill")
+    assert route.function is functions["WebhookReceiverFunction"] and parameters == {}
+    assert table.find("GET", "/webhooks/ccbill") is None
+    assert table.find("POST", "/webhooks/ccbill/extra") is None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Gateway behaviour, with fake handler modules
+# ----------------------------------------------------------------------------------------------------------------
+
+_ECHO_HANDLER = '''
+import base64, json, threading, time
+
+active = 0
+peak = 0
+_lock = threading.Lock()
+
+
+def handler(event, context):
+    global active, peak
+    with _lock:
+        active += 1
+        peak = max(peak, active)
+    try:
+        if event["rawPath"].startswith("/slow"):
+            time.sleep(0.2)
+        if event["rawPath"] == "/boom":
+            raise RuntimeError("boom")
+        if event["rawPath"] == "/plain":
+            return {"plain": True}
+        if event["rawPath"] == "/text":
+            return "just text"
+        if event["rawPath"] == "/binary":
+            return {"statusCode": 201, "isBase64Encoded": True, "body": base64.b64encode(b"\\x00\\x01").decode(),
+                    "headers": {"content-type": "application/octet-stream"}, "cookies": ["a=1", "b=2; Path=/"]}
+        if event["rawPath"] == "/malformed":
+            return {"statusCode": "teapot"}
+        return {
+            "statusCode": 200,
+            "headers": {"content-type": "application/json", "x-function": context.function_name},
+            "body": json.dumps({
+                "routeKey": event["routeKey"],
+                "rawPath": event["rawPath"],
+                "rawQueryString": event["rawQueryString"],
+                "pathParameters": event.get("pathParameters"),
+                "sourceIp": event["requestContext"]["http"]["sourceIp"],
+                "method": event["requestContext"]["http"]["method"],
+                "body": event.get("body"),
+                "isBase64Encoded": event["isBase64Encoded"],
+                "remaining": context.get_remaining_time_in_millis(),
+                "memory": context.memory_limit_in_mb,
+                "requestId": context.aws_request_id,
+            }),
+        }
+    finally:
+        with _lock:
+            active -= 1
+'''
+
+
+@pytest.fixture
+def gateway(tmp_path: Path):
+    module = tmp_path / "fake_gateway_echo_handler.py"
+    module.write_text(textwrap.dedent(_ECHO_HANDLER))
+    function = LocalFunction("fake-echo", module_path=module, memory_size=512, timeout=5)
+    routes = [
+        Route("POST /things", "POST", "/things", function),
+        Route("GET /things/{id}", "GET", "/things/{id}", function),
+        Route("GET /things/special", "GET", "/things/special", function),
+        Route("ANY /files/{proxy+}", "ANY", "/files/{proxy+}", function),
+        *(Route(f"GET /{name}", "GET", f"/{name}", function)
+          for name in ("boom", "plain", "text", "binary", "malformed", "slow")),
+    ]
+    server = HttpGateway(RouteTable(routes), port=0)
+    server.start()
+    yield server, function
+    server.stop()
+
+
+def test_gateway_builds_payload_v2_events_with_the_tcp_peer_as_source_ip(gateway) -> None:
+    server, _ = gateway
+    response = requests.post(
+        f"{server.url}/things?token=secret&a=1",
+        json={"x": 1},
+        headers={"X-Forwarded-For": "64.38.212.10"},
+        timeout=10,
+    )
+    assert response.status_code == 200
+    assert response.headers["x-function"] == "fake-echo"
+    echoed = response.json()
+    assert echoed["routeKey"] == "POST /things"
+    assert echoed["rawPath"] == "/things"
+    assert echoed["rawQueryString"] == "token=secret&a=1"
+    assert echoed["sourceIp"] == "127.0.0.1"
+    assert echoed["method"] == "POST"
+    assert json.loads(echoed["body"]) == {"x": 1}
+    assert 0 < echoed["remaining"] <= 5000
+    assert echoed["memory"] == 512
+
+
+def test_gateway_path_parameters_and_most_specific_route(gateway) -> None:
+    server, _ = gateway
+    assert requests.get(f"{server.url}/things/42", timeout=10).json()["pathParameters"] == {"id": "42"}
+    special = requests.get(f"{server.url}/things/special", timeout=10).json()
+    assert special["routeKey"] == "GET /things/special" and special["pathParameters"] is None
+    greedy = requests.delete(f"{server.url}/files/a/b%20c.txt", timeout=10).json()
+    assert greedy["routeKey"] == "ANY /files/{proxy+}"
+    assert greedy["pathParameters"] == {"proxy": "a/b c.txt"}
+
+
+def test_gateway_answers_unknown_routes_like_http_api(gateway) -> None:
+    server, _ = gateway
+    for method, path in (("GET", "/nope"), ("POST", "/things/42"), ("GET", "/files"), ("PUT", "/things")):
+        response = requests.request(method, f"{server.url}{path}", timeout=10)
+        assert response.status_code == 404, path
+        assert response.json() == {"message": "Not Found"}
+
+
+def test_gateway_answers_500_when_the_handler_raises(gateway, caplog) -> None:
+    server, _ = gateway
+    response = requests.get(f"{server.url}/boom", timeout=10)
+    assert response.status_code == 500
+    assert response.json() == {"message": "Internal Server Error"}
+    malformed = requests.get(f"{server.url}/malformed", timeout=10)
+    assert malformed.status_code == 500
+    assert malformed.json() == {"message": "Internal Server Error"}
+
+
+def test_gateway_maps_results_like_http_api(gateway) -> None:
+    server, _ = gateway
+    plain = requests.get(f"{server.url}/plain", timeout=10)
+    assert plain.status_code == 200 and plain.json() == {"plain": True}
+    assert plain.headers["content-type"] == "application/json"
+    text = requests.get(f"{server.url}/text", timeout=10)
+    assert text.status_code == 200 and text.text == "just text"
+    binary = requests.get(f"{server.url}/binary", timeout=10)
+    assert binary.status_code == 201
+    assert binary.content == b"\x00\x01"
+    assert binary.raw.headers.getlist("Set-Cookie") == ["a=1", "b=2; Path=/"]
+
+
+def test_gateway_runs_one_invocation_at_a_time_per_function(gateway) -> None:
+    server, function = gateway
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: requests.get(f"{server.url}/slow", timeout=10), range(4)))
+    assert all(response.ok for response in responses)
+    module = sys.modules["fake_gateway_echo_handler"]
+    assert module.peak == 1
+
+
+def test_gateway_rejects_bodies_over_the_http_api_limit(gateway) -> None:
+    server, _ = gateway
+    response = requests.post(f"{server.url}/things", data=b"x" * (10 * 1024 * 1024 + 1), timeout=30)
+    assert response.status_code == 413
+
+
+def test_response_mapping_rejects_unusable_results() -> None:
+    with pytest.raises(ValueError):
+        response_from_lambda({"statusCode": 200, "body": {"not": "a string"}})
+    with pytest.raises(ValueError):
+        response_from_lambda({"statusCode": 99})
+    assert response_from_lambda({"statusCode": 204}).body == b""
+
+
+def test_gateway_releases_its_port_on_stop(tmp_path: Path) -> None:
+    function = LocalFunction("noop", handler=lambda event, context: {"statusCode": 204})
+    server = HttpGateway(RouteTable([Route("GET /", "GET", "/", function)]), port=0)
+    server.start()
+    port = server.port
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 204
+    server.stop()
+    again = HttpGateway(RouteTable([Route("GET /", "GET", "/", function)]), port=port)
+    again.start()  # binds the same port again
+    again.stop()
+
+
+def test_local_function_context_and_failed_imports(tmp_path: Path) -> None:
+    broken = tmp_path / "fake_broken_import_handler.py"
+    broken.write_text("raise RuntimeError('init failed')\n")
+    function = LocalFunction("broken", module_path=broken)
+    with pytest.raises(RuntimeError, match="init failed"):
+        function.invoke({})
+    broken.write_text("def handler(event, context):\n    return context.invoked_function_arn\n")
+    assert function.invoke({}) == "arn:aws:lambda:us-east-1:123456789012:function:broken"  # retried, like Lambda
+
+
+def test_one_lock_per_function_not_per_gateway() -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow(event, context):
+        started.set()
+        release.wait(5)
+        return "slow"
+
+    slow_function = LocalFunction("slow", handler=slow)
+    fast_function = LocalFunction("fast", handler=lambda event, context: "fast")
+    thread = threading.Thread(target=slow_function.invoke, args=({},))
+    thread.start()
+    assert started.wait(5)
+    began = time.monotonic()
+    assert fast_function.invoke({}) == "fast"  # another function is not blocked
+    assert time.monotonic() - began < 1
+    release.set()
+    thread.join(5)
