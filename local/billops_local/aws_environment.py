@@ -46,7 +46,7 @@ DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 # ----------------------------------------------------------------------------------------------------------------
 
 
-class PortInUse(RuntimeError):
+class PortInUse(OSError):
     pass
 
 
@@ -80,6 +80,15 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=self.host, port=self.requested_port, verbose=False)
         self._server.start()
+
+    def reset(self) -> None:
+        """Forget every resource: moto's backends are process-wide, so a second server in one process (tests)
+        would otherwise see the first one's tables."""
+        import urllib.request
+
+        urllib.request.urlopen(  # our own loopback endpoint
+            urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10
+        ).close()
 
     @property
     def port(self) -> int:

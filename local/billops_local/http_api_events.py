@@ -225,10 +225,10 @@ sam build
 sam local invoke WebhookReceiverFunction -e events/webhooks/NewSaleSuccess-json.json
 ```
 
-`sam local invoke` needs Docker. The receiver accepts these events only if it is configured with the webhook token
-`local-webhook-token` and an allow-list containing 64.38.212.10 (CCBill's default ranges do); `sam local invoke`
-takes the function's environment from the template, overridden with `--env-vars <file>.json` (which can set only
-variables the template declares for the function).
+`sam local invoke` needs Docker. The receiver reads its token from Secrets Manager (BILLOPS_WEBHOOK_TOKEN_SECRET_ARN),
+as in AWS: point it (with `--env-vars <file>.json`) at a secret of yours whose value is `local-webhook-token`, or
+edit the `token` in the event. Without Docker, `make run` serves the same receiver at
+http://127.0.0.1:3000/webhooks/ccbill.
 In tests and the local stack the same events are built in memory by `billops_local.http_api_events`.
 """
 

@@ -138,7 +138,8 @@ class HttpResponse:
 
 
 def json_response(status: int, document: Any) -> HttpResponse:
-    return HttpResponse(status, [("Content-Type", "application/json")], json.dumps(document).encode())
+    body = json.dumps(document, separators=(",", ":")).encode()  # {"message":"Not Found"}, byte for byte
+    return HttpResponse(status, [("Content-Type", "application/json")], body)
 
 
 class MalformedLambdaResponse(ValueError):
@@ -251,7 +252,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         try:
             result = route.function.invoke(event)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the handler raises, HTTP API answers 500
             log.error("%s raised; HTTP API answers 500:\n%s", route.function.logical_id, traceback.format_exc())
             return json_response(500, INTERNAL_ERROR)
         try:
@@ -302,12 +303,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_message(self, format: str, *args: Any) -> None:
         # BaseHTTPRequestHandler would log the request line, query string (and token) included: log nothing here;
         # _dispatch logs each request without its query, and protocol errors are answered without our help.
         return
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_error(self, format: str, *args: Any) -> None:
         log.warning("HTTP protocol error from %s (code %s)", self.client_address[0], args[0] if args else "?")
 
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 from urllib.parse import urlencode
 
 from billops_local.aws_environment import (
@@ -221,7 +221,7 @@ class LocalStack:
     def service_names(self) -> list[str]:
         return [service.name for service in self._services]
 
-    def start(self) -> LocalStack:
+    def start(self) -> Self:
         if self._running:
             return self
         self._running = True
@@ -250,7 +250,7 @@ class LocalStack:
         self._env.restore()
         self._running = False
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
@@ -281,6 +281,7 @@ class LocalStack:
         moto = MotoServer(self.settings.host, self.settings.aws_port)
         moto.start()
         self.state.moto = moto
+        moto.reset()
         self._env.remove(overriding)
         self._env.set(local_aws_environment(moto.endpoint_url))
 
@@ -380,7 +381,7 @@ class LocalStack:
             fields = sample_fields(event_type)
             body, content_type = encode_body(fields, "json")
             query = urlencode(list(webhook_query(event_type, fields, self.webhook_token).items()))
-        except Exception:  # the samples module is optional for the stack itself
+        except Exception:  # noqa: BLE001 - the samples module is optional for the stack itself
             body, content_type = b'{"subscriptionId": "0126015401000000123"}', "application/json"
             query = urlencode({"token": self.webhook_token, "eventType": event_type})
         url = f"{self.api_url}{self.webhook_path}?{query}"

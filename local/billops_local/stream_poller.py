@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from billops_local.aws_environment import LocalFunction, aws_client
@@ -59,7 +59,7 @@ def _attribute_value_to_json(value: Any) -> Any:
 
 def _epoch_seconds(value: Any) -> Any:
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
         return int(moment.timestamp())
     return value
 
@@ -169,7 +169,7 @@ class StreamPoller:
                                         daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -183,7 +183,7 @@ class StreamPoller:
             try:
                 busy = self.run_once()
                 failures = 0
-            except Exception as error:  # moto going away during shutdown, a transient error: back off, go on
+            except Exception as error:  # noqa: BLE001 - moto going away at shutdown, a transient error
                 failures += 1
                 if not self._stop.is_set():
                     log.warning("%s: polling failed (%s: %s)", self.name, type(error).__name__, error)
@@ -360,7 +360,7 @@ class StreamPoller:
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST",
                                 **({"functionError": "Unhandled"} if error else {})},
             "version": "1.0",
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "DDBStreamBatchInfo": {
                 "shardId": shard.shard_id,
                 "startSequenceNumber": first["SequenceNumber"],
@@ -385,6 +385,6 @@ class StreamPoller:
 
 def _iso(value: Any) -> str | None:
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return None if value is None else str(value)

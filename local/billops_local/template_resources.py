@@ -75,7 +75,7 @@ CloudFormationLoader.add_multi_constructor("!", _construct_tagged)
 
 def load_yaml(path: Path | str) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
-        document = yaml.load(handle, Loader=CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+        document = yaml.load(handle, Loader=CloudFormationLoader)
     if not isinstance(document, dict) or "Resources" not in document:
         raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
     return document

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import requests
 import yaml
-
 from billops_local.aws_environment import (
     EnvironmentConflict,
     LocalFunction,
@@ -54,7 +53,7 @@ _RawLoader.add_multi_constructor("!", _tagged)
 
 @pytest.fixture(scope="module")
 def raw_template() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_RawLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load(TEMPLATE.read_text(), Loader=_RawLoader)
 
 
 @pytest.fixture(scope="module")
@@ -349,7 +348,7 @@ def test_gateway_maps_results_like_http_api(gateway) -> None:
 
 
 def test_gateway_runs_one_invocation_at_a_time_per_function(gateway) -> None:
-    server, function = gateway
+    server, _ = gateway
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         responses = list(pool.map(lambda _: requests.get(f"{server.url}/slow", timeout=10), range(4)))
     assert all(response.ok for response in responses)

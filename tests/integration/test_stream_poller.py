@@ -9,12 +9,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-
 from billops_local.aws_environment import LocalFunction, MotoServer, aws_client
 from billops_local.stream_poller import StreamPoller, lambda_record
 from billops_local.template_resources import StreamSourceSpec
@@ -270,13 +270,13 @@ def test_latest_skips_what_was_written_before_the_poller_started(endpoint, table
 
 
 def test_lambda_record_converts_boto3_values_to_lambdas_json() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     record = {
         "eventID": "1", "eventName": "MODIFY", "eventVersion": "1.1", "eventSource": "aws:dynamodb",
         "awsRegion": "us-east-1",
         "dynamodb": {
-            "ApproximateCreationDateTime": datetime(2026, 1, 1, tzinfo=timezone.utc),
+            "ApproximateCreationDateTime": datetime(2026, 1, 1, tzinfo=UTC),
             "Keys": {"pk": {"S": "a"}},
             "NewImage": {"pk": {"S": "a"}, "bs": {"BS": [b"\x01"]}, "m": {"M": {"b": {"B": b"\x02"}}}},
             "SequenceNumber": "100", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE",

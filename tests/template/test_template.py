@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from billops_local.template_resources import load_yaml
 
 pytestmark = pytest.mark.template

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from billops.reference.currencies import normalise_numeric
+
 from billops_local.ccbill_sandbox.accounts import DataLinkUser, SandboxAccount, SandboxSubaccount
 from billops_local.ccbill_sandbox.lifecycle import Lifecycle
 from billops_local.ccbill_sandbox.state import ACTIVE, EXPIRED, SandboxState, Subscription
@@ -183,7 +184,7 @@ class CCBillRules:
 
     # --- Subscription Management ------------------------------------------------------------------------------
 
-    def _viewSubscriptionStatus(self, params, account, scope, decline) -> Answer:  # noqa: N802 - CCBill's name
+    def _viewSubscriptionStatus(self, params, account, scope, decline) -> Answer:
         sub = self._subscription(params, account, scope)
         if isinstance(sub, Answer):
             return sub
@@ -205,7 +206,7 @@ class CCBillRules:
         }
         return Answer("document", fields=fields)
 
-    def _cancelSubscription(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _cancelSubscription(self, params, account, scope, decline) -> Answer:
         sub = self._subscription(params, account, scope)
         if isinstance(sub, Answer):
             return sub
@@ -216,7 +217,7 @@ class CCBillRules:
         self.lifecycle.cancel(sub, reason="Cancelled by merchant", source="API")
         return Answer.result(1, applied=True)
 
-    def _discountSubscription(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _discountSubscription(self, params, account, scope, decline) -> Answer:
         sub = self._subscription(params, account, scope)
         if isinstance(sub, Answer):
             return sub
@@ -246,7 +247,7 @@ class CCBillRules:
         self.lifecycle.discount(sub, param, value, resulting)
         return Answer.result(1, applied=True)
 
-    def _extendSubscription(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _extendSubscription(self, params, account, scope, decline) -> Answer:
         sub = self._subscription(params, account, scope)
         if isinstance(sub, Answer):
             return sub
@@ -306,18 +307,18 @@ class CCBillRules:
         self.lifecycle.reverse(sub, charge, "refund", amount, "Refunded by merchant")
         return Answer.result(1, applied=True)
 
-    def _refundTransaction(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _refundTransaction(self, params, account, scope, decline) -> Answer:
         return self._money_back(params, account, scope, "refund")
 
-    def _voidTransaction(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _voidTransaction(self, params, account, scope, decline) -> Answer:
         return self._money_back(params, account, scope, "void")
 
-    def _voidOrRefundTransaction(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _voidOrRefundTransaction(self, params, account, scope, decline) -> Answer:
         return self._money_back(params, account, scope, "voidOrRefund")
 
     # --- billingApi.cgi --------------------------------------------------------------------------------------
 
-    def _chargeByPreviousTransactionId(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _chargeByPreviousTransactionId(self, params, account, scope, decline) -> Answer:
         original = self._subscription(params, account, scope, missing=-7)
         if isinstance(original, Answer):
             return original
@@ -352,7 +353,7 @@ class CCBillRules:
             source="API", replaces_original=False)
         return Answer("document", fields={"approved": "1", "subscriptionId": new.subscription_id}, applied=True)
 
-    def _upgradeSubscription(self, params, account, scope, decline) -> Answer:  # noqa: N802
+    def _upgradeSubscription(self, params, account, scope, decline) -> Answer:
         original = self._subscription(params, account, scope, missing=-7)
         if isinstance(original, Answer):
             return original
@@ -534,4 +535,4 @@ def _credentials_fit(destination: SandboxSubaccount, sub: Subscription) -> bool:
             and destination.password_min_length <= len(sub.password) <= destination.password_max_length)
 
 
-__all__ = ["Answer", "CCBillRules", "CCBILL_PATHS", "action_of"]
+__all__ = ["CCBILL_PATHS", "Answer", "CCBillRules", "action_of"]

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from billops.reference.currencies import normalise_numeric
+
 from billops_local.ccbill_sandbox import wire_format
 from billops_local.ccbill_sandbox.accounts import DEFAULT_ACCOUNTS, SandboxAccount
 from billops_local.ccbill_sandbox.faults import DATALINK_TEXT, Fault, FaultInjector, parse_fault
@@ -266,20 +267,20 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out without waiting for the client's delayed ACK
     server_version = "CCBillSandbox/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.client_address[0], format % args)
 
     @property
     def sandbox(self) -> Sandbox:
         return self.server.sandbox
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's names
+    def do_GET(self) -> None:
         self._dispatch("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
@@ -534,7 +535,7 @@ class SandboxHandle:
         self._thread.join(timeout=5)
         self.sandbox.dispatcher.stop()
 
-    def __enter__(self) -> SandboxHandle:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from billops.reference.currencies import alpha_for
+
 from billops_local import webhook_samples
 from billops_local.ccbill_sandbox.state import Subscription
 

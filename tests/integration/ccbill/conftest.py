@@ -11,7 +11,6 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
-
 from billops.ccbill.client import CCBillClient
 from billops.ccbill.client_settings import CCBillClientSettings
 from billops.ccbill.credentials import CCBillCredentials, StaticCredentials
@@ -67,7 +66,7 @@ def receiver():
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             parts = urlsplit(self.path)
             with lock:

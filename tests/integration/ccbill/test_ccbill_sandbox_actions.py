@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from billops.ccbill.subscription_facts import SubscriptionState, facts_from_status, parse_ccbill_datetime
 
 
@@ -210,7 +209,6 @@ def test_the_enc_upgrade_form_end_to_end(sandbox, client, receiver, new_subscrip
 
 def test_an_enc_made_with_another_key_is_denied(sandbox, client_factory, new_subscription):
     import requests
-
     from billops.ccbill.upgrade_encryption import EncRecipe, derive_key, encrypt
 
     sub = new_subscription()
@@ -222,11 +220,10 @@ def test_an_enc_made_with_another_key_is_denied(sandbox, client_factory, new_sub
 
 
 def test_several_upgrades_carry_the_three_variables_in_enc_and_posts(sandbox_factory, client_factory, new_subscription):
-    import requests
-
     from dataclasses import replace
     from decimal import Decimal as D
 
+    import requests
     from billops_local.ccbill_sandbox import DEFAULT_ACCOUNTS, ConfiguredUpgrade
 
     main = DEFAULT_ACCOUNTS[0]

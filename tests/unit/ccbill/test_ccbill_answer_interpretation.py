@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from billops.ccbill.answer_interpretation import Expectation, interpret_http
 from billops.ccbill.outcomes import OutcomeKind, OutcomeStatus
 

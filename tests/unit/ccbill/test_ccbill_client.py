@@ -11,7 +11,6 @@ from decimal import Decimal
 import pytest
 import requests
 import urllib3.exceptions as u3
-
 from billops.ccbill.client import CCBillClient, classify_transport_error, new_session
 from billops.ccbill.client_settings import CCBillClientSettings
 from billops.ccbill.credentials import CCBillCredentials, CCBillCredentialsUnavailable, StaticCredentials
@@ -230,8 +229,9 @@ def test_credentials_unavailable_is_a_retryable_failure_without_a_call():
             raise CCBillCredentialsUnavailable("cannot read the CCBill credentials from arn:x (GetParameterError)")
 
     client, session, _ = make_client(credentials=Broken())
-    outcome = client.cancel_subscription(SUB)
-    assert outcome.failed and outcome.retryable and outcome.kind is OutcomeKind.CREDENTIALS_UNAVAILABLE
+    for outcome in (client.cancel_subscription(SUB), client.allow_upgrade("0000", subscription_id=SUB,
+                                                                          upgrade="gold")):
+        assert outcome.failed and outcome.retryable and outcome.kind is OutcomeKind.CREDENTIALS_UNAVAILABLE
     assert session.calls == []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from billops.ccbill.client_settings import (
     PRODUCTION_BILLING_API_URL,
     PRODUCTION_SMS_URL,

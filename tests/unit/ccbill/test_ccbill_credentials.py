@@ -7,8 +7,6 @@ import json
 import boto3
 import pytest
 from aws_lambda_powertools.utilities import parameters
-from moto import mock_aws
-
 from billops.ccbill.credentials import (
     CCBillCredentials,
     CCBillCredentialsUnavailable,
@@ -16,6 +14,7 @@ from billops.ccbill.credentials import (
     StaticCredentials,
 )
 from billops.ccbill.errors import CCBillConfigurationError, CCBillRequestInvalid
+from moto import mock_aws
 
 SECRET = {"client_accnum": "900100", "username": "dl-user", "password": "s3cret-pa55word"}
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from billops.ccbill.discount_rules import DiscountRejected, plan_discount
 from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.subscription_facts import SubscriptionFacts, SubscriptionState

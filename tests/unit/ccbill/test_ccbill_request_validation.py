@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from billops.ccbill import request_validation as check
 from billops.ccbill.errors import CCBillRequestInvalid
 
@@ -31,7 +30,7 @@ def test_price_range():
         check.price("0.00", "amount")
     with pytest.raises(CCBillRequestInvalid, match="at most 9999.99"):
         check.price("10000", "amount")
-    assert check.format_price(Decimal("5")) == "5.00"
+    assert check.format_price(Decimal(5)) == "5.00"
 
 
 @pytest.mark.parametrize("value", ["30", 30, " 2 "])

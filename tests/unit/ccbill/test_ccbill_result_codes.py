@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from billops.ccbill.answer_interpretation import outcome_for_code
 from billops.ccbill.outcomes import OutcomeKind, OutcomeStatus
 from billops.ccbill.result_codes import DATALINK_ERRORS, RESULT_CODES, result_code

@@ -6,7 +6,6 @@ import json
 from decimal import Decimal
 
 import pytest
-
 from billops.ccbill.errors import CCBillConfigurationError, CCBillRequestInvalid
 from billops.ccbill.subaccount_settings import SubaccountDirectory, SubaccountSettings
 from billops.ccbill.upgrade_catalogue import UpgradeCatalogue
@@ -75,8 +74,8 @@ ORIGIN = SubaccountSettings.from_mapping({"client_accnum": "900100", "client_sub
 
 
 def pricing(**overrides):
-    values = dict(initial_price=Decimal("19.95"), initial_period=30, recurring_price=Decimal("19.95"),
-                  recurring_period=30, currency="840")
+    values = {"initial_price": Decimal("19.95"), "initial_period": 30, "recurring_price": Decimal("19.95"),
+                  "recurring_period": 30, "currency": "840"}
     values.update(overrides)
     return values
 

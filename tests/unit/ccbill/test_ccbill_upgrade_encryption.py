@@ -8,8 +8,6 @@ import subprocess
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from billops.ccbill.errors import CCBillConfigurationError
 from billops.ccbill.upgrade_encryption import (
     ENCRYPTION_CONTEXT,
@@ -28,6 +26,7 @@ from billops.ccbill.upgrade_encryption import (
     pad,
     upgrade_plaintext,
 )
+from moto import mock_aws
 
 KEY = "0123456789abcdeffedcba987654321089abcdef01234567"
 IV = bytes.fromhex("0011223344556677")

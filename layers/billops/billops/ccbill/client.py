@@ -372,7 +372,11 @@ class CCBillClient:
         ``client_subacc`` is the original subscription's subaccount. CCBill authenticates this post by the
         caller's IP address only; no DataLink login is sent.
         """
-        params = self._upgrade_identity(client_subacc, subscription_id, username, upgrade)
+        try:
+            params = self._upgrade_identity(client_subacc, subscription_id, username, upgrade)
+        except CCBillCredentialsUnavailable as exc:  # only clientAccnum is needed from the secret, but still
+            return self._log(CCBillOutcome(ALLOW_UPGRADE, OutcomeStatus.FAILED, f"{exc}; the request was not sent.",
+                                           True, OutcomeKind.CREDENTIALS_UNAVAILABLE), {})
         params["action"] = ALLOW_UPGRADE
         return self._call(ALLOW_UPGRADE, self.settings.upgrade_url, params, Expectation.ALLOW_UPGRADE,
                           target_subacc=None, authenticated=False)
@@ -442,7 +446,12 @@ class CCBillClient:
         facts = facts or SubscriptionFacts()
         origin = None
         if facts.client_subacc is not None:
-            origin_accnum = facts.client_accnum or self._load_credentials().client_accnum
+            origin_accnum = facts.client_accnum
+            if origin_accnum is None:
+                try:
+                    origin_accnum = self._load_credentials().client_accnum
+                except CCBillCredentialsUnavailable:
+                    origin_accnum = None  # the call itself will report the missing credentials as its outcome
             origin = self.subaccounts.get(origin_accnum, facts.client_subacc)
         destination.check_carried_credentials(username=facts.username, password_length=facts.password_length,
                                               origin=origin)

@@ -8,7 +8,7 @@ The secret is JSON:
 (ccbill-facts.md 2.1): a user bound to a subaccount sends ``clientSubacc``; a user at main-account level acting on a
 subaccount sends ``usingSubacc``. The two are not interchangeable.
 
-The value is read with Powertools Parameters (``get_secret`` with ``max_age``), so a rotated password is picked up
+The value is read with Powertools Parameters (a ``SecretsProvider`` ``get`` with ``max_age``), so a rotated password is picked up
 within ``max_age`` seconds without a redeploy; on an authentication refusal the client asks for a fresh copy once.
 Nothing here ever puts a username or password in a repr, a log line or an exception message.
 """
@@ -106,19 +106,19 @@ class SecretsManagerCredentials:
             raise CCBillConfigurationError("BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN is not set")
         self.secret_id = secret_id
         self.max_age = max_age
-        self._provider = provider  # a powertools SecretsProvider; None means Powertools' default
+        self._provider = provider  # a powertools SecretsProvider; made at the first read when None
 
     def get(self, *, force_refresh: bool = False) -> CCBillCredentials:
         # Imported here: Powertools Parameters pulls in boto3, which a cold start should pay for only when needed.
         from aws_lambda_powertools.utilities import parameters
 
         try:
-            if self._provider is not None:
-                raw = self._provider.get(self.secret_id, max_age=self.max_age, transform="json",
-                                         force_fetch=force_refresh)
-            else:
-                raw = parameters.get_secret(self.secret_id, transform="json", max_age=self.max_age,
-                                            force_fetch=force_refresh)
+            if self._provider is None:
+                # Our own provider rather than Powertools' process-wide default: its boto3 client is made here,
+                # with this container's settings, and its cache holds nothing but this secret.
+                self._provider = parameters.SecretsProvider()
+            raw = self._provider.get(self.secret_id, max_age=self.max_age, transform="json",
+                                     force_fetch=force_refresh)
         except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:
             # The exception text of a transform error may quote the secret; only its class is kept.
             raise CCBillCredentialsUnavailable(

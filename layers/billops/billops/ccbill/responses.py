@@ -18,9 +18,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from enum import StrEnum
+from xml.etree import ElementTree
 
 
 class BodyKind(StrEnum):

@@ -97,7 +97,7 @@ class UpgradeCatalogue:
     def __len__(self) -> int:
         return len(self._options)
 
-    def __iter__(self):  # noqa: ANN204 - an iterator of UpgradeOption
+    def __iter__(self):
         return iter(self._options.values())
 
     def get(self, key: str | None) -> UpgradeOption:

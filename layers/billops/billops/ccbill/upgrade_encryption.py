@@ -267,7 +267,7 @@ class KmsUpgradeKeyProvider:
             request["KeyId"] = self._kms_key_id
         try:
             plaintext = client.decrypt(**request)["Plaintext"]
-        except Exception as exc:  # botocore's errors; their text names the key, never the plaintext
+        except Exception as exc:  # noqa: BLE001 - any botocore error; its text names the key, never the plaintext
             raise UpgradeKeyUnavailable(f"KMS could not decrypt the upgrade key ({type(exc).__name__})") from None
         try:
             return derive_key(plaintext.decode("utf-8"), self._key_encoding)
@@ -328,7 +328,7 @@ class UpgradeEncryptor:
                 from aws_lambda_powertools.utilities import parameters
 
                 try:
-                    value = parameters.get_secret(secret_arn)
+                    value = parameters.SecretsProvider().get(secret_arn)
                 except parameters.exceptions.GetParameterError:
                     raise UpgradeKeyUnavailable(f"cannot read the upgrade key ciphertext from {secret_arn}") from None
                 return value.decode("ascii") if isinstance(value, bytes) else str(value)
