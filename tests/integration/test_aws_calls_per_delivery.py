@@ -1,0 +1,76 @@
+"""The hot path's cost, counted: AWS requests made by the receiver per delivery on a warm container.
+
+Counted with botocore's own event hooks on the real clients (so every retry counts too), against moto's server.
+This is a count, not a timing: it cannot flake, and it fails the moment someone adds a read before the write.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from urllib.parse import urlencode
+
+import pytest
+
+from billops_local.aws_environment import aws_client
+from billops_local.http_api_events import http_api_event
+from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
+
+TOKEN = "counted-token-value"
+
+
+@pytest.fixture
+def counted_receiver(aws_tables, monkeypatch, lambda_context, handler_loader):
+    secret_arn = aws_client("secretsmanager", aws_tables.endpoint_url).create_secret(
+        Name="counted-webhook-token", SecretString=TOKEN)["ARN"]
+    monkeypatch.setenv("BILLOPS_ENV", "dev")
+    monkeypatch.delenv("BILLOPS_WEBHOOK_TOKEN", raising=False)
+    monkeypatch.setenv("BILLOPS_WEBHOOK_TOKEN_SECRET_ARN", secret_arn)
+    from aws_lambda_powertools.utilities import parameters
+
+    parameters.clear_caches()
+    module = handler_loader("webhook_receiver")
+    calls: Counter[str] = Counter()
+
+    def count(event_name: str, **_: object) -> None:
+        # before-send.<service>.<Operation>: fires once per HTTP request, retries included.
+        calls[event_name.split(".", 1)[1]] += 1
+
+    import boto3
+
+    boto3.DEFAULT_SESSION = None
+    hooked: set[int] = set()
+
+    def post(event_type: str, fields: dict, body_format: str = "json") -> int:
+        body, content_type = encode_body(fields, body_format)
+        event = http_api_event("POST", "/webhooks/ccbill", urlencode(webhook_query(event_type, fields, TOKEN)),
+                               {"content-type": content_type}, body, "64.38.241.3")
+        status = module.handler(event, lambda_context)["statusCode"]
+        from billops.storage.dynamodb_client import dynamodb_client
+
+        for client in (dynamodb_client(), parameters.base.DEFAULT_PROVIDERS.get("secrets") and
+                       parameters.base.DEFAULT_PROVIDERS["secrets"].client):
+            if client is not None and id(client) not in hooked:
+                client.meta.events.register("before-send", count)
+                hooked.add(id(client))
+        return status
+
+    post.calls = calls
+    return post
+
+
+def test_warm_path_is_one_dynamodb_request_per_new_delivery_and_per_duplicate(counted_receiver):
+    # Cold start: the first delivery reads the token once and creates the clients (then hooks are attached).
+    assert counted_receiver("NewSaleSuccess", sample_fields("NewSaleSuccess")) == 200
+    calls = counted_receiver.calls
+    calls.clear()
+
+    new_deliveries = [sample_fields("RenewalSuccess", transactionId=f"01260154010000{n:05d}") for n in range(20)]
+    for fields in new_deliveries:
+        assert counted_receiver("RenewalSuccess", fields) == 200
+    assert dict(calls) == {"dynamodb.PutItem": 20}, json.dumps(calls)
+
+    calls.clear()
+    for fields in new_deliveries[:10]:
+        assert counted_receiver("RenewalSuccess", fields, "urlencoded") == 200
+    assert dict(calls) == {"dynamodb.PutItem": 10}, "a duplicate costs one conditional write, no read"
