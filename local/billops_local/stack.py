@@ -426,5 +426,8 @@ def _forget_cached_settings() -> None:
 def build_stack(settings: LocalSettings | None = None, **options: Any) -> LocalStack:
     """The stack ``python -m billops_local`` runs. Further services are added here, e.g.
     ``stack.add_service("ccbill-sandbox", start, stop, port=stack.settings.sandbox_port)``."""
+    from billops_local.ccbill_sandbox.local_service import add_to_stack
+
     stack = LocalStack(settings, **options)
+    add_to_stack(stack)  # the CCBill sandbox on BILLOPS_SANDBOX_PORT, delivering webhooks to the receiver
     return stack
