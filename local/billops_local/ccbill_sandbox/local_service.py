@@ -100,7 +100,7 @@ class SandboxService:
         if webhook_format not in ("json", "urlencoded"):
             raise SandboxConfigurationError("BILLOPS_SANDBOX_WEBHOOK_FORMAT must be json or urlencoded")
         recipe = EncRecipe.from_env(self._env)
-        upgrade_key = (self._env.get("BILLOPS_UPGRADE_KEY") or "").strip() or None
+        upgrade_key = (self._env.get("BILLOPS_UPGRADE_KEY") or "").strip() or LOCAL_UPGRADE_KEY
         if upgrade_key is not None:
             derive_key(upgrade_key, recipe.key_encoding)  # refuses a malformed key now, not at the first upgrade
         self.handle = start_sandbox(stack.settings.host, stack.settings.sandbox_port, stack.webhook_url,
@@ -123,6 +123,11 @@ class SandboxService:
         if self.handle is not None:
             self.handle.stop()
             self.handle = None
+
+
+LOCAL_UPGRADE_KEY = "0123456789abcdeffedcba987654321089abcdef01234567"
+"""The local stack's documented default TripleDES key (48 hex digits), so `enc` upgrade links work out of the box.
+A test key only: production keys come from CCBill Merchant Support and live only as KMS ciphertext."""
 
 
 def add_to_stack(stack: Any, env: Mapping[str, str] | None = None) -> SandboxService:

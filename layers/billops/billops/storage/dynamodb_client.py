@@ -35,3 +35,15 @@ def reset_client() -> None:
     """Forget the client (tests switch endpoints between cases)."""
     global _client
     _client = None
+
+
+class DynamoDBTable:
+    """Base of the thin table wrappers: a table name and a client (the container's, unless one is given)."""
+
+    def __init__(self, table_name: str, client: Any = None) -> None:
+        self.table_name = table_name
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        return self._client or dynamodb_client()

@@ -10,7 +10,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from billops.storage.dynamodb_client import dynamodb_client
+from billops.storage.dynamodb_client import DynamoDBTable
 from billops.storage.errors import StorageUnavailable
 
 _serializer = TypeSerializer()
@@ -25,15 +25,7 @@ def from_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
-class EventsTable:
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class EventsTable(DynamoDBTable):
     def put_once(self, item: dict[str, Any]) -> bool:
         """Store the item unless one with its key exists. True if stored now, False if it was already there.
 

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from billops.storage.dynamodb_client import dynamodb_client
+from billops.storage.dynamodb_client import DynamoDBTable
 from billops.storage.errors import RevisionConflict, StorageUnavailable
 from billops.storage.events_table import from_dynamodb, to_dynamodb
 
 
-class SubscriptionsTable:
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class SubscriptionsTable(DynamoDBTable):
     def get(self, subscription_id: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
