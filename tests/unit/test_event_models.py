@@ -358,7 +358,7 @@ MISTYPED = [
     (EventType.UP_SALE_SUCCESS, "originalSubscriptionId", "abc", "must be a string of digits"),
     (EventType.EXPIRATION, "clientAccnum", "9001OO", "must be a string of digits"),
     (EventType.EXPIRATION, "clientSubacc", "00001", "must be a sub-account number"),
-    (EventType.CHARGEBACK, "bin", "41111", "must be the card's 6-digit BIN"),
+    (EventType.CHARGEBACK, "bin", "41111", "must be the card's 6- to 8-digit BIN"),
     (EventType.CHARGEBACK, "last4", "111", "must be 4 digits"),
     (EventType.CHARGEBACK, "expDate", "1329", "must be a card expiry date MMYY"),
     (EventType.CHARGEBACK, "expDate", "01/29", "must be a card expiry date MMYY"),
@@ -404,3 +404,12 @@ def test_parse_event_does_not_change_its_input():
     before = dict(fields)
     parse_event(EventType.NEW_SALE_SUCCESS, fields)
     assert fields == before
+
+
+def test_eight_digit_bins_are_accepted_nine_are_not():
+    from billops_local.webhook_samples import sample_fields
+
+    assert parse_event(EventType.NEW_SALE_SUCCESS, sample_fields("NewSaleSuccess", bin="41111111")).bin == "41111111"
+    with pytest.raises(EventValidationError) as raised:
+        parse_event(EventType.NEW_SALE_SUCCESS, sample_fields("NewSaleSuccess", bin="411111111"))
+    assert raised.value.param == "bin"

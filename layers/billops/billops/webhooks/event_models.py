@@ -120,7 +120,9 @@ def _sub_account(value: Any) -> str:
 
 
 def _bin(value: Any) -> str:
-    return _digit_text(value, kind="bin", message="must be the card's 6-digit BIN", lengths=(6, 6))
+    # CCBill documents mediumint(6), but card schemes moved to 8-digit BINs in 2022: refusing them would quarantine
+    # real sales, so 6 to 8 digits are accepted (both are PCI-permitted alongside the last four).
+    return _digit_text(value, kind="bin", message="must be the card's 6- to 8-digit BIN", lengths=(6, 8))
 
 
 def _last4(value: Any) -> str:
