@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {
     "webhook_receiver": ROOT / "functions/webhook_receiver/webhook_receiver_handler.py",
     "subscription_projector": ROOT / "functions/subscription_projector/subscription_projector_handler.py",
+    "operation_worker": ROOT / "functions/operation_worker/operation_worker_handler.py",
+    "operation_scheduler": ROOT / "functions/operation_scheduler/operation_scheduler_handler.py",
+    "reconciliation": ROOT / "functions/reconciliation/reconciliation_handler.py",
+    "upgrade_postback": ROOT / "functions/upgrade_postback/upgrade_postback_handler.py",
 }
 
 

@@ -1,9 +1,19 @@
-"""The events table's stream -> subscription records.
+"""The events table's stream -> subscription records (and the operations those deliveries settle).
 
 Powertools' BatchProcessor reports only the failed records back to Lambda (ReportBatchItemFailures), so one
 subscription that keeps conflicting does not hold back the others; the stream retries it, then sends it to the
 dead-letter queue configured in the template.
+
+Two additions for operations (issue 4), both only when their environment is configured:
+* a sale webhook naming an original subscription (UpgradeSuccess, UpSaleSuccess, CrossSaleSuccess) settles the
+  matching upgrade operation at once (billops.operations.settlement.Settler.settle_from_delivery). It runs for
+  "already_applied" deliveries too, so a settlement that failed is retried with the stream record; a storage
+  failure fails the record, and the stream delivers it again;
+* a fold that changed a subscription's state publishes SubscriptionChanged on the domain event bus (best effort:
+  a failed put is logged and counted, never retried - the record itself is the truth).
 """
+
+import os
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -17,7 +27,54 @@ from billops.subscriptions.projection import SubscriptionProjection
 logger = Logger()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
-projection = SubscriptionProjection(SubscriptionsTable(get_settings().subscriptions_table))
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def _domain_events():
+    bus = (os.environ.get("BILLOPS_EVENT_BUS_NAME") or "").strip()
+    if not bus:
+        return None
+    from billops.operations.domain_events import EventBridgePublisher
+
+    return EventBridgePublisher(bus)
+
+
+def _settler():
+    if not (os.environ.get("BILLOPS_OPERATIONS_TABLE") or "").strip():
+        return None
+    from billops.operations.wiring import build_services
+
+    return build_services(on_metric=_count).settler
+
+
+publisher = _domain_events()
+settler = _settler()
+
+
+def publish_change(previous, current) -> None:
+    if publisher is None:
+        return
+    from billops.operations.domain_events import (
+        DomainEventsUnavailable,
+        subscription_changed_event,
+        subscription_changes,
+    )
+
+    changed = subscription_changes(previous, current)
+    if not changed:
+        return
+    try:
+        publisher.publish([subscription_changed_event(previous, current, changed, str(current.get("updated_at")))])
+        _count("SubscriptionChangedPublished")
+    except DomainEventsUnavailable:
+        logger.warning("SubscriptionChanged not published", extra={"subscription_id": current.get("subscription_id")})
+        _count("DomainEventPublishFailed")
+
+
+projection = SubscriptionProjection(SubscriptionsTable(get_settings().subscriptions_table), on_change=publish_change)
 
 
 def project_record(record: DynamoDBRecord) -> str:
@@ -29,6 +86,10 @@ def project_record(record: DynamoDBRecord) -> str:
     outcome = projection.apply_delivery(image)
     if outcome == "applied":
         metrics.add_metric(name="SubscriptionEventApplied", unit=MetricUnit.Count, value=1)
+    if settler is not None:
+        for settled in settler.settle_from_delivery(image):
+            logger.info("upgrade operation settled by webhook", extra={"operation_id": settled.get("operation_id"),
+                                                                       "status": settled.get("status")})
     logger.debug("stream record projected", extra={"outcome": outcome, "event_type": image.get("event_type")})
     return outcome
 

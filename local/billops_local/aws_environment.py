@@ -1,13 +1,16 @@
 """The AWS side of the local stack: moto's server, the template's resources in it, and the Lambda runtime bits.
 
-* ``MotoServer``: moto's ThreadedMotoServer on 127.0.0.1, failing loudly (instead of hanging) when the port is taken.
+* ``MotoServer``: moto's ThreadedMotoServer on 127.0.0.1, failing loudly (instead of hanging) when the port is taken,
+  with moto's SQS put right where the operations path needs it (billops_local.moto_fidelity).
 * ``local_aws_environment``: the variables that point every boto3 client of this process at moto, with dummy
   credentials; ``EnvironmentPatch`` applies them (and the functions' environments) and restores what was there.
-* ``create_resources``: tables (streams, PITR, SSE, TTL), queues and secrets from the template's specs.
+* ``create_resources``: tables (streams, PITR, SSE, TTL), queues (FIFO, redrive), secrets, event buses and
+  archives, KMS keys (policy, rotation) and aliases from the template's specs.
 * ``function_environments`` / ``merged_function_environment``: the template's Environment.Variables resolved against
   the created resources; all handlers share one process, so two functions giving one variable two values is an error.
-* ``LocalFunction`` and ``LambdaContext``: a handler imported by file path from CodeUri + Handler, invoked one at a
-  time (one Lambda container per function) with a context object like Lambda's.
+* ``LocalFunction`` and ``LambdaContext``: a handler imported by file path from CodeUri + Handler, invoked with a
+  context object like Lambda's, at most ``max_concurrency`` invocations at a time (1 by default: one warm
+  container; the stack gives a function its ReservedConcurrentExecutions).
 """
 
 from __future__ import annotations
@@ -75,6 +78,9 @@ class MotoServer:
     def start(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from billops_local import moto_fidelity
+
+        moto_fidelity.apply()
         ensure_port_free(self.host, self.requested_port, what="moto (BILLOPS_AWS_PORT)")
         # One log line per AWS call (the stream poller makes several a second) would drown everything else.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -202,12 +208,43 @@ class CreatedSecret:
     arn: str
 
 
+@dataclass(frozen=True)
+class CreatedEventBus:
+    name: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class CreatedArchive:
+    name: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    key_id: str
+    arn: str
+
+
+@dataclass(frozen=True)
+class CreatedAlias:
+    name: str
+    arn: str
+    key_logical_id: str
+
+
 @dataclass
 class CreatedResources:
     endpoint_url: str
     tables: dict[str, CreatedTable] = field(default_factory=dict)
     queues: dict[str, CreatedQueue] = field(default_factory=dict)
     secrets: dict[str, CreatedSecret] = field(default_factory=dict)
+    event_buses: dict[str, CreatedEventBus] = field(default_factory=dict)
+    event_archives: dict[str, CreatedArchive] = field(default_factory=dict)
+    kms_keys: dict[str, CreatedKey] = field(default_factory=dict)
+    kms_aliases: dict[str, CreatedAlias] = field(default_factory=dict)
+    role_refs: dict[str, str] = field(default_factory=dict)  # roles SAM makes: what Ref / GetAtt .Arn name locally
+    role_attributes: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def refs(self) -> dict[str, str]:
@@ -216,6 +253,11 @@ class CreatedResources:
             **{logical_id: table.name for logical_id, table in self.tables.items()},
             **{logical_id: queue.url for logical_id, queue in self.queues.items()},
             **{logical_id: secret.arn for logical_id, secret in self.secrets.items()},
+            **{logical_id: bus.name for logical_id, bus in self.event_buses.items()},
+            **{logical_id: archive.name for logical_id, archive in self.event_archives.items()},
+            **{logical_id: key.key_id for logical_id, key in self.kms_keys.items()},
+            **{logical_id: alias.name for logical_id, alias in self.kms_aliases.items()},
+            **self.role_refs,
         }
 
     @property
@@ -232,6 +274,16 @@ class CreatedResources:
             values[(logical_id, "QueueUrl")] = queue.url
         for logical_id, secret in self.secrets.items():
             values[(logical_id, "Id")] = secret.arn
+        for logical_id, bus in self.event_buses.items():
+            values[(logical_id, "Arn")] = bus.arn
+            values[(logical_id, "Name")] = bus.name
+        for logical_id, archive in self.event_archives.items():
+            values[(logical_id, "Arn")] = archive.arn
+            values[(logical_id, "ArchiveName")] = archive.name
+        for logical_id, key in self.kms_keys.items():
+            values[(logical_id, "Arn")] = key.arn
+            values[(logical_id, "KeyId")] = key.key_id
+        values.update(self.role_attributes)
         return values
 
 
@@ -246,9 +298,10 @@ _QUEUE_ATTRIBUTES = (
 def create_resources(
     template: LocalTemplate, endpoint_url: str, *, secret_values: Mapping[str, str] | None = None
 ) -> CreatedResources:
-    """Create the template's tables, queues and secrets in moto; ``secret_values`` gives a secret's value by logical
-    id (the others get a random value shaped by their GenerateSecretString)."""
-    created = CreatedResources(endpoint_url)
+    """Create the template's tables, queues, secrets, event buses and archives, KMS keys and aliases in moto;
+    ``secret_values`` gives a secret's value by logical id (the others get their SecretString, or a random value
+    shaped by their GenerateSecretString)."""
+    created = CreatedResources(endpoint_url, role_refs=template.role_refs, role_attributes=template.role_attributes)
     dynamodb = aws_client("dynamodb", endpoint_url)
     for logical_id, spec in template.tables.items():
         description = dynamodb.create_table(**spec.create_table_kwargs())["TableDescription"]
@@ -301,6 +354,43 @@ def create_resources(
             kwargs["Description"] = resolver.resolve_string(spec.description, what=f"{logical_id}.Description")
         arn = secretsmanager.create_secret(**kwargs)["ARN"]
         created.secrets[logical_id] = CreatedSecret(spec.physical_name, arn)
+
+    events = aws_client("events", endpoint_url)
+    for logical_id, bus in template.event_buses.items():
+        arn = events.create_event_bus(Name=bus.physical_name)["EventBusArn"]
+        created.event_buses[logical_id] = CreatedEventBus(bus.physical_name, arn)
+    resolver = template.resolver.with_resources(created.refs, created.attributes)
+    for logical_id, archive in template.event_archives.items():
+        kwargs = {
+            "ArchiveName": archive.physical_name,
+            "EventSourceArn": created.event_buses[archive.source_bus_logical_id].arn,
+            "RetentionDays": archive.retention_days,
+        }
+        if archive.event_pattern:
+            pattern = archive.event_pattern
+            kwargs["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        if archive.description is not None:
+            kwargs["Description"] = resolver.resolve_string(archive.description, what=f"{logical_id}.Description")
+        arn = events.create_archive(**kwargs)["ArchiveArn"]
+        created.event_archives[logical_id] = CreatedArchive(archive.physical_name, arn)
+
+    kms = aws_client("kms", endpoint_url)
+    for logical_id, key in template.kms_keys.items():
+        kwargs = {"KeySpec": key.key_spec, "KeyUsage": key.key_usage}
+        if key.description is not None:
+            kwargs["Description"] = resolver.resolve_string(key.description, what=f"{logical_id}.Description")
+        if key.key_policy is not None:
+            policy = resolver.resolve(key.key_policy)  # the roles it names resolve to their local ARNs
+            kwargs["Policy"] = policy if isinstance(policy, str) else json.dumps(policy)
+        metadata = kms.create_key(**kwargs)["KeyMetadata"]
+        if key.enable_key_rotation:
+            kms.enable_key_rotation(KeyId=metadata["KeyId"])
+        created.kms_keys[logical_id] = CreatedKey(metadata["KeyId"], metadata["Arn"])
+    for logical_id, alias in template.kms_aliases.items():
+        target = created.kms_keys[alias.target_key_logical_id]
+        kms.create_alias(AliasName=alias.alias_name, TargetKeyId=target.key_id)
+        arn = f"arn:aws:kms:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{alias.alias_name}"
+        created.kms_aliases[logical_id] = CreatedAlias(alias.alias_name, arn, alias.target_key_logical_id)
     return created
 
 
@@ -396,7 +486,8 @@ class LambdaContext:
 
 
 class LocalFunction:
-    """One function of the template, as one warm Lambda container: imported once, one invocation at a time."""
+    """One function of the template: imported once (the cold start), at most ``max_concurrency`` invocations at a
+    time (1 = one warm container, the default; more = that many containers sharing one imported module)."""
 
     def __init__(
         self,
@@ -409,9 +500,12 @@ class LocalFunction:
         memory_size: int = 128,
         timeout: float = 3,
         logical_id: str | None = None,
+        max_concurrency: int = 1,
     ) -> None:
         if handler is None and module_path is None:
             raise ValueError("give a handler callable or a module path")
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
         self.name = name
         self.logical_id = logical_id or name
         self.module_path = Path(module_path) if module_path else None
@@ -420,10 +514,16 @@ class LocalFunction:
         self.memory_size = memory_size
         self.timeout = timeout
         self._handler = handler
-        self._lock = threading.Lock()
+        self.max_concurrency = max_concurrency
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._load_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self.active = 0
+        self.peak_concurrency = 0
+        self.invocations = 0
 
     @classmethod
-    def from_spec(cls, spec: FunctionSpec) -> LocalFunction:
+    def from_spec(cls, spec: FunctionSpec, *, max_concurrency: int | None = None) -> LocalFunction:
         return cls(
             spec.physical_name,
             logical_id=spec.logical_id,
@@ -432,6 +532,7 @@ class LocalFunction:
             handler_attribute=spec.handler_attribute,
             memory_size=spec.memory_size,
             timeout=spec.timeout,
+            max_concurrency=max_concurrency or 1,
         )
 
     @property
@@ -442,6 +543,12 @@ class LocalFunction:
         """Import the handler module (the cold start); a failed import is retried on the next invocation."""
         if self._handler is not None:
             return self._handler
+        with self._load_lock:
+            if self._handler is not None:
+                return self._handler
+            return self._import()
+
+    def _import(self) -> Callable[[Any, Any], Any]:
         assert self.module_path is not None
         if not self.module_path.is_file():
             raise FileNotFoundError(f"{self.logical_id}: handler module {self.module_path} does not exist")
@@ -465,17 +572,27 @@ class LocalFunction:
         return handler
 
     def invoke(self, event: Any) -> Any:
-        """Run the handler on ``event``; its exception propagates (the caller answers the way AWS would)."""
-        with self._lock:
-            handler = self.load()
-            context = LambdaContext(self.name, self.memory_size, self.timeout)
-            started = time.monotonic()
+        """Run the handler on ``event``; its exception propagates (the caller answers the way AWS would). Waits for
+        a free slot when ``max_concurrency`` invocations are running."""
+        with self._slots:
+            with self._count_lock:
+                self.active += 1
+                self.invocations += 1
+                self.peak_concurrency = max(self.peak_concurrency, self.active)
             try:
-                return handler(event, context)
+                handler = self.load()
+                context = LambdaContext(self.name, self.memory_size, self.timeout)
+                started = time.monotonic()
+                try:
+                    return handler(event, context)
+                finally:
+                    elapsed = time.monotonic() - started
+                    if elapsed > self.timeout:
+                        log.warning(
+                            "%s ran %.1f s, longer than its Timeout of %s s (Lambda would have stopped it)",
+                            self.logical_id, elapsed, self.timeout,
+                        )
             finally:
-                elapsed = time.monotonic() - started
-                if elapsed > self.timeout:
-                    log.warning(
-                        "%s ran %.1f s, longer than its Timeout of %s s (Lambda would have stopped it)",
-                        self.logical_id, elapsed, self.timeout,
-                    )
+                with self._count_lock:
+                    self.active -= 1
+

@@ -10,6 +10,9 @@ What it reproduces of HTTP API (payload format 2.0, Lambda proxy integrations):
     unusable result, answers 500 ``{"message":"Internal Server Error"}`` (the traceback goes to stderr);
   * bodies above HTTP API's 10 MiB limit answer 413.
 The request line is never logged as received: the webhook token travels in the query string.
+
+Paths under ``/__local`` are not the API's: they go to the local stack's own endpoints (``control``, see
+billops_local.local_control), e.g. ``POST /__local/schedules/<FunctionId>`` to run a schedule now.
 """
 
 from __future__ import annotations
@@ -204,6 +207,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     route_table: RouteTable
+    control: Any = None  # billops_local.local_control.LocalControl, or None
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -222,6 +226,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if body is None:
                 response = json_response(413, TOO_LARGE)
                 self.close_connection = True
+            elif self.server.control is not None and self.server.control.handles(raw_path):
+                response = self.server.control.handle(self.command, raw_path, body)
             else:
                 found = self.server.route_table.find(self.command, raw_path)
                 if found is None:
@@ -315,8 +321,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class HttpGateway:
     """The HTTP API emulator. ``start()`` binds 127.0.0.1:port (0 = any free port) and serves in a thread."""
 
-    def __init__(self, route_table: RouteTable, *, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(self, route_table: RouteTable, *, host: str = "127.0.0.1", port: int = 3000,
+                 control: Any = None) -> None:
         self.route_table = route_table
+        self.control = control
         self.host = host
         self.requested_port = port
         self._server: _Server | None = None
@@ -336,6 +344,7 @@ class HttpGateway:
         ensure_port_free(self.host, self.requested_port, what="HTTP API (BILLOPS_API_PORT)")
         server = _Server((self.host, self.requested_port), _RequestHandler)
         server.route_table = self.route_table
+        server.control = self.control
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="billops-http-api", daemon=True)
         self._thread.start()

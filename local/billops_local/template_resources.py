@@ -1,13 +1,17 @@
 """template.yaml, read the way the local stack needs it.
 
-The local stack creates its tables, queues and secrets, its HTTP routes and its stream pollers from the SAM template,
-so they cannot drift from what AWS gets. This module parses the template (CloudFormation short-form tags included),
-applies SAM's Globals, evaluates Conditions with the local parameter values, and returns typed specs.
+The local stack creates its tables, queues, secrets, KMS keys and event buses, its HTTP routes, its stream and queue
+pollers and its schedules from the SAM template, so they cannot drift from what AWS gets. This module parses the
+template (CloudFormation short-form tags included), applies SAM's Globals, evaluates Conditions with the local
+parameter values, and returns typed specs.
 
 Local conventions:
-  * every resource's physical name is ``billops-local-<LogicalId>`` (``.fifo`` appended for FIFO queues);
+  * every resource's physical name is ``billops-local-<LogicalId>`` (``.fifo`` appended for FIFO queues; a KMS
+    alias is ``alias/billops-local-<LogicalId>``; a schedule's rule ``billops-local-<FunctionId><EventId>``);
   * the ``Environment`` parameter is ``local``, every other parameter takes its default (or an override);
-  * pseudo parameters: region us-east-1, account 123456789012 (moto's default), stack name ``billops-local``.
+  * pseudo parameters: region us-east-1, account 123456789012 (moto's default), stack name ``billops-local``;
+  * the execution role SAM makes for a function (``<FunctionId>Role``) is
+    ``arn:aws:iam::123456789012:role/billops-local-<FunctionId>Role`` (what a key policy naming it resolves to).
 
 Intrinsics in environment variables and queue attributes are kept as written and resolved later, by
 ``IntrinsicResolver``, once the resources exist in moto (a secret's ARN, a queue's URL are only known then).
@@ -29,6 +33,7 @@ LOCAL_ENVIRONMENT = "local"
 LOCAL_REGION = "us-east-1"
 LOCAL_ACCOUNT_ID = "123456789012"
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+LOCAL_CONTROL_PREFIX = "/__local"  # the local stack's own endpoints on the HTTP API port (never a template route)
 
 
 class TemplateError(ValueError):
@@ -355,6 +360,73 @@ class StreamSourceSpec:
 
 
 @dataclass(frozen=True)
+class QueueSourceSpec:
+    """An SQS event of a function (Lambda's SQS event source mapping)."""
+
+    function_logical_id: str
+    event_id: str
+    queue_logical_id: str
+    batch_size: int
+    maximum_batching_window_seconds: float
+    report_batch_item_failures: bool
+    maximum_concurrency: int | None  # ScalingConfig.MaximumConcurrency
+    enabled: bool
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A Schedule (EventBridge rule) or ScheduleV2 (EventBridge Scheduler) event of a function."""
+
+    function_logical_id: str
+    event_id: str
+    kind: str  # Schedule | ScheduleV2
+    expression: str  # rate(...), cron(...)
+    timezone: str  # ScheduleExpressionTimezone (ScheduleV2), else UTC
+    name: str  # the rule's (schedule's) local name
+    input: str | None  # Input: the JSON text sent instead of the scheduled event
+    enabled: bool
+
+    @property
+    def arn(self) -> str:
+        if self.kind == "ScheduleV2":
+            return f"arn:aws:scheduler:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:schedule/default/{self.name}"
+        return f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:rule/{self.name}"
+
+
+@dataclass(frozen=True)
+class EventBusSpec:
+    logical_id: str
+    physical_name: str
+
+
+@dataclass(frozen=True)
+class EventArchiveSpec:
+    logical_id: str
+    physical_name: str
+    source_bus_logical_id: str
+    retention_days: int
+    event_pattern: Any  # a dict, a JSON string or None (every event)
+    description: Any
+
+
+@dataclass(frozen=True)
+class KmsKeySpec:
+    logical_id: str
+    description: Any
+    key_policy: Any  # as written (intrinsics unresolved)
+    enable_key_rotation: bool
+    key_spec: str
+    key_usage: str
+
+
+@dataclass(frozen=True)
+class KmsAliasSpec:
+    logical_id: str
+    alias_name: str  # the local name
+    target_key_logical_id: str
+
+
+@dataclass(frozen=True)
 class FunctionSpec:
     logical_id: str
     physical_name: str
@@ -366,6 +438,17 @@ class FunctionSpec:
     environment: Mapping[str, Any]  # variable -> value as written (intrinsics unresolved)
     http_routes: tuple[HttpRouteSpec, ...]
     stream_sources: tuple[StreamSourceSpec, ...]
+    queue_sources: tuple[QueueSourceSpec, ...] = ()
+    schedules: tuple[ScheduleSpec, ...] = ()
+    reserved_concurrency: int | None = None  # ReservedConcurrentExecutions
+    maximum_retry_attempts: int = 2  # EventInvokeConfig: retries of an asynchronous (scheduled) invocation
+    role_logical_id: str | None = None  # the role SAM makes (<LogicalId>Role); None when Role is given
+
+    @property
+    def role_arn(self) -> str | None:
+        if self.role_logical_id is None:
+            return None
+        return f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/{physical_name(self.role_logical_id)}"
 
     @property
     def module_name(self) -> str:
@@ -389,6 +472,10 @@ class LocalTemplate:
     secrets: Mapping[str, SecretSpec]
     functions: Mapping[str, FunctionSpec]
     resolver: IntrinsicResolver = field(repr=False)
+    event_buses: Mapping[str, EventBusSpec] = field(default_factory=dict)
+    event_archives: Mapping[str, EventArchiveSpec] = field(default_factory=dict)
+    kms_keys: Mapping[str, KmsKeySpec] = field(default_factory=dict)
+    kms_aliases: Mapping[str, KmsAliasSpec] = field(default_factory=dict)
 
     @property
     def http_routes(self) -> tuple[HttpRouteSpec, ...]:
@@ -397,6 +484,31 @@ class LocalTemplate:
     @property
     def stream_sources(self) -> tuple[StreamSourceSpec, ...]:
         return tuple(source for function in self.functions.values() for source in function.stream_sources)
+
+    @property
+    def queue_sources(self) -> tuple[QueueSourceSpec, ...]:
+        return tuple(source for function in self.functions.values() for source in function.queue_sources)
+
+    @property
+    def schedules(self) -> tuple[ScheduleSpec, ...]:
+        return tuple(schedule for function in self.functions.values() for schedule in function.schedules)
+
+    @property
+    def role_attributes(self) -> dict[tuple[str, str], str]:
+        """GetAtt <FunctionId>Role.Arn for the roles SAM makes (a KMS key policy names them)."""
+        return {
+            (function.role_logical_id, "Arn"): function.role_arn
+            for function in self.functions.values()
+            if function.role_logical_id is not None and function.role_arn is not None
+        }
+
+    @property
+    def role_refs(self) -> dict[str, str]:
+        return {
+            function.role_logical_id: physical_name(function.role_logical_id)
+            for function in self.functions.values()
+            if function.role_logical_id is not None
+        }
 
 
 def physical_name(logical_id: str) -> str:
@@ -445,8 +557,29 @@ def load_template(
         for logical_id, resource in resources.items()
         if resource.get("Type") == "AWS::Serverless::Function"
     }
+    event_buses = {
+        logical_id: EventBusSpec(logical_id, physical_name(logical_id))
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Events::EventBus"
+    }
+    event_archives = {
+        logical_id: _archive_spec(logical_id, resource.get("Properties") or {}, resolver, event_buses)
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::Events::Archive"
+    }
+    kms_keys = {
+        logical_id: _kms_key_spec(logical_id, resource.get("Properties") or {}, resolver)
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::KMS::Key"
+    }
+    kms_aliases = {
+        logical_id: _kms_alias_spec(logical_id, resource.get("Properties") or {}, kms_keys)
+        for logical_id, resource in resources.items()
+        if resource.get("Type") == "AWS::KMS::Alias"
+    }
     _check_unique_routes(functions.values())
-    return LocalTemplate(path, parameters, tables, queues, secrets, functions, resolver)
+    return LocalTemplate(path, parameters, tables, queues, secrets, functions, resolver, event_buses,
+                         event_archives, kms_keys, kms_aliases)
 
 
 def _local_parameters(declared: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -574,6 +707,8 @@ def _function_spec(
     environment = dict(((properties.get("Environment") or {}).get("Variables")) or {})
     routes: list[HttpRouteSpec] = []
     streams: list[StreamSourceSpec] = []
+    queue_sources: list[QueueSourceSpec] = []
+    schedules: list[ScheduleSpec] = []
     for event_id, event in (properties.get("Events") or {}).items():
         event_type = event.get("Type")
         event_properties = event.get("Properties") or {}
@@ -581,8 +716,20 @@ def _function_spec(
             routes.append(_http_route(logical_id, event_id, event_properties, resolver))
         elif event_type == "DynamoDB":
             streams.append(_stream_source(logical_id, event_id, event_properties, resolver, tables, queues))
+        elif event_type == "SQS":
+            queue_sources.append(_queue_source(logical_id, event_id, event_properties, resolver, queues))
+        elif event_type in ("Schedule", "ScheduleV2"):
+            schedules.append(_schedule(logical_id, event_id, event_type, event_properties, resolver))
         else:
             raise TemplateError(f"{logical_id}.{event_id}: event type {event_type} is not emulated by the local stack")
+    reserved = resolver.resolve(properties.get("ReservedConcurrentExecutions"))
+    if reserved is not None:
+        reserved = int(reserved)
+        if reserved < 0:
+            raise TemplateError(f"{logical_id}: ReservedConcurrentExecutions {reserved} is negative")
+    retries = int(resolver.resolve((properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2)))
+    if not 0 <= retries <= 2:
+        raise TemplateError(f"{logical_id}: EventInvokeConfig.MaximumRetryAttempts must be 0, 1 or 2")
     return FunctionSpec(
         logical_id=logical_id,
         physical_name=physical_name(logical_id),
@@ -594,6 +741,11 @@ def _function_spec(
         environment=environment,
         http_routes=tuple(routes),
         stream_sources=tuple(streams),
+        queue_sources=tuple(queue_sources),
+        schedules=tuple(schedules),
+        reserved_concurrency=reserved,
+        maximum_retry_attempts=retries,
+        role_logical_id=None if properties.get("Role") else f"{logical_id}Role",
     )
 
 
@@ -655,10 +807,123 @@ def _stream_source(
     )
 
 
+def _queue_source(
+    logical_id: str,
+    event_id: str,
+    properties: Mapping[str, Any],
+    resolver: IntrinsicResolver,
+    queues: Mapping[str, QueueSpec],
+) -> QueueSourceSpec:
+    what = f"{logical_id}.{event_id}"
+    queue_id = _referenced_logical_id(properties.get("Queue"), "Arn", what=f"{what}.Queue")
+    if queue_id not in queues:
+        raise TemplateError(f"{what}: queue {queue_id} is not an SQS queue of the template")
+    for unsupported in ("FilterCriteria", "KmsKeyArn", "MetricsConfig", "ProvisionedPollerConfig"):
+        if unsupported in properties:
+            raise TemplateError(f"{what}: {unsupported} is not emulated by the local stack's queue poller")
+    values = resolver.resolve({key: value for key, value in properties.items() if key != "Queue"})
+    fifo = queues[queue_id].physical_name.endswith(".fifo")
+    batch_size = int(values.get("BatchSize", 10))
+    if not 1 <= batch_size <= (10 if fifo else 10000):
+        raise TemplateError(f"{what}: BatchSize {batch_size} is out of range for this queue")
+    window = float(values.get("MaximumBatchingWindowInSeconds", 0))
+    if fifo and window:
+        raise TemplateError(f"{what}: FIFO queues take no MaximumBatchingWindowInSeconds")
+    if batch_size > 10 and not window:
+        raise TemplateError(f"{what}: a BatchSize above 10 needs MaximumBatchingWindowInSeconds")
+    maximum = (values.get("ScalingConfig") or {}).get("MaximumConcurrency")
+    return QueueSourceSpec(
+        function_logical_id=logical_id,
+        event_id=event_id,
+        queue_logical_id=queue_id,
+        batch_size=batch_size,
+        maximum_batching_window_seconds=window,
+        report_batch_item_failures="ReportBatchItemFailures" in (values.get("FunctionResponseTypes") or []),
+        maximum_concurrency=None if maximum is None else int(maximum),
+        enabled=values.get("Enabled", True) not in (False, "false"),
+    )
+
+
+def _schedule(
+    logical_id: str, event_id: str, kind: str, properties: Mapping[str, Any], resolver: IntrinsicResolver
+) -> ScheduleSpec:
+    from billops_local.schedule_runner import parse_schedule_expression
+
+    what = f"{logical_id}.{event_id}"
+    used = ("Schedule", "ScheduleExpression", "ScheduleExpressionTimezone", "State", "Enabled", "Input")
+    values = resolver.resolve({key: value for key, value in properties.items() if key in used})
+    expression = values.get("Schedule" if kind == "Schedule" else "ScheduleExpression")
+    if not isinstance(expression, str):
+        raise TemplateError(f"{what}: a {kind} event needs a schedule expression")
+    timezone = str(values.get("ScheduleExpressionTimezone") or "UTC") if kind == "ScheduleV2" else "UTC"
+    parse_schedule_expression(expression, timezone, what=what)  # refuse what cannot be emulated, now
+    state = str(values.get("State") or "ENABLED").upper()
+    enabled = values.get("Enabled", True) not in (False, "false") and state == "ENABLED"
+    given_input = values.get("Input")
+    if given_input is not None and not isinstance(given_input, str):
+        raise TemplateError(f"{what}: Input must be a JSON string")
+    return ScheduleSpec(
+        function_logical_id=logical_id,
+        event_id=event_id,
+        kind=kind,
+        expression=expression.strip(),
+        timezone=timezone,
+        name=physical_name(f"{logical_id}{event_id}"),
+        input=given_input,
+        enabled=enabled,
+    )
+
+
+def _archive_spec(
+    logical_id: str, properties: Mapping[str, Any], resolver: IntrinsicResolver, buses: Mapping[str, EventBusSpec]
+) -> EventArchiveSpec:
+    bus_id = _referenced_logical_id(properties.get("SourceArn"), "Arn", what=f"{logical_id}.SourceArn")
+    if bus_id not in buses:
+        raise TemplateError(f"{logical_id}: archives of {bus_id} (not an event bus of the template) are not emulated")
+    pattern = resolver.resolve(properties.get("EventPattern"))
+    return EventArchiveSpec(
+        logical_id=logical_id,
+        physical_name=physical_name(logical_id),
+        source_bus_logical_id=bus_id,
+        retention_days=int(resolver.resolve(properties.get("RetentionDays", 0))),
+        event_pattern=pattern,
+        description=properties.get("Description"),
+    )
+
+
+def _kms_key_spec(logical_id: str, properties: Mapping[str, Any], resolver: IntrinsicResolver) -> KmsKeySpec:
+    return KmsKeySpec(
+        logical_id=logical_id,
+        description=properties.get("Description"),
+        key_policy=properties.get("KeyPolicy"),
+        enable_key_rotation=resolver.resolve(properties.get("EnableKeyRotation", False)) in (True, "true"),
+        key_spec=str(resolver.resolve(properties.get("KeySpec", "SYMMETRIC_DEFAULT"))),
+        key_usage=str(resolver.resolve(properties.get("KeyUsage", "ENCRYPT_DECRYPT"))),
+    )
+
+
+def _kms_alias_spec(logical_id: str, properties: Mapping[str, Any], keys: Mapping[str, KmsKeySpec]) -> KmsAliasSpec:
+    target = properties.get("TargetKeyId")
+    if isinstance(target, dict) and isinstance(target.get("Ref"), str):
+        key_id = target["Ref"]
+    elif isinstance(target, dict) and "Fn::GetAtt" in target:
+        key_id = _referenced_logical_id(target, "Arn", what=f"{logical_id}.TargetKeyId")
+    else:
+        raise TemplateError(f"{logical_id}.TargetKeyId must be !Ref or !GetAtt .Arn of a key of the template")
+    if key_id not in keys:
+        raise TemplateError(f"{logical_id}: {key_id} is not a KMS key of the template")
+    return KmsAliasSpec(logical_id, f"alias/{physical_name(logical_id)}", key_id)
+
+
 def _check_unique_routes(functions: Any) -> None:
     seen: dict[str, str] = {}
     for function in functions:
         for route in function.http_routes:
+            if route.path == LOCAL_CONTROL_PREFIX or route.path.startswith(LOCAL_CONTROL_PREFIX + "/"):
+                raise TemplateError(
+                    f"{function.logical_id}: route {route.route_key} is under {LOCAL_CONTROL_PREFIX}, which the "
+                    "local stack keeps for its own endpoints"
+                )
             if route.route_key in seen:
                 raise TemplateError(
                     f"route {route.route_key} is declared by both {seen[route.route_key]} and {function.logical_id}"

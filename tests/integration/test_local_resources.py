@@ -29,7 +29,8 @@ from billops_local.aws_environment import (
     merged_function_environment,
 )
 from billops_local.http_gateway import HttpGateway, Route, RouteTable, response_from_lambda
-from billops_local.template_resources import load_template
+from billops_local.stack import LocalSettings, LocalStack, LocalStackError
+from billops_local.template_resources import TemplateError, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -102,11 +103,13 @@ def test_tables_have_exactly_the_template_keys_indexes_and_streams(raw_template,
             expected["AttributeDefinitions"], key=lambda a: a["AttributeName"]
         ), name
         got_indexes = {
-            index["IndexName"]: (index["KeySchema"], index["Projection"]["ProjectionType"])
+            index["IndexName"]: (index["KeySchema"], index["Projection"]["ProjectionType"],
+                                 sorted(index["Projection"].get("NonKeyAttributes") or []))
             for index in table.get("GlobalSecondaryIndexes", [])
         }
         want_indexes = {
-            index["IndexName"]: (index["KeySchema"], index["Projection"]["ProjectionType"])
+            index["IndexName"]: (index["KeySchema"], index["Projection"]["ProjectionType"],
+                                 sorted(index["Projection"].get("NonKeyAttributes") or []))
             for index in expected.get("GlobalSecondaryIndexes", [])
         }
         assert got_indexes == want_indexes, name
@@ -133,13 +136,88 @@ def test_queues_and_secrets_come_from_the_template(raw_template, created, moto_e
             "Attributes"
         ]
         expected = resources[logical_id]["Properties"]
-        assert attributes["QueueArn"].endswith(f":billops-local-{logical_id}")
-        if "MessageRetentionPeriod" in expected:
-            assert attributes["MessageRetentionPeriod"] == str(expected["MessageRetentionPeriod"])
+        fifo = expected.get("FifoQueue") is True
+        assert attributes["QueueArn"].endswith(f":billops-local-{logical_id}" + (".fifo" if fifo else ""))
+        assert attributes.get("FifoQueue", "false") == ("true" if fifo else "false")
+        if "ContentBasedDeduplication" in expected:
+            assert attributes["ContentBasedDeduplication"] == str(expected["ContentBasedDeduplication"]).lower()
+        for name in ("MessageRetentionPeriod", "VisibilityTimeout"):
+            if name in expected:
+                assert attributes[name] == str(expected[name]), (logical_id, name)
         if expected.get("SqsManagedSseEnabled"):
             assert attributes["SqsManagedSseEnabled"] == "true"
+        if "RedrivePolicy" in expected:
+            redrive = json.loads(attributes["RedrivePolicy"])
+            target = expected["RedrivePolicy"]["deadLetterTargetArn"]["GetAtt"].split(".")[0]
+            assert redrive == {"deadLetterTargetArn": created.queues[target].arn,
+                               "maxReceiveCount": expected["RedrivePolicy"]["maxReceiveCount"]}
+        else:
+            assert "RedrivePolicy" not in attributes
     secret_ids = sorted(i for i, r in resources.items() if r["Type"] == "AWS::SecretsManager::Secret")
     assert sorted(created.secrets) == secret_ids
+    secrets = aws_client("secretsmanager", moto_endpoint)
+    for logical_id in secret_ids:
+        literal = resources[logical_id]["Properties"].get("SecretString")
+        if literal is not None:
+            value = secrets.get_secret_value(SecretId=created.secrets[logical_id].arn)["SecretString"]
+            assert value == literal, logical_id
+
+
+def test_event_buses_and_archives_come_from_the_template(raw_template, created, moto_endpoint) -> None:
+    resources = raw_template["Resources"]
+    events = aws_client("events", moto_endpoint)
+    bus_ids = sorted(i for i, r in resources.items() if r["Type"] == "AWS::Events::EventBus")
+    assert sorted(created.event_buses) == bus_ids
+    names = {bus["Name"] for bus in events.list_event_buses()["EventBuses"]}
+    assert names == {"default"} | {f"billops-local-{logical_id}" for logical_id in bus_ids}
+    archive_ids = sorted(i for i, r in resources.items() if r["Type"] == "AWS::Events::Archive")
+    assert sorted(created.event_archives) == archive_ids
+    for logical_id in archive_ids:
+        expected = resources[logical_id]["Properties"]
+        archive = events.describe_archive(ArchiveName=created.event_archives[logical_id].name)
+        source = expected["SourceArn"]["GetAtt"].split(".")[0]
+        assert archive["EventSourceArn"] == created.event_buses[source].arn
+        assert archive["RetentionDays"] == expected["RetentionDays"]
+
+
+def test_kms_keys_and_aliases_come_from_the_template(raw_template, created, moto_endpoint) -> None:
+    resources = raw_template["Resources"]
+    kms = aws_client("kms", moto_endpoint)
+    key_ids = sorted(i for i, r in resources.items() if r["Type"] == "AWS::KMS::Key")
+    assert sorted(created.kms_keys) == key_ids
+    for logical_id in key_ids:
+        expected = resources[logical_id]["Properties"]
+        key = created.kms_keys[logical_id]
+        assert kms.get_key_rotation_status(KeyId=key.key_id)["KeyRotationEnabled"] is bool(
+            expected.get("EnableKeyRotation"))
+        policy = json.loads(kms.get_key_policy(KeyId=key.key_id, PolicyName="default")["Policy"])
+        assert [s["Sid"] for s in policy["Statement"]] == [s["Sid"] for s in expected["KeyPolicy"]["Statement"]]
+        for got, want in zip(policy["Statement"], expected["KeyPolicy"]["Statement"], strict=True):
+            assert (got["Action"], got.get("Condition")) == (want["Action"], want.get("Condition"))
+            principal = want["Principal"]["AWS"]
+            if "GetAtt" in principal:  # a role SAM makes: its local ARN
+                role = principal["GetAtt"].split(".")[0]
+                assert got["Principal"]["AWS"] == f"arn:aws:iam::123456789012:role/billops-local-{role}"
+    aliases = {alias["AliasName"]: alias.get("TargetKeyId") for alias in kms.list_aliases()["Aliases"]}
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::KMS::Alias":
+            target = resource["Properties"]["TargetKeyId"]["Ref"]
+            assert aliases[f"alias/billops-local-{logical_id}"] == created.kms_keys[target].key_id
+
+
+def test_the_upgrade_key_round_trips_through_the_template_key_with_its_context(created, moto_endpoint) -> None:
+    from billops.ccbill.upgrade_encryption import encrypt_key_for_configuration
+
+    kms = aws_client("kms", moto_endpoint)
+    key = "0123456789abcdeffedcba987654321089abcdef01234567"
+    ciphertext = encrypt_key_for_configuration(kms, created.kms_keys["BillopsKey"].arn, key)
+    import base64
+
+    blob = base64.b64decode(ciphertext)
+    plain = kms.decrypt(CiphertextBlob=blob, EncryptionContext={"billops:purpose": "ccbill-upgrade-enc"})
+    assert plain["Plaintext"].decode() == key
+    with pytest.raises(kms.exceptions.InvalidCiphertextException):
+        kms.decrypt(CiphertextBlob=blob)  # without the encryption context
 
 
 def test_the_webhook_token_is_the_whole_secret_string(created, moto_endpoint) -> None:
@@ -160,8 +238,72 @@ def test_function_environments_resolve_to_the_local_resources(template, created)
     assert receiver["BILLOPS_MAX_BODY_BYTES"] == "65536"
     assert receiver["POWERTOOLS_SERVICE_NAME"] == "billops"
     assert "BILLOPS_WEBHOOK_TOKEN" not in receiver
-    merged = merged_function_environment(environments)
+    merged = merged_function_environment(environments)  # one process: no variable may have two values
     assert merged["BILLOPS_EVENTS_TABLE"] == "billops-local-EventsTable"
+    worker = environments["OperationWorkerFunction"]
+    assert worker["BILLOPS_OPERATIONS_TABLE"] == "billops-local-OperationsTable"
+    assert worker["BILLOPS_OPERATIONS_QUEUE_URL"] == created.queues["OperationsQueue"].url
+    assert worker["BILLOPS_OPERATIONS_DLQ_URL"] == created.queues["OperationsDeadLetterQueue"].url
+    assert worker["BILLOPS_EVENT_BUS_NAME"] == created.event_buses["DomainEventBus"].name
+    assert worker["BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN"] == created.secrets["CCBillCredentialsSecret"].arn
+    assert worker["BILLOPS_SETTLE_WINDOW_SECONDS"] == "1800"
+    assert worker["BILLOPS_UPGRADE_KEY_CIPHERTEXT"] == ""
+    assert worker["BILLOPS_UPGRADE_CATALOGUE"] == "[]"
+    postback = environments["UpgradePostbackFunction"]
+    assert postback["BILLOPS_WEBHOOK_TOKEN_SECRET_ARN"] == receiver["BILLOPS_WEBHOOK_TOKEN_SECRET_ARN"]
+
+
+def test_every_template_function_has_its_handler_file(template) -> None:
+    for logical_id, spec in template.functions.items():
+        assert spec.module_path.is_file(), f"{logical_id}: {spec.module_path} is missing"
+
+
+def test_template_specs_carry_the_queue_sources_and_schedules(template, raw_template) -> None:
+    raw_functions = {logical_id: resource["Properties"] for logical_id, resource in raw_template["Resources"].items()
+                     if resource["Type"] == "AWS::Serverless::Function"}
+    raw_queue_events = [(logical_id, event_id, event["Properties"])
+                        for logical_id, properties in raw_functions.items()
+                        for event_id, event in (properties.get("Events") or {}).items() if event["Type"] == "SQS"]
+    assert [(s.function_logical_id, s.event_id) for s in template.queue_sources] == [
+        (logical_id, event_id) for logical_id, event_id, _ in raw_queue_events]
+    parameters = raw_template["Parameters"]
+    for source, (logical_id, _, raw) in zip(template.queue_sources, raw_queue_events, strict=True):
+        assert source.queue_logical_id == raw["Queue"]["GetAtt"].split(".")[0]
+        assert source.batch_size == raw["BatchSize"]
+        assert source.report_batch_item_failures is ("ReportBatchItemFailures" in raw["FunctionResponseTypes"])
+        maximum = raw["ScalingConfig"]["MaximumConcurrency"]
+        assert source.maximum_concurrency == parameters[maximum["Ref"]]["Default"]
+        reserved = raw_functions[logical_id]["ReservedConcurrentExecutions"]
+        assert template.functions[logical_id].reserved_concurrency == parameters[reserved["Ref"]]["Default"]
+    raw_schedules = sorted((logical_id, event_id, event["Properties"]["Schedule"])
+                           for logical_id, properties in raw_functions.items()
+                           for event_id, event in (properties.get("Events") or {}).items()
+                           if event["Type"] == "Schedule")
+    assert sorted((s.function_logical_id, s.event_id, s.expression) for s in template.schedules) == raw_schedules
+    assert all(s.enabled for s in template.schedules)
+    for logical_id, properties in raw_functions.items():
+        retries = (properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2)
+        assert template.functions[logical_id].maximum_retry_attempts == retries
+
+
+def test_template_routes_may_not_use_the_local_control_prefix(tmp_path: Path) -> None:
+    document = TEMPLATE.read_text().replace("Path: /postbacks/ccbill/upgrade/{outcome}",
+                                            "Path: /__local/schedules/{outcome}")
+    copy = tmp_path / "template.yaml"
+    copy.write_text(document)
+    with pytest.raises(TemplateError, match="__local"):
+        load_template(copy)
+
+
+def test_the_stack_refuses_to_start_when_a_handler_file_is_missing(tmp_path: Path) -> None:
+    document = TEMPLATE.read_text().replace("CodeUri: functions/operation_worker/",
+                                            f"CodeUri: {tmp_path / 'nowhere'}/")
+    copy = tmp_path / "template.yaml"
+    copy.write_text(document)
+    stack = LocalStack(LocalSettings(aws_port=0, api_port=0, sandbox_port=0, template_path=copy), announce=False)
+    with pytest.raises(LocalStackError, match="OperationWorkerFunction.*operation_worker_handler.py"):
+        stack.start()
+    assert stack.state.moto is None  # everything started was stopped again
 
 
 def test_two_functions_giving_one_variable_two_values_is_refused() -> None:
@@ -208,6 +350,10 @@ def test_gateway_routes_exactly_the_template_routes(raw_template, template) -> N
     assert table.route_keys == _expected_route_keys(raw_template)
     route, parameters = table.find("POST", "/webhooks/ccbill")
     assert route.function is functions["WebhookReceiverFunction"] and parameters == {}
+    route, parameters = table.find("POST", "/postbacks/ccbill/upgrade/approval")
+    assert route.function is functions["UpgradePostbackFunction"] and parameters == {"outcome": "approval"}
+    assert table.find("POST", "/postbacks/ccbill/upgrade") is None
+    assert table.find("GET", "/postbacks/ccbill/upgrade/denial") is None
     assert table.find("GET", "/webhooks/ccbill") is None
     assert table.find("POST", "/webhooks/ccbill/extra") is None
 

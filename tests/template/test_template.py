@@ -26,6 +26,12 @@ TEMPLATE = ROOT / "template.yaml"
 VENV_BIN = Path(sys.executable).parent
 SAM = VENV_BIN / "sam"
 ELF_MACHINE_AARCH64 = 183
+FUNCTIONS = {
+    "WebhookReceiverFunction", "SubscriptionProjectorFunction", "OperationWorkerFunction",
+    "OperationSchedulerFunction", "ReconciliationFunction", "UpgradePostbackFunction",
+}
+CCBILL_CONNECT_PLUS_READ_TIMEOUT = 5 + 40  # docs/ccbill-client.md: BILLOPS_CCBILL_CONNECT_TIMEOUT + READ_TIMEOUT
+UPGRADE_KEY_CONTEXT = {"kms:EncryptionContext:billops:purpose": "ccbill-upgrade-enc"}
 
 
 def _sam_environment() -> dict[str, str]:
@@ -154,15 +160,17 @@ def test_sam_build_succeeds_and_packages_the_layer_for_arm64(sam_build: Path) ->
         assert header[:4] == b"\x7fELF", f"{extension.name} is not an ELF shared object"
         machine = int.from_bytes(header[18:20], "little")
         assert machine == ELF_MACHINE_AARCH64, f"{extension.name} is built for ELF machine {machine}, not aarch64"
-    for name in ("WebhookReceiverFunction", "SubscriptionProjectorFunction"):
+    for name in FUNCTIONS:
         assert (sam_build / name).is_dir()
 
 
 def test_built_template_points_at_built_artifacts(sam_build: Path) -> None:
     built = load_yaml(sam_build / "template.yaml")["Resources"]
     assert built["BillopsLayer"]["Properties"]["ContentUri"] == "BillopsLayer"
-    assert built["WebhookReceiverFunction"]["Properties"]["CodeUri"] == "WebhookReceiverFunction"
-    assert built["SubscriptionProjectorFunction"]["Properties"]["CodeUri"] == "SubscriptionProjectorFunction"
+    for name in FUNCTIONS:
+        assert built[name]["Properties"]["CodeUri"] == name
+        handler_module = built[name]["Properties"]["Handler"].rpartition(".")[0]
+        assert (sam_build / name / f"{handler_module}.py").is_file(), f"{name}: the handler is not in the build"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -172,8 +180,9 @@ def test_built_template_points_at_built_artifacts(sam_build: Path) -> None:
 
 def test_every_table_has_point_in_time_recovery_and_encryption(resources: dict[str, dict[str, Any]]) -> None:
     tables = {name: r for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"EventsTable", "SubscriptionsTable"}
+    assert set(tables) == {"EventsTable", "SubscriptionsTable", "OperationsTable"}
     for name, table in tables.items():
+        assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
         properties = table["Properties"]
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
         assert properties["SSESpecification"]["SSEEnabled"] is True, name
@@ -193,14 +202,47 @@ def test_tables_have_the_documented_keys_indexes_and_stream(resources: dict[str,
     assert events["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     subscriptions = resources["SubscriptionsTable"]["Properties"]
     assert subscriptions["KeySchema"] == [{"AttributeName": "subscription_id", "KeyType": "HASH"}]
-    (by_status,) = subscriptions["GlobalSecondaryIndexes"]
-    assert by_status["IndexName"] == "by_status"
-    assert [k["AttributeName"] for k in by_status["KeySchema"]] == ["status", "updated_at"]
+    indexes = {index["IndexName"]: index for index in subscriptions["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"by_status", "by_original_subscription"}
+    assert [k["AttributeName"] for k in indexes["by_status"]["KeySchema"]] == ["status", "updated_at"]
+    assert [k["AttributeName"] for k in indexes["by_original_subscription"]["KeySchema"]] == [
+        "original_subscription_id", "signed_up_at"]
+    _assert_index_attributes_are_strings(subscriptions)
+
+
+def _assert_index_attributes_are_strings(properties: dict[str, Any]) -> None:
+    declared = {a["AttributeName"]: a["AttributeType"] for a in properties["AttributeDefinitions"]}
+    keys = {k["AttributeName"] for k in properties["KeySchema"]}
+    for index in properties.get("GlobalSecondaryIndexes") or []:
+        keys |= {k["AttributeName"] for k in index["KeySchema"]}
+    assert set(declared) == keys, "AttributeDefinitions must declare exactly the key attributes"
+    assert set(declared.values()) == {"S"}
+
+
+def test_operations_table_has_the_documented_key_and_indexes(resources: dict[str, dict[str, Any]]) -> None:
+    operations = resources["OperationsTable"]["Properties"]
+    assert operations["KeySchema"] == [{"AttributeName": "operation_id", "KeyType": "HASH"}]
+    indexes = {index["IndexName"]: index for index in operations["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"by_subscription", "by_due", "by_status"}
+    keys = {name: [(k["AttributeName"], k["KeyType"]) for k in index["KeySchema"]] for name, index in indexes.items()}
+    assert keys == {
+        "by_subscription": [("subscription_id", "HASH"), ("created_at", "RANGE")],
+        "by_due": [("waiting", "HASH"), ("due_at", "RANGE")],
+        "by_status": [("status", "HASH"), ("updated_at", "RANGE")],
+    }
+    # by_due is sparse and narrow: never ALL (it is read every minute).
+    assert indexes["by_due"]["Projection"]["ProjectionType"] in ("KEYS_ONLY", "INCLUDE")
+    if indexes["by_due"]["Projection"]["ProjectionType"] == "INCLUDE":
+        # What the scheduler's sweep reads of a due record (billops/operations/scheduler.py, resend_stored).
+        assert {"status", "attempt", "message", "subscription_id"} <= set(
+            indexes["by_due"]["Projection"]["NonKeyAttributes"])
+    assert "StreamSpecification" not in operations
+    _assert_index_attributes_are_strings(operations)
 
 
 def test_every_function_logs_to_its_own_log_group_with_retention(resources: dict[str, dict[str, Any]]) -> None:
     functions = _functions(resources)
-    assert set(functions) == {"WebhookReceiverFunction", "SubscriptionProjectorFunction"}
+    assert set(functions) == FUNCTIONS
     for name, function in functions.items():
         group_id = _ref(function["Properties"]["LoggingConfig"]["LogGroup"])
         assert group_id in resources, f"{name}: LoggingConfig.LogGroup is not a log group of the template"
@@ -253,6 +295,10 @@ def test_no_iam_statement_has_a_wildcard_action(transformed: dict[str, Any]) -> 
             documents.append(properties.get("AssumeRolePolicyDocument") or {})
         elif resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             documents = [properties["PolicyDocument"]]
+        elif resource["Type"] == "AWS::KMS::Key":
+            documents = [properties["KeyPolicy"]]
+        elif resource["Type"] in ("AWS::SQS::QueuePolicy", "AWS::Events::EventBusPolicy"):
+            documents = [properties.get("PolicyDocument") or properties.get("Statement") or {}]
         for document in documents:
             for statement in _statements(document):
                 offenders += [(name, action) for action in _actions(statement) if "*" in action]
@@ -286,8 +332,14 @@ def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(tra
     assert actions == sorted([
         "dynamodb:GetItem", "dynamodb:Query",  # EventsTable
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",  # SubscriptionsTable
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem",  # OperationsTable: settles upgrades
         "sqs:SendMessage",
+        "events:PutEvents",  # SubscriptionChanged
     ])
+    granted = _grants(transformed, "SubscriptionProjectorFunction")
+    assert granted["dynamodb:UpdateItem"] >= {_arn("OperationsTable")}
+    assert _arn("OperationsTable") not in granted["dynamodb:PutItem"]
+    assert granted["events:PutEvents"] == {_bus_arn()}
 
 
 def test_projector_reads_the_events_stream_like_the_architecture_says(resources: dict[str, dict[str, Any]]) -> None:
@@ -304,6 +356,306 @@ def test_projector_reads_the_events_stream_like_the_architecture_says(resources:
         "Fn::GetAtt": ["ProjectorDeadLetterQueue", "Arn"]
     }
     assert resources["ProjectorDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Operations: functions, permissions, queue, key, bus
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _arn(logical_id: str) -> str:
+    return json.dumps({"Fn::GetAtt": [logical_id, "Arn"]}, sort_keys=True)
+
+
+def _sub(text: str) -> str:
+    return json.dumps({"Fn::Sub": text}, sort_keys=True)
+
+
+def _bus_arn() -> str:
+    return json.dumps({"Fn::Sub": [
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${eventBusName}",
+        {"eventBusName": {"Ref": "DomainEventBus"}},
+    ]}, sort_keys=True)
+
+
+def _secret_arn(logical_id: str) -> str:
+    return json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": logical_id}}]}, sort_keys=True)
+
+
+def _grants(transformed: dict[str, Any], function: str) -> dict[str, set[str]]:
+    """action -> the resources (as sorted JSON) the function's role grants it on."""
+    role = transformed["Resources"][f"{function}Role"]["Properties"]
+    granted: dict[str, set[str]] = {}
+    for policy in role["Policies"]:
+        for statement in _statements(policy["PolicyDocument"]):
+            assert statement["Effect"] == "Allow"
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for action in _actions(statement):
+                granted.setdefault(action, set()).update(json.dumps(r, sort_keys=True) for r in resources)
+    return granted
+
+
+def _table_and_indexes(table: str) -> set[str]:
+    return {_arn(table), _sub(f"${{{table}.Arn}}/index/*")}
+
+
+def test_every_function_role_scopes_every_statement_to_named_resources(transformed: dict[str, Any]) -> None:
+    for function in FUNCTIONS:
+        for action, granted in _grants(transformed, function).items():
+            assert '"*"' not in granted, f"{function}: {action} on every resource"
+
+
+def test_operation_worker_permissions_are_exactly_what_it_does(transformed: dict[str, Any]) -> None:
+    granted = _grants(transformed, "OperationWorkerFunction")
+    assert set(granted) == {
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+        "sqs:SendMessage", "events:PutEvents", "secretsmanager:GetSecretValue",
+    }
+    operations, subscriptions, events = (_table_and_indexes(t) for t in
+                                         ("OperationsTable", "SubscriptionsTable", "EventsTable"))
+    assert granted["dynamodb:UpdateItem"] == operations
+    assert granted["dynamodb:PutItem"] == operations | subscriptions
+    assert granted["dynamodb:GetItem"] == granted["dynamodb:Query"] == operations | subscriptions | events
+    assert granted["sqs:SendMessage"] == {_arn("OperationsQueue"), _arn("OperationsDeadLetterQueue")}
+    assert granted["events:PutEvents"] == {_bus_arn()}
+    assert granted["secretsmanager:GetSecretValue"] == {_secret_arn("CCBillCredentialsSecret")}
+    # The SQS event source: Lambda's managed policy for receiving and deleting, nothing else managed.
+    role = transformed["Resources"]["OperationWorkerFunctionRole"]["Properties"]
+    assert sorted(role["ManagedPolicyArns"]) == [
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+    ]
+
+
+def test_operation_scheduler_may_only_find_claim_and_enqueue(transformed: dict[str, Any]) -> None:
+    granted = _grants(transformed, "OperationSchedulerFunction")
+    assert granted == {
+        "dynamodb:Query": {_sub("${OperationsTable.Arn}/index/by_due")},
+        "dynamodb:UpdateItem": {_arn("OperationsTable")},
+        "dynamodb:GetItem": {_arn("OperationsTable")},
+        "sqs:SendMessage": {_arn("OperationsQueue")},
+        "events:PutEvents": {_bus_arn()},
+    }
+
+
+def test_reconciliation_is_like_the_worker_without_the_dead_letter_queue(transformed: dict[str, Any]) -> None:
+    worker = _grants(transformed, "OperationWorkerFunction")
+    reconciler = _grants(transformed, "ReconciliationFunction")
+    assert reconciler["sqs:SendMessage"] == {_arn("OperationsQueue")}
+    assert {action: resources for action, resources in reconciler.items() if action != "sqs:SendMessage"} == {
+        action: resources for action, resources in worker.items() if action != "sqs:SendMessage"}
+
+
+def test_upgrade_postback_reads_the_token_and_settles_operations(transformed: dict[str, Any]) -> None:
+    granted = _grants(transformed, "UpgradePostbackFunction")
+    operations = _table_and_indexes("OperationsTable")
+    assert granted == {
+        "dynamodb:GetItem": operations,
+        "dynamodb:Query": operations,
+        "dynamodb:UpdateItem": operations,
+        "events:PutEvents": {_bus_arn()},
+        "secretsmanager:GetSecretValue": {_secret_arn("WebhookTokenSecret")},
+    }
+
+
+def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: dict[str, Any],
+                                                                 resources: dict[str, dict[str, Any]]) -> None:
+    for function in FUNCTIONS:
+        granted = _grants(transformed, function)
+        assert not any(action.startswith("kms:") for action in granted), f"{function}: KMS in its role"
+        if _secret_arn("CCBillCredentialsSecret") in granted.get("secretsmanager:GetSecretValue", set()):
+            assert function in ("OperationWorkerFunction", "ReconciliationFunction")
+    statements = resources["BillopsKey"]["Properties"]["KeyPolicy"]["Statement"]
+    decrypting = [s for s in statements if "kms:Decrypt" in _actions(s)]
+    assert decrypting == [{
+        "Sid": "WorkerDecryptsTheUpgradeKey",
+        "Effect": "Allow",
+        "Principal": {"AWS": {"Fn::GetAtt": ["OperationWorkerFunctionRole", "Arn"]}},
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"StringEquals": UPGRADE_KEY_CONTEXT},
+    }]
+
+
+def test_billops_key_rotates_is_kept_and_is_administered_by_the_account(resources: dict[str, dict[str, Any]]) -> None:
+    key = resources["BillopsKey"]
+    assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    properties = key["Properties"]
+    assert properties["EnableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in properties["KeyPolicy"]["Statement"]}
+    root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    admin = statements["AccountAdministersTheKey"]
+    assert admin["Principal"] == root
+    assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:EnableKeyRotation"} <= set(_actions(admin))
+    assert not {"kms:Decrypt", "kms:Encrypt", "kms:CreateGrant", "kms:ReEncryptFrom"} & set(_actions(admin))
+    encrypt = statements["AccountEncryptsTheUpgradeKey"]
+    assert (encrypt["Principal"], encrypt["Action"]) == (root, "kms:Encrypt")
+    assert encrypt["Condition"] == {"StringEquals": UPGRADE_KEY_CONTEXT}
+    alias = resources["BillopsKeyAlias"]["Properties"]
+    assert alias == {"AliasName": {"Fn::Sub": "alias/billops-${Environment}"}, "TargetKeyId": {"Ref": "BillopsKey"}}
+
+
+def test_operation_worker_trigger_timeout_and_concurrency(resources: dict[str, dict[str, Any]],
+                                                          template: dict[str, Any]) -> None:
+    worker = resources["OperationWorkerFunction"]["Properties"]
+    assert worker["CodeUri"] == "functions/operation_worker/"
+    assert worker["Handler"] == "operation_worker_handler.handler"
+    assert worker["Timeout"] > CCBILL_CONNECT_PLUS_READ_TIMEOUT
+    assert worker["ReservedConcurrentExecutions"] == {"Ref": "WorkerConcurrency"}
+    concurrency = template["Parameters"]["WorkerConcurrency"]
+    assert concurrency["Default"] == 2 and concurrency["MinValue"] >= 2  # SQS event sources take at least 2
+    (event,) = worker["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["OperationsQueue", "Arn"]}
+    assert event["Properties"]["BatchSize"] == 10
+    assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # Lambda never throttles its own event source: the source is capped at the reserved concurrency.
+    assert event["Properties"]["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerConcurrency"}
+    queue = resources["OperationsQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * worker["Timeout"]
+
+
+def test_reconciliation_outlasts_its_ccbill_calls(resources: dict[str, dict[str, Any]]) -> None:
+    for name in ("ReconciliationFunction",):
+        assert resources[name]["Properties"]["Timeout"] > CCBILL_CONNECT_PLUS_READ_TIMEOUT
+
+
+def test_operations_queue_is_fifo_with_a_fifo_dead_letter_queue(resources: dict[str, dict[str, Any]]) -> None:
+    queue = resources["OperationsQueue"]["Properties"]
+    assert queue["FifoQueue"] is True
+    assert queue["ContentBasedDeduplication"] is False  # senders give the idempotency key
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["OperationsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    dead = resources["OperationsDeadLetterQueue"]["Properties"]
+    assert dead["FifoQueue"] is True
+    assert dead["SqsManagedSseEnabled"] is True
+    assert dead["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert queue["MessageRetentionPeriod"] <= dead["MessageRetentionPeriod"]
+    assert "QueueName" not in queue and "QueueName" not in dead
+
+
+def test_operations_queue_alarms(resources: dict[str, dict[str, Any]]) -> None:
+    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    dead = alarms["OperationsDeadLetterQueueAlarm"]
+    assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert dead["Dimensions"] == [{"Name": "QueueName",
+                                   "Value": {"Fn::GetAtt": ["OperationsDeadLetterQueue", "QueueName"]}}]
+    assert (dead["Threshold"], dead["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    age = alarms["OperationsQueueAgeAlarm"]
+    assert (age["Namespace"], age["MetricName"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage")
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["OperationsQueue", "QueueName"]}}]
+    assert age["ComparisonOperator"] == "GreaterThanThreshold"
+    # Longer than a message that failed once waits (the visibility timeout), so one retry does not page anyone.
+    assert age["Threshold"] > resources["OperationsQueue"]["Properties"]["VisibilityTimeout"]
+    for alarm in (dead, age):
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_scheduled_functions_and_the_postback_route(resources: dict[str, dict[str, Any]]) -> None:
+    expected = {
+        "OperationSchedulerFunction": ("functions/operation_scheduler/", "operation_scheduler_handler.handler",
+                                       "rate(1 minute)"),
+        "ReconciliationFunction": ("functions/reconciliation/", "reconciliation_handler.handler",
+                                   "rate(15 minutes)"),
+    }
+    for name, (code_uri, handler, rate) in expected.items():
+        properties = resources[name]["Properties"]
+        assert (properties["CodeUri"], properties["Handler"]) == (code_uri, handler)
+        (event,) = properties["Events"].values()
+        assert event["Type"] == "Schedule"
+        assert event["Properties"]["Schedule"] == rate
+        assert event["Properties"].get("State", "ENABLED") == "ENABLED"
+        assert "ReservedConcurrentExecutions" not in properties
+    postback = resources["UpgradePostbackFunction"]["Properties"]
+    assert (postback["CodeUri"], postback["Handler"]) == ("functions/upgrade_postback/",
+                                                          "upgrade_postback_handler.handler")
+    (event,) = postback["Events"].values()
+    assert event["Type"] == "HttpApi"
+    assert event["Properties"] == {"ApiId": {"Ref": "HttpApi"}, "Method": "POST",
+                                   "Path": "/postbacks/ccbill/upgrade/{outcome}", "PayloadFormatVersion": "2.0"}
+
+
+def _function_variables(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return {**template["Globals"]["Function"]["Environment"]["Variables"],
+            **((template["Resources"][name]["Properties"].get("Environment") or {}).get("Variables") or {})}
+
+
+def test_operations_environment(template: dict[str, Any]) -> None:
+    worker = _function_variables(template, "OperationWorkerFunction")
+    assert {name: worker[name] for name in (
+        "BILLOPS_OPERATIONS_TABLE", "BILLOPS_OPERATIONS_QUEUE_URL", "BILLOPS_OPERATIONS_DLQ_URL",
+        "BILLOPS_EVENT_BUS_NAME", "BILLOPS_SETTLE_WINDOW_SECONDS", "BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN",
+        "BILLOPS_UPGRADE_KEY_CIPHERTEXT", "BILLOPS_UPGRADE_CATALOGUE", "BILLOPS_CCBILL_SUBACCOUNTS")} == {
+        "BILLOPS_OPERATIONS_TABLE": {"Ref": "OperationsTable"},
+        "BILLOPS_OPERATIONS_QUEUE_URL": {"Ref": "OperationsQueue"},
+        "BILLOPS_OPERATIONS_DLQ_URL": {"Ref": "OperationsDeadLetterQueue"},
+        "BILLOPS_EVENT_BUS_NAME": {"Ref": "DomainEventBus"},
+        "BILLOPS_SETTLE_WINDOW_SECONDS": {"Ref": "SettleWindowSeconds"},
+        "BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN": {"Ref": "CCBillCredentialsSecret"},
+        "BILLOPS_UPGRADE_KEY_CIPHERTEXT": {"Ref": "UpgradeKeyCiphertext"},
+        "BILLOPS_UPGRADE_CATALOGUE": {"Ref": "UpgradeCatalogue"},
+        "BILLOPS_CCBILL_SUBACCOUNTS": {"Ref": "CCBillSubaccountSettings"},
+    }
+    # Only the worker builds `enc` upgrade links, so only it gets the key's ciphertext.
+    for name in FUNCTIONS - {"OperationWorkerFunction"}:
+        assert "BILLOPS_UPGRADE_KEY_CIPHERTEXT" not in _function_variables(template, name), name
+    postback = _function_variables(template, "UpgradePostbackFunction")
+    receiver = _function_variables(template, "WebhookReceiverFunction")
+    for name in ("BILLOPS_WEBHOOK_TOKEN_SECRET_ARN", "BILLOPS_ALLOWED_CIDRS", "BILLOPS_CLIENT_ACCNUM",
+                 "BILLOPS_CLIENT_SUBACCS"):
+        assert postback[name] == receiver[name], name
+    for name in ("SubscriptionProjectorFunction", "UpgradePostbackFunction", "ReconciliationFunction",
+                 "OperationSchedulerFunction"):
+        variables = _function_variables(template, name)
+        assert variables["BILLOPS_OPERATIONS_TABLE"] == {"Ref": "OperationsTable"}
+        assert variables["BILLOPS_EVENT_BUS_NAME"] == {"Ref": "DomainEventBus"}
+
+
+def test_a_variable_means_the_same_in_every_function(template: dict[str, Any]) -> None:
+    """The local stack runs every handler in one process: one variable, one value (and it is tidier anyway)."""
+    seen: dict[str, tuple[str, Any]] = {}
+    for name in FUNCTIONS:
+        for variable, value in _function_variables(template, name).items():
+            if variable in seen:
+                assert seen[variable][1] == value, f"{variable}: {seen[variable][0]} and {name} differ"
+            seen[variable] = (name, value)
+
+
+def test_operations_parameters(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    ciphertext = parameters["UpgradeKeyCiphertext"]
+    assert (ciphertext["Type"], ciphertext["NoEcho"], ciphertext["Default"]) == ("String", True, "")
+    assert json.loads(parameters["UpgradeCatalogue"]["Default"]) == []
+    assert json.loads(parameters["CCBillSubaccountSettings"]["Default"]) == {}
+    assert parameters["SettleWindowSeconds"]["Default"] == 1800
+
+
+def test_ccbill_credentials_secret_is_a_placeholder_of_the_clients_shape(resources: dict[str, dict[str, Any]]) -> None:
+    properties = resources["CCBillCredentialsSecret"]["Properties"]
+    assert "GenerateSecretString" not in properties
+    assert json.loads(properties["SecretString"]) == {"client_accnum": "", "username": "", "password": ""}
+
+
+def test_domain_event_bus_and_archive(resources: dict[str, dict[str, Any]]) -> None:
+    bus = resources["DomainEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "billops-${Environment}"}
+    archive = resources["DomainEventArchive"]["Properties"]
+    assert archive["SourceArn"] == {"Fn::GetAtt": ["DomainEventBus", "Arn"]}
+    assert archive["RetentionDays"] > 0
+
+
+def test_dashboard_shows_the_operations(resources: dict[str, dict[str, Any]]) -> None:
+    body, variables = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    for name in ("OperationWorkerFunction", "OperationSchedulerFunction", "ReconciliationFunction",
+                 "UpgradePostbackFunction"):
+        assert {"Ref": name} in variables.values(), name
+    assert {"Fn::GetAtt": ["OperationsQueue", "QueueName"]} in variables.values()
+    assert {"Fn::GetAtt": ["OperationsDeadLetterQueue", "QueueName"]} in variables.values()
+    assert "ApproximateAgeOfOldestMessage" in body
 
 
 SAFE_ACCESS_LOG_VARIABLES = {
@@ -367,6 +719,13 @@ def test_outputs(template: dict[str, Any]) -> None:
     }
     for name in ("WebhookTokenSecretArn", "EventsTableName", "SubscriptionsTableName", "ProjectorDeadLetterQueueUrl"):
         assert name in outputs
+    assert outputs["OperationsQueueUrl"]["Value"] == {"Ref": "OperationsQueue"}
+    assert outputs["OperationsDeadLetterQueueUrl"]["Value"] == {"Ref": "OperationsDeadLetterQueue"}
+    assert outputs["DomainEventBusName"]["Value"] == {"Ref": "DomainEventBus"}
+    assert outputs["DomainEventBusArn"]["Value"] == {"Fn::GetAtt": ["DomainEventBus", "Arn"]}
+    assert outputs["OperationsTableName"]["Value"] == {"Ref": "OperationsTable"}
+    assert outputs["CCBillCredentialsSecretArn"]["Value"] == {"Ref": "CCBillCredentialsSecret"}
+    assert outputs["BillopsKeyArn"]["Value"] == {"Fn::GetAtt": ["BillopsKey", "Arn"]}
 
 
 def test_samconfig_environments() -> None:

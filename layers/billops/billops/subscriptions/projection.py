@@ -4,6 +4,10 @@ Each delivery is merged into its subscription's history, the state is re-derived
 written back conditionally on its revision; a concurrent writer makes us re-read and redo, so no event is lost
 when two shards touch one subscription. Re-applying a delivery already in the history changes nothing.
 Personal fields converge too: each keeps the value of the latest event (in CCBill's order) that carried it.
+
+Facts that do not come from webhooks (CARRIED_ATTRIBUTES: CCBill's viewSubscriptionStatus answer, what our own
+operations changed - billops.operations.subscription_facts_store) are carried through every re-fold unchanged:
+the fold derives state from history only, and must not drop what it does not derive.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from billops.storage.subscriptions_table import SubscriptionsTable
 from billops.subscriptions.state_rules import derive_state, history_entry, sort_key
 
 MAX_ATTEMPTS = 8
+CARRIED_ATTRIBUTES = ("ccbill_view", "operation_facts", "cancel_discount_price")
 
 
 def _order_text(entry: Mapping[str, Any]) -> str:
@@ -29,9 +34,12 @@ def _now() -> str:
 
 
 class SubscriptionProjection:
-    def __init__(self, table: SubscriptionsTable, clock: Callable[[], str] = _now) -> None:
+    def __init__(self, table: SubscriptionsTable, clock: Callable[[], str] = _now,
+                 on_change: Callable[[Mapping[str, Any] | None, Mapping[str, Any]], None] | None = None) -> None:
         self.table = table
         self.clock = clock
+        self.on_change = on_change
+        """Called after each successful write with (the record before, the record written)."""
 
     def apply_delivery(self, delivery: Mapping[str, Any]) -> str:
         """Merge one stored delivery. Returns "applied", "already_applied" or "skipped" (nothing to project)."""
@@ -57,7 +65,9 @@ class SubscriptionProjection:
                     subscriber_as_of[name] = order
             now = self.clock()
             revision = int((current or {}).get("revision", 0))
+            carried = {name: current[name] for name in CARRIED_ATTRIBUTES if current and name in current}
             item = {
+                **carried,
                 **state,
                 "history": history,
                 "subscriber": subscriber,
@@ -69,7 +79,9 @@ class SubscriptionProjection:
             }
             try:
                 self.table.put(item, expected_revision=revision if current else None)
-                return "applied"
             except RevisionConflict:
                 continue
+            if self.on_change is not None:
+                self.on_change(current, item)
+            return "applied"
         raise RevisionConflict(f"{subscription_id}: too many concurrent updates; the record will be retried")

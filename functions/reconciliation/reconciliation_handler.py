@@ -1,0 +1,26 @@
+"""Every 15 minutes (EventBridge schedule): settle unknown and stuck operations, expire allowUpgrade windows,
+publish domain events still pending, and queue refreshes of stale subscriptions (billops.operations.reconciliation).
+"""
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from billops.operations.wiring import build_services
+
+logger = Logger()
+metrics = Metrics()
+
+
+def _count(name: str) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+services = build_services(on_metric=_count)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict, context: object) -> dict:
+    result = services.reconciler.run()
+    metrics.add_metric(name="ReconciliationErrors", unit=MetricUnit.Count, value=result.errors)
+    return result.as_dict()

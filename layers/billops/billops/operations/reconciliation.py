@@ -1,0 +1,178 @@
+"""The recurring reconciliation job (ReconciliationFunction, every 15 minutes).
+
+What it settles, each from the by_status index, oldest first, in bounded batches:
+
+1. ``awaiting_consumer`` operations whose allowUpgrade window (30 minutes) has passed -> ``failed`` with
+   ``upgrade_window_expired`` (an Approval or UpgradeSuccess arriving later still turns it into ``succeeded``);
+2. ``in_progress`` operations whose lease expired (the worker stopped) -> ``unknown``, then settled as below;
+3. ``unknown`` operations -> settled by looking (settlement.py): status reads for cancel/extend, the subscriptions
+   index for upgrades by API, re-sends where harmless, escalation after the settle window. Escalated upgrades by API
+   are still checked for a late webhook; other escalated operations are left to a person;
+4. domain events still pending on recently updated operations (EventBridge refused them earlier) -> published;
+5. stale subscriptions: active or cancelled subscriptions whose CCBill view is missing or older than
+   BILLOPS_REFRESH_STALE_SECONDS get a ``refresh`` operation on the queue (idempotency key
+   ``reconcile-refresh:<subscription>:<hour>``, domain events suppressed), at most BILLOPS_RECONCILE_REFRESH_LIMIT
+   per run - the worker's concurrency cap keeps these within CCBill's velocity limits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from billops.operations import operation_states as states
+from billops.operations.operation_messages import parse_message
+from billops.operations.operation_queue import enqueue
+from billops.operations.operation_records import iso, parse_iso, utc_now
+from billops.operations.operation_settings import OperationSettings
+from billops.operations.operation_writer import OperationWriter
+from billops.operations.settlement import Settler
+from billops.storage.errors import StorageUnavailable
+from billops.storage.operations_table import OperationsTable
+from billops.storage.subscriptions_table import SubscriptionsTable
+
+logger = logging.getLogger(__name__)
+
+BATCH = 200
+OUTBOX_LOOKBACK = timedelta(days=1)
+SUBSCRIPTION_STATUSES_TO_REFRESH = ("active", "cancelled")
+
+
+@dataclass
+class ReconciliationResult:
+    windows_expired: int = 0
+    leases_expired: int = 0
+    settled: dict[str, int] = field(default_factory=dict)
+    events_flushed: int = 0
+    refreshes_enqueued: int = 0
+    errors: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"windows_expired": self.windows_expired, "leases_expired": self.leases_expired,
+                "settled": dict(self.settled), "events_flushed": self.events_flushed,
+                "refreshes_enqueued": self.refreshes_enqueued, "errors": self.errors}
+
+
+class Reconciler:
+    def __init__(self, table: OperationsTable, subscriptions: SubscriptionsTable, settler: Settler,
+                 writer: OperationWriter, settings: OperationSettings, sqs: Any = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
+        self.table = table
+        self.subscriptions = subscriptions
+        self.settler = settler
+        self.writer = writer
+        self.settings = settings
+        self.sqs = sqs
+        self.clock = clock
+
+    def run(self) -> ReconciliationResult:
+        result = ReconciliationResult()
+        self._each(states.AWAITING_CONSUMER, result, self._expire_window)
+        self._each(states.IN_PROGRESS, result, self._expire_lease)
+        self._each(states.UNKNOWN, result, self._settle)
+        self._flush_outbox(result)
+        self._refresh_stale(result)
+        logger.info("reconciliation finished", extra=result.as_dict())
+        return result
+
+    def _each(self, status: str, result: ReconciliationResult, step: Callable[[dict, ReconciliationResult], None]
+              ) -> None:
+        for record in self.table.with_status(status, limit=BATCH):
+            if record.get("status") != status:
+                continue  # the index lags behind the table
+            try:
+                step(record, result)
+            except StorageUnavailable:
+                raise
+            except Exception:  # noqa: BLE001 - one operation's trouble must not stop the others
+                result.errors += 1
+                logger.exception("reconciling an operation failed", extra={"operation_id": record["operation_id"]})
+
+    def _expire_window(self, record: dict, result: ReconciliationResult) -> None:
+        expires = parse_iso(record.get("window_expires_at"))
+        if expires is not None and expires < self.clock():
+            moved = self.settler.expire_window(record)
+            if moved.get("status") == states.FAILED:
+                result.windows_expired += 1
+
+    def _expire_lease(self, record: dict, result: ReconciliationResult) -> None:
+        lease = parse_iso(record.get("lease_expires_at"))
+        if lease is None or lease >= self.clock():
+            return
+        marked = self.settler.mark_unknown(record, "the worker stopped between its claim and its outcome write "
+                                                   "(lease expired); CCBill may have been called")
+        if marked is not None:
+            result.leases_expired += 1
+            self._settle(marked, result)
+
+    def _settle(self, record: dict, result: ReconciliationResult) -> None:
+        settled = self.settler.settle(record)
+        outcome = "escalated" if settled.get("escalated") and settled.get("status") == states.UNKNOWN \
+            else str(settled.get("status"))
+        result.settled[outcome] = result.settled.get(outcome, 0) + 1
+
+    def _flush_outbox(self, result: ReconciliationResult) -> None:
+        since = iso(self.clock() - OUTBOX_LOOKBACK)
+        for status in (states.SUCCEEDED, states.FAILED, states.REJECTED, states.UNKNOWN, states.AWAITING_CONSUMER):
+            for record in self.table.with_status(status, updated_after=since, limit=BATCH):
+                if record.get("pending_events"):
+                    current = self.table.get(str(record["operation_id"]))
+                    if current and current.get("pending_events"):
+                        after = self.writer.flush(current)
+                        if not after.get("pending_events"):
+                            result.events_flushed += 1
+
+    def _refresh_stale(self, result: ReconciliationResult) -> None:
+        if self.settings.refresh_limit <= 0 or not self.settings.queue_url:
+            return
+        now = self.clock()
+        cutoff = iso(now - timedelta(seconds=self.settings.refresh_stale_seconds))
+        for subscription_id in self._stale_subscriptions(cutoff, self.settings.refresh_limit):
+            message = parse_message({
+                "operation_type": "refresh",
+                "subscription_id": subscription_id,
+                "idempotency_key": f"reconcile-refresh:{subscription_id}:{now:%Y%m%d%H}",
+                "suppress_domain_events": True,
+            })
+            try:
+                enqueue(message, queue_url=self.settings.queue_url, sqs=self.sqs)
+                result.refreshes_enqueued += 1
+            except Exception:  # noqa: BLE001 - the next run tries again
+                result.errors += 1
+                logger.exception("could not enqueue a refresh", extra={"subscription_id": subscription_id})
+
+    def _stale_subscriptions(self, cutoff: str, limit: int) -> list[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from billops.storage.events_table import from_dynamodb
+
+        found: list[str] = []
+        client = self.subscriptions.client
+        for status in SUBSCRIPTION_STATUSES_TO_REFRESH:
+            kwargs: dict[str, Any] = {
+                "TableName": self.subscriptions.table_name,
+                "IndexName": "by_status",
+                "KeyConditionExpression": "#status = :status",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":status": {"S": status}},
+                "ProjectionExpression": "subscription_id, ccbill_view",
+            }
+            for _ in range(10):  # pages: bounded work per run
+                try:
+                    answer = client.query(**kwargs)
+                except (ClientError, BotoCoreError) as error:
+                    raise StorageUnavailable(f"DynamoDB query failed: {type(error).__name__}") from error
+                for raw in answer.get("Items", []):
+                    item = from_dynamodb(raw)
+                    refreshed = str((item.get("ccbill_view") or {}).get("refreshed_at") or "")
+                    if refreshed < cutoff:
+                        found.append(str(item["subscription_id"]))
+                        if len(found) >= limit:
+                            return found
+                if "LastEvaluatedKey" not in answer:
+                    break
+                kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return found

@@ -1,0 +1,83 @@
+"""Building the operations objects from the environment, once per container (the handlers stay thin).
+
+The CCBill client is built on first use, not at import: the scheduler and the postback receiver never call CCBill,
+and a worker whose CCBill settings are broken should fail its messages (retried, then dead-lettered), not its cold
+start.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from billops.ccbill.client import CCBillClient
+from billops.operations.domain_events import Publisher, publisher_for
+from billops.operations.operation_queue import DeadLetters
+from billops.operations.operation_records import utc_now
+from billops.operations.operation_runner import OperationRunner
+from billops.operations.operation_settings import OperationSettings, operation_settings_from_env
+from billops.operations.operation_writer import OperationWriter
+from billops.operations.reconciliation import Reconciler
+from billops.operations.retry_policy import RetryPolicy
+from billops.operations.scheduler import Scheduler
+from billops.operations.settlement import Settler
+from billops.operations.subscription_facts_store import SubscriptionFactsStore
+from billops.settings import get_settings
+from billops.storage.operations_table import OperationsTable
+from billops.storage.subscriptions_table import SubscriptionsTable
+
+
+def lazy_client(factory: Callable[[], CCBillClient] = CCBillClient.from_env) -> Callable[[], CCBillClient]:
+    holder: list[CCBillClient] = []
+    lock = threading.Lock()
+
+    def get() -> CCBillClient:
+        if not holder:
+            with lock:
+                if not holder:
+                    holder.append(factory())
+        return holder[0]
+
+    return get
+
+
+@dataclass
+class OperationServices:
+    settings: OperationSettings
+    table: OperationsTable
+    subscriptions: SubscriptionsTable
+    facts_store: SubscriptionFactsStore
+    writer: OperationWriter
+    settler: Settler
+    runner: OperationRunner
+    scheduler: Scheduler
+    reconciler: Reconciler
+
+
+def build_services(
+    settings: OperationSettings | None = None,
+    *,
+    client_factory: Callable[[], CCBillClient] | None = None,
+    publisher: Publisher | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    on_metric: Callable[[str], None] | None = None,
+    dynamodb: Any = None,
+    sqs: Any = None,
+) -> OperationServices:
+    settings = settings or operation_settings_from_env()
+    client_factory = client_factory or lazy_client()
+    table = OperationsTable(settings.operations_table, dynamodb)
+    subscriptions = SubscriptionsTable(get_settings().subscriptions_table, dynamodb)
+    facts_store = SubscriptionFactsStore(subscriptions)
+    writer = OperationWriter(table, publisher or publisher_for(settings.event_bus_name), clock, on_metric)
+    policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts)
+    settler = Settler(table, facts_store, client_factory, writer, settings, policy, clock)
+    runner = OperationRunner(table, facts_store, client_factory, writer, settler,
+                             DeadLetters(settings.dead_letter_queue_url, sqs), settings, policy, clock)
+    scheduler = Scheduler(table, writer, settings, sqs, clock)
+    reconciler = Reconciler(table, subscriptions, settler, writer, settings, sqs, clock)
+    return OperationServices(settings, table, subscriptions, facts_store, writer, settler, runner, scheduler,
+                             reconciler)
