@@ -7,6 +7,7 @@ handler modules written to tmp_path (not the real handlers).
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import sys
@@ -211,8 +212,6 @@ def test_the_upgrade_key_round_trips_through_the_template_key_with_its_context(c
     kms = aws_client("kms", moto_endpoint)
     key = "0123456789abcdeffedcba987654321089abcdef01234567"
     ciphertext = encrypt_key_for_configuration(kms, created.kms_keys["BillopsKey"].arn, key)
-    import base64
-
     blob = base64.b64decode(ciphertext)
     plain = kms.decrypt(CiphertextBlob=blob, EncryptionContext={"billops:purpose": "ccbill-upgrade-enc"})
     assert plain["Plaintext"].decode() == key
