@@ -2,6 +2,11 @@
 
 Tests here talk to it over HTTP with `requests`, exactly as a developer's curl or the CCBill sandbox would, and are
 marked `e2e` automatically.
+
+Local timings are short (LOCAL_TIMINGS): a message the worker failed comes back after 1 s, the operation scheduler
+runs every second and the reconciliation job every 15 s (AWS periods x 1/60), an unknown outcome is settled after
+5 s. Tests that must not race the clock trigger a schedule themselves: ``local_stack.trigger_schedule(
+"ReconciliationFunction")`` runs it now and returns its answer (POST /__local/schedules/<FunctionId>).
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ READY_LINE = "billops local stack ready"
 START_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
 WEBHOOK_TOKEN = "e2e-webhook-token"
+VISIBILITY_TIMEOUT_SECONDS = 1
+SCHEDULE_SCALE = "1/60"
+SETTLE_WINDOW_SECONDS = 5
+LOCAL_TIMINGS = {
+    "BILLOPS_LOCAL_VISIBILITY_TIMEOUT_SECONDS": str(VISIBILITY_TIMEOUT_SECONDS),
+    "BILLOPS_LOCAL_SCHEDULE_SCALE": SCHEDULE_SCALE,  # rate(1 minute) -> 1 s, rate(15 minutes) -> 15 s
+    "BILLOPS_SETTLE_WINDOW_SECONDS": str(SETTLE_WINDOW_SECONDS),  # the template's SettleWindowSeconds, locally
+}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -55,11 +68,39 @@ class LocalStackProcess:
     sandbox_url: str
     process: subprocess.Popen[str]
     lines: list[str] = field(default_factory=list)
+    visibility_timeout_seconds: int = VISIBILITY_TIMEOUT_SECONDS
+    schedule_scale: str = SCHEDULE_SCALE
+    settle_window_seconds: int = SETTLE_WINDOW_SECONDS
 
     @property
     def output(self) -> str:
         """Everything the stack printed so far (stdout and stderr, interleaved)."""
         return "".join(self.lines)
+
+    def trigger_schedule(self, function_logical_id: str, event_id: str | None = None, *,
+                         expect_success: bool = True) -> dict:
+        """Run a scheduled function now (``POST /__local/schedules/<FunctionId>[/<EventId>]``) and return the
+        answer: ``{"function", "event_id", "event", "result"}``, or ``{..., "errorType", "errorMessage"}`` with
+        ``expect_success=False`` when it raised."""
+        import requests
+
+        path = f"/__local/schedules/{function_logical_id}" + (f"/{event_id}" if event_id else "")
+        response = requests.post(f"{self.api_url}{path}", timeout=120)
+        if expect_success:
+            assert response.status_code == 200, f"{function_logical_id} failed: {response.text}"
+        return response.json()
+
+    def domain_events(self, *, wait_seconds: float = 0.0, max_events: int = 100) -> list[dict]:
+        """The domain events published on the event bus since the last call (EventBridge event documents)."""
+        from billops_local.event_bus import read_domain_events
+
+        return read_domain_events(self.aws_endpoint, wait_seconds=wait_seconds, max_events=max_events)
+
+    def local_overview(self) -> dict:
+        """``GET /__local``: schedules, queue pollers, the domain events queue, parameters overridden locally."""
+        import requests
+
+        return requests.get(f"{self.api_url}/__local", timeout=10).json()
 
     def boto3_client(self, service: str):
         import boto3
@@ -76,7 +117,7 @@ class LocalStackProcess:
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStackProcess]:
     aws_port, api_port, sandbox_port = _free_ports(3)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "BILLOPS_LOCAL_"))}
     env.update(
         {
             "BILLOPS_AWS_PORT": str(aws_port),
@@ -84,6 +125,7 @@ def local_stack() -> Iterator[LocalStackProcess]:
             "BILLOPS_SANDBOX_PORT": str(sandbox_port),
             "BILLOPS_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "PYTHONUNBUFFERED": "1",
+            **LOCAL_TIMINGS,
         }
     )
     process = subprocess.Popen(

@@ -556,3 +556,54 @@ def test_one_lock_per_function_not_per_gateway() -> None:
     assert time.monotonic() - began < 1
     release.set()
     thread.join(5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Local parameter values
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _stack_with(env: dict[str, str]) -> LocalStack:
+    return LocalStack(LocalSettings.from_env({"BILLOPS_AWS_PORT": "0", "BILLOPS_API_PORT": "0", **env}),
+                      announce=False)
+
+
+def test_a_parameter_backed_variable_in_the_environment_overrides_its_parameter() -> None:
+    stack = _stack_with({"BILLOPS_SETTLE_WINDOW_SECONDS": "5", "BILLOPS_ENV": "prod",
+                         "BILLOPS_EVENTS_TABLE": "not-a-parameter"})
+    template = stack.template
+    assert template.parameters["SettleWindowSeconds"] == "5"
+    assert template.parameters["Environment"] == "local"  # never taken from the environment
+    assert stack.state.overridden_parameters == {"SettleWindowSeconds": "5"}
+    resolver = template.resolver
+    worker = template.functions["OperationWorkerFunction"].environment
+    assert resolver.resolve_string(worker["BILLOPS_SETTLE_WINDOW_SECONDS"], what="x") == "5"
+
+
+def test_parameter_overrides_in_sams_syntax() -> None:
+    stack = _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": 'WorkerConcurrency=3 ClientSubaccs="0000,0001"'})
+    template = stack.template
+    assert template.functions["OperationWorkerFunction"].reserved_concurrency == 3
+    assert template.queue_sources[0].maximum_concurrency == 3
+    assert template.parameters["ClientSubaccs"] == "0000,0001"
+    with pytest.raises(LocalStackError, match="contradicts"):
+        _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "SettleWindowSeconds=9",
+                     "BILLOPS_SETTLE_WINDOW_SECONDS": "5"}).template  # noqa: B018
+    with pytest.raises(LocalStackError, match="undeclared"):
+        _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "NoSuchParameter=1"}).template  # noqa: B018
+    with pytest.raises(LocalStackError, match="Name=Value"):
+        _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "justaword"})
+
+
+def test_local_timing_settings() -> None:
+    settings = LocalSettings.from_env({"BILLOPS_LOCAL_VISIBILITY_TIMEOUT_SECONDS": "0",
+                                       "BILLOPS_LOCAL_SCHEDULE_SECONDS": "2", "BILLOPS_LOCAL_MAX_CONCURRENCY": "1"})
+    assert settings.failure_visibility_timeout == 0
+    assert settings.schedule_timing.fixed_seconds == 2
+    assert settings.max_concurrency == 1
+    defaults = LocalSettings.from_env({})
+    assert (defaults.failure_visibility_timeout, defaults.max_concurrency) == (5, None)
+    for bad in ({"BILLOPS_LOCAL_VISIBILITY_TIMEOUT_SECONDS": "-1"}, {"BILLOPS_LOCAL_MAX_CONCURRENCY": "0"},
+                {"BILLOPS_LOCAL_SCHEDULE_SCALE": "never"}):
+        with pytest.raises(LocalStackError):
+            LocalSettings.from_env(bad)

@@ -5,7 +5,9 @@ module written to tmp_path)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 import textwrap
 import threading
 import time
@@ -135,9 +137,7 @@ def test_fifo_event_has_lambdas_sqs_shape(endpoint, sqs) -> None:
         "reason": {"stringValue": "test", "stringListValues": [], "binaryListValues": [], "dataType": "String"},
         "blob": {"binaryValue": "AAE=", "stringListValues": [], "binaryListValues": [], "dataType": "Binary"},
     }
-    import hashlib
-
-    assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()  # noqa: S324 - SQS's checksum
+    assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()  # SQS's checksum of the body
     assert _depth(sqs, url) == 0  # a successful batch is deleted
 
 
@@ -171,11 +171,16 @@ def test_a_standard_queue_gathers_a_batch_within_the_batching_window(endpoint, s
     url, arn = _queue(sqs, fifo=False)
     events: list[dict[str, Any]] = []
     poller = _poller(LocalFunction("fake", handler=lambda event, context: events.append(event)), url, arn, endpoint,
-                     batch_size=20, maximum_batching_window_seconds=0.5)
+                     batch_size=20, maximum_batching_window_seconds=1.5)
     _send(sqs, url, "first")
-    threading.Timer(0.15, lambda: [_send(aws_client("sqs", endpoint), url, f"later{i}") for i in range(3)]).start()
+    other = aws_client("sqs", endpoint)
+    sender = threading.Timer(0.1, lambda: [_send(other, url, f"later{i}") for i in range(3)])
+    sender.start()
+    began = time.monotonic()
     assert poller.run_once()
+    sender.join()
     assert sorted(_bodies(events[0])) == ["first", "later0", "later1", "later2"]
+    assert time.monotonic() - began >= 1.4  # the window stays open until the batch is full or it ends
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -302,9 +307,8 @@ def test_dead_letter_queue_after_max_receive_count(endpoint, sqs, tmp_path: Path
     poller = _poller(function, url, arn, endpoint, failure_visibility_timeout=0)
     dead = _dead_letter_url(sqs, url)
     _drain(poller, lambda: _depth(sqs, dead) == 1)
-    import fake_always_failing_worker  # type: ignore[import-not-found]
-
-    assert fake_always_failing_worker.calls == ["1", "2", "3"]  # maxReceiveCount receives, then the DLQ
+    calls = sys.modules["fake_always_failing_worker"].calls
+    assert calls == ["1", "2", "3"]  # maxReceiveCount receives, then the DLQ
     assert _depth(sqs, url) == 0
     (moved,) = sqs.receive_message(QueueUrl=dead, AttributeNames=["All"])["Messages"]
     assert moved["Body"] == '{"operation_type": "refresh"}'

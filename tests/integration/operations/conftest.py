@@ -49,10 +49,13 @@ def _ensure_operations_table(dynamodb: Any) -> str:
     names = [name for name in existing if name.endswith("OperationsTable")]
     if names:
         return names[0]
-    key = lambda name, kind: {"AttributeName": name, "KeyType": kind}  # noqa: E731
-    index = lambda name, hash_key, range_key: {  # noqa: E731
-        "IndexName": name, "KeySchema": [key(hash_key, "HASH"), key(range_key, "RANGE")],
-        "Projection": {"ProjectionType": "ALL"}}
+    def key(name: str, kind: str) -> dict:
+        return {"AttributeName": name, "KeyType": kind}
+
+    def index(name: str, hash_key: str, range_key: str) -> dict:
+        return {"IndexName": name, "KeySchema": [key(hash_key, "HASH"), key(range_key, "RANGE")],
+                "Projection": {"ProjectionType": "ALL"}}
+
     dynamodb.create_table(
         TableName=OPERATIONS_TABLE,
         BillingMode="PAY_PER_REQUEST",

@@ -137,7 +137,9 @@ def test_connection_reset_after_the_charge_is_settled_by_the_webhook(ops):
     assert len(_upgrade_charges(ops, original)) == 1
 
 
-def test_crash_between_the_charge_and_the_record_write_charges_once(ops):
+def test_crash_between_the_charge_and_the_record_write_charges_once(ops, monkeypatch):
+    monkeypatch.setenv("BILLOPS_OPERATION_LEASE_SECONDS", "2")
+    ops.reload("operation_worker")
     original = ops.new_subscription()
     crash = _crash_once_after_the_call(ops)
     ops.send(_upgrade(original, "upgrade-crash"))
@@ -149,7 +151,7 @@ def test_crash_between_the_charge_and_the_record_write_charges_once(ops):
     assert ops.operation("upgrade-crash")["status"] == "in_progress"
     assert ops.queue_depth() == 0
 
-    ops.wait(1.2)  # BILLOPS_OPERATION_LEASE_SECONDS=1: the dead worker's lease runs out
+    ops.wait(2.2)  # the dead worker's lease (2 s here) runs out
     ops.run_reconciliation()
     record = ops.operation("upgrade-crash")
     assert record["status"] == "unknown" and "lease expired" in record["unknown_reason"]
@@ -163,7 +165,7 @@ def test_crash_between_the_charge_and_the_record_write_charges_once(ops):
     assert len(ops.calls("chargeByPreviousTransactionId")) == 1
 
 
-def test_redelivery_after_a_crash_finds_the_expired_lease_and_does_not_call_again(ops):
+def test_a_webhook_settles_an_upgrade_whose_worker_crashed_and_the_redelivery_does_nothing(ops):
     original = ops.new_subscription()
     _crash_once_after_the_call(ops)
     ops.send(_upgrade(original, "upgrade-crash-redelivered"))
@@ -371,3 +373,22 @@ def test_connection_refused_is_retried(ops, monkeypatch):
     ops.run_scheduler()
     ops.work()
     assert ops.operation("cancel-refused-conn")["status"] == "succeeded"
+
+
+def test_a_discount_resend_refused_as_if_already_applied_is_escalated(ops):
+    subscription_id = ops.new_subscription()
+    ops.sandbox.add_fault("discountSubscription", "code:-7")
+    ops.sandbox.add_fault("discountSubscription", "code:-21")  # what CCBill might answer if the first applied
+    ops.send({"operation_type": "discount", "subscription_id": subscription_id, "idempotency_key": "discount-amb",
+              "parameters": {"new_recurring_price": "15.95"}})
+    ops.work()
+    assert ops.operation("discount-amb")["status"] == "retry_wait"
+    ops.run_scheduler()
+    ops.work()
+    record = ops.operation("discount-amb")
+    assert record["status"] == "unknown" and record["escalated"] is True and record["ccbill"]["code"] == -21
+    assert len(ops.events_of("OperationEscalated", record["operation_id"])) == 1
+    ops.run_reconciliation()
+    ops.run_scheduler()
+    ops.work()
+    assert len(ops.calls("discountSubscription")) == 2

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, ValidationError, model_validator
 
@@ -101,7 +101,7 @@ class AllowUpgradeParameters(_Strict):
     upgrade: Annotated[str, Field(pattern=UPGRADE_KEY_PATTERN)] | None = None
 
 
-UpgradeParameters = Annotated[Union[ChargeUpgradeParameters, AllowUpgradeParameters], Field(discriminator="method")]
+UpgradeParameters = Annotated[ChargeUpgradeParameters | AllowUpgradeParameters, Field(discriminator="method")]
 
 
 class DiscountParameters(_Strict):
@@ -169,7 +169,7 @@ class RefreshMessage(_MessageBase):
     parameters: NoParameters = Field(default_factory=NoParameters)
 
 
-AnyOperationMessage = Union[UpgradeMessage, DiscountMessage, CancelMessage, ExtendMessage, RefreshMessage]
+AnyOperationMessage = UpgradeMessage | DiscountMessage | CancelMessage | ExtendMessage | RefreshMessage
 OPERATION_TYPES = ("upgrade", "discount", "cancel", "extend", "refresh")
 
 

@@ -50,7 +50,7 @@ def parse_iso(text: str | None) -> datetime | None:
         except ValueError:
             continue
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

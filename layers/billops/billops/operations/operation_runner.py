@@ -36,12 +36,25 @@ from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.outcomes import CCBillOutcome
 from billops.operations import domain_events as events
 from billops.operations import operation_states as states
-from billops.operations.operation_actions import ALLOW_UPGRADE, CHARGE_UPGRADE, ActionRefused, Plan, plan_for, \
-    upgrade_form_for
+from billops.operations.operation_actions import (
+    ALLOW_UPGRADE,
+    CHARGE_UPGRADE,
+    ActionRefused,
+    Plan,
+    plan_for,
+    upgrade_form_for,
+)
 from billops.operations.operation_messages import MessageInvalid, parse_message
 from billops.operations.operation_queue import DeadLetters
-from billops.operations.operation_records import iso, new_record, operation_id_for, outcome_summary, parse_iso, \
-    rejection_record, request_hash, utc_now
+from billops.operations.operation_records import (
+    iso,
+    new_record,
+    outcome_summary,
+    parse_iso,
+    rejection_record,
+    request_hash,
+    utc_now,
+)
 from billops.operations.operation_settings import OperationSettings
 from billops.operations.operation_writer import OperationWriter
 from billops.operations.retry_policy import RetryPolicy
@@ -53,6 +66,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS_LOG = 10
 MAX_CONFLICTS_KEPT = 20
+AMBIGUOUS_REFUSALS = frozenset({("discount", -20), ("discount", -21)})
+"""Refusals of a re-send (after an unknown outcome) that the first attempt having applied would also explain."""
 
 
 class NotEnoughTime(RuntimeError):
@@ -326,6 +341,13 @@ class OperationRunner:
                 if kind == "upgrade" and outcome.data.get("subscriptionId"):
                     values["new_subscription_id"] = str(outcome.data["subscriptionId"])
                 event_types.append(events.OPERATION_SUCCEEDED)
+        elif outcome.failed and claimed.get("resend_after_unknown") and (kind, outcome.code) in AMBIGUOUS_REFUSALS:
+            # The re-send was refused in a way the first attempt having applied would explain: a person decides.
+            target = states.UNKNOWN
+            values.update({"unknown_since": iso(now), "escalated": True, "escalated_at": iso(now),
+                           "unknown_reason": f"the re-send after an unknown outcome was refused ({outcome.code}: "
+                                             f"{outcome.meaning[:200]}); the first attempt probably applied"})
+            event_types.append(events.OPERATION_ESCALATED)
         elif outcome.failed:
             limit = int(claimed.get("max_attempts") or self.settings.max_attempts)
             if outcome.retryable and self.retry_policy.may_retry(attempt, limit):

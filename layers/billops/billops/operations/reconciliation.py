@@ -80,14 +80,16 @@ class Reconciler:
 
     def _each(self, status: str, result: ReconciliationResult, step: Callable[[dict, ReconciliationResult], None]
               ) -> None:
-        for record in self.table.with_status(status, limit=BATCH):
-            if record.get("status") != status:
-                continue  # the index lags behind the table
+        for indexed in self.table.with_status(status, limit=BATCH):
+            # The index lags behind the table: act on the record as it is now.
+            record = self.table.get(str(indexed["operation_id"]))
+            if record is None or record.get("status") != status:
+                continue
             try:
                 step(record, result)
             except StorageUnavailable:
                 raise
-            except Exception:  # noqa: BLE001 - one operation's trouble must not stop the others
+            except Exception:
                 result.errors += 1
                 logger.exception("reconciling an operation failed", extra={"operation_id": record["operation_id"]})
 
@@ -140,7 +142,7 @@ class Reconciler:
             try:
                 enqueue(message, queue_url=self.settings.queue_url, sqs=self.sqs)
                 result.refreshes_enqueued += 1
-            except Exception:  # noqa: BLE001 - the next run tries again
+            except Exception:
                 result.errors += 1
                 logger.exception("could not enqueue a refresh", extra={"subscription_id": subscription_id})
 

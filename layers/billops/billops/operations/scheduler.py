@@ -54,14 +54,16 @@ class Scheduler:
             raise QueueNotConfigured("BILLOPS_OPERATIONS_QUEUE_URL is not set")
         now = iso(self.clock())
         result = SweepResult()
-        for record in self.table.due(now, limit=self.settings.scheduler_batch):
-            op_id = str(record["operation_id"])
-            if record.get("status") not in states.WAITING_FOR_TIME:
-                result.skipped.append(op_id)  # a stale index entry (GSIs are eventually consistent)
+        for indexed in self.table.due(now, limit=self.settings.scheduler_batch):
+            op_id = str(indexed["operation_id"])
+            record = self.table.get(op_id)  # the index is eventually consistent: read the record itself
+            if record is None or record.get("status") not in states.WAITING_FOR_TIME or str(
+                    record.get("due_at") or "") > now:
+                result.skipped.append(op_id)
                 continue
             try:
                 resend_stored(record, queue_url=self.settings.queue_url, sqs=self.sqs)
-            except Exception:  # noqa: BLE001 - one failed send must not stop the sweep; the next sweep retries it
+            except Exception:
                 logger.exception("could not enqueue a due operation", extra={"operation_id": op_id})
                 result.failed.append(op_id)
                 continue

@@ -176,8 +176,8 @@ class Settler:
             return "succeeded", f"CCBill shows the subscription {facts.state.value}"
         if facts.state is SubscriptionState.ACTIVE and facts.is_recurring:
             return "retry", "CCBill shows the subscription still active: the cancellation did not apply"
-        return "escalate", f"CCBill's status {view.get('subscriptionStatus')!r} does not say whether the " \
-                           "cancellation applied"
+        return "escalate", (f"CCBill's status {view.get('subscriptionStatus')!r} does not say whether the "
+                            "cancellation applied")
 
     @staticmethod
     def _extend_verdict(record: dict, view: Mapping[str, str]) -> tuple[str, str]:
@@ -287,7 +287,7 @@ class Settler:
         sale = sale_from_delivery(delivery)
         if sale is None:
             return []
-        operations = self.table.by_subscription(sale.original_subscription_id)
+        operations = self._upgrades_of(sale.original_subscription_id)
         if any(op.get("new_subscription_id") == sale.subscription_id for op in operations):
             return []  # this sale already settled one of them (a redelivered webhook)
         chosen = self._match_for_any(operations, sale)
@@ -295,6 +295,18 @@ class Settler:
             return []
         settled = self.settle_with_sale(chosen, sale)
         return [settled] if settled is not None else []
+
+    def _upgrades_of(self, subscription_id: str) -> list[dict[str, Any]]:
+        """The subscription's upgrade operations, each read again consistently: the by_subscription index is
+        eventually consistent, and a status seen there a moment ago (queued) may already be in_progress."""
+        found = []
+        for indexed in self.table.by_subscription(subscription_id):
+            if indexed.get("operation_type") != "upgrade":
+                continue
+            current = self.table.get(str(indexed["operation_id"]))
+            if current is not None:
+                found.append(current)
+        return found
 
     def settle_with_sale(self, record: dict[str, Any], sale: Sale) -> dict[str, Any] | None:
         settled_by = {"source": sale.source, "event_type": sale.event_type, "reference": sale.reference,
@@ -315,7 +327,7 @@ class Settler:
         return candidates[0] if candidates else None
 
     def _match_for(self, record: dict[str, Any], sales: list[Sale]) -> Sale | None:
-        linked = {str(op.get("new_subscription_id")) for op in self.table.by_subscription(str(record["subscription_id"]))
+        linked = {str(op.get("new_subscription_id")) for op in self._upgrades_of(str(record["subscription_id"]))
                   if op.get("new_subscription_id")}
         for sale in sorted(sales, key=lambda s: min(s.moments)):
             if sale.subscription_id not in linked and self._matches(record, sale):
@@ -356,9 +368,8 @@ class Settler:
     def settle_from_postback(self, original_subscription_id: str, approved: bool, fields: Mapping[str, str],
                              reference: str) -> dict[str, Any] | None:
         """The Subscription Upgrade System's Approval / Denial post for ``original_subscription_id``."""
-        operations = [op for op in self.table.by_subscription(original_subscription_id)
-                      if op.get("operation_type") == "upgrade"
-                      and (op.get("parameters") or {}).get("method") == ALLOW_UPGRADE]
+        operations = [op for op in self._upgrades_of(original_subscription_id)
+                      if (op.get("parameters") or {}).get("method") == ALLOW_UPGRADE]
         new_id = (fields.get("subscription_id") or fields.get("subscriptionId") or "").strip() or None
         if approved and new_id and any(op.get("new_subscription_id") == new_id for op in operations):
             return next(op for op in operations if op.get("new_subscription_id") == new_id)

@@ -18,6 +18,7 @@ anything about it) and counted (metric UpgradePostbackUnmatched).
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ from billops.webhooks.delivery_decoding import MalformedDelivery, decode_body, r
 from billops.webhooks.intake import WebhookRequest
 from billops.webhooks.source_authentication import check_account, check_source
 from billops.webhooks.webhook_token import TokenUnavailable, expected_token
+
+logger = logging.getLogger(__name__)
 
 OUTCOMES = {"approval": True, "denial": False}
 KEPT_FIELDS = frozenset({
@@ -106,8 +109,9 @@ class UpgradePostbacks:
         try:
             table.update_fields(str(record["operation_id"]), values={}, expect={}, now=iso(utc_now()),
                                 append={"postbacks": [{"outcome": "approval" if approved else "denial", **kept}]})
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:  # noqa: BLE001 - the settlement stands; only the note is lost
+            logger.warning("could not note the postback on the operation record",
+                           extra={"operation_id": record["operation_id"]})
 
 
 def _unavailable() -> PostbackResult:

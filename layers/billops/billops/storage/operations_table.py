@@ -178,7 +178,9 @@ class OperationsTable:
         if timed:
             alternatives.append(f"({status_name} IN ({', '.join(builder.value(s) for s in timed)}) AND "
                                 f"{builder.name('due_at')} <= {builder.value(condition.due_by)})")
-        clauses = ["attribute_exists(operation_id)", "(" + " OR ".join(alternatives) + ")"]
+        # DynamoDB refuses "redundant parentheses": wrap the alternatives only when there are several.
+        status_clause = alternatives[0] if len(alternatives) == 1 else "(" + " OR ".join(alternatives) + ")"
+        clauses = ["attribute_exists(operation_id)", status_clause]
         for name, value in condition.equals.items():
             clauses.append(f"{builder.name(name)} = {builder.value(value)}")
         for name, options in condition.attribute_equals_any.items():
