@@ -697,6 +697,9 @@ def _forget_cached_settings() -> None:
     client = sys.modules.get("billops.storage.dynamodb_client")
     if client is not None and hasattr(client, "reset_client"):
         client.reset_client()
+    clients = sys.modules.get("billops.storage.aws_clients")
+    if clients is not None and hasattr(clients, "reset_clients"):
+        clients.reset_clients()
 
 
 def build_stack(settings: LocalSettings | None = None, **options: Any) -> LocalStack:

@@ -587,10 +587,10 @@ def test_parameter_overrides_in_sams_syntax() -> None:
     assert template.queue_sources[0].maximum_concurrency == 3
     assert template.parameters["ClientSubaccs"] == "0000,0001"
     with pytest.raises(LocalStackError, match="contradicts"):
-        _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "SettleWindowSeconds=9",
-                     "BILLOPS_SETTLE_WINDOW_SECONDS": "5"}).template  # noqa: B018
+        _ = _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "SettleWindowSeconds=9",
+                         "BILLOPS_SETTLE_WINDOW_SECONDS": "5"}).template
     with pytest.raises(LocalStackError, match="undeclared"):
-        _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "NoSuchParameter=1"}).template  # noqa: B018
+        _ = _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "NoSuchParameter=1"}).template
     with pytest.raises(LocalStackError, match="Name=Value"):
         _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "justaword"})
 

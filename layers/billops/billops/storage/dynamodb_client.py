@@ -1,40 +1,19 @@
-"""One DynamoDB client per container, created on first use, pointed wherever the environment says.
-
-boto3 honours AWS_ENDPOINT_URL, which is how the local stack (moto's server) and tests redirect every call
-without any code path of our own. Timeouts are short and retries bounded: a webhook must be answered well within
-API Gateway's 30 s, and an unconfirmed write is answered 5xx so CCBill delivers again.
-"""
+"""The container's DynamoDB client, and the base of the thin table wrappers."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-_client: Any = None
-_lock = threading.Lock()
+from billops.storage.aws_clients import aws_client, reset_clients
 
 
 def dynamodb_client() -> Any:
-    global _client
-    if _client is None:
-        with _lock:
-            if _client is None:
-                import boto3
-                from botocore.config import Config
-
-                _client = boto3.client(
-                    "dynamodb",
-                    config=Config(
-                        connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"}
-                    ),
-                )
-    return _client
+    return aws_client("dynamodb")
 
 
 def reset_client() -> None:
-    """Forget the client (tests switch endpoints between cases)."""
-    global _client
-    _client = None
+    """Forget the clients (tests switch endpoints between cases)."""
+    reset_clients()
 
 
 class DynamoDBTable:

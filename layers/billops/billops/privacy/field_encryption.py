@@ -1,0 +1,208 @@
+"""Field-level envelope encryption of subscribers' personal data.
+
+Each personal field is encrypted on its own with AES-256-GCM under a data key that KMS generated; the data key's
+KMS-encrypted form is stored beside the data (in the item's `subscriber_keys` map, under a short reference that
+every field value names). Table access alone therefore reveals nothing: reading a value needs kms:Decrypt on the
+key, which only the functions that must read personal data are granted.
+
+Why not the AWS Encryption SDK: an ESDK message carries its own encrypted data key and header (~300 bytes), which
+per field would multiply an item's size; and the projector must copy single fields between items (the newest value
+of each field wins) without decrypting them. The scheme is the same envelope, with one data key shared by the
+fields of a period, and the field name bound in as additional authenticated data so values cannot be swapped
+between fields.
+
+Data keys are cached per container, for at most `max_age_seconds` and `max_messages` encryptions (then a new one
+is generated): the webhook warm path makes no KMS call. Decrypted data keys are cached the same way.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+FORMAT_PREFIX = "v1"
+ENCRYPTION_CONTEXT = {"billops:purpose": "subscriber-pii"}
+DEFAULT_MAX_AGE_SECONDS = 300
+DEFAULT_MAX_MESSAGES = 10_000
+_NONCE_BYTES = 12
+
+
+class EncryptionUnavailable(RuntimeError):
+    """KMS could not give or open a data key (not configured, throttled, denied). Nothing was written in clear."""
+
+
+class UnreadableCiphertext(ValueError):
+    """A stored value is not ours, was tampered with, or its data key is missing."""
+
+
+@dataclass
+class _DataKey:
+    reference: str
+    plaintext: bytes
+    encrypted: bytes
+    created_at: float
+    uses: int = 0
+
+
+def _reference(encrypted_key: bytes) -> str:
+    return hashlib.sha256(encrypted_key).hexdigest()[:16]
+
+
+def is_encrypted(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(FORMAT_PREFIX + ":") and value.count(":") == 2
+
+
+class FieldCipher:
+    def __init__(
+        self,
+        key_id: str | None,
+        kms_client: Callable[[], Any],
+        *,
+        max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        clock: Callable[[], float] = time.monotonic,
+        decrypted_cache_size: int = 256,
+    ) -> None:
+        self.key_id = key_id
+        self._kms_client = kms_client
+        self.max_age_seconds = max_age_seconds
+        self.max_messages = max_messages
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: _DataKey | None = None
+        self._opened: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+        self._opened_limit = decrypted_cache_size
+        self.kms_requests = 0  # counted, so tests and benchmarks can prove the warm path makes none
+
+    def __repr__(self) -> str:  # never the key material
+        return f"FieldCipher(key_id={self.key_id!r})"
+
+    # --- encryption -----------------------------------------------------------------------------------------
+
+    def encrypt_fields(self, fields: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """({field: ciphertext}, {reference: base64 encrypted data key}) for the non-empty fields given."""
+        present = {name: value for name, value in fields.items() if value not in (None, "")}
+        if not present:
+            return {}, {}
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        data_key = self._data_key_for(len(present))
+        cipher = AESGCM(data_key.plaintext)
+        encrypted: dict[str, str] = {}
+        for name, value in present.items():
+            nonce = os.urandom(_NONCE_BYTES)
+            sealed = cipher.encrypt(nonce, str(value).encode("utf-8"), name.encode("utf-8"))
+            encrypted[name] = f"{FORMAT_PREFIX}:{data_key.reference}:{base64.b64encode(nonce + sealed).decode()}"
+        return encrypted, {data_key.reference: base64.b64encode(data_key.encrypted).decode()}
+
+    def _data_key_for(self, messages: int) -> _DataKey:
+        with self._lock:
+            now = self._clock()
+            current = self._current
+            if (current is None or now - current.created_at >= self.max_age_seconds
+                    or current.uses + messages > self.max_messages):
+                current = self._generate(now)
+                self._current = current
+            current.uses += messages
+            return current
+
+    def _generate(self, now: float) -> _DataKey:
+        if not self.key_id:
+            raise EncryptionUnavailable("No KMS key is configured for personal data (BILLOPS_PII_KEY_ID).")
+        try:
+            answer = self._kms_client().generate_data_key(
+                KeyId=self.key_id, KeySpec="AES_256", EncryptionContext=ENCRYPTION_CONTEXT
+            )
+        except Exception as error:  # botocore's errors, whatever they are, mean "no key now"
+            raise EncryptionUnavailable(f"KMS did not generate a data key: {type(error).__name__}") from None
+        finally:
+            self.kms_requests += 1
+        encrypted = answer["CiphertextBlob"]
+        data_key = _DataKey(_reference(encrypted), answer["Plaintext"], encrypted, now)
+        self._remember(data_key.reference, data_key.plaintext, now)
+        return data_key
+
+    # --- decryption -----------------------------------------------------------------------------------------
+
+    def decrypt_fields(self, values: Mapping[str, str], keys: Mapping[str, str]) -> dict[str, str]:
+        """The clear values of encrypted fields (values not in our format are returned as they are)."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        clear: dict[str, str] = {}
+        for name, value in values.items():
+            if not is_encrypted(value):
+                clear[name] = value
+                continue
+            _, reference, payload = value.split(":", 2)
+            if reference not in keys:
+                raise UnreadableCiphertext(f"The data key of field {name} is missing.")
+            plaintext_key = self._open(reference, keys[reference])
+            raw = base64.b64decode(payload)
+            try:
+                clear[name] = AESGCM(plaintext_key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:],
+                                                           name.encode("utf-8")).decode("utf-8")
+            except InvalidTag:
+                raise UnreadableCiphertext(f"Field {name} does not authenticate (tampered or moved).") from None
+        return clear
+
+    def _open(self, reference: str, encrypted_b64: str) -> bytes:
+        now = self._clock()
+        with self._lock:
+            cached = self._opened.get(reference)
+            if cached and now - cached[1] < self.max_age_seconds:
+                self._opened.move_to_end(reference)
+                return cached[0]
+        encrypted = base64.b64decode(encrypted_b64)
+        if _reference(encrypted) != reference:
+            raise UnreadableCiphertext("A data key does not match its reference.")
+        try:
+            answer = self._kms_client().decrypt(CiphertextBlob=encrypted, EncryptionContext=ENCRYPTION_CONTEXT)
+        except Exception as error:
+            raise EncryptionUnavailable(f"KMS did not open a data key: {type(error).__name__}") from None
+        finally:
+            self.kms_requests += 1
+        with self._lock:
+            self._remember(reference, answer["Plaintext"], now)
+        return answer["Plaintext"]
+
+    def _remember(self, reference: str, plaintext: bytes, now: float) -> None:
+        self._opened[reference] = (plaintext, now)
+        self._opened.move_to_end(reference)
+        while len(self._opened) > self._opened_limit:
+            self._opened.popitem(last=False)
+
+
+_default: FieldCipher | None = None
+_default_lock = threading.Lock()
+
+
+def default_cipher() -> FieldCipher:
+    """The container's cipher, from BILLOPS_PII_KEY_ID, BILLOPS_PII_DATA_KEY_MAX_AGE and _MAX_MESSAGES."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            def kms() -> Any:
+                from billops.storage.aws_clients import aws_client
+
+                return aws_client("kms")
+
+            _default = FieldCipher(
+                os.environ.get("BILLOPS_PII_KEY_ID") or None,
+                kms,
+                max_age_seconds=float(os.environ.get("BILLOPS_PII_DATA_KEY_MAX_AGE", DEFAULT_MAX_AGE_SECONDS)),
+                max_messages=int(os.environ.get("BILLOPS_PII_DATA_KEY_MAX_MESSAGES", DEFAULT_MAX_MESSAGES)),
+            )
+        return _default
+
+
+def reset_default_cipher() -> None:
+    global _default
+    _default = None

@@ -1,0 +1,97 @@
+"""Envelope encryption of personal fields: round trip, tamper evidence, key caching bounds (KMS calls counted)."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from billops.privacy.field_encryption import (
+    EncryptionUnavailable,
+    FieldCipher,
+    UnreadableCiphertext,
+    is_encrypted,
+)
+
+PERSONAL = {"email": "jane.doe@example.com", "firstName": "Jane", "ipAddress": "203.0.113.9", "username": ""}
+
+
+@pytest.fixture
+def kms(aws_credentials):
+    with mock_aws():
+        client = boto3.client("kms", region_name="us-east-1")
+        key_id = client.create_key(Description="pii")["KeyMetadata"]["KeyId"]
+        yield client, key_id
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_round_trip_keeps_nothing_in_clear(kms):
+    client, key_id = kms
+    cipher = FieldCipher(key_id, lambda: client)
+    encrypted, keys = cipher.encrypt_fields(PERSONAL)
+    assert set(encrypted) == {"email", "firstName", "ipAddress"}  # empty values are not stored at all
+    assert all(is_encrypted(value) for value in encrypted.values())
+    assert "jane" not in repr((encrypted, keys)).lower()
+    other_container = FieldCipher(key_id, lambda: client)
+    assert other_container.decrypt_fields(encrypted, keys) == {k: v for k, v in PERSONAL.items() if v}
+
+
+def test_a_value_moved_to_another_field_or_altered_does_not_decrypt(kms):
+    client, key_id = kms
+    cipher = FieldCipher(key_id, lambda: client)
+    encrypted, keys = cipher.encrypt_fields(PERSONAL)
+    with pytest.raises(UnreadableCiphertext):
+        cipher.decrypt_fields({"firstName": encrypted["email"]}, keys)
+    tampered = encrypted["email"][:-4] + ("AAAA" if not encrypted["email"].endswith("AAAA") else "BBBB")
+    with pytest.raises(UnreadableCiphertext):
+        cipher.decrypt_fields({"email": tampered}, keys)
+    with pytest.raises(UnreadableCiphertext):
+        cipher.decrypt_fields({"email": encrypted["email"]}, {})
+
+
+def test_the_warm_path_makes_no_kms_call_until_the_key_ages_or_is_used_up(kms):
+    client, key_id = kms
+    clock = Clock()
+    cipher = FieldCipher(key_id, lambda: client, max_age_seconds=300, max_messages=9, clock=clock)
+    cipher.encrypt_fields(PERSONAL)  # 3 fields
+    assert cipher.kms_requests == 1
+    first_keys = None
+    for _ in range(2):
+        _, first_keys = cipher.encrypt_fields(PERSONAL)
+    assert cipher.kms_requests == 1  # 9 messages under one data key
+    _, next_keys = cipher.encrypt_fields(PERSONAL)
+    assert cipher.kms_requests == 2 and next_keys != first_keys  # the message count ended that key
+    clock.now += 301
+    cipher.encrypt_fields({"email": "x@example.com"})
+    assert cipher.kms_requests == 3  # so did its age
+
+
+def test_decryption_reuses_opened_keys(kms):
+    client, key_id = kms
+    writer = FieldCipher(key_id, lambda: client)
+    reader = FieldCipher(key_id, lambda: client)
+    encrypted, keys = writer.encrypt_fields(PERSONAL)
+    for _ in range(5):
+        reader.decrypt_fields(encrypted, keys)
+    assert reader.kms_requests == 1
+
+
+def test_no_key_configured_fails_closed():
+    cipher = FieldCipher(None, lambda: None)
+    with pytest.raises(EncryptionUnavailable):
+        cipher.encrypt_fields({"email": "a@b.c"})
+    assert cipher.encrypt_fields({}) == ({}, {})
+
+
+def test_kms_errors_become_encryption_unavailable(kms):
+    client, _ = kms
+    cipher = FieldCipher("arn:aws:kms:us-east-1:123456789012:key/does-not-exist", lambda: client)
+    with pytest.raises(EncryptionUnavailable):
+        cipher.encrypt_fields({"email": "a@b.c"})
