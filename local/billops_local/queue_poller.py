@@ -155,8 +155,9 @@ class QueuePoller:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        deadline = time.monotonic() + timeout  # one wait for all the threads, not one each
         for thread in self._threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 log.warning("%s: still busy in an invocation after %.0f s; leaving it", self.name, timeout)
         self._threads.clear()

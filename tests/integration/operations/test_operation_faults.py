@@ -392,3 +392,29 @@ def test_a_discount_resend_refused_as_if_already_applied_is_escalated(ops):
     ops.run_scheduler()
     ops.work()
     assert len(ops.calls("discountSubscription")) == 2
+
+
+def test_a_worker_short_of_time_hands_the_message_back_unclaimed(ops):
+    subscription_id = ops.new_subscription()
+
+    class AlmostOutOfTime:
+        aws_request_id = "short-invocation"
+        function_name = "operation-worker"
+        memory_limit_in_mb = 256
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:operation-worker"
+
+        @staticmethod
+        def get_remaining_time_in_millis() -> int:
+            return 3000  # less than connect + read timeout + 5 s
+
+    ops.send({"operation_type": "cancel", "subscription_id": subscription_id, "idempotency_key": "short"})
+    normal, ops.context = ops.context, AlmostOutOfTime()
+    [response] = ops.work(rounds=1)
+    assert len(response["batchItemFailures"]) == 1
+    record = ops.operation("short")
+    assert record["status"] == "queued" and record["attempt"] == 0
+    assert ops.calls("cancelSubscription") == []
+    ops.context = normal
+    ops.work()
+    assert ops.operation("short")["status"] == "succeeded"
+    assert len(ops.calls("cancelSubscription")) == 1

@@ -188,5 +188,6 @@ def test_allow_upgrade_operations_are_settled_only_by_upgrade_success(settler):
     assert not settler._matches(waiting, _sale("UpSaleSuccess"))
     expired = _upgrade_record("failed", "allow_upgrade", failure_reason="upgrade_window_expired")
     assert settler._matches(expired, _sale("UpgradeSuccess"))
+    assert not settler._matches(_upgrade_record("in_progress", "allow_upgrade"), _sale("UpgradeSuccess"))
     denied = _upgrade_record("failed", "allow_upgrade", failure_reason="upgrade_denied")
     assert not settler._matches(denied, _sale("UpgradeSuccess"))

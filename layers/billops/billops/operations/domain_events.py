@@ -72,13 +72,11 @@ class EventBridgePublisher:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
+        if self._client is not None:
+            return self._client
+        from billops.storage.aws_clients import aws_client
 
-            self._client = boto3.client("events", config=Config(connect_timeout=2, read_timeout=5,
-                                                                retries={"max_attempts": 3, "mode": "standard"}))
-        return self._client
+        return aws_client("events")
 
     def publish(self, events: list[DomainEvent]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -22,7 +22,12 @@ from decimal import Decimal
 from typing import Any
 
 from billops.ccbill.client import CCBillClient
-from billops.ccbill.discount_rules import DISCOUNT_AMOUNT, NEW_RECURRING_PRICE, DiscountRejected, plan_discount
+from billops.ccbill.discount_rules import (
+    DISCOUNT_AMOUNT,
+    NEW_RECURRING_PRICE,
+    DiscountRejected,
+    plan_discount,
+)
 from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.outcomes import CCBillOutcome
 from billops.ccbill.subscription_facts import SubscriptionFacts

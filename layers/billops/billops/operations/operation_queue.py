@@ -26,11 +26,9 @@ class QueueNotConfigured(RuntimeError):
 
 
 def _sqs_client() -> Any:
-    import boto3
-    from botocore.config import Config
+    from billops.storage.aws_clients import aws_client
 
-    return boto3.client("sqs", config=Config(connect_timeout=2, read_timeout=5,
-                                             retries={"max_attempts": 3, "mode": "standard"}))
+    return aws_client("sqs")
 
 
 def enqueue(message: AnyOperationMessage | OperationMessage | dict[str, Any] | str, *, queue_url: str | None = None,

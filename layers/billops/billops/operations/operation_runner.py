@@ -23,6 +23,7 @@ Any exception (DynamoDB unreachable...) propagates: the message is retried by SQ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -160,8 +161,6 @@ class OperationRunner:
         return RunResult("rejected", record["operation_id"], states.REJECTED, ["OperationRejected"])
 
     def _conflict(self, existing: dict[str, Any], body: str, suppress: bool) -> RunResult:
-        import hashlib
-
         body_hash = hashlib.sha256(body.encode("utf-8", errors="replace")).hexdigest()
         now = iso(self.clock())
         conflicts = list(existing.get("conflicts") or [])

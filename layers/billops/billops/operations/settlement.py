@@ -346,6 +346,8 @@ class Settler:
         allowed = UPGRADE_SALE_EVENTS if method == CHARGE_UPGRADE else ALLOW_UPGRADE_SALE_EVENTS
         if sale.event_type not in allowed:
             return False
+        if method == ALLOW_UPGRADE and status == states.IN_PROGRESS:
+            return False  # allowUpgrade not answered yet: the consumer cannot have used this window
         if method == CHARGE_UPGRADE:
             if status == states.AWAITING_CONSUMER:
                 return False

@@ -26,6 +26,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from billops.ccbill.subscription_facts import SubscriptionFacts, SubscriptionState
+from billops.privacy.field_encryption import is_encrypted
 from billops.storage.errors import RevisionConflict, StorageUnavailable
 from billops.storage.events_table import from_dynamodb
 from billops.storage.subscriptions_table import SubscriptionsTable
@@ -77,6 +78,10 @@ class SubscriptionFactsStore:
         cancel_discount = _money(record.get("cancel_discount_price")) or _money(
             (record.get("operation_facts") or {}).get("cancel_discount_price"))
         username = (record.get("subscriber") or {}).get("username")
+        if is_encrypted(username):
+            # Personal fields may be stored encrypted (privacy/field_encryption.py); operations never decrypt them.
+            # Unknown, the username's length is checked through the origin subaccount's limits instead.
+            username = None
         return SubscriptionFacts(
             subscription_id=subscription_id,
             state=state,

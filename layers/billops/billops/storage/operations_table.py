@@ -19,7 +19,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 
 from billops.operations import operation_states as states
-from billops.storage.dynamodb_client import dynamodb_client
+from billops.storage.dynamodb_client import DynamoDBTable
 from billops.storage.errors import StorageUnavailable
 from billops.storage.events_table import from_dynamodb, to_dynamodb
 
@@ -39,19 +39,10 @@ class Condition:
     due_by: str | None = None
     """For scheduled / retry_wait sources: due_at must be <= this time (queued needs no due time)."""
     lease_expired_by: str | None = None
-    """lease_expires_at must be < this time."""
-    attribute_equals_any: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    """lease_expires_at must be < this time (or absent)."""
 
 
-class OperationsTable:
-    def __init__(self, table_name: str, client: Any = None) -> None:
-        self.table_name = table_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        return self._client or dynamodb_client()
-
+class OperationsTable(DynamoDBTable):
     # --- reads ----------------------------------------------------------------------------------------------------
 
     def get(self, operation_id: str) -> dict[str, Any] | None:
@@ -183,10 +174,10 @@ class OperationsTable:
         clauses = ["attribute_exists(operation_id)", status_clause]
         for name, value in condition.equals.items():
             clauses.append(f"{builder.name(name)} = {builder.value(value)}")
-        for name, options in condition.attribute_equals_any.items():
-            clauses.append(f"{builder.name(name)} IN ({', '.join(builder.value(v) for v in options)})")
         if condition.lease_expired_by:
-            clauses.append(f"{builder.name('lease_expires_at')} < {builder.value(condition.lease_expired_by)}")
+            lease = builder.name("lease_expires_at")
+            # No lease at all counts as expired: such a record could otherwise never be looked at again.
+            clauses.append(f"(attribute_not_exists({lease}) OR {lease} < {builder.value(condition.lease_expired_by)})")
         return self._update(operation_id, expression, " AND ".join(clauses), builder)
 
     def update_fields(self, operation_id: str, *, values: Mapping[str, Any], expect: Mapping[str, Any],
