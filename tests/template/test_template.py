@@ -407,11 +407,11 @@ def test_operation_worker_permissions_are_exactly_what_it_does(transformed: dict
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
         "sqs:SendMessage", "events:PutEvents", "secretsmanager:GetSecretValue",
     }
-    operations, subscriptions, events = (_table_and_indexes(t) for t in
-                                         ("OperationsTable", "SubscriptionsTable", "EventsTable"))
+    operations, subscriptions = (_table_and_indexes(t) for t in ("OperationsTable", "SubscriptionsTable"))
     assert granted["dynamodb:UpdateItem"] == operations
     assert granted["dynamodb:PutItem"] == operations | subscriptions
-    assert granted["dynamodb:GetItem"] == granted["dynamodb:Query"] == operations | subscriptions | events
+    # No access to the events table: webhook evidence reaches operations through the projector.
+    assert granted["dynamodb:GetItem"] == granted["dynamodb:Query"] == operations | subscriptions
     assert granted["sqs:SendMessage"] == {_arn("OperationsQueue"), _arn("OperationsDeadLetterQueue")}
     assert granted["events:PutEvents"] == {_bus_arn()}
     assert granted["secretsmanager:GetSecretValue"] == {_secret_arn("CCBillCredentialsSecret")}
@@ -503,7 +503,8 @@ def test_operation_worker_trigger_timeout_and_concurrency(resources: dict[str, d
     (event,) = worker["Events"].values()
     assert event["Type"] == "SQS"
     assert event["Properties"]["Queue"] == {"Fn::GetAtt": ["OperationsQueue", "Arn"]}
-    assert event["Properties"]["BatchSize"] == 10
+    # Every message of a batch must fit a full CCBill call in the invocation, or it is handed back unrun.
+    assert event["Properties"]["BatchSize"] * CCBILL_CONNECT_PLUS_READ_TIMEOUT < worker["Timeout"]
     assert event["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     # Lambda never throttles its own event source: the source is capped at the reserved concurrency.
     assert event["Properties"]["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerConcurrency"}
