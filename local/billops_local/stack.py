@@ -641,8 +641,8 @@ class LocalStack:
         return f"{self.schedules.describe()}; {self.settings.schedule_timing.describe()}"
 
     def sample_curl(self) -> str:
-        """A ready-made curl posting a sample NewSaleSuccess webhook to the local receiver."""
-        event_type = "NewSaleSuccess"
+        """A ready-made curl posting a short sample webhook (a Cancellation: few fields, no personal data)."""
+        event_type = "Cancellation"
         try:
             from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
