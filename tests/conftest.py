@@ -17,6 +17,8 @@ HANDLERS = {
     "operation_scheduler": ROOT / "functions/operation_scheduler/operation_scheduler_handler.py",
     "reconciliation": ROOT / "functions/reconciliation/reconciliation_handler.py",
     "upgrade_postback": ROOT / "functions/upgrade_postback/upgrade_postback_handler.py",
+    "merchant_api": ROOT / "functions/merchant_api/merchant_api_handler.py",
+    "upgrade_page": ROOT / "functions/upgrade_page/upgrade_page_handler.py",
 }
 
 

@@ -380,6 +380,8 @@ class LocalStack:
         overriding = conflicting_aws_variables()
         if overriding:
             log.info("ignoring %s for the local stack", ", ".join(overriding))
+        from billops_local.dynamodb_fault_injection import install_from_env  # local only: off unless set
+        install_from_env(self.settings.environment)  # BILLOPS_LOCAL_DYNAMODB_FAULTS (tests/reliability)
         moto = MotoServer(self.settings.host, self.settings.aws_port)
         moto.start()
         self.state.moto = moto
@@ -709,4 +711,6 @@ def build_stack(settings: LocalSettings | None = None, **options: Any) -> LocalS
 
     stack = LocalStack(settings, **options)
     add_to_stack(stack)  # the CCBill sandbox on BILLOPS_SANDBOX_PORT, delivering webhooks to the receiver
+    from billops_local.api_key_seed import add_to_stack as add_api_key_seed  # BILLOPS_API_KEY in the keys table
+    add_api_key_seed(stack)
     return stack

@@ -18,7 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,8 +115,12 @@ class LocalStackProcess:
         )
 
 
-@pytest.fixture(scope="session")
-def local_stack() -> Iterator[LocalStackProcess]:
+@contextmanager
+def running_local_stack(extra_env: Mapping[str, str] | None = None,
+                        command: list[str] | None = None) -> Iterator[LocalStackProcess]:
+    """Start a local stack in a subprocess on free ports (``python -m billops_local`` unless ``command`` is given),
+    wait for its ready line, yield it, stop it with SIGTERM. ``extra_env`` is added to the stack's environment after
+    the e2e timings (a second stack with other settings, e.g. tests/e2e/test_operations_end_to_end.py's)."""
     aws_port, api_port, sandbox_port = _free_ports(3)
     env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "BILLOPS_LOCAL_"))}
     env.update(
@@ -126,10 +131,11 @@ def local_stack() -> Iterator[LocalStackProcess]:
             "BILLOPS_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "PYTHONUNBUFFERED": "1",
             **LOCAL_TIMINGS,
+            **(extra_env or {}),
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "billops_local"],
+        command or [sys.executable, "-m", "billops_local"],
         cwd=ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -184,3 +190,16 @@ def local_stack() -> Iterator[LocalStackProcess]:
                 pytest.fail(f"the local stack did not stop within {STOP_TIMEOUT_SECONDS} s of SIGTERM:\n{stack.output}")
         reader.join(5)
         assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{stack.output}"
+
+
+@pytest.fixture(scope="session")
+def local_stack() -> Iterator[LocalStackProcess]:
+    with running_local_stack() as stack:
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def start_local_stack():
+    """Another stack with other settings, for the tests that need them: ``with start_local_stack(extra_env,
+    command) as stack: ...`` (see ``running_local_stack``); the shared ``local_stack`` is left as it is."""
+    return running_local_stack

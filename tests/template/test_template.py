@@ -28,7 +28,7 @@ SAM = VENV_BIN / "sam"
 ELF_MACHINE_AARCH64 = 183
 FUNCTIONS = {
     "WebhookReceiverFunction", "SubscriptionProjectorFunction", "OperationWorkerFunction",
-    "OperationSchedulerFunction", "ReconciliationFunction", "UpgradePostbackFunction",
+    "OperationSchedulerFunction", "ReconciliationFunction", "UpgradePostbackFunction", "UpgradePageFunction",
 }
 CCBILL_CONNECT_PLUS_READ_TIMEOUT = 5 + 40  # docs/ccbill-client.md: BILLOPS_CCBILL_CONNECT_TIMEOUT + READ_TIMEOUT
 UPGRADE_KEY_CONTEXT = {"kms:EncryptionContext:billops:purpose": "ccbill-upgrade-enc"}
@@ -464,13 +464,14 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
     statements = resources["BillopsKey"]["Properties"]["KeyPolicy"]["Statement"]
     decrypting = [s for s in statements if "kms:Decrypt" in _actions(s)]
     assert decrypting == [{
-        "Sid": "WorkerDecryptsTheUpgradeKey",
+        "Sid": sid,
         "Effect": "Allow",
-        "Principal": {"AWS": {"Fn::GetAtt": ["OperationWorkerFunctionRole", "Arn"]}},
+        "Principal": {"AWS": {"Fn::GetAtt": [f"{function}Role", "Arn"]}},
         "Action": "kms:Decrypt",
         "Resource": "*",
         "Condition": {"StringEquals": UPGRADE_KEY_CONTEXT},
-    }]
+    } for sid, function in (("WorkerDecryptsTheUpgradeKey", "OperationWorkerFunction"),
+                            ("UpgradePageDecryptsTheUpgradeKey", "UpgradePageFunction"))]
 
 
 def test_billops_key_rotates_is_kept_and_is_administered_by_the_account(resources: dict[str, dict[str, Any]]) -> None:
@@ -596,8 +597,8 @@ def test_operations_environment(template: dict[str, Any]) -> None:
         "BILLOPS_UPGRADE_CATALOGUE": {"Ref": "UpgradeCatalogue"},
         "BILLOPS_CCBILL_SUBACCOUNTS": {"Ref": "CCBillSubaccountSettings"},
     }
-    # Only the worker builds `enc` upgrade links, so only it gets the key's ciphertext.
-    for name in FUNCTIONS - {"OperationWorkerFunction"}:
+    # Only the worker and the upgrade page build `enc` upgrade forms, so only they get the key's ciphertext.
+    for name in FUNCTIONS - {"OperationWorkerFunction", "UpgradePageFunction"}:
         assert "BILLOPS_UPGRADE_KEY_CIPHERTEXT" not in _function_variables(template, name), name
     postback = _function_variables(template, "UpgradePostbackFunction")
     receiver = _function_variables(template, "WebhookReceiverFunction")
@@ -737,3 +738,105 @@ def test_samconfig_environments() -> None:
         assert config[environment]["validate"]["parameters"]["lint"] is True
         assert config[environment]["build"]["parameters"] == {"cached": True, "parallel": True}
     assert config["prod"]["deploy"]["parameters"]["confirm_changeset"] is True
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The consumer upgrade page (docs/upgrade-page.md)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_upgrade_page_route_and_environment(template: dict[str, Any]) -> None:
+    page = template["Resources"]["UpgradePageFunction"]["Properties"]
+    assert (page["CodeUri"], page["Handler"]) == ("functions/upgrade_page/", "upgrade_page_handler.handler")
+    (event,) = page["Events"].values()
+    assert event["Type"] == "HttpApi"
+    assert event["Properties"] == {"ApiId": {"Ref": "HttpApi"}, "Method": "GET", "Path": "/upgrade/{token}",
+                                   "PayloadFormatVersion": "2.0"}
+    variables = _function_variables(template, "UpgradePageFunction")
+    assert variables["BILLOPS_UPGRADE_LINK_SECRET_ARN"] == {"Ref": "UpgradeLinkSigningSecret"}
+    assert variables["BILLOPS_OPERATIONS_TABLE"] == {"Ref": "OperationsTable"}
+    assert variables["BILLOPS_UPGRADE_CATALOGUE"] == {"Ref": "UpgradeCatalogue"}
+    assert variables["BILLOPS_UPGRADE_KEY_CIPHERTEXT"] == {"Ref": "UpgradeKeyCiphertext"}
+    # The page never calls CCBill and never sees the DataLink login.
+    assert "BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN" not in variables
+
+
+def test_upgrade_page_may_only_read_what_it_shows(transformed: dict[str, Any]) -> None:
+    granted = _grants(transformed, "UpgradePageFunction")
+    assert granted == {
+        "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable")},
+        "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_original_subscription")},
+        "secretsmanager:GetSecretValue": {_secret_arn("UpgradeLinkSigningSecret")},
+    }
+    role = transformed["Resources"]["UpgradePageFunctionRole"]["Properties"]
+    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+
+
+def test_upgrade_link_signing_secret_and_public_base_url(template: dict[str, Any],
+                                                         resources: dict[str, dict[str, Any]]) -> None:
+    secret = resources["UpgradeLinkSigningSecret"]["Properties"]
+    assert secret["GenerateSecretString"]["PasswordLength"] >= 64  # at least 32 bytes of key (link_tokens.py)
+    assert "SecretString" not in secret
+    parameter = resources["PublicBaseUrlParameter"]["Properties"]
+    assert parameter["Name"] == {"Fn::Sub": "/${AWS::StackName}/public-base-url"}
+    assert parameter["Value"] == {"Fn::If": [
+        "HasPublicBaseUrl", {"Ref": "PublicBaseUrl"},
+        {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}]}
+    assert template["Parameters"]["PublicBaseUrl"]["Default"] == ""
+    pattern = re.compile(template["Parameters"]["PublicBaseUrl"]["AllowedPattern"])
+    for good in ("", "https://billing.example.com", "https://example.com/billing"):
+        assert pattern.fullmatch(good), good
+    for bad in ("http://billing.example.com", "https://billing.example.com/", "https://x.example?a=1"):
+        assert not pattern.fullmatch(bad), bad
+    outputs = template["Outputs"]
+    assert outputs["UpgradeLinkSigningSecretArn"]["Value"] == {"Ref": "UpgradeLinkSigningSecret"}
+    assert outputs["PublicBaseUrlParameterName"]["Value"] == {"Ref": "PublicBaseUrlParameter"}
+
+
+def _references(value: Any) -> set[str]:
+    """Logical IDs a CloudFormation value depends on (Ref, Fn::GetAtt, ${X} / ${X.Attr} in Fn::Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                target = item.split(".")[0] if isinstance(item, str) else item[0]
+                found.add(target)
+            elif key == "Fn::Sub":
+                text, variables = (item, {}) if isinstance(item, str) else (item[0], item[1])
+                names = set(re.findall(r"\$\{([^!}][^}]*)\}", text)) - set(variables)
+                found |= {name.split(".")[0] for name in names}
+                found |= _references(variables)
+            else:
+                found |= _references(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _references(item)
+    return found
+
+
+def test_the_transformed_template_has_no_circular_dependency(transformed: dict[str, Any]) -> None:
+    """CloudFormation refuses a cycle that `sam validate --lint` does not report, e.g. a function integrated with
+    the HTTP API that names the API in its environment (why the upgrade links' base URL is an SSM parameter)."""
+    resources = transformed["Resources"]
+    graph = {}
+    for name, resource in resources.items():
+        depends = resource.get("DependsOn") or []
+        depends = [depends] if isinstance(depends, str) else depends
+        graph[name] = {ref for ref in _references(resource.get("Properties") or {}) | set(depends) if ref in resources}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(node: str) -> None:
+        if node in done:
+            return
+        assert node not in visiting, f"circular dependency: {' -> '.join(visiting[visiting.index(node):] + [node])}"
+        visiting.append(node)
+        for target in sorted(graph[node]):
+            visit(target)
+        visiting.pop()
+        done.add(node)
+
+    for name in sorted(graph):
+        visit(name)

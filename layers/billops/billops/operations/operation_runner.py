@@ -36,6 +36,7 @@ from billops.ccbill.client import CCBillClient
 from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.outcomes import CCBillOutcome
 from billops.operations import domain_events as events
+from billops.operations import local_fault_hooks
 from billops.operations import operation_states as states
 from billops.operations.operation_actions import (
     ALLOW_UPGRADE,
@@ -289,6 +290,7 @@ class OperationRunner:
             refusal = ActionRefused(invalid.param, invalid.message, getattr(invalid, "ccbill_code", None))
             moved = self._refuse(claimed, refusal, sources=(states.IN_PROGRESS,))
             return RunResult("refused", op_id, states.FAILED if moved else None, ["OperationRefused"])
+        local_fault_hooks.after_ccbill_call(plan.details.get("action"))  # inert unless BILLOPS_ENV=local
         return self._record(claimed, plan, outcome)
 
     def _check_time(self, client: CCBillClient, remaining_ms: Callable[[], int] | None) -> None:

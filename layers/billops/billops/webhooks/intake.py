@@ -7,8 +7,9 @@ ChargeBee's error model; only our own storage failures are 5xx, so CCBill delive
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,26 +105,58 @@ class WebhookIntake:
             check_account(request.query.get("clientAccnum"), request.query.get("clientSubacc"), self.settings)
         except ApiError as error:
             return IntakeResult(error.status, error.body(), "rejected", metrics=("WebhookRejected",))
-        received_at = self.clock()
+        return self._process(request, self.clock(), self._quarantine)
+
+    def replay(self, raw_body: bytes, content_type: str | None, query: Mapping[str, str], *,
+               received_at: datetime | None = None, replayed_from: str | None = None) -> IntakeResult:
+        """An operator's replay of a delivery received earlier (a quarantined body, once its cause is fixed).
+
+        The webhook's source-address and token checks are skipped: the operator acts with table rights, not as
+        CCBill, and the body was authenticated when it arrived. Everything else is receive()'s: the account check,
+        the size limit, decoding, validation, the delivery key (a duplicate is stored once) and the one conditional
+        put. ``received_at`` keeps the original receipt time (default: now); ``replayed_from`` (the quarantine key)
+        and the replay time are recorded on the stored delivery. A body that is still malformed is NOT quarantined
+        again - it is in quarantine already: the result is 400 with outcome "quarantined" naming the problem, and
+        updating the quarantine record is the caller's business.
+        """
+        try:
+            check_account(query.get("clientAccnum"), query.get("clientSubacc"), self.settings)
+        except ApiError as error:
+            return IntakeResult(error.status, error.body(), "rejected", metrics=("WebhookReplayRejected",))
+        request = WebhookRequest(
+            source_ip=None,
+            query=dict(query),
+            headers={"content-type": content_type} if content_type else {},
+            body=base64.b64encode(raw_body).decode("ascii"),
+            is_base64_encoded=True,
+        )
+        extra = {"replayed_at": _iso(self.clock()), "replayed_from": replayed_from}
+        return self._process(request, received_at or self.clock(), self._still_malformed, extra)
+
+    def _process(self, request: WebhookRequest, received_at: datetime,
+                 on_malformed: Callable[[WebhookRequest, bytes, datetime, MalformedDelivery], IntakeResult],
+                 extra: Mapping[str, Any] | None = None) -> IntakeResult:
+        """Size limit, decoding, validation and storage of an authenticated request."""
         try:
             raw = raw_body_bytes(request.body, request.is_base64_encoded)
         except MalformedDelivery as problem:
-            return self._quarantine(request, b"", received_at, problem)
+            return on_malformed(request, b"", received_at, problem)
         if len(raw) > self.settings.max_body_bytes:
             problem = MalformedDelivery(
                 f"The body is {len(raw)} bytes; the limit is {self.settings.max_body_bytes}.", code="invalid_request"
             )
-            return self._quarantine(request, raw, received_at, problem)
+            return on_malformed(request, raw, received_at, problem)
         try:
-            return self._accept(request, raw, received_at)
+            return self._accept(request, raw, received_at, extra)
         except MalformedDelivery as problem:
-            return self._quarantine(request, raw, received_at, problem)
+            return on_malformed(request, raw, received_at, problem)
         except ApiError as error:
             return IntakeResult(error.status, error.body(), "rejected", metrics=("WebhookRejected",))
         except StorageUnavailable:
             return self._unavailable("The delivery could not be stored; deliver again.")
 
-    def _accept(self, request: WebhookRequest, raw: bytes, received_at: datetime) -> IntakeResult:
+    def _accept(self, request: WebhookRequest, raw: bytes, received_at: datetime,
+                extra: Mapping[str, Any] | None = None) -> IntakeResult:
         event_type_name = (request.query.get("eventType") or "").strip()
         decoded = decode_body(raw, request.headers.get("content-type"))
         fields = scrub_fields(decoded.fields)
@@ -169,6 +202,7 @@ class WebhookIntake:
             "detected_version": detected_version,
             "fields": public,
             "subscriber": personal,
+            **(extra or {}),
         }
         stored = self.store.put_once(item)
         if not stored:
@@ -217,6 +251,15 @@ class WebhookIntake:
         error = ApiError(400, problem.message, problem.code, "invalid_request", problem.param)
         return IntakeResult(400, error.body(), "quarantined", request.query.get("eventType"), key,
                             ("WebhookQuarantined",))
+
+    @staticmethod
+    def _still_malformed(request: WebhookRequest, raw: bytes, received_at: datetime,
+                         problem: MalformedDelivery) -> IntakeResult:
+        """A replayed body that is still malformed: the answer receive() would give, nothing stored."""
+        query = {name: value for name, value in request.query.items() if name != "token"}
+        error = ApiError(400, problem.message, problem.code, "invalid_request", problem.param)
+        return IntakeResult(400, error.body(), "quarantined", request.query.get("eventType"),
+                            quarantine_key(raw, query), ("WebhookReplayStillMalformed",))
 
     @staticmethod
     def _unavailable(message: str) -> IntakeResult:

@@ -1,0 +1,542 @@
+"""bench/results.json, bench/report.md, bench/chart.png and bench/README-table.md from one run's results.
+
+``render_report`` and ``render_table`` are pure (a results dictionary in, Markdown out) so that the unit tests can
+render a small fixture; ``write_chart`` needs matplotlib (Agg backend, no display).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+CATEGORIES = ("API Gateway", "Lambda", "DynamoDB", "CloudWatch Logs", "Other")
+
+
+def category(item_name: str) -> str:
+    name = item_name.split(": ", 1)[-1] if item_name.startswith("Projector: ") else item_name
+    if "Logs" in name or "log" in name:
+        return "CloudWatch Logs"
+    if name.startswith("API Gateway"):
+        return "API Gateway"
+    if "Lambda" in name or name.startswith("Cold starts (INIT"):
+        return "Lambda"
+    if "DynamoDB" in name:
+        return "DynamoDB"
+    return "Other"
+
+
+def by_category(breakdown: Mapping[str, Any]) -> dict[str, float]:
+    totals = dict.fromkeys(CATEGORIES, 0.0)
+    for item in breakdown["items"]:
+        totals[category(item["name"])] += item["total"]
+    return totals
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Formatting helpers
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def money(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if abs(value) >= 100:
+        return f"${value:,.0f}"
+    if abs(value) >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.3f}" if abs(value) >= 0.01 else f"${value:.4f}"
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return "—"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.{digits}f}"
+
+
+def ms(value: float | None) -> str:
+    return "—" if value is None else (f"{value:,.0f} ms" if value >= 100 else f"{value:.2f} ms")
+
+
+def megabytes(value: float | None) -> str:
+    return "—" if value is None else f"{value / 1e6:,.2f} MB"
+
+
+def verdict(passed: bool | None) -> str:
+    return "PASS" if passed else ("FAIL" if passed is not None else "NOT MEASURED")
+
+
+def _get(data: Mapping | None, *path: str, default: Any = None) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping) or key not in data:
+            return default
+        data = data[key]
+    return data
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The headline table (README) and the target lines
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def target_lines(results: Mapping[str, Any]) -> list[str]:
+    targets = _get(results, "costs", "targets", default={}) or {}
+    lines = []
+    requests = targets.get("requests_per_new_delivery")
+    lines.append(f"- **{verdict(requests and requests['passed'])}** one AWS request per new delivery: "
+                 + (f"{number(requests['value'])} measured" if requests else "not measured"))
+    cost = targets.get("cost_within_15pct_of_floor")
+    lines.append(f"- **{verdict(cost and cost['passed'])}** cost per million webhooks within 15% of the floor: "
+                 + (f"{money(cost['value'])} vs floor {money(cost['floor'])} = {cost['ratio']:.2f}x (limit 1.15x)"
+                    if cost else "not measured"))
+    cold = targets.get("receiver_cold_import_under_1_5x_boto3")
+    if cold:
+        extra = (f"; import + first delivery {cold['import_plus_first_delivery_ratio']:.2f}x"
+                 if cold.get("import_plus_first_delivery_ratio") is not None else "")
+        lines.append(f"- **{verdict(cold['passed'])}** receiver's cold import under 1.5x a bare `import boto3`: "
+                     f"{ms(cold['value'])} vs {ms(cold['boto3'])} = {cold['ratio']:.2f}x{extra}")
+    else:
+        lines.append("- **NOT MEASURED** receiver's cold import under 1.5x a bare `import boto3`")
+    return lines
+
+
+def headline_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    counting = results.get("counting") or {}
+    timing = results.get("timing") or {}
+    costs = results.get("costs") or {}
+    cold = {t["name"]: t for t in _get(results, "cold_imports", "targets", default=[]) or []}
+    sizes = results.get("package_sizes") or {}
+    ours, base = counting.get("ours") or {}, counting.get("baseline") or {}
+    tours, tbase = timing.get("ours") or {}, timing.get("baseline") or {}
+    breakdowns = costs.get("breakdowns") or {}
+    durations = costs.get("durations_ms") or {}
+
+    def requests(data: Mapping, phase: str) -> str:
+        return number(_get(data, phase, "requests_per_unit"))
+
+    def units(data: Mapping, phase: str) -> str:
+        total = _get(data, phase, "write_units_per_unit")
+        indexes = sum((_get(data, phase, "write_units_indexes_per_unit", default={}) or {}).values())
+        if total is None:
+            return "—"
+        return f"{number(total)} ({number(total - indexes)} table + {number(indexes)} index)" if indexes else number(total)
+
+    def p50_p99(data: Mapping, phase: str) -> str:
+        stats = _get(data, phase, "ms")
+        return f"{stats['p50']:.2f} / {stats['p99']:.2f} ms" if stats else "—"
+
+    def other_format(data: Mapping) -> str:
+        answered = _get(data, "answered_duplicate", "duplicate_other_format")
+        stored, count = data.get("items_stored"), data.get("deliveries")
+        if stored is None or count is None:
+            return "—"
+        return "yes (stored once)" if stored == count else f"no (stored {stored} items for {count} deliveries)"
+
+    receiver, baseline_cold = cold.get("WebhookReceiverFunction"), cold.get("Baseline (Powertools tutorial)")
+
+    def import_cell(entry: Mapping | None) -> str:
+        if not entry:
+            return "—"
+        return f"{ms(entry['import_ms'])} ({entry['ratio_to_boto3']:.2f}x boto3)"
+
+    def first_cell(entry: Mapping | None) -> str:
+        if not entry or entry.get("first_delivery_ms") is None:
+            return "—"
+        return f"{ms(entry['import_ms'] + entry['first_delivery_ms'])}"
+
+    receiver_size = _get(sizes, "functions", "WebhookReceiverFunction")
+    boto3_ms = _get(results, "cold_imports", "boto3_import_ms")
+    floor_units = _get(ours, "new", "write_units_table_per_unit")
+    return [
+        ["AWS requests per new delivery", requests(ours, "new"), requests(base, "new"), "1"],
+        ["AWS requests per duplicate", requests(ours, "duplicate"), requests(base, "duplicate"), "1"],
+        ["DynamoDB write units per new delivery", units(ours, "new"), units(base, "new"), number(floor_units)],
+        ["DynamoDB write units per duplicate", units(ours, "duplicate"), units(base, "duplicate"), "—"],
+        ["Same delivery re-sent in the other format", other_format(ours), other_format(base), "—"],
+        ["In-process time, new delivery (p50 / p99)", p50_p99(tours, "new"), p50_p99(tbase, "new"), "—"],
+        ["In-process time, duplicate (p50 / p99)", p50_p99(tours, "duplicate"), p50_p99(tbase, "duplicate"), "—"],
+        ["Modelled Lambda duration, new delivery",
+         f"{ms(durations.get('ours_new'))} at {tours.get('memory_mb', '—')} MB",
+         f"{ms(durations.get('baseline_new'))} at {tbase.get('memory_mb', '—')} MB", "1 ms at 128 MB"],
+        ["Cold import of the handler (median)", import_cell(receiver), import_cell(baseline_cold),
+         f"{ms(boto3_ms)} (bare `import boto3`)" if boto3_ms else "—"],
+        ["Cold import + first delivery", first_cell(receiver), first_cell(baseline_cold), "—"],
+        ["Unpacked package (function + layer)",
+         megabytes(receiver_size["total_bytes"]) if receiver_size else "—",
+         megabytes(_get(sizes, "baseline", "total_bytes")), "—"],
+        ["**Cost per million new webhooks**", f"**{money(_get(breakdowns, 'ours', 'total'))}**",
+         f"**{money(_get(breakdowns, 'baseline', 'total'))}**", f"**{money(_get(breakdowns, 'floor', 'total'))}**"],
+        ["Cost per million duplicates", money(_get(breakdowns, "ours_duplicate", "total")),
+         money(_get(breakdowns, "baseline_duplicate", "total")), "—"],
+        ["Cost per million webhooks incl. the subscription fold", money(_get(breakdowns, "ours_full", "total")),
+         "— (keeps no state)", "—"],
+        ["Cost per thousand discount operations", money(_get(breakdowns, "operations", "total")), "—", "—"],
+    ]
+
+
+def render_table(results: Mapping[str, Any]) -> str:
+    """The README's table: billops vs the baseline vs the floor, and the target lines."""
+    header = ["per webhook", "billops", "baseline (Powertools tutorial)", "floor"]
+    when = results.get("generated_at", "")
+    return "\n".join([
+        f"Measured by `make bench` ({results.get('mode', 'full')} run, {when}); details in bench/report.md.",
+        "",
+        table(header, headline_rows(results)),
+        "",
+        *target_lines(results),
+        "",
+    ])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The full report
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _breakdown_table(breakdown: Mapping[str, Any]) -> str:
+    rows = [[item["name"], number(item["quantity"], 4), item["unit"], money(item["total"])]
+            for item in breakdown["items"]]
+    rows.append(["**total**", "", "", f"**{money(breakdown['total'])}**"])
+    return table([f"{breakdown['label']} — per {breakdown['scale']:,} {breakdown['per']}s", "quantity per "
+                  + breakdown["per"], "unit", "cost"], rows)
+
+
+def _skipped(results: Mapping[str, Any], section: str) -> str | None:
+    problem = (results.get("not_measured") or {}).get(section)
+    return f"_Not measured: {problem}_" if problem else None
+
+
+def render_report(results: Mapping[str, Any]) -> str:
+    costs = results.get("costs") or {}
+    counting = results.get("counting") or {}
+    parts: list[str] = []
+    add = parts.append
+    add("# billops benchmarks\n")
+    add(f"Generated {results.get('generated_at', '?')} by `python -m bench` ({results.get('mode', 'full')} run, "
+        f"{results.get('elapsed_seconds', 0):.0f} s) on {results.get('machine', {}).get('description', 'this machine')}."
+        " Everything below was measured in this one run; the costs are computed from the measurements with the "
+        "published prices listed at the end.\n")
+    add("## Targets\n")
+    add("\n".join(target_lines(results)) + "\n")
+    add("## billops vs the Powertools-tutorial baseline vs the floor\n")
+    add(table(["per webhook", "billops", "baseline (Powertools tutorial)", "floor"], headline_rows(results)) + "\n")
+    add("![cost and requests per webhook](chart.png)\n")
+    add("The **baseline** is `bench/baseline_receiver.py`: what the common Powertools tutorial builds — a REST API "
+        "(v1) route with `APIGatewayRestResolver`, `@idempotent` on the handler with `DynamoDBPersistenceLayer` and "
+        "`event_key_jmespath=\"body\"`, one `PutItem` of the event (boto3 resource API, UUID key), Logger and "
+        "Metrics, 512 MB arm64. It is fed REST API proxy events built from the same payloads. It does less than "
+        "billops (no source or token check, no validation, no privacy scrubbing), which favours it in the timings. "
+        "The **floor** is the least any design of this shape (HTTP API -> Lambda -> DynamoDB) can pay: one HTTP "
+        "API request, one invocation at 128 MB billed 1 ms, one write of billops' item (its table write units), no "
+        "index, no log line.\n")
+    what_if = costs.get("what_if") or {}
+    cost_target = _get(costs, "targets", "cost_within_15pct_of_floor")
+    if cost_target and not cost_target["passed"]:
+        add("### Why the cost target is missed, and what would close the gap (proposals, not made)\n")
+        add(f"billops costs {money(cost_target['value'])} per million new webhooks against a floor of "
+            f"{money(cost_target['floor'])} ({cost_target['ratio']:.2f}x; the limit is 1.15x). The gap is made of:\n")
+        add(f"- **The `by_received_day` index**: every new delivery also writes an index entry, "
+            f"{money(what_if.get('index_writes_per_million'))} per million. Without it: "
+            f"{money(what_if.get('without_index_writes'))}. Proposal: drop the GSI and serve \"recent deliveries\" "
+            "from the stream (or a daily bucket item written by the projector), or keep it sparse (only quarantined "
+            "items carry `received_day`).")
+        add(f"- **Log lines**: the receiver writes {number(what_if.get('handler_log_bytes_per_delivery'), 0)} bytes "
+            f"per delivery (one JSON info line and one EMF metrics document) on top of Lambda's START/END/REPORT "
+            f"({costs.get('platform_log_bytes')} bytes) and the API access log ({costs.get('access_log_bytes')} "
+            f"bytes); all logs: {money(what_if.get('logs_per_million'))} per million. Without the receiver's own "
+            f"lines: {money(what_if.get('without_handler_log_lines'))}. Proposal: log the success line at DEBUG "
+            "(keep WARN+ for rejections and failures) and publish `WebhookAccepted` from a metric filter or the "
+            "API's own metrics instead of one EMF document per delivery.")
+        add(f"- Both together: {money(what_if.get('without_both'))} per million "
+            f"({(what_if.get('without_both') or 0) / cost_target['floor']:.2f}x the floor). The rest is the item "
+            "size (fields kept as received) and Lambda's duration at 256 MB.\n")
+    full = _get(costs, "breakdowns", "ours_full")
+    fold = _get(costs, "breakdowns", "projector")
+    if full and fold:
+        projector = counting.get("projector") or {}
+        indexes = _get(projector, "per_record", "write_units_indexes_per_unit", default={}) or {}
+        add("### The subscription fold costs more than the intake\n")
+        add(f"Folding each delivery into its subscription record (the projector, off the hot path) costs "
+            f"{money(fold['total'])} per million deliveries, so intake + fold is {money(full['total'])}. Over a "
+            f"subscription's life (a sale, {projector.get('records', 0) // max(1, projector.get('subscriptions', 1)) - 3}"
+            f" renewals, a cancellation, the expiration) the record grows to "
+            f"{number(_get(projector, 'subscription_item_bytes', 'max'), 0)} bytes (it keeps the history), and each "
+            f"fold rewrites it: {number(_get(projector, 'per_record', 'write_units_table_per_unit'))} table write "
+            f"units per delivery plus {', '.join(f'{number(v)} for the `{k}` index' for k, v in indexes.items())} "
+            "(projection ALL copies the whole record into the index). Proposals (not made): project `by_status` "
+            "with KEYS_ONLY or a short INCLUDE list; keep the history in items of its own and the record small; "
+            "publish `SubscriptionChanged` only when a field a consumer reads changed.\n")
+
+    add("## Cost breakdowns\n")
+    for key in ("ours", "baseline", "floor", "ours_duplicate", "baseline_duplicate", "projector", "operations"):
+        breakdown = _get(costs, "breakdowns", key)
+        if breakdown:
+            add(_breakdown_table(breakdown) + "\n")
+    assumptions = costs.get("assumptions") or {}
+    durations = costs.get("durations_ms") or {}
+    add("Lambda durations are modelled, not measured on Lambda: in-process CPU time (mean, this machine) x "
+        "1769 MB / memory (Lambda's CPU share) + sequential AWS requests x "
+        f"{assumptions.get('aws_round_trip_ms', '?')} ms (assumed in-region round trip) + CCBill calls x "
+        f"{assumptions.get('ccbill_answer_ms', '?')} ms (assumed). Modelled: "
+        + ", ".join(f"{name} {ms(value)}" for name, value in durations.items())
+        + f". Cold starts: {100 * assumptions.get('cold_start_rate', 0):.0f}% of invocations, each billing the "
+        "handler's import plus its first delivery (at the function's CPU share) and the token read.\n")
+
+    add("## AWS requests and DynamoDB capacity, counted\n")
+    add("Counted with botocore hooks on every client the handlers create, against moto's server with the "
+        "template's tables (billops) or the tutorial's tables (baseline). Every HTTP request counts, retries "
+        "included. **Write and read units are computed from the items with DynamoDB's documented rules** "
+        "(1 WRU per KB rounded up, the larger of old and new item; a failed conditional write consumes the "
+        "existing item's size; a GSI write costs its entry's size; 1 RRU per 4 KB strongly consistent, half "
+        "eventually consistent), not taken from moto: moto's `ReturnConsumedCapacity` answered "
+        f"{_distinct_reported(counting)} for every write whatever its size, and nothing for a failed conditional "
+        "write.\n")
+    rows = []
+    for name, data in (("billops", counting.get("ours")), ("baseline", counting.get("baseline"))):
+        if not data:
+            continue
+        for phase, label in (("cold", "first delivery of a container"), ("new", "new delivery"),
+                             ("duplicate", "duplicate, same format"),
+                             ("duplicate_other_format", "duplicate, other format")):
+            figures = data.get(phase)
+            if figures:
+                rows.append([name, label, number(figures["requests_per_unit"]),
+                             ", ".join(f"{k} {number(v)}" for k, v in figures["by_operation_per_unit"].items()),
+                             number(figures["write_units_per_unit"]), number(figures["read_units_per_unit"])])
+    if rows:
+        add(table(["design", "per", "AWS requests", "which", "WRU", "RRU"], rows) + "\n")
+    sizes = _get(counting, "ours", "item_sizes_by_event_type", default={}) or {}
+    if sizes:
+        base_sizes = _get(counting, "baseline", "item_sizes_by_event_type", default={}) or {}
+        add("Item size per event type (the 20 samples, newest version of each):\n")
+        add(table(["event type", "billops item", "billops WRU (table + index)", "baseline event item",
+                   "baseline WRU (event item)"],
+                  [[name, f"{v['item_bytes']:,} B", number(v["write_units"]),
+                    f"{base_sizes.get(name, {}).get('item_bytes', 0):,} B",
+                    number(base_sizes.get(name, {}).get("write_units"))] for name, v in sizes.items()]) + "\n")
+    projector = counting.get("projector")
+    if projector:
+        add(f"**Projector** ({projector['subscriptions']} subscription lifecycles, {projector['records']} stream "
+            "records, one record per invocation):\n")
+        add(table(["event type", "records", "AWS requests per record", "WRU per record", "RRU per record"],
+                  [[name, str(v["records"]), number(v["requests_per_record"]), number(v["write_units_per_record"]),
+                    number(v["read_units_per_record"])] for name, v in projector["by_event_type"].items()]) + "\n")
+    operations = counting.get("operations")
+    if operations:
+        add(f"**Operations** ({operations['operations']} `{operations['operation_type']}` operations, batches of "
+            f"{operations['batch_size']}; outcomes {operations['outcomes']}): the sender's "
+            f"{_ops(operations['sender'])}; the worker's {_ops(operations['worker'])} per operation "
+            f"({number(operations['worker']['write_units_per_unit'])} WRU, "
+            f"{number(operations['worker']['read_units_per_unit'])} RRU); Lambda's event source mapping "
+            + ", ".join(f"{k} {number(v)}" for k, v in operations["event_source_mapping_requests_per_operation"].items())
+            + "; CCBill " + ", ".join(f"{k} {number(v)}" for k, v in operations["ccbill_calls_per_operation"].items())
+            + f". Worker CPU per invocation p50 {ms(_get(operations, 'thread_cpu_ms_per_invocation', 'p50'))}.\n")
+
+    add("## Hot path: in-process time per delivery\n")
+    timing = results.get("timing") or {}
+    if timing:
+        add("Both handlers in-process, the AWS transport stubbed (botocore's `Endpoint._send` answers at once from an "
+            "in-memory DynamoDB and Secrets Manager), so only our code and the SDK's own work are timed; events "
+            "are built before the clock starts.\n")
+        rows = []
+        for name, data in (("billops", timing.get("ours")), ("baseline", timing.get("baseline"))):
+            if not data:
+                continue
+            for phase in ("new", "duplicate"):
+                stats = data[phase]["ms"]
+                rows.append([name, phase, str(stats["count"]), f"{stats['p50']:.3f}", f"{stats['p90']:.3f}",
+                             f"{stats['p99']:.3f}", f"{stats['mean']:.3f}",
+                             number(data[phase]["log_bytes_per_delivery"], 0)])
+            rows.append([name, "first invocation (fresh module)", "1", f"{data['first_invocation_ms']:.1f}", "", "",
+                         "", number(data["first_invocation_log_bytes"], 0)])
+        add(table(["design", "delivery", "n", "p50 ms", "p90 ms", "p99 ms", "mean ms", "log bytes"], rows) + "\n")
+        add(f"Peak RSS of the process: billops {number(_get(timing, 'ours', 'peak_rss_mb'), 0)} MB, baseline "
+            f"{number(_get(timing, 'baseline', 'peak_rss_mb'), 0)} MB (includes the interpreter and the bench "
+            "harness).\n")
+    elif _skipped(results, "timing"):
+        add(_skipped(results, "timing") + "\n")
+
+    add("## Cold imports\n")
+    cold = results.get("cold_imports")
+    if cold:
+        add(f"Each handler module imported in a fresh interpreter ({cold['runs']} runs, interleaved, median; Python "
+            f"{cold['python']}), on Lambda's import path (function code, then the layer's packages, then boto3) "
+            "with its template environment so module-level setup runs. The machine was shared: load average "
+            f"{_load(cold.get('load_average_before'))} before, {_load(cold.get('load_average_after'))} after, so "
+            "compare ratios rather than absolute times.\n")
+        rows = []
+        for entry in cold["targets"]:
+            rows.append([entry["name"], ms(entry["import_ms"]), ms(entry.get("import_ms_min")),
+                         f"{entry['ratio_to_boto3']:.2f}x",
+                         ms(entry["first_delivery_ms"]) if entry.get("first_delivery_ms") is not None else "",
+                         ", ".join(str(v) for v in entry["import_ms_runs"])])
+        add(table(["module", "import (median)", "fastest", "vs boto3", "first delivery", "runs (ms)"], rows) + "\n")
+        for entry in cold["targets"]:
+            if entry.get("importtime_top"):
+                add(f"Where {entry['name']}'s import + first delivery goes (`-X importtime`, self time): "
+                    + ", ".join(f"{p['package']} {p['self_ms']:.0f} ms" for p in entry["importtime_top"]) + ".\n")
+    elif _skipped(results, "cold_imports"):
+        add(_skipped(results, "cold_imports") + "\n")
+
+    add("## Package sizes (`sam build`, arm64, no container)\n")
+    sizes = results.get("package_sizes")
+    if sizes:
+        rows = [[name, f"{v['function']['bytes']:,} B", megabytes(v["layer"]), megabytes(v["total_bytes"]),
+                 megabytes(v["total_zipped_bytes"])] for name, v in sizes["functions"].items()]
+        rows.append(["Baseline (Powertools in requirements.txt)", megabytes(sizes["baseline"]["function"]["bytes"]),
+                     "—", megabytes(sizes["baseline"]["total_bytes"]), megabytes(sizes["baseline"]["total_zipped_bytes"])])
+        add(table(["function", "own code", "layer", "unpacked total", "zipped"], rows) + "\n")
+        if sizes.get("layer_largest_packages"):
+            add("Largest packages in the layer: " + ", ".join(
+                f"{p['package']} {megabytes(p['bytes'])}" for p in sizes["layer_largest_packages"])
+                + f". `sam build` took {sizes['sam_build_seconds']['ours']:.0f} s (billops) and "
+                f"{sizes['sam_build_seconds']['baseline']:.0f} s (baseline).\n")
+    elif _skipped(results, "package_sizes"):
+        add(_skipped(results, "package_sizes") + "\n")
+
+    add("## The local stack under load\n")
+    local = results.get("local")
+    if local:
+        hooks = local["webhooks"]
+        ops = local["operations"]
+        add(f"`python -m billops_local` on free loopback ports (ready after {local['start_seconds']:.1f} s). "
+            f"Webhooks: {hooks['client_threads']} client threads for {hooks['seconds']:.0f} s: "
+            f"**{hooks['deliveries_per_second']:.1f} deliveries/s** sustained ({hooks['accepted']} accepted of "
+            f"{hooks['requests']}, statuses {hooks['statuses']}, {hooks['transport_errors']} transport errors; "
+            f"latency p50 {ms(hooks['latency_ms'].get('p50'))}, p99 {ms(hooks['latency_ms'].get('p99'))}); the "
+            f"events table then held {hooks['stored_in_events_table']} new items "
+            f"({'exactly the accepted deliveries' if hooks['stored_equals_accepted'] else 'NOT the accepted count'}).\n")
+        add(f"Operations: {ops['operations']} `{ops['operation_type']}` operations sent {ops['pace_seconds']} s apart, "
+            f"{ops['finished']} finished ({ops['statuses']}): request -> CCBill's answer p50 "
+            f"{ms(_get(ops, 'request_to_ccbill_answer_ms', 'p50'))}, p99 "
+            f"{ms(_get(ops, 'request_to_ccbill_answer_ms', 'p99'))}; request -> record completed p50 "
+            f"{ms(_get(ops, 'request_to_completed_ms', 'p50'))}, p99 {ms(_get(ops, 'request_to_completed_ms', 'p99'))}"
+            " (the local queue poller polls every 0.2 s; the sandbox answers at once).\n")
+        add("The local stack runs every function in one process, the receiver one invocation at a time, on moto: "
+            "these numbers describe a laptop, not AWS (which runs as many receivers as deliveries arrive, within "
+            "the API's throttling of 50 requests/s, burst 100).\n")
+    elif _skipped(results, "local"):
+        add(_skipped(results, "local") + "\n")
+
+    add("## Storage and fixed monthly costs\n")
+    storage = results.get("storage") or {}
+    if storage:
+        add(table(["per million deliveries kept", "GB", "$ per month"],
+                  [[name, f"{v['gigabytes']:.2f}", money(v["dollars_per_month"])] for name, v in storage.items()])
+            + "\n")
+    fixed = results.get("fixed_monthly") or {}
+    if fixed:
+        add(table(["fixed, per month (whatever the volume)", "count", "$ per month"],
+                  [[name, number(v["count"]), money(v["dollars_per_month"])] for name, v in fixed.items()]) + "\n")
+
+    add("## Assumptions, and what is not measured\n")
+    add("\n".join(f"- {line}" for line in results.get("caveats", [])) + "\n")
+    add("## Prices (us-east-1, on-demand, no free tier)\n")
+    prices = costs.get("prices") or {}
+    add(f"Checked {costs.get('prices_checked', '?')}. " + "; ".join(
+        f"{name.replace('_', ' ')} {value}" for name, value in prices.items()) + ".\n")
+    add("\n".join(f"- {name}: {url}" for name, url in (costs.get("price_sources") or {}).items()) + "\n")
+    not_measured = results.get("not_measured") or {}
+    if not_measured:
+        add("## Sections not measured in this run\n")
+        add("\n".join(f"- {name}: {reason}" for name, reason in not_measured.items()) + "\n")
+    return "\n".join(parts)
+
+
+def _distinct_reported(counting: Mapping) -> str:
+    values = set()
+    for data in counting.values():
+        if isinstance(data, Mapping):
+            for figures in data.values():
+                if isinstance(figures, Mapping):
+                    values.update(figures.get("moto_reported_units_distinct") or [])
+    return " / ".join(number(v) for v in sorted(values)) or "nothing"
+
+
+def _ops(figures: Mapping) -> str:
+    return ", ".join(f"{k} {number(v)}" for k, v in figures["by_operation_per_unit"].items()) or "no requests"
+
+
+def _load(values: Any) -> str:
+    return "/".join(f"{v:.1f}" for v in values) if values else "?"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The chart
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def write_chart(results: Mapping[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    breakdowns = _get(results, "costs", "breakdowns", default={}) or {}
+    bars = [(label, breakdowns[key]) for key, label in (
+        ("ours", "billops\nintake"), ("ours_full", "billops intake\n+ fold"), ("baseline", "baseline\n(tutorial)"),
+        ("floor", "floor")) if key in breakdowns]
+    figure, (costs_axis, requests_axis, time_axis) = plt.subplots(1, 3, figsize=(15, 5),
+                                                                  gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    colours = {"API Gateway": "#4c72b0", "Lambda": "#dd8452", "DynamoDB": "#55a868", "CloudWatch Logs": "#c44e52",
+               "Other": "#8172b3"}
+    bottoms = [0.0] * len(bars)
+    for name in CATEGORIES:
+        values = [by_category(breakdown)[name] for _, breakdown in bars]
+        costs_axis.bar([label for label, _ in bars], values, bottom=bottoms, label=name, color=colours[name])
+        bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    for index, total in enumerate(bottoms):
+        costs_axis.text(index, total, f"${total:.2f}", ha="center", va="bottom", fontsize=9)
+    costs_axis.set_title("Cost per million new webhooks (USD)")
+    costs_axis.legend(fontsize=8)
+
+    counting = results.get("counting") or {}
+    labels = ["new delivery", "duplicate"]
+    series = [("billops", [_get(counting, "ours", p, "requests_per_unit", default=0) for p in ("new", "duplicate")]),
+              ("baseline", [_get(counting, "baseline", p, "requests_per_unit", default=0) for p in ("new", "duplicate")]),
+              ("floor", [1, 1])]
+    width = 0.25
+    for offset, (name, values) in enumerate(series):
+        positions = [i + (offset - 1) * width for i in range(len(labels))]
+        requests_axis.bar(positions, values, width, label=name)
+        for x, v in zip(positions, values, strict=True):
+            requests_axis.text(x, v, number(v), ha="center", va="bottom", fontsize=8)
+    requests_axis.set_xticks(range(len(labels)), labels)
+    requests_axis.set_title("AWS requests per delivery (counted)")
+    requests_axis.legend(fontsize=8)
+
+    timing = results.get("timing") or {}
+    rows = [(f"{name}\n{phase}", _get(timing, key, phase, "ms", default={}) or {})
+            for key, name in (("ours", "billops"), ("baseline", "baseline")) for phase in ("new", "duplicate")]
+    rows = [(label, stats) for label, stats in rows if stats]
+    if rows:
+        time_axis.bar([label for label, _ in rows], [s["p50"] for _, s in rows], label="p50", color="#4c72b0")
+        time_axis.scatter([label for label, _ in rows], [s["p99"] for _, s in rows], label="p99", color="#c44e52",
+                          zorder=3)
+    time_axis.set_title("In-process time per delivery (ms, AWS stubbed)")
+    time_axis.legend(fontsize=8)
+    for axis in (costs_axis, requests_axis, time_axis):
+        axis.tick_params(axis="x", labelsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def write_all(results: Mapping[str, Any], directory: Path) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {"results": directory / "results.json", "report": directory / "report.md",
+             "chart": directory / "chart.png", "table": directory / "README-table.md"}
+    paths["results"].write_text(json.dumps(results, indent=1, sort_keys=True, default=str) + "\n")
+    paths["report"].write_text(render_report(results))
+    paths["table"].write_text(render_table(results))
+    write_chart(results, paths["chart"])
+    return paths

@@ -1,0 +1,160 @@
+"""The reads behind the API's list routes, one DynamoDB Query (or a few) per page, never a Scan.
+
+* subscriptions: the subscriptions table's ``by_status`` index (status, updated_at), newest update first; without a
+  status filter the statuses are listed one after the other (active, cancelled, expired). ``client_subacc`` is a
+  filter on the page (DynamoDB reads past the non-matching ones). Only the attributes a resource shows are read
+  (never the history: it can be large).
+* a subscription's events: its record's history (the webhooks folded into it), newest first.
+* a subscription's operations: the operations table's ``by_subscription`` index, newest first.
+* recent webhook deliveries: the events table's ``by_received_day`` index (envelope only: no body, no personal
+  data), day by day from today back ``days`` days, newest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from billops.storage.errors import StorageUnavailable
+from billops.storage.events_table import from_dynamodb
+
+SUBSCRIPTION_STATUSES = ("active", "cancelled", "expired")
+SUBSCRIPTION_ATTRIBUTES = (
+    "subscription_id", "status", "client_accnum", "client_subacc", "initial_price", "recurring_price", "currency",
+    "currency_code", "initial_period", "recurring_period", "rebills", "recurring", "subscription_type_id",
+    "times_rebilled", "next_renewal_date", "signed_up_at", "last_renewal_at", "last_renewal_failure", "cancelled_at",
+    "cancel_reason", "expired_at", "reactivated_at", "original_subscription_id", "original_client_accnum",
+    "original_client_subacc", "card", "billed", "chargebacks", "refunds", "voids", "returns", "subscriber",
+    "operation_facts", "created_at", "updated_at",
+)
+BY_STATUS = "by_status"
+BY_SUBSCRIPTION = "by_subscription"
+BY_RECEIVED_DAY = "by_received_day"
+
+
+@dataclass
+class Page:
+    items: list[dict[str, Any]]
+    next_position: dict[str, Any] | None
+
+
+def _query(client: Any, **kwargs: Any) -> dict[str, Any]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return client.query(**kwargs)
+    except (ClientError, BotoCoreError) as error:
+        raise StorageUnavailable(f"DynamoDB query of {kwargs.get('IndexName')} failed: {type(error).__name__}"
+                                 ) from error
+
+
+def _fill(client: Any, base: dict[str, Any], limit: int, start_key: dict[str, Any] | None
+          ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Query until ``limit`` items (after the filter) or the end; returns the items and where to go on (or None)."""
+    found: list[dict[str, Any]] = []
+    key = start_key
+    while len(found) < limit:
+        kwargs = dict(base, Limit=limit - len(found))
+        if key:
+            kwargs["ExclusiveStartKey"] = key
+        answer = _query(client, **kwargs)
+        found.extend(from_dynamodb(item) for item in answer.get("Items", []))
+        key = answer.get("LastEvaluatedKey")
+        if not key:
+            return found, None
+    return found, key
+
+
+class MerchantQueries:
+    def __init__(self, client_factory: Any, *, subscriptions_table: str, operations_table: str,
+                 events_table: str) -> None:
+        self._client_factory = client_factory
+        self.subscriptions_table = subscriptions_table
+        self.operations_table = operations_table
+        self.events_table = events_table
+
+    @property
+    def client(self) -> Any:
+        return self._client_factory()
+
+    def subscriptions(self, *, status: str | None, client_subacc: str | None, limit: int,
+                      position: dict[str, Any] | None, start_key: dict[str, Any] | None) -> Page:
+        statuses = [status] if status else list(SUBSCRIPTION_STATUSES)
+        index = int((position or {}).get("s", 0)) if not status else 0
+        if not 0 <= index < len(statuses):
+            index, start_key = len(statuses), None
+        names = {f"#a{i}": name for i, name in enumerate(SUBSCRIPTION_ATTRIBUTES)}
+        names["#status"] = "status"
+        found: list[dict[str, Any]] = []
+        while index < len(statuses) and len(found) < limit:
+            values: dict[str, Any] = {":status": {"S": statuses[index]}}
+            base: dict[str, Any] = {
+                "TableName": self.subscriptions_table, "IndexName": BY_STATUS,
+                "KeyConditionExpression": "#status = :status", "ScanIndexForward": False,
+                "ProjectionExpression": ", ".join(name for name in names if name != "#status"),
+                "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+            }
+            if client_subacc:
+                names["#subacc"] = "client_subacc"
+                values[":subacc"] = {"S": client_subacc}
+                base["FilterExpression"] = "#subacc = :subacc"
+            items, start_key = _fill(self.client, base, limit - len(found), start_key)
+            found.extend(items)
+            if start_key:
+                return Page(found, {"s": index, "key": start_key})
+            index += 1
+        more = index < len(statuses)
+        return Page(found, {"s": index, "key": None} if more else None)
+
+    def operations_of(self, subscription_id: str, *, limit: int, start_key: dict[str, Any] | None) -> Page:
+        base = {
+            "TableName": self.operations_table, "IndexName": BY_SUBSCRIPTION,
+            "KeyConditionExpression": "subscription_id = :id", "ScanIndexForward": False,
+            "ExpressionAttributeValues": {":id": {"S": subscription_id}},
+        }
+        items, key = _fill(self.client, base, limit, start_key)
+        return Page(items, {"key": key} if key else None)
+
+    def deliveries(self, *, days: int, status: str | None, event_type: str | None, subscription_id: str | None,
+                   limit: int, position: dict[str, Any] | None, start_key: dict[str, Any] | None,
+                   today: date | None = None) -> Page:
+        today = today or datetime.now(UTC).date()
+        if position and isinstance(position.get("d"), str) and isinstance(position.get("until"), str):
+            try:
+                day = date.fromisoformat(position["d"])
+                until = date.fromisoformat(position["until"])
+            except ValueError:
+                day, until = today, today - timedelta(days=days - 1)
+        else:
+            day, until, start_key = today, today - timedelta(days=days - 1), None
+        filters, names, values = [], {}, {}
+        if status:
+            filters.append("#record_type = :record_type")
+            names["#record_type"] = "record_type"
+            values[":record_type"] = {"S": "quarantine" if status == "quarantined" else "delivery"}
+        if event_type:
+            filters.append("#event_type = :event_type")
+            names["#event_type"] = "event_type"
+            values[":event_type"] = {"S": event_type}
+        if subscription_id:
+            filters.append("#subscription_id = :subscription_id")
+            names["#subscription_id"] = "subscription_id"
+            values[":subscription_id"] = {"S": subscription_id}
+        found: list[dict[str, Any]] = []
+        while day >= until and len(found) < limit:
+            base: dict[str, Any] = {
+                "TableName": self.events_table, "IndexName": BY_RECEIVED_DAY,
+                "KeyConditionExpression": "#day = :day", "ScanIndexForward": False,
+                "ExpressionAttributeNames": {**names, "#day": "received_day"},
+                "ExpressionAttributeValues": {**values, ":day": {"S": day.isoformat()}},
+            }
+            if filters:
+                base["FilterExpression"] = " AND ".join(filters)
+            items, start_key = _fill(self.client, base, limit - len(found), start_key)
+            found.extend(items)
+            if start_key:
+                return Page(found, {"d": day.isoformat(), "until": until.isoformat(), "key": start_key})
+            day -= timedelta(days=1)
+        more = day >= until
+        return Page(found, {"d": day.isoformat(), "until": until.isoformat(), "key": None} if more else None)

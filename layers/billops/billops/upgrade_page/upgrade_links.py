@@ -1,0 +1,186 @@
+"""Creating a consumer upgrade link: what ``POST /v1/subscriptions/{id}/upgrade_link`` answers.
+
+    from billops.upgrade_page.upgrade_links import create_upgrade_link
+
+    link = create_upgrade_link(subscription_record, method="enc")          # or method="allow_upgrade"
+    # {"url": "https://…/upgrade/<token>", "action_url": "https://bill.ccbill.com/jpost/upgradeSubscription.cgi",
+    #  "form_fields": {"clientAccnum": "900100", "clientSubacc": "0000", "enc": "…"},
+    #  "expires_at": "2026-03-04T12:00:00Z", "method": "enc"}
+
+``url`` is the hosted page to send the consumer to (``GET /upgrade/<token>``, which shows the current plan and the
+offer and posts the form to CCBill). ``action_url`` + ``form_fields`` are CCBill's own form, for a merchant who
+would rather host the button: exactly what CCBill's ``upgradeSubscription.cgi`` needs and nothing else.
+
+* ``method="enc"`` (CCBill's preferred option): the fields carry the TripleDES ``enc`` (the KMS-held key,
+  billops.ccbill.upgrade_encryption); the link works until ``expires_at`` (``BILLOPS_UPGRADE_LINK_TTL_SECONDS``,
+  72 hours by default).
+* ``method="allow_upgrade"``: CCBill must first receive the allowUpgrade backend post, from our whitelisted IP,
+  and then gives the consumer 30 minutes. The post is not made here: an ``upgrade`` operation with
+  ``method: allow_upgrade`` is put on the operations queue (idempotency key ``upgrade-link:<nonce>``, the
+  operation's ID in the answer as ``operation_id``), and the worker makes it exactly as for any other operation
+  (docs/operations.md, section 8). The page shows the form only while that operation is ``awaiting_consumer`` and
+  its window is open; ``form_fields`` (step 2: ``action=upgradeSubscription``, ``subscriptionId``) work only then.
+  Such a link expires with the window: at most ``BILLOPS_UPGRADE_WINDOW_SECONDS`` + 15 minutes after creation.
+
+Refusals are ``billops.api_errors.ApiError``: 400 ``param_wrong_value`` naming the parameter (an unknown method, an
+upgrade that is not in the catalogue, several upgrades configured and none named, ``enc`` without an upgrade key),
+400 ``invalid_request`` when no upgrade is configured at all, 409 ``invalid_state_for_request`` for a subscription
+that is expired or cancelled, whose account is not known yet, or that already is the offered plan. A missing
+subscription is the caller's 404.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from billops.api_errors import ApiError, param_wrong_value
+from billops.ccbill.errors import CCBillConfigurationError, CCBillRequestInvalid
+from billops.upgrade_page.link_tokens import SecretSigningKeys, UpgradeLinkClaims, new_nonce, sign
+from billops.upgrade_page.page_settings import (
+    UPGRADE_PATH_PREFIX,
+    UpgradeLinkSettings,
+    resolve_public_base_url,
+)
+from billops.upgrade_page.upgrade_offers import (
+    choose_upgrade,
+    is_current_plan,
+    require_upgradable,
+    upgrade_configuration,
+)
+
+METHODS = ("enc", "allow_upgrade")
+ALLOW_UPGRADE_SLACK_SECONDS = 900
+"""How long an allowUpgrade operation may take to reach the worker (queue, retries) on top of CCBill's window."""
+IDEMPOTENCY_PREFIX = "upgrade-link:"
+
+_keys: dict[tuple[str, int], SecretSigningKeys] = {}
+_keys_lock = threading.Lock()
+
+
+def signing_keys(settings: UpgradeLinkSettings) -> SecretSigningKeys:
+    """The container's signing keys for the configured secret (one cache per secret)."""
+    from billops.upgrade_page.page_settings import UpgradePageConfigurationError
+
+    if not settings.secret_arn:
+        raise UpgradePageConfigurationError("BILLOPS_UPGRADE_LINK_SECRET_ARN is not set")
+    key = (settings.secret_arn, settings.secret_max_age)
+    with _keys_lock:
+        if key not in _keys:
+            _keys[key] = SecretSigningKeys(settings.secret_arn, max_age=settings.secret_max_age)
+        return _keys[key]
+
+
+class ContainerSigningKeys:
+    """The signing keys the environment names, looked up at each use (a configuration error surfaces as
+    SigningKeyUnavailable when a token is checked, not as a failed cold start)."""
+
+    def _keys(self) -> SecretSigningKeys:
+        from billops.upgrade_page.link_tokens import SigningKeyUnavailable
+        from billops.upgrade_page.page_settings import UpgradePageConfigurationError
+
+        try:
+            return signing_keys(UpgradeLinkSettings.from_env())
+        except UpgradePageConfigurationError as exc:
+            raise SigningKeyUnavailable(str(exc)) from None
+
+    def signing_key(self) -> bytes:
+        return self._keys().signing_key()
+
+    def verification_keys(self) -> list[bytes]:
+        return self._keys().verification_keys()
+
+
+def reset_signing_keys() -> None:
+    """Forget the cached keys (tests switch secrets between cases)."""
+    with _keys_lock:
+        _keys.clear()
+
+
+def idempotency_key_for(nonce: str) -> str:
+    """The idempotency key of the allowUpgrade operation of the link with ``nonce``."""
+    return IDEMPOTENCY_PREFIX + nonce
+
+
+def create_upgrade_link(
+    subscription_record: dict,
+    *,
+    method: str = "enc",
+    upgrade_client_accnum: str | None = None,
+    upgrade_client_subacc: str | None = None,
+    upgrade_type_id: str | None = None,
+    now: datetime | None = None,
+) -> dict:
+    """A signed, expiring link to the consumer upgrade page, and CCBill's form fields (see the module docstring)."""
+    if not isinstance(subscription_record, Mapping) or not subscription_record.get("subscription_id"):
+        raise ValueError("create_upgrade_link needs the subscription's record (a missing one is the caller's 404)")
+    if method not in METHODS:
+        raise param_wrong_value("method must be one of enc, allow_upgrade.", "method")
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise ValueError("now must carry a time zone")
+    record = subscription_record
+    require_upgradable(record)
+    configuration = upgrade_configuration()
+    option = choose_upgrade(configuration.catalogue, upgrade_client_accnum=upgrade_client_accnum,
+                            upgrade_client_subacc=upgrade_client_subacc, upgrade_type_id=upgrade_type_id)
+    if is_current_plan(record, option):
+        raise ApiError(409, "The subscription already is on the plan this upgrade offers.",
+                       "invalid_state_for_request", "invalid_request", None)
+    settings = UpgradeLinkSettings.from_env()
+    subscription_id = str(record["subscription_id"])
+    accnum, subacc = str(record["client_accnum"]), str(record["client_subacc"])
+    try:
+        form = configuration.form(accnum, subacc, subscription_id, option.key,
+                                  "enc" if method == "enc" else "backend_post")
+    except CCBillRequestInvalid as exc:
+        raise param_wrong_value(f"{exc.param} {exc.message}", exc.param) from None
+    except CCBillConfigurationError as exc:
+        if method == "enc" and configuration.encryptor is None:
+            raise param_wrong_value("enc upgrade links need the upgrade key (BILLOPS_UPGRADE_KEY_CIPHERTEXT), "
+                                    "which this deployment does not have; use method allow_upgrade.",
+                                    "method") from None
+        raise exc
+    ttl = settings.ttl_seconds
+    if method == "allow_upgrade":
+        from billops.operations.operation_settings import operation_settings_from_env
+
+        window = int(operation_settings_from_env().upgrade_window_seconds)
+        ttl = min(ttl, window + ALLOW_UPGRADE_SLACK_SECONDS)
+    expires_at = moment.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
+    nonce = new_nonce()
+    claims = UpgradeLinkClaims(subscription_id=subscription_id, method=method, expires_at=expires_at, nonce=nonce,
+                               upgrade=option.key)
+    token = sign(claims, signing_keys(settings).signing_key())
+    base_url = resolve_public_base_url(settings)
+    link: dict[str, Any] = {
+        "url": f"{base_url}{UPGRADE_PATH_PREFIX}{token}",
+        "action_url": form.url,
+        "form_fields": dict(form.fields),
+        "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "method": method,
+    }
+    if method == "allow_upgrade":
+        # Last, once everything else worked: a refused link leaves no operation behind.
+        link["operation_id"] = _enqueue_allow_upgrade(subscription_id, subacc, option.key, nonce)
+    return link
+
+
+def _enqueue_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str, nonce: str) -> str:
+    from billops.operations.operation_queue import enqueue
+    from billops.operations.operation_records import operation_id_for
+
+    key = idempotency_key_for(nonce)
+    enqueue({
+        "operation_type": "upgrade",
+        "subscription_id": subscription_id,
+        "idempotency_key": key,
+        "client_subacc": client_subacc,
+        "parameters": {"method": "allow_upgrade", "upgrade": upgrade},
+    })
+    return operation_id_for(key)
+
+
+__all__ = ["ContainerSigningKeys", "create_upgrade_link", "idempotency_key_for", "reset_signing_keys", "signing_keys"]

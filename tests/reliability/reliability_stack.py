@@ -1,0 +1,175 @@
+"""The local stack (`python -m billops_local`) in a subprocess for the reliability suites, and what they read of it.
+
+Like tests/e2e/conftest.py (free loopback ports, the ready line, SIGTERM at the end) but each suite starts its own
+stack with its own settings (DynamoDB fault injection, timings), keeps only the last lines of its output (a suite
+makes tens of thousands of requests, each logged) and reads moto's tables with paginated scans.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+READY_LINE = "billops local stack ready"
+START_TIMEOUT_SECONDS = 90
+STOP_TIMEOUT_SECONDS = 20
+EVENTS_TABLE = "billops-local-EventsTable"
+SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
+OPERATIONS_TABLE = "billops-local-OperationsTable"
+OPERATIONS_QUEUE = "billops-local-OperationsQueue.fifo"
+OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
+KEPT_LINES = 4000
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probe.bind(("127.0.0.1", 0))
+            sockets.append(probe)
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+@dataclass
+class StackProcess:
+    name: str
+    api_url: str
+    aws_endpoint: str
+    sandbox_url: str
+    webhook_token: str
+    process: subprocess.Popen[str]
+    lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=KEPT_LINES))
+    line_count: int = 0
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.api_url}/webhooks/ccbill"
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def tail(self, count: int = 60) -> str:
+        return "".join(list(self.lines)[-count:])
+
+    def client(self, service: str) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            service, endpoint_url=self.aws_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+            aws_secret_access_key="testing", aws_session_token="testing",
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}, read_timeout=60,
+                          max_pool_connections=20))
+
+    def scan(self, table: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item of a table (paginated, consistent), deserialised."""
+        from billops.storage.events_table import from_dynamodb
+
+        dynamodb = self.client("dynamodb")
+        items: list[dict[str, Any]] = []
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True, **kwargs):
+            items.extend(from_dynamodb(item) for item in page["Items"])
+        return items
+
+    def trigger_schedule(self, function_logical_id: str) -> dict[str, Any]:
+        import requests
+
+        answer = requests.post(f"{self.api_url}/__local/schedules/{function_logical_id}", timeout=300)
+        return {"status": answer.status_code, **answer.json()}
+
+    def overview(self) -> dict[str, Any]:
+        import requests
+
+        return requests.get(f"{self.api_url}/__local", timeout=30).json()
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int | None:
+        """SIGTERM, then wait; the exit code (None if it had to be killed)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+                return None
+        return self.process.returncode
+
+
+def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = "reliability-webhook-token",
+                start_timeout: float = START_TIMEOUT_SECONDS) -> StackProcess:
+    """Start ``python -m billops_local`` with ``settings`` added to a clean environment; wait for its ready line."""
+    aws_port, api_port, sandbox_port = free_ports(3)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "BILLOPS_"))}
+    env.update({
+        "BILLOPS_AWS_PORT": str(aws_port),
+        "BILLOPS_API_PORT": str(api_port),
+        "BILLOPS_SANDBOX_PORT": str(sandbox_port),
+        "BILLOPS_WEBHOOK_TOKEN": webhook_token,
+        "PYTHONUNBUFFERED": "1",
+        **settings,
+    })
+    process = subprocess.Popen([sys.executable, "-m", "billops_local"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    api_url = f"http://127.0.0.1:{api_port}"
+    stack = StackProcess(name, api_url, f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{sandbox_port}",
+                         webhook_token, process)
+    ready = threading.Event()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            stack.lines.append(line)
+            stack.line_count += 1
+            if line.strip() == READY_LINE:
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=read, name=f"{name}-output", daemon=True).start()
+    started = time.monotonic()
+    ready.wait(start_timeout)
+    if process.poll() is not None or not any(line.strip() == READY_LINE for line in stack.lines):
+        stack.stop()
+        raise RuntimeError(f"the {name} stack was not ready after {time.monotonic() - started:.0f} s "
+                           f"(exit code {process.returncode}):\n{stack.tail(200)}")
+    return stack
+
+
+def running_stack(name: str, settings: Mapping[str, str], **options: Any) -> Iterator[StackProcess]:
+    """A generator for fixtures: the stack, then its stop (the exit code must be 0)."""
+    stack = start_stack(name, settings, **options)
+    try:
+        yield stack
+    finally:
+        code = stack.stop()
+        assert code == 0, f"the {name} stack exited with {code}:\n{stack.tail(200)}"
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.5, what: str = "the condition") -> Any:
+    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` seconds pass (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached within {timeout:.0f} s")
+        time.sleep(interval)

@@ -1,0 +1,63 @@
+"""Repeated authentication failures from one source: 401 up to the limit, then 429 until the window ends."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from billops.merchant_api.failed_auth_limits import FailedAuthLimits
+
+
+class CountingClient:
+    def __init__(self, fail: bool = False) -> None:
+        self.counts: dict[str, int] = {}
+        self.expiries: dict[str, int] = {}
+        self.fail = fail
+        self.requests = 0
+
+    def update_item(self, **kwargs: Any) -> dict:
+        from botocore.exceptions import EndpointConnectionError
+
+        self.requests += 1
+        if self.fail:
+            raise EndpointConnectionError(endpoint_url="http://dynamodb")
+        key = kwargs["Key"]["key_hash"]["S"]
+        assert key.startswith("throttle#"), "only throttle items are ever written"
+        assert kwargs["UpdateExpression"].startswith("ADD failures :one")
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.expiries.setdefault(key, int(kwargs["ExpressionAttributeValues"][":expires"]["N"]))
+        return {"Attributes": {"failures": {"N": str(self.counts[key])}}}
+
+
+class Table:
+    table_name = "keys"
+
+    def __init__(self, client: CountingClient) -> None:
+        self.client = client
+
+
+def test_the_limit_blocks_a_source_until_its_window_ends_and_no_longer_costs_writes():
+    client = CountingClient()
+    now = [1_000_000.0]
+    limits = FailedAuthLimits(Table(client), limit=3, window_seconds=300, clock=lambda: now[0])
+    verdicts = [limits.record_failure("203.0.113.9") for _ in range(3)]
+    assert [v.blocked for v in verdicts] == [False, False, False]
+    blocked = limits.record_failure("203.0.113.9")
+    assert blocked.blocked and 1 <= blocked.retry_after_seconds <= 300
+    assert client.requests == 4
+    for _ in range(50):
+        assert limits.record_failure("203.0.113.9").blocked
+    assert client.requests == 4, "a source known to be blocked is answered from memory"
+    assert not limits.record_failure("203.0.113.10").blocked, "other sources are not affected"
+    (key, expiry), *_ = client.expiries.items()
+    start = int(now[0]) - int(now[0]) % 300
+    assert key == f"throttle#203.0.113.9#{start}"
+    assert expiry == start + 300 + 60, "the counter outlives its window a little, then TTL removes it"
+    now[0] += 301
+    assert not limits.record_failure("203.0.113.9").blocked, "a new window starts afresh"
+
+
+def test_counting_failures_is_a_brake_not_a_gate():
+    client = CountingClient(fail=True)
+    limits = FailedAuthLimits(Table(client), limit=1, window_seconds=60)
+    for _ in range(5):
+        assert not limits.record_failure("203.0.113.9").blocked
