@@ -26,8 +26,8 @@ from typing import Any
 from bench.isolated import ROOT, BenchFailure, clean_environment, run_isolated
 
 SECTIONS = ("counting", "timing", "cold", "sizes", "local")
-FULL = {"deliveries": 200, "lifecycles": 10, "operations": 30, "iterations": 2000, "warmup": 200, "cold_runs": 5,
-        "local_seconds": 20.0, "local_threads": 4, "local_operations": 30, "local_pace": 0.5}
+FULL = {"deliveries": 100, "lifecycles": 5, "operations": 20, "iterations": 1000, "warmup": 100, "cold_runs": 5,
+        "local_seconds": 15.0, "local_threads": 4, "local_operations": 20, "local_pace": 0.5}
 QUICK = {"deliveries": 40, "lifecycles": 3, "operations": 6, "iterations": 300, "warmup": 50, "cold_runs": 2,
          "local_seconds": 5.0, "local_threads": 4, "local_operations": 8, "local_pace": 0.3}
 
@@ -121,35 +121,36 @@ def caveats(results: dict[str, Any]) -> list[str]:
     assumptions = costs.get("assumptions") or {}
     machine = results["machine"]
     return [
-        f"CPU times are measured on this machine ({machine['description']}), not on Graviton; the machine was "
-        f"shared with other work (load average {machine['load_average_start']} at the start), so absolute times "
-        "are noisy and the ratios (billops vs baseline, module vs boto3) are the figures to read.",
-        "Lambda durations are modelled from the CPU time (x 1769 MB / memory), "
-        f"{assumptions.get('aws_round_trip_ms')} ms per sequential AWS request and "
-        f"{assumptions.get('ccbill_answer_ms')} ms per CCBill call (assumed: no AWS account, and the sandbox "
-        "answers at once). Cost uses the mean, the tables show p50/p99.",
-        f"Cold starts are assumed on {100 * (assumptions.get('cold_start_rate') or 0):.0f}% of invocations; their "
-        "INIT (billed since 2025-08-01) is the measured import, plus the first delivery at the function's CPU share.",
-        "DynamoDB write/read units are computed from the stored items with DynamoDB's documented rules (moto "
-        "reports a constant); the item mix is the 20 event types evenly, which over-weights rare types (sales and "
-        "upgrades, ~1.7 KB) against renewals (~0.8 KB).",
-        "The baseline's idempotency records expire after Powertools' default hour: a CCBill re-delivery later than "
-        "that is stored again. Documented behaviour, not measured here (it would take an hour).",
-        "CloudWatch Logs are billed on the bytes measured from each handler's stdout plus Lambda's START/END/REPORT "
-        "lines and, for billops, the HTTP API access log line rendered from the template's format. Log storage "
-        "after ingestion ($0.03/GB-month, 30-day retention in the template) and the EMF custom metrics "
-        "($0.30 per metric per month, a fixed cost whatever the volume) are not included.",
-        "The projector is costed at one stream record per invocation (what a merchant with a few deliveries a "
-        "second gets); at higher volume batches of up to 25 share one invocation.",
-        "Per thousand operations is measured for discounts (one CCBill call, no webhook back). Cancellations and "
-        "extensions also read viewSubscriptionStatus, upgrades may decrypt the upgrade key with KMS (cached) and "
-        "bring webhooks back through the receiver and projector: not measured. Lambda's SQS event source keeps "
-        "long-polling the FIFO queue even when idle (a fixed number of empty receives per month), not included.",
-        "Not measured: real AWS latencies and API Gateway's own overhead (no AWS account), X-Ray (neither design "
-        "uses it), data transfer out (answers are under 200 bytes), free tiers, DynamoDB Streams (free for Lambda "
-        "triggers), the EventBridge archive's storage, and the merchant API's traffic.",
-        "Cold imports run on x86_64 wheels of the layer's pinned versions (the arm64 wheels `sam build` packs cannot "
-        "load here); package sizes are those arm64 builds.",
+        (f"CPU times are measured on this machine ({machine['description']}), not on Graviton; the machine was "
+         f"shared with other work (load average {machine['load_average_start']} at the start), so wall-clock times "
+         "are noisy: the cost model and the cold-import target use CPU time, and ratios (billops vs baseline, "
+         "module vs boto3) say more than absolute figures."),
+        ("Lambda durations are modelled from the CPU time (x 1769 MB / memory), "
+         f"{assumptions.get('aws_round_trip_ms')} ms per sequential AWS request and "
+         f"{assumptions.get('ccbill_answer_ms')} ms per CCBill call (assumed: no AWS account, and the sandbox "
+         "answers at once). Cost uses the mean, the tables show p50/p99."),
+        (f"Cold starts are assumed on {100 * (assumptions.get('cold_start_rate') or 0):.0f}% of invocations; their "
+         "INIT (billed since 2025-08-01) is the measured import, plus the first delivery at the function's CPU share."),
+        ("DynamoDB write/read units are computed from the stored items with DynamoDB's documented rules (moto "
+         "reports a constant); the item mix is the 20 event types evenly, which over-weights rare types (sales and "
+         "upgrades, ~1.7 KB) against renewals (~0.8 KB)."),
+        ("The baseline's idempotency records expire after Powertools' default hour: a CCBill re-delivery later than "
+         "that is stored again. Documented behaviour, not measured here (it would take an hour)."),
+        ("CloudWatch Logs are billed on the bytes measured from each handler's stdout plus Lambda's START/END/REPORT "
+         "lines and, for billops, the HTTP API access log line rendered from the template's format. Log storage "
+         "after ingestion ($0.03/GB-month, 30-day retention in the template) and the EMF custom metrics "
+         "($0.30 per metric per month, a fixed cost whatever the volume) are not included."),
+        ("The projector is costed at one stream record per invocation (what a merchant with a few deliveries a "
+         "second gets); at higher volume batches of up to 25 share one invocation."),
+        ("Per thousand operations is measured for discounts (one CCBill call, no webhook back). Cancellations and "
+         "extensions also read viewSubscriptionStatus, upgrades may decrypt the upgrade key with KMS (cached) and "
+         "bring webhooks back through the receiver and projector: not measured. Lambda's SQS event source keeps "
+         "long-polling the FIFO queue even when idle (a fixed number of empty receives per month), not included."),
+        ("Not measured: real AWS latencies and API Gateway's own overhead (no AWS account), X-Ray (neither design "
+         "uses it), data transfer out (answers are under 200 bytes), free tiers, DynamoDB Streams (free for Lambda "
+         "triggers), the EventBridge archive's storage, and the merchant API's traffic."),
+        ("Cold imports run on x86_64 wheels of the layer's pinned versions (the arm64 wheels `sam build` packs cannot "
+         "load here); package sizes are those arm64 builds."),
         "The local stack's numbers describe one Python process on a laptop (moto, one receiver at a time), not AWS.",
     ]
 

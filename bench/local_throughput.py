@@ -18,7 +18,6 @@ container), on top of moto: these numbers describe the laptop stack, not AWS, wh
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket

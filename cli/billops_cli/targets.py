@@ -16,6 +16,7 @@ resources a command needs, so the CLI runs the very code the functions run.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.error
@@ -196,9 +197,7 @@ class LocalTarget(Target):
         raise CliError(f"the local stack has no queue {name}")
 
     def _make_client(self, service: str, read_timeout: float | None) -> Any:
-        import boto3
-
-        return boto3.session.Session().client(
+        return _local_session().client(
             service,
             endpoint_url=self.aws_endpoint,
             region_name=LOCAL_REGION,
@@ -344,6 +343,14 @@ class AwsTarget(Target):
         variables = dict((configuration.get("Environment") or {}).get("Variables") or {})
         wanted = ("BILLOPS_ENV", "BILLOPS_CLIENT_ACCNUM", "BILLOPS_CLIENT_SUBACCS", "BILLOPS_MAX_BODY_BYTES")
         return {name: value for name, value in variables.items() if name in wanted}
+
+
+@functools.lru_cache(maxsize=1)
+def _local_session() -> Any:
+    """One session for the local stack's clients: a session loads each service's model once."""
+    import boto3
+
+    return boto3.session.Session()
 
 
 def _port(env: dict[str, str], name: str, default: int) -> int:

@@ -8,20 +8,39 @@ nor a body is ever logged.
 
 import json
 import re
+import threading
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
-
 from billops.api_errors import ApiError, internal_error
 from billops.merchant_api import api_failures as failures
 from billops.merchant_api.api_service import MerchantApi
 from billops.merchant_api.openapi import openapi_document_text
 from billops.merchant_api.request_bodies import parse_body, parse_query
 
+
+
+class ThreadSafeResolver(APIGatewayHttpResolver):
+    """Powertools keeps the event being resolved on a class that every resolver of the process shares
+    (``BaseRouter.current_event``). Lambda gives a container one event at a time, but the local stack runs every
+    function in one process, on threads: a webhook resolved at the same moment would swap events under us. The
+    event is kept per thread here (set in ``handler``)."""
+
+    _events = threading.local()
+
+    @property
+    def current_event(self):
+        return self._events.event
+
+    @current_event.setter
+    def current_event(self, value) -> None:
+        self._events.event = value
+
+
 logger = Logger()
 metrics = Metrics()
-app = APIGatewayHttpResolver()
+app = ThreadSafeResolver()
 
 
 def _count(name: str) -> None:
@@ -188,4 +207,5 @@ def unexpected(error: Exception) -> Response:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict, context: object) -> dict:
+    app.current_event = app._to_proxy_event(event)
     return app.resolve(event, context)

@@ -7,7 +7,6 @@ has the route key only, and this handler logs the outcome, not the request.
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
-
 from billops.operations.operation_settings import operation_settings_from_env
 from billops.operations.subscription_facts_store import SubscriptionFactsStore
 from billops.settings import get_settings

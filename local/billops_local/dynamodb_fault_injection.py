@@ -18,6 +18,10 @@ delivery is what these faults aim at.
   attempts:<n>      the client's attempts per request (default 3: the receiver's boto3 standard retry mode)
   table:<text>      only tables whose name contains this text (default ``EventsTable``)
   seed:<n>          the random generator's seed (default 7), so a run is repeatable
+  backoff_scale:<f> multiply the sleeps of botocore's retries in this process by f (default 1). Local time
+                    compression, like BILLOPS_LOCAL_SCHEDULE_SCALE: the local stack runs the receiver one
+                    invocation at a time, so a retry's sleep (up to 1 s, then 2 s) holds every other delivery;
+                    how often and when the client retries is unchanged, only the wait is shorter
 
 e.g. ``throttle:0.04,error:0.02,error_after:0.02,repeat:0.5``. One uniform draw per PutItem picks throttle,
 error, error_after or nothing. A "request" is recognised by its table and item (boto3 re-sends a failed request
@@ -64,6 +68,7 @@ class FaultSpec:
     attempts: int = 3
     table: str = "EventsTable"
     seed: int = 7
+    backoff_scale: float = 1.0
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -84,6 +89,13 @@ class FaultSpec:
                 if not 0.0 <= rate <= 1.0:
                     raise FaultSpecError(f"{VARIABLE}: {name}:{raw} must be between 0 and 1")
                 values[name] = rate
+            elif name == "backoff_scale":
+                try:
+                    values[name] = float(raw)
+                except ValueError:
+                    raise FaultSpecError(f"{VARIABLE}: backoff_scale:{raw} is not a number") from None
+                if not 0.0 <= values[name] <= 1.0:
+                    raise FaultSpecError(f"{VARIABLE}: backoff_scale must be between 0 and 1")
             elif name in ("attempts", "seed"):
                 try:
                     values[name] = int(raw)
@@ -95,7 +107,7 @@ class FaultSpec:
                 values[name] = raw
             else:
                 raise FaultSpecError(f"{VARIABLE}: unknown setting {name!r} (throttle, error, error_after, repeat, "
-                                     "attempts, table, seed)")
+                                     "attempts, table, seed, backoff_scale)")
         spec = cls(**values)
         if spec.throttle + spec.error + spec.error_after > 1.0:
             raise FaultSpecError(f"{VARIABLE}: throttle + error + error_after must not exceed 1")
@@ -103,7 +115,8 @@ class FaultSpec:
 
     def describe(self) -> str:
         return (f"PutItem on *{self.table}*: throttle {self.throttle:g}, error {self.error:g}, "
-                f"error_after {self.error_after:g}, repeat {self.repeat:g} (x{self.attempts - 1}), seed {self.seed}")
+                f"error_after {self.error_after:g}, repeat {self.repeat:g} (x{self.attempts - 1}), seed {self.seed}, "
+                f"retry sleeps x{self.backoff_scale:g}")
 
 
 @dataclass
@@ -174,6 +187,7 @@ class FaultInjector:
 
 _injector: FaultInjector | None = None
 _patched = False
+_backoff_patched = False
 _patch_lock = threading.Lock()
 
 
@@ -192,6 +206,7 @@ def install_from_env(env: Mapping[str, str] = os.environ) -> FaultInjector | Non
     report = (env.get(REPORT_VARIABLE) or "").strip()
     injector = FaultInjector(spec, Path(report) if report else None)
     _patch_moto()
+    _patch_backoff()
     _injector = injector
     injector._write_report(dict(injector.counts))
     log.warning("local DynamoDB fault injection is ON: %s", spec.describe())
@@ -247,3 +262,23 @@ def _patch_moto() -> None:
 
         DynamoHandler.put_item = put_item
         _patched = True
+
+
+def _patch_backoff() -> None:
+    """botocore's standard-mode retry sleeps, scaled by the current injector's backoff_scale."""
+    global _backoff_patched
+    with _patch_lock:
+        if _backoff_patched:
+            return
+        from botocore.retries.standard import ExponentialBackoff
+
+        original = ExponentialBackoff.delay_amount
+
+        @functools.wraps(original)
+        def delay_amount(self: Any, context: Any) -> float:
+            delay = original(self, context)
+            injector = _injector
+            return delay * injector.spec.backoff_scale if injector is not None else delay
+
+        ExponentialBackoff.delay_amount = delay_amount
+        _backoff_patched = True

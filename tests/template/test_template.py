@@ -29,9 +29,11 @@ ELF_MACHINE_AARCH64 = 183
 FUNCTIONS = {
     "WebhookReceiverFunction", "SubscriptionProjectorFunction", "OperationWorkerFunction",
     "OperationSchedulerFunction", "ReconciliationFunction", "UpgradePostbackFunction", "UpgradePageFunction",
+    "MerchantApiFunction",
 }
 CCBILL_CONNECT_PLUS_READ_TIMEOUT = 5 + 40  # docs/ccbill-client.md: BILLOPS_CCBILL_CONNECT_TIMEOUT + READ_TIMEOUT
 UPGRADE_KEY_CONTEXT = {"kms:EncryptionContext:billops:purpose": "ccbill-upgrade-enc"}
+SUBSCRIBER_PII_CONTEXT = {"kms:EncryptionContext:billops:purpose": "subscriber-pii"}
 
 
 def _sam_environment() -> dict[str, str]:
@@ -180,7 +182,7 @@ def test_built_template_points_at_built_artifacts(sam_build: Path) -> None:
 
 def test_every_table_has_point_in_time_recovery_and_encryption(resources: dict[str, dict[str, Any]]) -> None:
     tables = {name: r for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"EventsTable", "SubscriptionsTable", "OperationsTable"}
+    assert set(tables) == {"EventsTable", "SubscriptionsTable", "OperationsTable", "ApiKeysTable"}
     for name, table in tables.items():
         assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
         properties = table["Properties"]
@@ -469,9 +471,12 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         "Principal": {"AWS": {"Fn::GetAtt": [f"{function}Role", "Arn"]}},
         "Action": "kms:Decrypt",
         "Resource": "*",
-        "Condition": {"StringEquals": UPGRADE_KEY_CONTEXT},
-    } for sid, function in (("WorkerDecryptsTheUpgradeKey", "OperationWorkerFunction"),
-                            ("UpgradePageDecryptsTheUpgradeKey", "UpgradePageFunction"))]
+        "Condition": {"StringEquals": context},
+    } for sid, function, context in (
+        ("WorkerDecryptsTheUpgradeKey", "OperationWorkerFunction", UPGRADE_KEY_CONTEXT),
+        ("UpgradePageDecryptsTheUpgradeKey", "UpgradePageFunction", UPGRADE_KEY_CONTEXT),
+        ("MerchantApiDecryptsTheUpgradeKey", "MerchantApiFunction", UPGRADE_KEY_CONTEXT),
+        ("MerchantApiRevealsSubscriberData", "MerchantApiFunction", SUBSCRIBER_PII_CONTEXT))]
 
 
 def test_billops_key_rotates_is_kept_and_is_administered_by_the_account(resources: dict[str, dict[str, Any]]) -> None:
@@ -598,7 +603,7 @@ def test_operations_environment(template: dict[str, Any]) -> None:
         "BILLOPS_CCBILL_SUBACCOUNTS": {"Ref": "CCBillSubaccountSettings"},
     }
     # Only the worker and the upgrade page build `enc` upgrade forms, so only they get the key's ciphertext.
-    for name in FUNCTIONS - {"OperationWorkerFunction", "UpgradePageFunction"}:
+    for name in FUNCTIONS - {"OperationWorkerFunction", "UpgradePageFunction", "MerchantApiFunction"}:
         assert "BILLOPS_UPGRADE_KEY_CIPHERTEXT" not in _function_variables(template, name), name
     postback = _function_variables(template, "UpgradePostbackFunction")
     receiver = _function_variables(template, "WebhookReceiverFunction")
@@ -840,3 +845,96 @@ def test_the_transformed_template_has_no_circular_dependency(transformed: dict[s
 
     for name in sorted(graph):
         visit(name)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The merchant API (docs/merchant-api.md)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_merchant_api_route_and_environment(template: dict[str, Any]) -> None:
+    api = template["Resources"]["MerchantApiFunction"]["Properties"]
+    assert (api["CodeUri"], api["Handler"]) == ("functions/merchant_api/", "merchant_api_handler.handler")
+    (event,) = api["Events"].values()
+    assert event["Type"] == "HttpApi"
+    # One route for all of /v1: unknown paths and methods get the API's own 404 / 405 in ChargeBee's model.
+    assert event["Properties"] == {"ApiId": {"Ref": "HttpApi"}, "Method": "ANY", "Path": "/v1/{proxy+}",
+                                   "PayloadFormatVersion": "2.0"}
+    variables = _function_variables(template, "MerchantApiFunction")
+    assert {name: variables[name] for name in (
+        "BILLOPS_API_KEYS_TABLE", "BILLOPS_OPERATIONS_TABLE", "BILLOPS_OPERATIONS_QUEUE_URL",
+        "BILLOPS_UPGRADE_CATALOGUE", "BILLOPS_CCBILL_SUBACCOUNTS", "BILLOPS_UPGRADE_LINK_SECRET_ARN")} == {
+        "BILLOPS_API_KEYS_TABLE": {"Ref": "ApiKeysTable"},
+        "BILLOPS_OPERATIONS_TABLE": {"Ref": "OperationsTable"},
+        "BILLOPS_OPERATIONS_QUEUE_URL": {"Ref": "OperationsQueue"},
+        "BILLOPS_UPGRADE_CATALOGUE": {"Ref": "UpgradeCatalogue"},
+        "BILLOPS_CCBILL_SUBACCOUNTS": {"Ref": "CCBillSubaccountSettings"},
+        "BILLOPS_UPGRADE_LINK_SECRET_ARN": {"Ref": "UpgradeLinkSigningSecret"},
+    }
+    # The API validates with the worker's rules but never calls CCBill, so it never sees the DataLink login.
+    assert "BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN" not in variables
+
+
+def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str, Any]) -> None:
+    granted = _grants(transformed, "MerchantApiFunction")
+    assert granted == {
+        "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable"), _arn("ApiKeysTable")},
+        "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_status"),
+                           _sub("${EventsTable.Arn}/index/by_received_day"),
+                           _sub("${OperationsTable.Arn}/index/by_subscription")},
+        # Operations are created, never moved (only the worker moves them); the keys table gets counters and
+        # kept answers only (below).
+        "dynamodb:PutItem": {_arn("OperationsTable"), _arn("ApiKeysTable")},
+        "dynamodb:UpdateItem": {_arn("ApiKeysTable")},
+        "sqs:SendMessage": {_arn("OperationsQueue")},
+        "ssm:GetParameter": {_sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"
+                                  "${AWS::StackName}/public-base-url")},
+        "secretsmanager:GetSecretValue": {_secret_arn("UpgradeLinkSigningSecret")},
+    }
+    role = transformed["Resources"]["MerchantApiFunctionRole"]["Properties"]
+    statements = {statement.get("Sid"): statement for policy in role["Policies"]
+                  for statement in _statements(policy["PolicyDocument"])}
+    # The function can neither make nor change a key: its writes to the keys table are limited by leading key.
+    assert statements["CountAuthenticationFailures"]["Action"] == ["dynamodb:UpdateItem"]
+    assert statements["CountAuthenticationFailures"]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["throttle#*"]}}
+    assert statements["KeepIdempotentAnswers"]["Action"] == ["dynamodb:PutItem"]
+    assert statements["KeepIdempotentAnswers"]["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["idempotency#*"]}}
+    assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
+
+
+def test_api_keys_table_is_keyed_by_hash_with_a_key_id_index_and_ttl(resources: dict[str, dict[str, Any]]) -> None:
+    table = resources["ApiKeysTable"]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "key_hash", "KeyType": "HASH"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by_key_id"
+    assert index["KeySchema"] == [{"AttributeName": "key_id", "KeyType": "HASH"}]
+    assert index["Projection"] == {"ProjectionType": "KEYS_ONLY"}, "revocation needs the hash, nothing more"
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert "StreamSpecification" not in table
+    _assert_index_attributes_are_strings(table)
+
+
+def test_merchant_api_alarm_and_outputs(template: dict[str, Any], resources: dict[str, dict[str, Any]]) -> None:
+    alarm = resources["MerchantApiInternalErrorsAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Billops", "ApiInternalErrors")
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    outputs = template["Outputs"]
+    assert outputs["MerchantApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/v1"}
+    assert outputs["ApiKeysTableName"]["Value"] == {"Ref": "ApiKeysTable"}
+
+
+def test_the_built_layer_serves_the_openapi_document(sam_build: Path) -> None:
+    document = sam_build / "BillopsLayer" / "python" / "billops" / "merchant_api" / "openapi.json"
+    assert document.is_file(), "GET /v1/openapi.json reads the document from the layer"
+    assert json.loads(document.read_text())["openapi"].startswith("3.1")
+
+
+def test_upgrade_page_failures_are_alarmed(resources: dict[str, dict[str, Any]]) -> None:
+    # The page turns its failures into a 503 page (no Lambda error): its own metric carries them.
+    alarm = resources["UpgradePageFailuresAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Billops", "UpgradePageErrors")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "billops"}]
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

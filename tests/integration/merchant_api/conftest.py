@@ -14,7 +14,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-
 from billops_local.aws_environment import aws_client
 from billops_local.ccbill_sandbox import start_sandbox
 from billops_local.ccbill_sandbox.local_service import LOCAL_UPGRADE_KEY, client_environment

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from billops_local.aws_environment import aws_client
 from billops_local.ccbill_sandbox import start_sandbox
 from billops_local.ccbill_sandbox.local_service import LOCAL_UPGRADE_KEY, client_environment

@@ -7,7 +7,6 @@ import hashlib
 import re
 
 import pytest
-
 from billops.merchant_api import api_failures as failures
 from billops.merchant_api.api_authentication import Authenticator, presented_key, require_scope
 from billops.merchant_api.api_keys import (

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from billops.merchant_api.openapi import DOCUMENT_PATH, openapi_document, openapi_document_text
 
 METHODS = ("get", "post", "put", "patch", "delete", "head", "options")
@@ -67,7 +66,6 @@ def test_the_subscription_schema_has_the_fields_the_issue_asks_for():
 def test_the_resources_match_their_schemas():
     """The resources built from records validate against the document (schemathesis checks the live answers)."""
     import jsonschema
-
     from billops.merchant_api.resources import operation_resource, subscription_resource
 
     document = openapi_document()

@@ -6,7 +6,6 @@ import base64
 import json
 
 import pytest
-
 from billops.merchant_api.api_failures import MerchantApiError
 from billops.merchant_api.pagination import decode_offset, dynamodb_key, encode_offset, page, parse_limit
 from billops.merchant_api.request_bodies import parse_body, parse_query, refuse_unknown

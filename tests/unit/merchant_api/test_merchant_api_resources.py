@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from billops.merchant_api.resources import (
     api_idempotency_key,
     delivery_resource,

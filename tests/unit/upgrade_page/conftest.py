@@ -9,7 +9,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-
 from upgrade_page_unit_fixtures import BASE_URL, GOLD, SIGNING_SECRET, UPGRADE_KEY
 
 

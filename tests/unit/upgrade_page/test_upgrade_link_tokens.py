@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from billops.upgrade_page import link_tokens
-from upgrade_page_unit_fixtures import SIGNING_SECRET
 from billops.upgrade_page.link_tokens import (
     LinkTokenExpired,
     LinkTokenMalformed,
@@ -24,6 +23,7 @@ from billops.upgrade_page.link_tokens import (
     sign,
     verify,
 )
+from upgrade_page_unit_fixtures import SIGNING_SECRET
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

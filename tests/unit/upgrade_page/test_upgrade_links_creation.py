@@ -12,7 +12,14 @@ from billops.operations.operation_records import operation_id_for
 from billops.upgrade_page.link_tokens import StaticSigningKeys, verify
 from billops.upgrade_page.page_settings import UpgradePageConfigurationError
 from billops.upgrade_page.upgrade_links import create_upgrade_link
-from upgrade_page_unit_fixtures import BASE_URL, GOLD, PLATINUM, SIGNING_SECRET, UPGRADE_KEY, subscription_record
+from upgrade_page_unit_fixtures import (
+    BASE_URL,
+    GOLD,
+    PLATINUM,
+    SIGNING_SECRET,
+    UPGRADE_KEY,
+    subscription_record,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
 SUBSCRIPTION = "0126001234000000017"

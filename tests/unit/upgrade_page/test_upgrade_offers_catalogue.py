@@ -99,7 +99,7 @@ def test_price_sentences(args, expected):
 
 def test_money():
     assert money("9.9", "USD") == "$9.90"
-    assert money(Decimal("5"), "036") == "A$5.00"
+    assert money(Decimal(5), "036") == "A$5.00"
     assert money("x", "840") is None and money(None, "840") is None
 
 

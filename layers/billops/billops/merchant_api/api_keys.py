@@ -179,7 +179,7 @@ class ApiKeysTable(DynamoDBTable):
             raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
         return from_dynamodb(answer["Attributes"])
 
-    def keys(self) -> list[dict[str, Any]]:
+    def key_items(self) -> list[dict[str, Any]]:
         """Every key item (not the throttle counters)."""
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -253,7 +253,7 @@ def describe(item: dict[str, Any]) -> dict[str, Any]:
 
 def list_keys(table: ApiKeysTable | str) -> list[dict[str, Any]]:
     """Every key (active and revoked), oldest first, as ``describe`` shows them."""
-    return sorted((describe(item) for item in _table(table).keys()),
+    return sorted((describe(item) for item in _table(table).key_items()),
                   key=lambda key: (str(key.get("created_at") or ""), key["key_id"]))
 
 

@@ -141,7 +141,7 @@ class MerchantApi:
             from billops.privacy.subscriber_view import revealed_subscriber as reveal
         try:
             customer = reveal(record)
-        except Exception:  # noqa: BLE001 - KMS refused or a value does not authenticate: nothing is shown
+        except Exception:
             logger.exception("personal data could not be revealed", extra={
                 "subscription_id": record.get("subscription_id"), "key_id": key.key_id})
             raise failures.service_unavailable() from None

@@ -247,7 +247,7 @@ class OperationRequests:
     def _send(self, message: AnyOperationMessage, operation_id: str) -> None:
         try:
             enqueue(message, queue_url=self.settings.queue_url, sqs=self.sqs)
-        except Exception:  # noqa: BLE001 - botocore's errors or a missing URL: the record waits, the client repeats
+        except Exception:
             logger.exception("the operation is recorded but could not be queued", extra={"operation_id": operation_id})
             raise failures.service_unavailable() from None
 

@@ -187,7 +187,7 @@ def delivery_resource(item: Mapping[str, Any]) -> dict[str, Any]:
 def api_idempotency_key(stored: str | None) -> str | None:
     if stored is None:
         return None
-    return stored[len(API_KEY_PREFIX):] if stored.startswith(API_KEY_PREFIX) else stored
+    return stored.removeprefix(API_KEY_PREFIX)
 
 
 def api_parameters(record: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,12 @@ from billops.upgrade_page.link_tokens import (
     UpgradeLinkClaims,
     verify,
 )
-from billops.upgrade_page.page_rendering import OfferPage, render_message_page, render_offer_page, security_headers
+from billops.upgrade_page.page_rendering import (
+    OfferPage,
+    render_message_page,
+    render_offer_page,
+    security_headers,
+)
 from billops.upgrade_page.upgrade_links import idempotency_key_for
 from billops.upgrade_page.upgrade_offers import (
     UpgradeConfiguration,
@@ -124,7 +129,7 @@ class UpgradePage:
             return temporarily_unavailable()
         try:
             return self._render(claims, now)
-        except (StorageUnavailable, UpgradeKeyUnavailable, CCBillConfigurationError) as exc:
+        except (StorageUnavailable, UpgradeKeyUnavailable, CCBillConfigurationError, CCBillRequestInvalid) as exc:
             logger.error("the upgrade page could not be built: %s", exc, extra={"error_type": type(exc).__name__})
             return temporarily_unavailable()
 

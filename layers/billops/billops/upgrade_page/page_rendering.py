@@ -153,13 +153,13 @@ def render_offer_page(page: OfferPage) -> str:
         '<input type="checkbox" id="consent" required aria-describedby="consent-hint">',
         f'<label for="consent">{e(consent)}. It replaces my current plan.</label>',
         "</div>",
-        '<p id="consent-hint" class="fine">Tick the box to confirm, then continue to CCBill, our payment '
-        "processor, which charges the payment method of your current subscription.</p>",
+        ('<p id="consent-hint" class="fine">Tick the box to confirm, then continue to CCBill, our payment '
+         "processor, which charges the payment method of your current subscription.</p>"),
         f'<button type="submit">Upgrade to {e(offer_name)}</button>',
         "</form>",
-        f'<p class="fine">This offer is open until <time datetime="{machine_time(page.valid_until)}">'
-        f"{e(human_time(page.valid_until))}</time>. If you do not want to upgrade, simply close this page: "
-        "nothing changes.</p>",
+        (f'<p class="fine">This offer is open until <time datetime="{machine_time(page.valid_until)}">'
+         f"{e(human_time(page.valid_until))}</time>. If you do not want to upgrade, simply close this page: "
+         "nothing changes.</p>"),
     ])
     return _document(f"Upgrade to {offer_name}", body)
 

@@ -137,12 +137,12 @@ def create_upgrade_link(
                                   "enc" if method == "enc" else "backend_post")
     except CCBillRequestInvalid as exc:
         raise param_wrong_value(f"{exc.param} {exc.message}", exc.param) from None
-    except CCBillConfigurationError as exc:
+    except CCBillConfigurationError:
         if method == "enc" and configuration.encryptor is None:
             raise param_wrong_value("enc upgrade links need the upgrade key (BILLOPS_UPGRADE_KEY_CIPHERTEXT), "
                                     "which this deployment does not have; use method allow_upgrade.",
                                     "method") from None
-        raise exc
+        raise
     ttl = settings.ttl_seconds
     if method == "allow_upgrade":
         from billops.operations.operation_settings import operation_settings_from_env

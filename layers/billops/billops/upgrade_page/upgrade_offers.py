@@ -105,7 +105,8 @@ class _AccountOnly:
 class _RefusingSession:
     """The session of a client that only builds forms: any attempt to send is a bug."""
 
-    headers: dict[str, str] = {}
+    def __init__(self) -> None:
+        self.headers: dict[str, str] = {}
 
     def post(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
         raise RuntimeError("the upgrade page's CCBill client builds forms only; it never calls CCBill")
@@ -175,10 +176,9 @@ def _matches(option: UpgradeOption, wanted: Mapping[str, str]) -> bool:
         return False
     if "upgrade_client_subacc" in wanted and option.client_subacc != wanted["upgrade_client_subacc"]:
         return False
-    if "upgrade_type_id" in wanted:
-        if option.subscription_type_id is None or int(option.subscription_type_id) != int(wanted["upgrade_type_id"]):
-            return False
-    return True
+    return "upgrade_type_id" not in wanted or (
+        option.subscription_type_id is not None
+        and int(option.subscription_type_id) == int(wanted["upgrade_type_id"]))
 
 
 def is_current_plan(record: Mapping[str, Any], option: UpgradeOption) -> bool:

@@ -1,0 +1,405 @@
+"""End to end: the merchant API (/v1) over HTTP against the running local stack, as a merchant's back end uses it.
+
+Every route and every error of docs/merchant-api.md: authentication (401, 429 from one source, 403 by scope), the
+subscription reads (personal data masked, revealed for a pii key), lists and their pages, the operations from the
+POST to their end at the CCBill sandbox (202 -> GET /v1/operations/{id} until succeeded), CCBill's rules refusing
+before anything is queued (400 naming the parameter with CCBill's code), 404 / 405 / 409, Idempotency-Key, run_at,
+the event-actions header, upgrade links and the recent deliveries with quarantined ones.
+
+The local stack seeds BILLOPS_API_KEY (default local-api-key) with every scope; other keys are made here with
+billops.merchant_api.api_keys against the stack's moto, as the CLI makes them against AWS. Tests that expect
+authentication failures send them from their own loopback address (127.0.0.x): the failures of one source are
+counted, and the other tests must not inherit them.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+pytestmark = pytest.mark.e2e
+
+API_KEY = os.environ.get("BILLOPS_API_KEY") or "local-api-key"
+KEYS_TABLE = "billops-local-ApiKeysTable"
+RUN = uuid.uuid4().hex[:8]
+SUBSCRIPTION = {"client_accnum": "900100", "client_subacc": "0000", "initial_price": "19.95", "initial_period": 30,
+                "recurring_price": "19.95", "recurring_period": 30, "rebills": 99, "currency_code": "840"}
+
+
+def idempotency_key(name: str) -> str:
+    return f"e2e-api-{RUN}-{name}"
+
+
+class Api:
+    def __init__(self, local_stack) -> None:
+        self.stack = local_stack
+        self.url = local_stack.api_url
+        self.session = requests.Session()
+
+    def request(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: Any) -> requests.Response:
+        if key is not None:
+            kwargs.setdefault("auth", (key, ""))
+        return self.session.request(method, f"{self.url}{path}", timeout=30, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, **kwargs)
+
+    def from_source(self, source_ip: str, path: str, authorization: str | None) -> tuple[int, dict, dict]:
+        """A GET sent from ``source_ip`` (any 127.0.0.0/8 address reaches the loopback listener)."""
+        parts = urlsplit(self.url)
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30,
+                                                source_address=(source_ip, 0))
+        try:
+            connection.request("GET", path, headers={"Authorization": authorization} if authorization else {})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), json.loads(response.read() or b"{}")
+        finally:
+            connection.close()
+
+    # --- the sandbox and waiting ----------------------------------------------------------------------------
+
+    def new_subscription(self, **overrides: Any) -> str:
+        created = requests.post(f"{self.stack.sandbox_url}/sandbox/subscriptions",
+                                json={**SUBSCRIPTION, **overrides}, timeout=10)
+        assert created.status_code == 201, created.text
+        subscription_id = created.json()["subscription_id"]
+        self.wait_for_subscription(subscription_id, lambda s: True)
+        return subscription_id
+
+    def sandbox(self, subscription_id: str, action: str) -> None:
+        assert requests.post(f"{self.stack.sandbox_url}/sandbox/subscriptions/{subscription_id}/{action}",
+                             timeout=10).ok
+
+    def wait_for_subscription(self, subscription_id: str, condition, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.get(f"/v1/subscriptions/{subscription_id}")
+            if answer.status_code == 200 and condition(answer.json()["subscription"]):
+                return answer.json()["subscription"]
+            assert time.monotonic() < deadline, f"subscription {subscription_id}: {answer.status_code} {answer.text}"
+            time.sleep(0.2)
+
+    def wait_for_operation(self, operation_id: str, statuses: tuple[str, ...] = ("succeeded", "failed"),
+                           timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.get(f"/v1/operations/{operation_id}")
+            assert answer.status_code == 200, answer.text
+            operation = answer.json()["operation"]
+            if operation["status"] in statuses:
+                return operation
+            assert time.monotonic() < deadline, f"operation {operation_id} stayed {operation['status']}"
+            time.sleep(0.2)
+
+    def keys_table(self):
+        from billops.merchant_api.api_keys import ApiKeysTable
+
+        return ApiKeysTable(KEYS_TABLE, self.stack.boto3_client("dynamodb"))
+
+
+@pytest.fixture(scope="module")
+def api(local_stack) -> Api:
+    return Api(local_stack)
+
+
+def basic(key: str) -> str:
+    return "Basic " + base64.b64encode(f"{key}:".encode()).decode()
+
+
+# --- authentication ---------------------------------------------------------------------------------------------
+
+
+def test_the_local_key_works_and_everything_else_is_401(api):
+    assert api.get("/v1/subscriptions").status_code == 200
+    assert api.get("/v1/subscriptions", key=None, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
+    document = api.get("/v1/openapi.json", key=None)
+    assert document.status_code == 200 and document.json()["openapi"].startswith("3.1")
+    for number, authorization in enumerate((None, basic("bo_local_not_a_key"), "Bearer nope", "Basic ###")):
+        status, headers, body = api.from_source(f"127.0.0.{201 + number}", "/v1/subscriptions", authorization)
+        assert status == 401, authorization
+        assert body["api_error_code"] == "api_authentication_failed" and body["type"] is None
+        assert headers["WWW-Authenticate"].startswith("Basic")
+
+
+def test_repeated_failures_from_one_source_are_slowed_down_with_429(api):
+    source = f"127.0.{int(RUN[:2], 16)}.{10 + int(RUN[2:4], 16) % 200}"
+    statuses = []
+    for _ in range(12):
+        status, headers, body = api.from_source(source, "/v1/subscriptions", basic("bo_local_guess"))
+        statuses.append(status)
+    assert statuses[:10] == [401] * 10, "BILLOPS_API_AUTH_FAILURE_LIMIT: 10 failures per window by default"
+    assert statuses[10:] == [429, 429]
+    assert body["api_error_code"] == "api_request_limit_exceeded"
+    assert 1 <= int(headers["Retry-After"]) <= 300
+    status, _, _ = api.from_source(source, "/v1/subscriptions", basic(API_KEY))
+    assert status == 200, "a valid key is never refused for its source's failures"
+
+
+def test_scopes_and_revoked_keys(api):
+    from billops.merchant_api.api_keys import create_key, revoke_key
+
+    subscription_id = api.new_subscription()
+    table = api.keys_table()
+    _, reader = create_key(table, f"e2e reader {RUN}", ["read"], environment="local")
+    _, operator = create_key(table, f"e2e operator {RUN}", ["read", "write"], environment="local")
+    revoked_id, revoked = create_key(table, f"e2e revoked {RUN}", ["read"], environment="local")
+    revoke_key(table, revoked_id)
+
+    assert api.get(f"/v1/subscriptions/{subscription_id}", key=reader).status_code == 200
+    refused = api.post(f"/v1/subscriptions/{subscription_id}/cancel", key=reader)
+    assert refused.status_code == 403 and refused.json()["api_error_code"] == "api_authorization_failed"
+    hidden = api.get(f"/v1/subscriptions/{subscription_id}", key=operator, params={"include": "customer"})
+    assert hidden.status_code == 403
+    status, _, body = api.from_source("127.0.0.199", "/v1/subscriptions", basic(revoked))
+    assert status == 401 and body["api_error_code"] == "api_authentication_failed"
+
+
+# --- reading ------------------------------------------------------------------------------------------------------
+
+
+def test_a_subscription_its_personal_data_and_its_history(api):
+    subscription_id = api.new_subscription(username=f"member{RUN}", email=f"{RUN}@example.com")
+    api.sandbox(subscription_id, "renew")
+    subscription = api.wait_for_subscription(subscription_id, lambda s: s["times_rebilled"] == 1)
+    assert subscription["id"] == subscription_id and subscription["object"] == "subscription"
+    assert subscription["status"] == "active"
+    assert (subscription["client_accnum"], subscription["client_subacc"]) == ("900100", "0000")
+    assert (subscription["initial_price"], subscription["recurring_price"], subscription["currency"]) == (
+        "19.95", "19.95", "USD")
+    assert (subscription["initial_period"], subscription["recurring_period"], subscription["rebills"]) == (30, 30, 99)
+    assert subscription["next_renewal_date"] and subscription["card"]["last4"]
+    assert subscription["customer"]["email"] == "***" and f"{RUN}@example.com" not in json.dumps(subscription)
+
+    revealed = api.get(f"/v1/subscriptions/{subscription_id}", params={"include": "customer"})
+    assert revealed.status_code == 200
+    assert revealed.json()["subscription"]["customer"]["email"] == f"{RUN}@example.com"
+    assert revealed.json()["subscription"]["customer"]["username"] == f"member{RUN}"
+
+    history = api.get(f"/v1/subscriptions/{subscription_id}/events", params={"limit": 1})
+    assert history.status_code == 200
+    assert [item["event"]["event_type"] for item in history.json()["list"]] == ["RenewalSuccess"]
+    rest = api.get(f"/v1/subscriptions/{subscription_id}/events", params={"offset": history.json()["next_offset"]})
+    assert [item["event"]["event_type"] for item in rest.json()["list"]] == ["NewSaleSuccess"]
+
+
+def test_listing_subscriptions_page_by_page_with_filters(api):
+    mine = {api.new_subscription(client_subacc="0001") for _ in range(3)}
+    seen: set[str] = set()
+    offset = None
+    while True:
+        params = {"client_subacc": "0001", "status": "active", "limit": 2, **({"offset": offset} if offset else {})}
+        page = api.get("/v1/subscriptions", params=params)
+        assert page.status_code == 200 and len(page.json()["list"]) <= 2
+        for item in page.json()["list"]:
+            assert item["subscription"]["client_subacc"] == "0001"
+            assert item["subscription"]["status"] == "active"
+            assert set(item["subscription"]["customer"].values()) <= {"***"}
+            seen.add(item["subscription"]["id"])
+        offset = page.json().get("next_offset")
+        if not offset:
+            break
+    assert mine <= seen
+    for params, param in (({"status": "paused"}, "status"), ({"limit": 101}, "limit"),
+                          ({"offset": "not-ours"}, "offset"), ({"colour": "red"}, "colour")):
+        refused = api.get("/v1/subscriptions", params=params)
+        assert refused.status_code == 400, params
+        assert refused.json()["api_error_code"] == "param_wrong_value" and refused.json()["param"] == param
+
+
+def test_recent_deliveries_with_quarantined_ones(api):
+    subscription_id = api.new_subscription()
+    received = api.get("/v1/events", params={"subscription_id": subscription_id})
+    assert received.status_code == 200
+    assert [item["event"]["event_type"] for item in received.json()["list"]] == ["NewSaleSuccess"]
+    assert received.json()["list"][0]["event"]["status"] == "received"
+    # A webhook without its subscriptionId is quarantined by the receiver, with the reason.
+    bad = requests.post(api.stack.webhook_url + "&eventType=RenewalSuccess&clientAccnum=900100&clientSubacc=0000",
+                        json={"transactionId": f"9{RUN}", "clientAccnum": "900100", "clientSubacc": "0000"},
+                        timeout=10)
+    assert bad.status_code == 400
+    quarantined = api.get("/v1/events", params={"status": "quarantined", "event_type": "RenewalSuccess"})
+    assert quarantined.status_code == 200
+    reasons = [item["event"]["quarantine"] for item in quarantined.json()["list"]]
+    assert reasons and all(reason["reason"] for reason in reasons)
+    assert api.get("/v1/events", params={"days": 99}).json()["param"] == "days"
+
+
+def test_unknown_resources_and_methods(api):
+    missing = api.get("/v1/subscriptions/0000000000000000404")
+    assert missing.status_code == 404 and missing.json() == {
+        "message": missing.json()["message"], "type": "invalid_request", "api_error_code": "resource_not_found",
+        "param": None}
+    assert api.get("/v1/operations/op_doesnotexist0000000000000").status_code == 404
+    assert api.get("/v1/plans").status_code == 404
+    wrong = api.request("PUT", "/v1/subscriptions/0000000000000000404")
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET"
+    assert wrong.json()["api_error_code"] == "http_method_not_supported"
+    assert api.get("/v1/subscriptions/1/discount").status_code == 405
+
+
+# --- operations ---------------------------------------------------------------------------------------------------
+
+
+def test_a_discount_from_request_to_ccbill_and_idempotency(api):
+    subscription_id = api.new_subscription()
+    headers = {"Idempotency-Key": idempotency_key("discount")}
+    answer = api.post(f"/v1/subscriptions/{subscription_id}/discount", data={"discount_amount": "2.00"},
+                      headers=headers)
+    assert answer.status_code == 202, answer.text
+    operation = answer.json()["operation"]
+    assert operation["status"] in ("queued", "in_progress", "succeeded") and operation["type"] == "discount"
+    assert answer.headers["Location"] == f"/v1/operations/{operation['id']}"
+    done = api.wait_for_operation(operation["id"])
+    assert done["status"] == "succeeded", done
+    assert done["ccbill_result"]["code"] == 1 and done["ccbill_result"]["action"] == "discountSubscription"
+    assert api.wait_for_subscription(subscription_id, lambda s: s["recurring_price"] == "17.95")
+
+    replay = api.post(f"/v1/subscriptions/{subscription_id}/discount", data={"discount_amount": "2.00"},
+                      headers=headers)
+    assert replay.status_code == 202 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["operation"]["id"] == operation["id"]
+    assert replay.json()["operation"]["status"] == "succeeded"
+    conflict = api.post(f"/v1/subscriptions/{subscription_id}/discount", json={"discount_amount": "1.00"},
+                        headers=headers)
+    assert conflict.status_code == 409 and conflict.json()["param"] == "Idempotency-Key"
+    calls = requests.get(f"{api.stack.sandbox_url}/sandbox/calls", timeout=10).json()
+    assert len([c for c in calls if c["action"] == "discountSubscription"
+                and c["params"].get("subscriptionId") == subscription_id]) == 1
+
+
+def test_ccbills_discount_rules_refuse_before_anything_is_queued(api):
+    subscription_id = api.new_subscription()
+    for body, param, code in (({"discount_amount": "15.00"}, "discount_amount", -18),
+                              ({"new_recurring_price": "25.00"}, "new_recurring_price", -20),
+                              ({"discount_amount": "0.00"}, "discount_amount", -19),
+                              ({"discount_amount": "2.00", "new_recurring_price": "9.00"}, "discount_amount", None)):
+        refused = api.post(f"/v1/subscriptions/{subscription_id}/discount", json=body)
+        assert refused.status_code == 400, body
+        assert refused.json()["api_error_code"] == "param_wrong_value" and refused.json()["param"] == param
+        if code is not None:
+            assert refused.json()["ccbill_code"] == code and refused.json()["ccbill_meaning"]
+    assert api.get(f"/v1/subscriptions/{subscription_id}/operations").json()["list"] == []
+
+
+def test_extend_cancel_and_what_a_cancelled_or_expired_subscription_refuses(api):
+    subscription_id = api.new_subscription()
+    extend = api.post(f"/v1/subscriptions/{subscription_id}/extend", data={"days": "7"})
+    assert extend.status_code == 202
+    assert api.wait_for_operation(extend.json()["operation"]["id"])["status"] == "succeeded"
+    cancel = api.post(f"/v1/subscriptions/{subscription_id}/cancel", headers={"Idempotency-Key": idempotency_key(
+        "cancel")})
+    assert cancel.status_code == 202
+    assert api.wait_for_operation(cancel.json()["operation"]["id"])["status"] == "succeeded"
+    api.wait_for_subscription(subscription_id, lambda s: s["status"] == "cancelled" and s["cancelled_at"])
+    again = api.post(f"/v1/subscriptions/{subscription_id}/cancel")
+    assert again.status_code == 409 and again.json()["api_error_code"] == "invalid_state_for_request"
+    discount = api.post(f"/v1/subscriptions/{subscription_id}/discount", json={"discount_amount": "1.00"})
+    assert discount.status_code == 409 and discount.json()["ccbill_code"] == -22
+    replay = api.post(f"/v1/subscriptions/{subscription_id}/cancel", headers={"Idempotency-Key": idempotency_key(
+        "cancel")})
+    assert replay.status_code == 202, "a repeated request is answered with its operation, whatever came since"
+    api.sandbox(subscription_id, "expire")
+    api.wait_for_subscription(subscription_id, lambda s: s["status"] == "expired" and s["expired_at"])
+    for route, body in (("extend", {"days": 1}), ("upgrade", {"method": "api", "upgrade_type_id": "15"}),
+                        ("upgrade_link", {})):
+        refused = api.post(f"/v1/subscriptions/{subscription_id}/{route}", json=body)
+        assert refused.status_code == 409, (route, refused.text)
+    assert api.post("/v1/subscriptions/0000000000000000404/cancel").status_code == 404
+
+
+def test_upgrades_by_api_and_by_the_upgrade_system(api):
+    subscription_id = api.new_subscription()
+    upgrade = api.post(f"/v1/subscriptions/{subscription_id}/upgrade",
+                       json={"method": "api", "upgrade_type_id": "15"},
+                       headers={"Idempotency-Key": idempotency_key("upgrade")})
+    assert upgrade.status_code == 202, upgrade.text
+    done = api.wait_for_operation(upgrade.json()["operation"]["id"])
+    assert done["status"] == "succeeded" and done["new_subscription_id"], done
+    upgraded = api.wait_for_subscription(done["new_subscription_id"], lambda s: True)
+    assert upgraded["original_subscription_id"] == subscription_id and upgraded["client_subacc"] == "0001"
+
+    refused = api.post(f"/v1/subscriptions/{subscription_id}/upgrade",
+                       json={"method": "api", "client_subacc": "0001", "initial_price": "150.00",
+                             "initial_period": 30})
+    assert refused.status_code == 400 and refused.json()["param"] == "initial_price"
+
+    system = api.post(f"/v1/subscriptions/{subscription_id}/upgrade", data={"method": "upgrade_system"})
+    assert system.status_code == 202
+    waiting = api.wait_for_operation(system.json()["operation"]["id"], ("in_progress", "failed"))
+    deadline = time.monotonic() + 30
+    while waiting["upgrade_form"] is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        waiting = api.get(f"/v1/operations/{waiting['id']}").json()["operation"]
+    assert waiting["status"] == "in_progress" and waiting["upgrade_form"]["fields"]["subscriptionId"] == \
+        subscription_id
+
+
+def test_an_operation_for_later(api):
+    subscription_id = api.new_subscription()
+    run_at = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    answer = api.post(f"/v1/subscriptions/{subscription_id}/extend", json={"days": 3, "run_at": run_at})
+    assert answer.status_code == 202
+    assert answer.json()["operation"]["status"] == "queued" and answer.json()["operation"]["run_at"]
+    done = api.wait_for_operation(answer.json()["operation"]["id"])
+    assert done["status"] == "succeeded"
+    assert done["completed_at"] >= run_at.replace("Z", "")
+
+
+def test_the_event_actions_header_switches_off_one_requests_domain_events(api, local_stack):
+    subscription_id = api.new_subscription()
+    quiet = api.post(f"/v1/subscriptions/{subscription_id}/extend", json={"days": 1},
+                     headers={"chargebee-event-actions": "all-disabled"})
+    loud = api.post(f"/v1/subscriptions/{subscription_id}/extend", json={"days": 2})
+    quiet_id, loud_id = quiet.json()["operation"]["id"], loud.json()["operation"]["id"]
+    assert quiet.json()["operation"]["suppress_domain_events"] is True
+    for operation_id in (quiet_id, loud_id):
+        assert api.wait_for_operation(operation_id)["status"] == "succeeded"
+    seen: set[str] = set()
+    deadline = time.monotonic() + 15
+    while loud_id not in seen and time.monotonic() < deadline:
+        for event in local_stack.domain_events(wait_seconds=1):
+            if event.get("detail-type", "").startswith("Operation"):
+                seen.add(event["detail"].get("operation_id"))
+    assert loud_id in seen and quiet_id not in seen
+    refused = api.post(f"/v1/subscriptions/{subscription_id}/extend", json={"days": 1},
+                       headers={"billops-event-actions": "some"})
+    assert refused.status_code == 400 and refused.json()["param"] == "billops-event-actions"
+
+
+def test_upgrade_links(api):
+    subscription_id = api.new_subscription()
+    headers = {"Idempotency-Key": idempotency_key("link")}
+    link = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers)
+    assert link.status_code == 200, link.text
+    body = link.json()["upgrade_link"]
+    assert set(body) >= {"url", "action_url", "form_fields", "expires_at"}
+    assert body["url"].startswith(f"{api.url}/upgrade/")
+    assert body["action_url"] == f"{api.stack.sandbox_url}/jpost/upgradeSubscription.cgi"
+    assert set(body["form_fields"]) == {"clientAccnum", "clientSubacc", "enc"}
+    page = requests.get(body["url"], timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
+    replay = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers)
+    assert replay.json() == link.json() and replay.headers["Idempotent-Replayed"] == "true"
+    assert api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
+                    data={"method": "allow_upgrade"}).status_code == 409
+
+    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"})
+    assert allow.status_code == 200, allow.text
+    operation_id = allow.json()["upgrade_link"]["operation_id"]
+    assert api.wait_for_operation(operation_id, ("in_progress", "failed"))["status"] == "in_progress"
+    refused = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "paypal"})
+    assert refused.status_code == 400 and refused.json()["param"] == "method"
+

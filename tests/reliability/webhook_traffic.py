@@ -1,0 +1,346 @@
+"""CCBill's side of the webhook reliability suite: subscription lifecycles, their deliveries, and a poster that behaves
+like CCBill (concurrent, any order, both formats, delivers again after a 5xx or a timeout).
+
+And the reference: the same events run once, in order, without duplicates or faults, through the real intake
+(``WebhookIntake``) and the real projection (``SubscriptionProjection``) over in-memory tables that keep DynamoDB's
+types (every item goes through the same serialiser as moto's). The stack's records must equal that run's.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
+
+FORMATS = ("json", "urlencoded")
+BASE_TIME = datetime(2026, 3, 1, 8, 0, 0)
+CURRENCIES = (("840", "19.95", "29.95"), ("978", "17.95", "24.95"), ("826", "14.95", "21.95"))
+FAILURES = (("BE-900", "transaction declined"), ("BE-29", "Card Expired"), ("BE-51", "Insufficient Funds"))
+EXCLUDED_TYPES = ("UserReactivation",)
+"""Types CCBill sends without a ``timestamp``: they are ordered by our receipt time, which a shuffled run changes by
+design, so "same state as an ordered run" cannot hold for them and they are left out of the lifecycles."""
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass(frozen=True, eq=False)  # identity: duplicates are the same Event object
+class Event:
+    subscription_id: str
+    event_type: str
+    fields: dict[str, str]
+
+
+@dataclass
+class Delivery:
+    """One POST CCBill makes (an event, in a format); duplicates are further Delivery objects of the same event."""
+
+    number: int
+    event: Event
+    body_format: str
+    duplicate: bool
+    attempts: int = 0
+    statuses: list[int | str] = field(default_factory=list)
+    answer: dict[str, Any] | None = None
+
+    @property
+    def answered_2xx(self) -> bool:
+        return any(isinstance(status, int) and 200 <= status < 300 for status in self.statuses)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime(TIME_FORMAT)
+
+
+class LifecycleFactory:
+    """Realistic lifecycles with unique IDs: a sale, renewals (some failing), date changes, data updates, and an end
+    (cancellation, expiration, refund / void / chargeback as the sandbox plays them) - or none (still active)."""
+
+    def __init__(self, rng: random.Random, id_prefix: str = "0126060") -> None:
+        self.rng = rng
+        self.prefix = id_prefix
+        self._transactions = 0
+
+    def _transaction_id(self) -> str:
+        self._transactions += 1
+        return f"{self.prefix}3{self._transactions:011d}"
+
+    def subscription_id(self, index: int) -> str:
+        return f"{self.prefix}1{index:011d}"
+
+    def lifecycle(self, index: int) -> list[Event]:
+        rng = self.rng
+        sid = self.subscription_id(index)
+        moment = BASE_TIME + timedelta(seconds=index * 53)
+        code, initial, recurring = rng.choice(CURRENCIES)
+        period = rng.choice((30, 30, 60, 90))
+        events: list[Event] = []
+
+        def add(event_type: str, **overrides: str | None) -> None:
+            nonlocal moment
+            fields = sample_fields(event_type, subscriptionId=sid, timestamp=_stamp(moment), **overrides)
+            events.append(Event(sid, event_type, fields))
+            moment += timedelta(days=rng.choice((1, 2, 3)), seconds=rng.randrange(1, 3600))
+
+        next_renewal = (moment + timedelta(days=period)).strftime("%Y-%m-%d")
+        if rng.random() < 0.97:  # a few are known only from later events (their sale never reaches us)
+            add("NewSaleSuccess", transactionId=sid, subscriptionInitialPrice=initial,
+                subscriptionRecurringPrice=recurring, subscriptionCurrencyCode=code, billedCurrencyCode=code,
+                billedInitialPrice=initial, billedRecurringPrice=recurring, initialPeriod=str(period),
+                recurringPeriod=str(period), nextRenewalDate=next_renewal, email=f"member{index}@example.com",
+                username=f"member{index:05d}", firstName=rng.choice(("Ana", "Ben", "Chloe", "Dev", "Eli")))
+        for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
+            moment += timedelta(days=period)
+            renewal = moment.strftime("%Y-%m-%d")
+            if rng.random() < 0.2:
+                failure_code, failure_reason = rng.choice(FAILURES)
+                add("RenewalFailure", transactionId=self._transaction_id(), failureCode=failure_code,
+                    failureReason=failure_reason, renewalDate=renewal,
+                    nextRetryDate=(moment + timedelta(days=3)).strftime("%Y-%m-%d"))
+            add("RenewalSuccess", transactionId=self._transaction_id(), billedAmount=recurring,
+                billedCurrencyCode=code, renewalDate=renewal,
+                nextRenewalDate=(moment + timedelta(days=period)).strftime("%Y-%m-%d"))
+        if rng.random() < 0.15:
+            add("BillingDateChange", nextRenewalDate=(moment + timedelta(days=45)).strftime("%Y-%m-%d"))
+        if rng.random() < 0.1:
+            add("CustomerDataUpdate", email=f"member{index}+new@example.com", address1=f"{index} New Street")
+        ending = rng.random()
+        if ending < 0.25:
+            add("Cancellation", reason=rng.choice(("Satisfied Customer", "Too expensive", "Other")),
+                source=rng.choice(("customerSupport", "webAdmin")))
+            if rng.random() < 0.6:
+                add("Expiration")
+        elif ending < 0.40:
+            reversal = rng.choice(("Refund", "Void", "Chargeback"))
+            add(reversal, transactionId=self._transaction_id(), amount=initial, currencyCode=code)
+            add("Cancellation", reason={"Refund": "Customer Refunded", "Void": "Transaction Voided",
+                                        "Chargeback": "Charged Back"}[reversal], source="ccbill")
+            add("Expiration")
+        elif ending < 0.5:
+            add("Expiration")
+        return events
+
+    def extra_renewal(self, events: list[Event]) -> Event:
+        """One more RenewalSuccess after the last event (to reach an exact number of events)."""
+        last = datetime.strptime(events[-1].fields["timestamp"], TIME_FORMAT) if events else BASE_TIME
+        moment = last + timedelta(days=30, seconds=self.rng.randrange(1, 3600))
+        sid = events[0].subscription_id
+        return Event(sid, "RenewalSuccess", sample_fields(
+            "RenewalSuccess", subscriptionId=sid, transactionId=self._transaction_id(), timestamp=_stamp(moment),
+            renewalDate=moment.strftime("%Y-%m-%d"),
+            nextRenewalDate=(moment + timedelta(days=30)).strftime("%Y-%m-%d")))
+
+
+def build_traffic(subscriptions: int, deliveries: int, duplicate_share: float, seed: int) -> tuple[
+        dict[str, list[Event]], list[Delivery]]:
+    """``subscriptions`` lifecycles holding exactly ``deliveries * (1 - duplicate_share)`` events, and the shuffled
+    deliveries: every event once plus the duplicates (random events again, in a random format)."""
+    rng = random.Random(seed)
+    factory = LifecycleFactory(rng)
+    duplicates = round(deliveries * duplicate_share)
+    wanted = deliveries - duplicates
+    lifecycles = {factory.subscription_id(i): factory.lifecycle(i) for i in range(subscriptions)}
+    ids = list(lifecycles)
+    total = sum(len(events) for events in lifecycles.values())
+    while total > wanted:  # trim endings of random long lifecycles (never below one event)
+        sid = rng.choice(ids)
+        if len(lifecycles[sid]) > 1:
+            lifecycles[sid].pop()
+            total -= 1
+    while total < wanted:
+        sid = rng.choice(ids)
+        events = lifecycles[sid]
+        if events[-1].event_type in ("Expiration", "Cancellation"):
+            continue
+        events.append(factory.extra_renewal(events))
+        total += 1
+    events = [event for lifecycle in lifecycles.values() for event in lifecycle]
+    traffic = [Delivery(0, event, rng.choice(FORMATS), duplicate=False) for event in events]
+    traffic += [Delivery(0, rng.choice(events), rng.choice(FORMATS), duplicate=True) for _ in range(duplicates)]
+    rng.shuffle(traffic)
+    for number, delivery in enumerate(traffic):
+        delivery.number = number
+    return lifecycles, traffic
+
+
+# --- CCBill posting -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class PostingReport:
+    posts: int = 0
+    redeliveries: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    gave_up: list[Delivery] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def post_like_ccbill(webhook_url: str, token: str, traffic: Iterable[Delivery], *, threads: int = 4,
+                     max_attempts: int = 10, timeout: float = 30.0, redelivery_delay: float = 0.05) -> PostingReport:
+    """Post every delivery from ``threads`` connections; a 5xx, a timeout or a refused connection is delivered
+    again later (appended to the work queue) up to ``max_attempts`` times, as CCBill redelivers. A 2xx or a 4xx is
+    final."""
+    import requests
+
+    work: queue.Queue[Delivery | None] = queue.Queue()
+    pending = 0
+    for delivery in traffic:
+        work.put(delivery)
+        pending += 1
+    report = PostingReport()
+    lock = threading.Lock()
+    outstanding = [pending]
+    done = threading.Event()
+
+    def finish_one() -> None:
+        with lock:
+            outstanding[0] -= 1
+            if outstanding[0] == 0:
+                done.set()
+
+    def run() -> None:
+        session = requests.Session()
+        while True:
+            delivery = work.get()
+            if delivery is None:
+                return
+            event = delivery.event
+            body, content_type = encode_body(event.fields, delivery.body_format)
+            query = urlencode(list(webhook_query(event.event_type, event.fields, token).items()))
+            status: int | str
+            try:
+                answer = session.post(f"{webhook_url}?{query}", data=body, headers={"Content-Type": content_type},
+                                      timeout=timeout)
+                status = answer.status_code
+                if 200 <= status < 300:
+                    delivery.answer = answer.json()
+            except requests.RequestException as error:
+                status = type(error).__name__
+                session = requests.Session()
+            with lock:
+                delivery.attempts += 1
+                delivery.statuses.append(status)
+                report.posts += 1
+                report.statuses[status] += 1
+            retry = not isinstance(status, int) or status >= 500
+            if retry and delivery.attempts < max_attempts:
+                with lock:
+                    report.redeliveries += 1
+                time.sleep(redelivery_delay)
+                work.put(delivery)
+                continue
+            if retry:
+                with lock:
+                    report.gave_up.append(delivery)
+            finish_one()
+
+    started = time.monotonic()
+    workers = [threading.Thread(target=run, name=f"ccbill-poster-{n}", daemon=True) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    if pending:
+        done.wait()
+    for _ in workers:
+        work.put(None)
+    for worker in workers:
+        worker.join(timeout=60)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+# --- the clean, ordered reference run -----------------------------------------------------------------------------
+
+
+def _roundtrip(item: Mapping[str, Any]) -> dict[str, Any]:
+    """What DynamoDB gives back for an item (None dropped, numbers as Decimal, sets...)."""
+    from billops.storage.events_table import from_dynamodb, to_dynamodb
+
+    return from_dynamodb(to_dynamodb(dict(item)))
+
+
+class MemoryEvents:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def put_once(self, item: dict[str, Any]) -> bool:
+        if item["pk"] in self.items:
+            return False
+        self.items[item["pk"]] = _roundtrip(item)
+        return True
+
+
+class MemorySubscriptions:
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Any]] = {}
+
+    def get(self, subscription_id: str) -> dict[str, Any] | None:
+        item = self.items.get(subscription_id)
+        return _roundtrip(item) if item is not None else None
+
+    def put(self, item: dict[str, Any], expected_revision: int | None) -> None:
+        from billops.storage.errors import RevisionConflict
+
+        current = self.items.get(item["subscription_id"])
+        if (current is None) != (expected_revision is None) or (
+                current is not None and int(current.get("revision", 0)) != expected_revision):
+            raise RevisionConflict(item["subscription_id"])
+        self.items[item["subscription_id"]] = _roundtrip(item)
+
+
+@dataclass
+class ReferenceRun:
+    keys: dict[Event, str]  # every event's delivery key
+    subscriptions: dict[str, dict[str, Any]]
+    events: dict[str, dict[str, Any]]
+
+
+def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str) -> ReferenceRun:
+    """Every event once, in order, through WebhookIntake (as an HTTP API event from 127.0.0.1) and the projection."""
+    from billops.settings import settings_from_env
+    from billops.subscriptions.projection import SubscriptionProjection
+    from billops.webhooks.intake import WebhookIntake, WebhookRequest
+    from billops_local.http_api_events import http_api_event
+
+    settings = settings_from_env({"BILLOPS_ENV": "local", "BILLOPS_WEBHOOK_TOKEN": token})
+    events_table = MemoryEvents()
+    subscriptions = MemorySubscriptions()
+    intake = WebhookIntake(settings, events_table)
+    projection = SubscriptionProjection(subscriptions)  # type: ignore[arg-type]
+    keys: dict[Event, str] = {}
+    for lifecycle in lifecycles.values():
+        for event in lifecycle:
+            body, content_type = encode_body(event.fields, "json")
+            query = urlencode(list(webhook_query(event.event_type, event.fields, token).items()))
+            request = http_api_event("POST", "/webhooks/ccbill", query, {"content-type": content_type}, body,
+                                     "127.0.0.1", route_key="POST /webhooks/ccbill")
+            result = intake.receive(WebhookRequest.from_http_api_event(request))
+            assert result.status == 200 and result.outcome == "accepted", (event, result)
+            keys[event] = result.key
+            projection.apply_delivery(events_table.items[result.key])
+    return ReferenceRun(keys, subscriptions.items, events_table.items)
+
+
+VOLATILE = ("created_at", "updated_at", "revision")
+
+
+def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A subscription record without what depends on when and how often it was written (our clocks, the revision
+    counter): the history keeps every entry but its ``received_at``."""
+    view = {name: value for name, value in record.items() if name not in VOLATILE}
+    view["history"] = [{name: value for name, value in entry.items() if name != "received_at"}
+                       for entry in record.get("history") or []]
+    return view
+
+
+def differences(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    names = set(expected) | set(actual)
+    return {name: (expected.get(name), actual.get(name)) for name in sorted(names)
+            if expected.get(name) != actual.get(name)}

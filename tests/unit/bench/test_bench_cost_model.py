@@ -1,0 +1,105 @@
+"""bench.cost_model: the arithmetic from measured figures to dollars, with known inputs."""
+
+import pytest
+from bench_fixture import measurements
+
+from bench.cost_model import (
+    PLATFORM_LOG_BYTES,
+    Assumptions,
+    Prices,
+    billed_ms,
+    costs_from_measurements,
+    cpu_scale,
+    floor_cost,
+    gb_seconds,
+    lambda_duration_ms,
+    render_access_log,
+    storage_per_month,
+    webhook_cost,
+    within,
+)
+
+PRICES = Prices()
+
+
+def test_lambda_duration_scales_cpu_with_memory_and_adds_round_trips():
+    assumptions = Assumptions(aws_round_trip_ms=5.0, ccbill_answer_ms=1000.0)
+    assert cpu_scale(1769) == 1.0 and cpu_scale(3538) == 1.0
+    assert cpu_scale(256) == pytest.approx(1769 / 256)
+    assert lambda_duration_ms(2.0, 1769, 1, assumptions=assumptions) == pytest.approx(7.0)
+    assert lambda_duration_ms(1.0, 256, 2, 1, assumptions=assumptions) == pytest.approx(1769 / 256 + 10 + 1000)
+
+
+def test_billed_duration_rounds_up_to_the_millisecond():
+    assert billed_ms(0.2) == 1 and billed_ms(1.0) == 1 and billed_ms(1.01) == 2
+    assert gb_seconds(512, 10.5) == pytest.approx(0.5 * 0.011)
+
+
+def test_the_floor_is_one_api_request_one_tiny_invocation_and_one_write():
+    floor = floor_cost(1.0)
+    expected = 1.00 + 0.20 + 0.125 * 0.001 * 0.0000133334 * 1e6 + 0.625
+    assert floor.total == pytest.approx(expected)
+    assert [item.name for item in floor.items] == ["API Gateway", "Lambda requests", "Lambda duration",
+                                                  "DynamoDB writes"]
+
+
+def test_webhook_cost_adds_up_its_line_items():
+    breakdown = webhook_cost("t", api_per_million=1.0, api_log_bytes=300, memory_mb=1024, duration_ms=10,
+                             write_units=2, billed_requests={"dynamodb.PutItem": 1, "eventbridge.PutEvents": 1},
+                             handler_log_bytes=700)
+    items = {item.name: item.cost * 1e6 for item in breakdown.items}
+    assert items["API Gateway"] == pytest.approx(1.0)
+    assert items["API access log"] == pytest.approx(300 / 1e9 * 0.5 * 1e6)
+    assert items["Lambda requests"] == pytest.approx(0.2)
+    assert items["Lambda duration"] == pytest.approx(1.0 * 0.010 * 0.0000133334 * 1e6)
+    assert items["DynamoDB writes"] == pytest.approx(1.25)
+    assert items["eventbridge.PutEvents"] == pytest.approx(1.0)
+    assert "dynamodb.PutItem" not in items  # DynamoDB is billed by units, not by request
+    assert items["CloudWatch Logs"] == pytest.approx((700 + PLATFORM_LOG_BYTES) / 1e9 * 0.5 * 1e6)
+    assert breakdown.total == pytest.approx(sum(items.values()))
+
+
+def test_cold_starts_bill_init_and_their_extra_requests_at_the_assumed_rate():
+    assumptions = Assumptions(cold_start_rate=0.5)
+    breakdown = webhook_cost("t", api_per_million=1.0, api_log_bytes=0, memory_mb=1024, duration_ms=1, write_units=1,
+                             handler_log_bytes=0, cold_start_ms=1000,
+                             cold_start_requests={"secrets-manager.GetSecretValue": 1}, assumptions=assumptions)
+    items = {item.name: item.cost * 1e6 for item in breakdown.items}
+    assert items["Cold starts (INIT billed)"] == pytest.approx(0.5 * 1.0 * 1.0 * 0.0000133334 * 1e6)
+    assert items["Cold starts: secrets-manager.GetSecretValue"] == pytest.approx(0.5 * 0.05 / 1e4 * 1e6)
+
+
+def test_costs_from_measurements_checks_the_targets():
+    costs = costs_from_measurements(measurements())
+    targets = costs["targets"]
+    assert targets["requests_per_new_delivery"] == {"value": 1, "limit": 1.0, "passed": True}
+    ours, floor = costs["breakdowns"]["ours"]["total"], costs["breakdowns"]["floor"]["total"]
+    assert floor == pytest.approx(floor_cost(1).total)
+    assert targets["cost_within_15pct_of_floor"]["passed"] is (ours <= floor * 1.15)
+    assert costs["breakdowns"]["baseline"]["items"][0]["total"] == pytest.approx(3.50)  # REST API
+    assert costs["what_if"]["index_writes_per_million"] == pytest.approx(0.625)
+    assert costs["access_log_bytes"] == len(b'{"requestId":"JKJaXmPLvHcESHA=","status":"200"}\n')
+    assert "receiver_cold_import_under_1_5x_boto3" not in targets  # no cold-import measurement given
+
+
+def test_costs_from_measurements_judges_the_cold_import_on_cpu_time():
+    measured = measurements()
+    measured["cold_imports"] = {"boto3_import_ms": 300.0, "boto3_import_cpu_ms": 200.0, "targets": [
+        {"name": "WebhookReceiverFunction", "import_ms": 600.0, "import_cpu_ms": 280.0, "ratio_to_boto3": 2.0,
+         "cpu_ratio_to_boto3": 1.4, "first_delivery_ms": 50.0, "first_delivery_cpu_ms": 40.0}]}
+    target = costs_from_measurements(measured)["targets"]["receiver_cold_import_under_1_5x_boto3"]
+    assert target["passed"] is True and target["ratio"] == 1.4 and target["wall_ratio"] == 2.0
+    assert target["import_plus_first_delivery_ratio"] == pytest.approx(320 / 200)
+
+
+def test_within_and_storage():
+    assert within(115, 100, 0.15) and not within(115.01, 100, 0.15)
+    stored = storage_per_month(924, 1_000_000, pitr=True)
+    assert stored["gigabytes"] == pytest.approx(1_000_000 * 1024 / 1024**3)
+    assert stored["dollars_per_month"] == pytest.approx(stored["gigabytes"] * 0.45)
+
+
+def test_access_log_line_from_the_template_format():
+    line = render_access_log('{"ip":"$context.identity.sourceIp","s":"$context.status"}',
+                             {"identity.sourceIp": "1.2.3.4", "status": "200"})
+    assert line == '{"ip":"1.2.3.4","s":"200"}\n'
