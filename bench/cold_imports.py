@@ -176,8 +176,13 @@ def _probe(target: dict[str, Any], site: Path, importtime: bool = False) -> tupl
         return json.loads(Path(result_path).read_text()), process.stderr
 
 
+HARNESS_PACKAGES = frozenset({"bench", "billops_local"})
+"""Imported by the probe itself (to build the first delivery's event before the clock starts), not by the handler."""
+
+
 def attribute_importtime(stderr: str, top: int = 10) -> list[dict[str, Any]]:
-    """Self time per top-level package (billops per subpackage) from ``-X importtime`` output, largest first."""
+    """Self time per top-level package (billops per subpackage) from ``-X importtime`` output, largest first; the
+    probe's own packages are left out."""
     totals: dict[str, float] = defaultdict(float)
     for line in stderr.splitlines():
         if not line.startswith("import time:") or "self [us]" in line:
@@ -187,6 +192,8 @@ def attribute_importtime(stderr: str, top: int = 10) -> list[dict[str, Any]]:
         except ValueError:
             continue
         parts = name.strip().split(".")
+        if parts[0] in HARNESS_PACKAGES:
+            continue
         package = ".".join(parts[:3]) if parts[0] == "billops" else parts[0]
         totals[package] += int(self_us) / 1000
     ranked = sorted(totals.items(), key=lambda item: item[1], reverse=True)[:top]

@@ -57,6 +57,16 @@ def number(value: float | None, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
 
+def quantity(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if float(value).is_integer() or abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}"
+
+
 def ms(value: float | None) -> str:
     return "—" if value is None else (f"{value:,.0f} ms" if value >= 100 else f"{value:.2f} ms")
 
@@ -211,7 +221,7 @@ def render_table(results: Mapping[str, Any]) -> str:
 
 
 def _breakdown_table(breakdown: Mapping[str, Any]) -> str:
-    rows = [[item["name"], number(item["quantity"], 4), item["unit"], money(item["total"])]
+    rows = [[item["name"], quantity(item["quantity"]), item["unit"], money(item["total"])]
             for item in breakdown["items"]]
     rows.append(["**total**", "", "", f"**{money(breakdown['total'])}**"])
     return table([f"{breakdown['label']} — per {breakdown['scale']:,} {breakdown['per']}s", "quantity per "
@@ -546,14 +556,16 @@ def write_chart(results: Mapping[str, Any], path: Path) -> None:
     requests_axis.legend(fontsize=8)
 
     timing = results.get("timing") or {}
-    rows = [(f"{name}\n{phase}", _get(timing, key, phase, "ms", default={}) or {})
+    rows = [(f"{name}\n{phase}", _get(timing, key, phase, "cpu_ms", default={}) or {})
             for key, name in (("ours", "billops"), ("baseline", "baseline")) for phase in ("new", "duplicate")]
     rows = [(label, stats) for label, stats in rows if stats]
     if rows:
         time_axis.bar([label for label, _ in rows], [s["p50"] for _, s in rows], label="p50", color="#4c72b0")
         time_axis.scatter([label for label, _ in rows], [s["p99"] for _, s in rows], label="p99", color="#c44e52",
                           zorder=3)
-    time_axis.set_title("In-process time per delivery (ms, AWS stubbed)")
+        for index, (_, stats) in enumerate(rows):
+            time_axis.text(index, stats["p50"], f"{stats['p50']:.2f}", ha="center", va="bottom", fontsize=8)
+    time_axis.set_title("CPU time per delivery (ms, AWS stubbed)")
     time_axis.legend(fontsize=8)
     for axis in (costs_axis, requests_axis, time_axis):
         axis.tick_params(axis="x", labelsize=8)

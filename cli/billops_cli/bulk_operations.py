@@ -8,12 +8,12 @@ within five minutes).
 Before anything is sent, every row is checked with the code the worker runs:
 
 * the message itself (billops.operations.operation_messages: IDs, prices, days, run_at);
+* the key: an operation already recorded under it for the same request is reported with its status and not sent
+  (nor checked) again; one recorded for another request (same prefix, other parameters) is a conflict, not sent;
 * the subscription must be known (a record in the subscriptions table; ``--allow-unknown`` sends anyway and
   leaves the rules to CCBill);
 * the request against what is known of it (billops.operations.operation_actions.plan_for with the facts the worker
-  would read: discount rules -2, -11, -18 ... -22, and a discount by amount turned into a new price);
-* the key: an operation already recorded under it for the same request is reported with its status and not sent
-  again; one recorded for another request (same prefix, other parameters) is a conflict and is not sent.
+  would read: discount rules -2, -11, -18 ... -22, and a discount by amount turned into a new price).
 
 ``--dry-run`` stops there and prints what would be sent. Otherwise the messages go out with SendMessageBatch, ten at
 a time (group = subscription ID, deduplication ID = the key), and ``--wait`` polls the operations table (BatchGetItem,
@@ -56,7 +56,7 @@ FACT_ATTRIBUTES = ("subscription_id", "status", "ccbill_view", "last_event_at", 
                    "cancel_discount_price", "operation_facts", "client_accnum", "client_subacc")
 """What SubscriptionFactsStore.facts reads for these operation types - never the subscriber's personal data."""
 OPERATION_ATTRIBUTES = ("operation_id", "status", "escalated", "request_hash", "failure", "failure_reason",
-                        "unknown_reason", "retry_reason", "updated_at", "ccbill")
+                        "unknown_reason", "retry_reason", "updated_at", "plan")
 
 STATUS_ORDER = ("would_send", "queued", "in_progress", "succeeded", "failed", "unknown", "invalid", "send_failed")
 FAILED_STATUSES = frozenset({"failed", "invalid", "send_failed"})
@@ -250,7 +250,7 @@ def check_subscriptions(rows: Sequence[Row], subscriptions: dict[str, dict[str, 
     now = datetime.now(UTC)
     client = _NoCalls()
     for row in rows:
-        if row.message is None or row.status == "invalid":
+        if row.message is None or row.status != "pending":
             continue
         record = subscriptions.get(row.subscription_id)
         if record is None and not allow_unknown:
@@ -273,7 +273,7 @@ def check_existing(rows: Sequence[Row], operations: dict[str, dict[str, Any]]) -
     from billops.operations.operation_records import request_hash
 
     for row in rows:
-        if row.status == "invalid" or row.operation_id is None:
+        if row.status != "pending" or row.operation_id is None:
             continue
         existing = operations.get(row.operation_id)
         if existing is None:
@@ -284,6 +284,7 @@ def check_existing(rows: Sequence[Row], operations: dict[str, dict[str, Any]]) -
                        param="idempotency_key")
             continue
         row.already_recorded = True
+        row.plan = existing.get("plan") or None
         update_from_record(row, existing)
 
 
@@ -399,18 +400,20 @@ def run_bulk(args: argparse.Namespace, target: Target, out: Output) -> int:
     operations_table = target.table("OperationsTable")
 
     prepare_messages(rows, operation_type, prefix, parameters, args.run_at)
-    candidates = [row for row in rows if row.status != "invalid"]
-    with Progress(len(candidates), "checking subscriptions", enabled=show_progress) as progress:
-        subscriptions = batch_get(dynamodb, subscriptions_table, "subscription_id",
-                                  [row.subscription_id for row in candidates], FACT_ATTRIBUTES,
-                                  on_chunk=progress.advance)
-    check_subscriptions(rows, subscriptions, allow_unknown=args.allow_unknown)
-    candidates = [row for row in rows if row.status != "invalid"]
+    # Earlier runs first: a row already sent under its key is reported as it stands, not checked again against a
+    # subscription its own operation may have changed since (a discount lowers the price the rules start from).
+    candidates = [row for row in rows if row.status == "pending"]
     with Progress(len(candidates), "checking earlier runs", enabled=show_progress) as progress:
         operations = batch_get(dynamodb, operations_table, "operation_id",
                                [str(row.operation_id) for row in candidates], OPERATION_ATTRIBUTES,
                                consistent=True, on_chunk=progress.advance)
     check_existing(rows, operations)
+    candidates = [row for row in rows if row.status == "pending"]
+    with Progress(len(candidates), "checking subscriptions", enabled=show_progress) as progress:
+        subscriptions = batch_get(dynamodb, subscriptions_table, "subscription_id",
+                                  [row.subscription_id for row in candidates], FACT_ATTRIBUTES,
+                                  on_chunk=progress.advance)
+    check_subscriptions(rows, subscriptions, allow_unknown=args.allow_unknown)
     to_send = [row for row in rows if row.status == "pending"]
 
     timed_out = False

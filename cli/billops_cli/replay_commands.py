@@ -127,6 +127,41 @@ def release(sqs: Any, queue_url: str, messages: Iterable[dict]) -> None:
                     continue
 
 
+def drain(sqs: Any, queue_url: str, limit: int, handle: Callable[[dict], bool]) -> None:
+    """Hand each message of the queue to ``handle`` once (at most ``limit``); ``handle`` returns True to leave it in
+    the queue. Messages left are held invisible while the queue is read, so the next receive returns others; once
+    the queue seems empty they are released and read once more, because on a FIFO queue a message left at the head
+    of its group hides the ones behind it. Ends when a pass finds nothing new; everything left is visible again."""
+    seen: set[str] = set()
+    held: dict[str, dict] = {}
+    handled = 0
+    try:
+        while handled < limit:
+            fresh = False
+            while handled < limit:
+                batch = receive(sqs, queue_url, min(10, limit - handled))
+                if not batch:
+                    break
+                for message in batch:
+                    message_id = str(message.get("MessageId"))
+                    if message_id in seen:
+                        held[message_id] = message  # received again: its latest receipt handle
+                        continue
+                    seen.add(message_id)
+                    handled += 1
+                    fresh = True
+                    if handle(message):
+                        held[message_id] = message
+                    if handled >= limit:
+                        break
+            if not fresh or not held:
+                break
+            release(sqs, queue_url, held.values())
+            held.clear()
+    finally:
+        release(sqs, queue_url, held.values())
+
+
 def approximate_depth(sqs: Any, queue_url: str) -> int:
     try:
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url,
@@ -256,31 +291,25 @@ def _replay_operations(args: argparse.Namespace, target: Target, out: Output) ->
     queue = target.queue_url("OperationsQueue")
     operations = _operations_table(target)
     results: list[dict[str, Any]] = []
-    kept: list[dict] = []
     progress = Progress(min(args.max, approximate_depth(sqs, dead)) or args.max, "replaying operations",
                         enabled=not args.no_progress)
+
+    def handle(message: dict) -> bool:
+        view = describe_operation_message(message, operations)
+        results.append(view)
+        progress.advance()
+        reason = replay_decision(view, force=args.force)
+        if reason is not None:
+            view.update({"outcome": "kept", "detail": reason})
+        elif args.dry_run:
+            view.update({"outcome": "would_replay", "detail": None})
+        else:
+            view.update(_send_back(sqs, queue, dead, message, view))
+        return view["outcome"] != "replayed"
+
     try:
-        while len(results) < args.max:
-            batch = receive(sqs, dead, min(10, args.max - len(results)))
-            if not batch:
-                break
-            for message in batch:
-                view = describe_operation_message(message, operations)
-                reason = replay_decision(view, force=args.force)
-                if reason is not None:
-                    view.update({"outcome": "kept", "detail": reason})
-                    kept.append(message)
-                elif args.dry_run:
-                    view.update({"outcome": "would_replay", "detail": None})
-                    kept.append(message)
-                else:
-                    view.update(_send_back(sqs, queue, dead, message, view))
-                    if view["outcome"] != "replayed":
-                        kept.append(message)
-                results.append(view)
-                progress.advance()
+        drain(sqs, dead, args.max, handle)
     finally:
-        release(sqs, dead, kept)
         progress.close()
     return _report_replay(out, "operations", results, args.dry_run)
 
@@ -521,52 +550,48 @@ def _replay_projector(args: argparse.Namespace, target: Target, out: Output) -> 
     dynamodb = target.client("dynamodb")
     dead = target.queue_url(QUEUES["projector"])
     results: list[dict[str, Any]] = []
-    kept: list[dict] = []
     progress = Progress(min(args.max, approximate_depth(sqs, dead)) or args.max, "replaying projector batches",
                         enabled=not args.no_progress)
-    try:
-        while len(results) < args.max:
-            batch = receive(sqs, dead, min(10, args.max - len(results)))
-            if not batch:
+    step: Callable[[str], str] = replayer.preview if args.dry_run else replayer.apply
+
+    def handle(message: dict) -> bool:
+        view = describe_projector_record(message)
+        results.append(view)
+        progress.advance()
+        if not view["valid"]:
+            view.update({"outcome": "kept", "detail": view["problem"]})
+            return True
+        try:
+            keys = keys_from_stream(streams, view)
+            view["source"] = "stream"
+        except StreamGone as gone:
+            keys = keys_by_arrival(dynamodb, replayer.events.table_name, view)
+            view["source"] = f"events received between the arrival times ({gone})"
+        view["keys"] = keys
+        outcomes: dict[str, int] = {}
+        failure = None
+        for key in keys:
+            try:
+                outcome = step(key)
+            except Exception as error:  # noqa: BLE001 - the record stays in the queue
+                failure = f"{key}: {type(error).__name__}: {error}"
                 break
-            for message in batch:
-                view = describe_projector_record(message)
-                results.append(view)
-                progress.advance()
-                if not view["valid"]:
-                    view.update({"outcome": "kept", "detail": view["problem"]})
-                    kept.append(message)
-                    continue
-                try:
-                    keys = keys_from_stream(streams, view)
-                    view["source"] = "stream"
-                except StreamGone as gone:
-                    keys = keys_by_arrival(dynamodb, replayer.events.table_name, view)
-                    view["source"] = f"events received between the arrival times ({gone})"
-                view["keys"] = keys
-                step: Callable[[str], str] = replayer.preview if args.dry_run else replayer.apply
-                outcomes: dict[str, int] = {}
-                failure = None
-                for key in keys:
-                    try:
-                        outcome = step(key)
-                    except Exception as error:  # noqa: BLE001 - the record stays in the queue
-                        failure = f"{key}: {type(error).__name__}: {error}"
-                        break
-                    outcomes[outcome] = outcomes.get(outcome, 0) + 1
-                view["deliveries"] = outcomes
-                summary = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items())) or "no deliveries"
-                if failure is not None:
-                    view.update({"outcome": "failed", "detail": f"{summary}; stopped at {failure}"})
-                    kept.append(message)
-                elif args.dry_run:
-                    view.update({"outcome": "would_replay", "detail": f"{summary} (from {view['source']})"})
-                    kept.append(message)
-                else:
-                    sqs.delete_message(QueueUrl=dead, ReceiptHandle=message["ReceiptHandle"])
-                    view.update({"outcome": "replayed", "detail": f"{summary} (from {view['source']})"})
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        view["deliveries"] = outcomes
+        summary = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items())) or "no deliveries"
+        if failure is not None:
+            view.update({"outcome": "failed", "detail": f"{summary}; stopped at {failure}"})
+            return True
+        if args.dry_run:
+            view.update({"outcome": "would_replay", "detail": f"{summary} (from {view['source']})"})
+            return True
+        sqs.delete_message(QueueUrl=dead, ReceiptHandle=message["ReceiptHandle"])
+        view.update({"outcome": "replayed", "detail": f"{summary} (from {view['source']})"})
+        return False
+
+    try:
+        drain(sqs, dead, args.max, handle)
     finally:
-        release(sqs, dead, kept)
         progress.close()
     return _report_replay(out, "projector", results, args.dry_run)
 

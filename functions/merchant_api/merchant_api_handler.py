@@ -20,7 +20,6 @@ from billops.merchant_api.openapi import openapi_document_text
 from billops.merchant_api.request_bodies import parse_body, parse_query
 
 
-
 class ThreadSafeResolver(APIGatewayHttpResolver):
     """Powertools keeps the event being resolved on a class that every resolver of the process shares
     (``BaseRouter.current_event``). Lambda gives a container one event at a time, but the local stack runs every

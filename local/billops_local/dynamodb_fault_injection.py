@@ -15,7 +15,8 @@ delivery is what these faults aim at.
   repeat:<q>        that fraction of the faults above sticks to the request: its next ``attempts - 1`` retries fail
                     too (as throttle/error; retries of an error_after as error, the item being written already),
                     so a client retrying ``attempts`` times gives up and its caller sees the error (default 0)
-  attempts:<n>      the client's attempts per request (default 3: the receiver's boto3 standard retry mode)
+  attempts:<n>      the client's attempts per request (default 4: the receiver's boto3 client has
+                    ``retries={"max_attempts": 3}``, which botocore counts as 3 retries after the first attempt)
   table:<text>      only tables whose name contains this text (default ``EventsTable``)
   seed:<n>          the random generator's seed (default 7), so a run is repeatable
   backoff_scale:<f> multiply the sleeps of botocore's retries in this process by f (default 1). Local time
@@ -65,7 +66,7 @@ class FaultSpec:
     error: float = 0.0
     error_after: float = 0.0
     repeat: float = 0.0
-    attempts: int = 3
+    attempts: int = 4
     table: str = "EventsTable"
     seed: int = 7
     backoff_scale: float = 1.0

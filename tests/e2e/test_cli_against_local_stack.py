@@ -128,11 +128,11 @@ def test_subscription_show_masks_personal_data_unless_revealed(local_stack):
 def _quarantined_by_an_older_receiver(local_stack, subscription_id: str) -> str:
     """A sale with an 8-digit BIN, refused as an older receiver did (before BINs of 8 digits were accepted): its
     quarantine record written by the receiver's own code."""
-    from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
     from billops.settings import Settings
     from billops.storage.events_table import EventsTable
     from billops.webhooks.delivery_decoding import MalformedDelivery
     from billops.webhooks.intake import WebhookIntake, WebhookRequest
+    from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
     fields = sample_fields("NewSaleSuccess", subscriptionId=subscription_id, transactionId=subscription_id,
                            bin="41111111")
@@ -146,8 +146,8 @@ def _quarantined_by_an_older_receiver(local_stack, subscription_id: str) -> str:
 
 
 def test_a_quarantined_delivery_is_fixed_and_replayed(local_stack):
-    from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
     from billops.webhooks.delivery_keys import quarantine_key
+    from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
     subscription_id = f"01263267{uuid.uuid4().int % 10**11:011d}"
     fixed = _quarantined_by_an_older_receiver(local_stack, subscription_id)

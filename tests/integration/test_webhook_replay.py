@@ -7,12 +7,11 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 from billops.settings import Settings, settings_from_env
 from billops.storage.events_table import EventsTable
 from billops.webhooks.delivery_decoding import MalformedDelivery
 from billops.webhooks.intake import WebhookIntake, WebhookRequest
+from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
 SUBSCRIPTION = "0126015401000000555"
 RECEIVED = datetime(2026, 11, 1, 8, 30, tzinfo=UTC)

@@ -126,6 +126,9 @@ class LifecycleFactory:
             add("Expiration")
         elif ending < 0.5:
             add("Expiration")
+        if not events:  # no sale and nothing else: at least a renewal makes it known
+            add("RenewalSuccess", transactionId=self._transaction_id(), billedAmount=recurring,
+                billedCurrencyCode=code, nextRenewalDate=next_renewal)
         return events
 
     def extra_renewal(self, events: list[Event]) -> Event:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import requests
-
 from billops_local.aws_environment import MotoServer, aws_client, create_resources
 from billops_local.template_resources import load_template
 

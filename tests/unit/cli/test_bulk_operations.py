@@ -6,14 +6,13 @@ import json
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
-
 from billops.operations.operation_messages import parse_message
 from billops.operations.operation_records import new_record, operation_id_for
 from billops.storage.operations_table import OperationsTable
 from billops_cli import bulk_operations as bulk
 from billops_cli.output import CliError, Output
 from billops_cli.targets import Target
+from boto3.dynamodb.types import TypeSerializer
 
 SERIALIZER = TypeSerializer()
 
@@ -133,7 +132,7 @@ class FakeSQS:
         self.fail_first = set(fail_first or ())
         self.refuse = set(refuse or ())
 
-    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:  # noqa: N803 - boto3's names
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> dict:
         assert 1 <= len(Entries) <= 10
         self.calls.append(Entries)
         successful, failed = [], []
@@ -157,7 +156,7 @@ class FakeDynamoDB:
         self.calls: list[tuple[str, int]] = []
         self.throttled_once: set[str] = set()
 
-    def batch_get_item(self, RequestItems: dict) -> dict:  # noqa: N803
+    def batch_get_item(self, RequestItems: dict) -> dict:
         ((table, request),) = RequestItems.items()
         assert len(request["Keys"]) <= 100
         self.calls.append((table, len(request["Keys"])))
@@ -368,3 +367,26 @@ def test_bulk_cancel_sends_operation_messages_to_the_fifo_queue(local_resources,
     assert again.json()["counts"] == {"would_send": 11, "queued": 1}
     (earlier,) = [row for row in again.json()["rows"] if row["already_recorded"]]
     assert earlier["subscription_id"] == subscription_ids[0] and earlier["record_status"] == "queued"
+
+
+def test_a_rerun_reports_earlier_rows_without_checking_them_against_the_changed_subscription(tmp_path, capsys):
+    """6.95 - 1.50 = 5.45 was applied; checked again, 5.45 - 1.50 would break rule -18. The row is done, not invalid."""
+    from datetime import UTC, datetime
+
+    (sid,) = ids(1)
+    path = tmp_path / "one.csv"
+    path.write_text(f"subscription_id\n{sid}\n")
+    rows = [bulk.Row(2, sid)]
+    bulk.prepare_messages(rows, "discount", "retention-2026-11", {"discount_amount": "1.50"}, None)
+    done = new_record(rows[0].message, datetime.now(UTC), max_attempts=5) | {
+        "status": "succeeded", "plan": {"action": "discountSubscription", "param": "newRecurringPrice",
+                                        "value": "5.45", "current_recurring_price": "6.95"}}
+    after = subscription(sid, price="6.95") | {"operation_facts": {"recurring_price": "5.45"}}
+    dynamodb = FakeDynamoDB({"subs": {sid: after}, "ops": {done["operation_id"]: done}},
+                            {"subs": "subscription_id", "ops": "operation_id"})
+    sqs = FakeSQS()
+    code = bulk.run_bulk(_args(path, amount="1.50"), FakeTarget(dynamodb, sqs), Output(json_mode=True))
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0 and not sqs.calls
+    assert document["counts"] == {"succeeded": 1}
+    assert document["rows"][0]["already_recorded"] and document["rows"][0]["plan"]["value"] == "5.45"

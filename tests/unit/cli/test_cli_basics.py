@@ -7,13 +7,11 @@ import json
 from decimal import Decimal
 
 import pytest
-from botocore.stub import Stubber
-
 from billops_cli.__main__ import build_parser
 from billops_cli.output import CliError, cell, plain, render_table, to_json
 from billops_cli.progress import Progress
 from billops_cli.targets import AwsTarget, LocalTarget, resolve_target
-
+from botocore.stub import Stubber
 
 # --- options ------------------------------------------------------------------------------------------------------
 
@@ -171,8 +169,8 @@ def test_reconcile_on_aws_invokes_the_function_and_reports_its_failure():
 
 
 def test_dynamodb_values_print_as_plain_json():
-    assert plain({"a": Decimal("3"), "b": Decimal("2.50"), "c": {1, 2}}) == {"a": 3, "b": "2.50", "c": [1, 2]}
-    assert json.loads(to_json({"n": Decimal("7")})) == {"n": 7}
+    assert plain({"a": Decimal(3), "b": Decimal("2.50"), "c": {1, 2}}) == {"a": 3, "b": "2.50", "c": [1, 2]}
+    assert json.loads(to_json({"n": Decimal(7)})) == {"n": 7}
     assert cell(None) == "-" and cell(True) == "yes" and cell(["read", "write"]) == "read, write"
 
 

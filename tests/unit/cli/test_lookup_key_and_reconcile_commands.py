@@ -123,7 +123,7 @@ def local_api(monkeypatch):
                                                                "refreshes_enqueued": 3, "errors": 0}}}
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             calls.append(self.path)
             data = json.dumps(answers["body"]).encode()
             self.send_response(answers["status"])

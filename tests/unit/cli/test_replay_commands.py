@@ -8,7 +8,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from billops_cli import replay_commands as replay
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
@@ -71,6 +70,18 @@ def test_operations_dead_letters_go_back_unless_they_would_be_refused_again(loca
     assert sent["Attributes"]["MessageDeduplicationId"] != "ext-1"
     left = _drain(local_resources, "OperationsDeadLetterQueue")
     assert sorted(m["Attributes"]["MessageDeduplicationId"] for m in left) == ["bad", "conflict"]
+
+
+def test_a_message_left_at_the_head_of_its_group_does_not_hide_the_ones_behind_it(local_resources, run_cli):
+    _dead_letter(local_resources, _operation("head", priority="high"), dedup="head", reason="message_invalid: x")
+    for index in range(11):
+        _dead_letter(local_resources, _operation(f"behind-{index}"), dedup=f"behind-{index}")
+    done = run_cli("dlq", "replay", "--queue", "operations", "--json")
+    assert done.json()["counts"] == {"replayed": 11, "kept": 1}
+    sent = [json.loads(m["Body"])["idempotency_key"] for m in _drain(local_resources, "OperationsQueue")]
+    assert sent == [f"behind-{index}" for index in range(11)]  # in their original order
+    (left,) = _drain(local_resources, "OperationsDeadLetterQueue")
+    assert left["Attributes"]["MessageDeduplicationId"] == "head"
 
 
 def test_force_sends_even_what_would_be_refused(local_resources, run_cli):

@@ -140,3 +140,14 @@ def test_authentication_answers_401_and_429_in_chargebees_model():
     assert throttled.value.headers == {"Retry-After": "42"}
     # A valid key is never refused for its source's failures (keys cannot be guessed; see failed_auth_limits).
     assert authenticator.authenticate(basic("good"), "198.51.100.7").key_id == "key_good"
+
+
+def test_a_new_key_is_labelled_with_its_environment(monkeypatch):
+    from billops.merchant_api.api_keys import ApiKeysTable, key_environment
+
+    monkeypatch.delenv("BILLOPS_ENV", raising=False)
+    assert key_environment(ApiKeysTable("billops-prod-ApiKeysTable-1X2Y3Z")) == "prod"
+    assert key_environment(ApiKeysTable("billops-dev-ApiKeysTable-1X2Y3Z")) == "dev"
+    assert key_environment(ApiKeysTable("my-keys")) == "local"
+    monkeypatch.setenv("BILLOPS_ENV", "dev")
+    assert key_environment(ApiKeysTable("billops-prod-ApiKeysTable-1X2Y3Z")) == "dev"

@@ -200,10 +200,20 @@ def _table(table: ApiKeysTable | str) -> ApiKeysTable:
     return table if isinstance(table, ApiKeysTable) else ApiKeysTable(str(table))
 
 
-def _environment() -> str:
-    from billops.merchant_api.api_settings import api_settings_from_env
+_STACK_TABLE = re.compile(r"^billops-([a-z0-9]{1,16})-")
 
-    return api_settings_from_env().environment
+
+def key_environment(table: ApiKeysTable) -> str:
+    """The environment a new key is labelled with: BILLOPS_ENV when set (the functions, the local stack), else the
+    one in the table's name (the template's tables are named ``<stack>-ApiKeysTable-…`` and the stacks
+    ``billops-dev`` / ``billops-prod``, samconfig.toml), else ``local``. The CLI may pass ``environment=``."""
+    import os
+
+    explicit = (os.environ.get("BILLOPS_ENV") or "").strip().lower()
+    if explicit:
+        return explicit
+    match = _STACK_TABLE.match(table.table_name)
+    return match.group(1) if match else "local"
 
 
 def register_key(table: ApiKeysTable | str, secret: str, name: str, scopes: Iterable[str] = DEFAULT_SCOPES, *,
@@ -227,7 +237,7 @@ def create_key(table: ApiKeysTable | str, name: str, scopes: Iterable[str] = DEF
     table = _table(table)
     item_scopes = check_scopes(scopes)
     name = _check_name(name)
-    environment = environment or _environment()
+    environment = environment or key_environment(table)
     for _ in range(3):
         secret = generate_secret(environment)
         key_id = new_key_id()

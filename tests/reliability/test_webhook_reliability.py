@@ -1,0 +1,161 @@
+"""Webhooks under duress: 10,000 deliveries with 20% duplicates, shuffled, both formats, posted concurrently to the
+local stack whose DynamoDB throttles and fails a share of the receiver's writes (some of them after writing).
+
+CCBill's behaviour is played by ``webhook_traffic.post_like_ccbill``: a 5xx or a timeout is delivered again. What
+must hold afterwards:
+  * every delivery was eventually answered 2xx (none given up), none 4xx;
+  * every 2xx answer names the delivery's key, and that key is in the events table - once (the table holds exactly
+    the distinct events, nothing quarantined) with the fields of the event: nothing answered 2xx is lost;
+  * once the stream projector has drained, every subscription's record equals the one a clean, ordered run of the
+    same events (no duplicates, no faults) gives through the same intake and projection code - minus our clocks.
+
+Sizes: BILLOPS_RELIABILITY_WEBHOOK_DELIVERIES (10000), _SUBSCRIPTIONS (2000), _DUPLICATES (0.2), _THREADS (4);
+faults: BILLOPS_RELIABILITY_WEBHOOK_FAULTS (see billops_local.dynamodb_fault_injection).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+
+import pytest
+from reliability_stack import EVENTS_TABLE, SUBSCRIPTIONS_TABLE, running_stack, wait_until
+from webhook_traffic import build_traffic, clean_ordered_run, comparable, differences, post_like_ccbill
+
+DELIVERIES = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_DELIVERIES", "10000"))
+SUBSCRIPTIONS = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_SUBSCRIPTIONS", str(max(1, DELIVERIES // 5))))
+DUPLICATE_SHARE = float(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_DUPLICATES", "0.2"))
+THREADS = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_THREADS", "4"))
+FAULTS = os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_FAULTS",
+                        "throttle:0.03,error:0.02,error_after:0.02,repeat:0.4,backoff_scale:0.05,seed:11")
+SEED = 20260301
+DRAIN_TIMEOUT_SECONDS = 900
+TOKEN = "reliability-webhook-token"
+
+
+class DomainEventsPurger:
+    """The stack copies every domain event (one SubscriptionChanged per fold) to a tap queue nobody reads here;
+    moto's SQS counts a queue's messages on every send, so a queue growing by thousands slows the whole stack.
+    Purged every few seconds (moto's 60 s purge limit is lifted for this stack)."""
+
+    def __init__(self, stack) -> None:
+        self.sqs = stack.client("sqs")
+        self.url = self.sqs.get_queue_url(QueueName="billops-local-domain-events")["QueueUrl"]
+        self.stopping = threading.Event()
+        self.failures: list[str] = []
+        self.thread = threading.Thread(target=self._run, name="domain-events-purger", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(3):
+            try:
+                self.sqs.purge_queue(QueueUrl=self.url)
+            except Exception as error:  # noqa: BLE001 - best effort; the stack may be stopping
+                self.failures.append(type(error).__name__)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def faulty_stack(tmp_path):
+    report = tmp_path / "dynamodb-faults.json"
+    settings = {
+        "BILLOPS_LOCAL_DYNAMODB_FAULTS": FAULTS,
+        "BILLOPS_LOCAL_DYNAMODB_FAULTS_REPORT": str(report),
+        "BILLOPS_LOCAL_SCHEDULE_SECONDS": "0",  # no reconciliation job: nothing but webhooks writes subscriptions
+        "BILLOPS_LOCAL_VISIBILITY_TIMEOUT_SECONDS": "1",
+        "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false",
+    }
+    for stack in running_stack("webhooks", settings, webhook_token=TOKEN):
+        stack.fault_report = report
+        yield stack
+
+
+def _projected_counts(stack) -> dict[str, int]:
+    items = stack.scan(SUBSCRIPTIONS_TABLE, ProjectionExpression="subscription_id, event_count")
+    return {item["subscription_id"]: int(item.get("event_count", 0)) for item in items}
+
+
+@pytest.mark.timeout(1800)
+def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(faulty_stack, report_figures):
+    started = time.monotonic()
+    lifecycles, traffic = build_traffic(SUBSCRIPTIONS, DELIVERIES, DUPLICATE_SHARE, SEED)
+    reference = clean_ordered_run(lifecycles, TOKEN)
+    expected_counts = {sid: len(events) for sid, events in lifecycles.items()}
+    unique_events = sum(expected_counts.values())
+
+    with DomainEventsPurger(faulty_stack):
+        posting = post_like_ccbill(faulty_stack.webhook_url, TOKEN, traffic, threads=THREADS)
+        drain_started = time.monotonic()
+        try:
+            wait_until(lambda: _projected_counts(faulty_stack) == expected_counts, DRAIN_TIMEOUT_SECONDS,
+                       interval=5, what="the stream projector to fold every stored delivery")
+        finally:
+            drain_seconds = time.monotonic() - drain_started
+    faults = json.loads(faulty_stack.fault_report.read_text())
+
+    stored_items = faulty_stack.scan(EVENTS_TABLE)
+    deliveries = [item for item in stored_items if item.get("record_type") == "delivery"]
+    quarantined = [item for item in stored_items if item.get("record_type") != "delivery"]
+    stored = {item["pk"]: item for item in deliveries}
+    records = {item["subscription_id"]: item for item in faulty_stack.scan(SUBSCRIPTIONS_TABLE)}
+
+    answered = [delivery for delivery in traffic if delivery.answered_2xx]
+    wrong_key = [d for d in answered if d.answer is None or d.answer.get("id") != reference.keys[d.event]]
+    answered_keys = {reference.keys[d.event] for d in answered}
+    unstored = answered_keys - set(stored)
+    content_mismatches = [key for key, item in stored.items() if key in reference.events and any(
+        item.get(name) != reference.events[key].get(name)
+        for name in ("event_type", "subscription_id", "transaction_id", "occurred_at", "fields", "subscriber",
+                     "known_type", "detected_version"))]
+    unexpected = set(stored) - set(reference.events)
+    unprojected = set(stored) - {entry["key"] for record in records.values() for entry in record.get("history", [])}
+    mismatched = {}
+    for sid, expected in reference.subscriptions.items():
+        actual = records.get(sid)
+        diff = differences(comparable(expected), comparable(actual)) if actual else {"record": ("present", None)}
+        if diff:
+            mismatched[sid] = diff
+    status_counts = Counter(posting.statuses)
+    five_xx = sum(count for status, count in status_counts.items() if isinstance(status, int) and status >= 500)
+    four_xx = sum(count for status, count in status_counts.items() if isinstance(status, int) and 400 <= status < 500)
+    transport = sum(count for status, count in status_counts.items() if not isinstance(status, int))
+    duplicates = sum(1 for delivery in traffic if delivery.duplicate)
+    answered_duplicate = sum(1 for d in answered if d.answer and d.answer.get("duplicate") is True)
+
+    figures = {
+        "subscriptions": len(lifecycles), "deliveries": len(traffic), "duplicates": duplicates,
+        "unique_events": unique_events, "posts": posting.posts, "redeliveries": posting.redeliveries,
+        "faults_injected": faults["faults"], "throttles": faults["throttle"], "errors": faults["error"],
+        "errors_after_write": faults["error_after"], "fault_retries": faults["repeated"],
+        "put_items": faults["put_items"], "answered_5xx": five_xx, "answered_4xx": four_xx,
+        "transport_errors": transport, "gave_up": len(posting.gave_up), "answered_2xx": len(answered),
+        "answered_duplicate": answered_duplicate, "stored": len(stored), "quarantined": len(quarantined),
+        "lost": len(unstored) + len(unprojected), "state_mismatches": len(mismatched),
+        "posting_seconds": round(posting.seconds), "drain_seconds": round(drain_seconds),
+        "seconds": round(time.monotonic() - started),
+    }
+    details = "\n".join(f"{sid}: {diff}" for sid, diff in list(mismatched.items())[:20])
+    report_figures("webhooks", figures, details)
+
+    assert not posting.gave_up, f"{len(posting.gave_up)} deliveries never got a 2xx: {posting.gave_up[:3]}"
+    assert four_xx == 0, status_counts
+    assert len(answered) == len(traffic)
+    assert not wrong_key, f"{len(wrong_key)} answers name another key, e.g. {wrong_key[:3]}"
+    assert not unstored, f"answered 2xx but not stored: {sorted(unstored)[:10]}"
+    assert not quarantined, quarantined[:3]
+    assert not unexpected, sorted(unexpected)[:10]
+    assert len(stored) == unique_events == len(reference.events)
+    assert not content_mismatches, content_mismatches[:10]
+    assert not unprojected, sorted(unprojected)[:10]
+    assert set(records) == set(reference.subscriptions)
+    assert not mismatched, details
+    assert faults["faults"] > 0 and five_xx > 0, "the run injected no fault CCBill could see"
