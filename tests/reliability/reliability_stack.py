@@ -68,6 +68,8 @@ class StackProcess:
     process: subprocess.Popen[str]
     lines: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=KEPT_LINES))
     line_count: int = 0
+    patterns: tuple[str, ...] = ()
+    pattern_counts: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
     def webhook_url(self) -> str:
@@ -128,8 +130,12 @@ class StackProcess:
 
 
 def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = "reliability-webhook-token",
-                start_timeout: float = START_TIMEOUT_SECONDS) -> StackProcess:
-    """Start ``python -m billops_local`` with ``settings`` added to a clean environment; wait for its ready line."""
+                start_timeout: float = START_TIMEOUT_SECONDS,
+                function_environment: Mapping[str, str] | None = None,
+                count_lines_with: tuple[str, ...] = ()) -> StackProcess:
+    """Start ``python -m billops_local`` with ``settings`` added to a clean environment; wait for its ready line.
+    ``function_environment`` replaces template values of the functions' variables (stack_launcher.py);
+    ``count_lines_with``: texts whose output lines are counted (``stack.pattern_counts``)."""
     aws_port, api_port, sandbox_port = free_ports(3)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "BILLOPS_"))}
     env.update({
@@ -140,12 +146,18 @@ def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = 
         "PYTHONUNBUFFERED": "1",
         **settings,
     })
-    process = subprocess.Popen([sys.executable, "-m", "billops_local"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+    command = [sys.executable, "-m", "billops_local"]
+    if function_environment:
+        import json
+
+        env["BILLOPS_RELIABILITY_FUNCTION_ENVIRONMENT"] = json.dumps(dict(function_environment))
+        command = [sys.executable, str(Path(__file__).with_name("stack_launcher.py"))]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
                                preexec_fn=_die_with_parent if _PRCTL else None)  # noqa: PLW1509
     api_url = f"http://127.0.0.1:{api_port}"
     stack = StackProcess(name, api_url, f"http://127.0.0.1:{aws_port}", f"http://127.0.0.1:{sandbox_port}",
-                         webhook_token, process)
+                         webhook_token, process, patterns=tuple(count_lines_with))
     ready = threading.Event()
 
     def read() -> None:
@@ -153,6 +165,9 @@ def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = 
         for line in process.stdout:
             stack.lines.append(line)
             stack.line_count += 1
+            for pattern in stack.patterns:
+                if pattern in line:
+                    stack.pattern_counts[pattern] += 1
             if line.strip() == READY_LINE:
                 ready.set()
         ready.set()

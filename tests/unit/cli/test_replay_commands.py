@@ -32,6 +32,7 @@ def _dead_letter(local_resources, body: str, *, dedup: str, reason: str | None =
 
 
 def _drain(local_resources, logical_id: str) -> list[dict]:
+    """Every message of the queue, received and deleted."""
     sqs = local_resources.client("sqs")
     found: list[dict] = []
     while True:
@@ -40,6 +41,8 @@ def _drain(local_resources, logical_id: str) -> list[dict]:
         if not batch:
             return found
         found.extend(batch)
+        for message in batch:  # a FIFO group hands out its next messages once these are gone
+            sqs.delete_message(QueueUrl=local_resources.queue_url(logical_id), ReceiptHandle=message["ReceiptHandle"])
 
 
 def test_operations_dead_letters_go_back_unless_they_would_be_refused_again(local_resources, run_cli):
