@@ -26,11 +26,11 @@ from typing import Any
 from bench.isolated import ROOT, BenchFailure, clean_environment, run_isolated
 
 SECTIONS = ("counting", "timing", "cold", "sizes", "local")
-# Counts of AWS requests and units are deterministic per event type (3 of each of the 20 types is plenty); the
+# Counts of AWS requests and units are deterministic per event type (2 of each of the 20 types is plenty); the
 # timings are where the samples matter.
-FULL = {"deliveries": 60, "lifecycles": 3, "operations": 10, "iterations": 1000, "warmup": 100, "cold_runs": 5,
-        "local_seconds": 15.0, "local_threads": 4, "local_operations": 20, "local_pace": 0.5}
-QUICK = {"deliveries": 40, "lifecycles": 3, "operations": 6, "iterations": 300, "warmup": 50, "cold_runs": 2,
+FULL = {"deliveries": 40, "lifecycles": 3, "operations": 10, "iterations": 1000, "warmup": 100, "cold_runs": 7,
+        "local_seconds": 15.0, "local_threads": 4, "local_operations": 16, "local_pace": 0.5}
+QUICK = {"deliveries": 20, "lifecycles": 2, "operations": 4, "iterations": 300, "warmup": 50, "cold_runs": 3,
          "local_seconds": 5.0, "local_threads": 4, "local_operations": 8, "local_pace": 0.3}
 
 
@@ -61,7 +61,7 @@ def run_timing(settings: dict[str, Any], work: Path) -> dict[str, Any]:
 
 
 def run_cold(settings: dict[str, Any], work: Path) -> dict[str, Any]:
-    log(f"cold imports ({settings['cold_runs']} runs each)")
+    log(f"cold imports ({settings['cold_runs']} runs of boto3, the receiver and the baseline)")
     return run_isolated("bench.cold_imports", ["--runs", str(settings["cold_runs"])], timeout=900)
 
 

@@ -9,10 +9,10 @@ botocore would pick up and which no Lambda has): the function's code directory (
 then boto3 at the virtualenv's version (the runtime's own copy); ``-S`` keeps site-packages out. Module-level setup runs because each function's environment
 is the template's, resolved against made-up resource names (``BILLOPS_ENV=dev``, AWS pointed at a closed loopback
 port so that an import which called AWS would fail, not wait). Both the wall time and the process's CPU time of the import are kept; on a shared machine the wall time also counts
-waiting for a CPU, so the target (receiver vs boto3) is judged on CPU time, and both are reported. Each probe runs
-``runs`` times, interleaved
-with the other targets' runs so that a busy neighbour on the machine slows every target alike (after one untimed
-run that writes the bytecode caches); the median is reported, with the runs.
+waiting for a CPU, so the target (receiver vs boto3) is judged on CPU time, and both are reported. Bytecode caches
+are written first (compileall), so no run compiles. boto3, the receiver and the baseline run ``runs`` times, the
+other functions half as many (at least 3), interleaved round by round so that a busy neighbour on the machine slows
+every target alike; the median is reported, with the runs.
 
 For the two webhook receivers the probe then also times the *first delivery* in the same interpreter, with the AWS
 transport stubbed (bench.hot_path_timing.FakeAws): modules imported lazily on the first request (billops loads the
@@ -200,18 +200,31 @@ def attribute_importtime(stderr: str, top: int = 10) -> list[dict[str, Any]]:
     return [{"package": name, "self_ms": round(ms, 2)} for name, ms in ranked]
 
 
+def _compile(paths: list[Path]) -> None:
+    """Write every bytecode cache the probes will read (and bring the files into the page cache), so that no probe
+    pays for compiling and none needs an untimed warm-up run."""
+    import compileall
+
+    for path in paths:
+        compileall.compile_dir(str(path), quiet=2, workers=1)
+
+
 def measure(runs: int) -> dict[str, Any]:
     import os
 
     site = lambda_site()
     targets = _targets()
+    _compile([LAYER_DIR, site, *{Path(t["code_dir"]) for t in targets if t["kind"] != "floor"}])
     load_before = os.getloadavg()
-    for target in targets:
-        _probe(target, site)  # bytecode caches written, files in the page cache
+    # The targets that are compared (boto3, the receiver, the baseline) get ``runs`` runs; the other functions,
+    # reported for information, half as many (at least 3): a full run must stay within minutes on two cores.
+    wanted = {t["name"]: runs if (t["kind"] != "function" or t["first_delivery"]) else max(3, runs // 2)
+              for t in targets}
     samples: dict[str, list[dict[str, float]]] = {target["name"]: [] for target in targets}
-    for _ in range(runs):
+    for round_number in range(max(wanted.values())):
         for target in targets:
-            samples[target["name"]].append(_probe(target, site)[0])
+            if round_number < wanted[target["name"]]:
+                samples[target["name"]].append(_probe(target, site)[0])
     results = []
     for target in targets:
         entry = {key: target[key] for key in ("name", "kind", "module") if key in target}
@@ -241,7 +254,7 @@ def measure(runs: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cold_imports")
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--runs", type=int, default=7, help="runs of boto3, the receiver and the baseline")
     parser.add_argument("--result", required=True)
     arguments = parser.parse_args(argv)
     write_result(arguments.result, measure(arguments.runs))

@@ -396,7 +396,8 @@ def render_report(results: Mapping[str, Any]) -> str:
     add("## Cold imports\n")
     cold = results.get("cold_imports")
     if cold:
-        add(f"Each handler module imported in a fresh interpreter ({cold['runs']} runs, interleaved, median; Python "
+        add(f"Each handler module imported in a fresh interpreter ({cold['runs']} runs for boto3, the receiver and the "
+            "baseline, at least 3 for the other functions; interleaved; median; Python "
             f"{cold['python']}), on Lambda's import path (function code, then the layer's packages, then boto3) "
             "with its template environment so module-level setup runs. The machine was shared: load average "
             f"{_load(cold.get('load_average_before'))} before, {_load(cold.get('load_average_after'))} after: the "

@@ -31,6 +31,8 @@ OPERATIONS_TABLE = "billops-local-OperationsTable"
 OPERATIONS_QUEUE = "billops-local-OperationsQueue.fifo"
 OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
 KEPT_LINES = 4000
+PURGEABLE_TAP = {"MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"}
+"""moto refuses a second PurgeQueue within 60 s by default; DomainEventsPurger needs it more often."""
 
 
 try:
@@ -202,3 +204,31 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.5, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not reached within {timeout:.0f} s")
         time.sleep(interval)
+
+
+class DomainEventsPurger:
+    """The stack copies every domain event (one SubscriptionChanged per fold) to a tap queue nobody reads here;
+    moto's SQS counts a queue's messages on every send, so a queue growing by thousands slows the whole stack.
+    Purged every few seconds: start the stack with PURGEABLE_TAP in its settings (moto's 60 s limit lifted)."""
+
+    def __init__(self, stack) -> None:
+        self.sqs = stack.client("sqs")
+        self.url = self.sqs.get_queue_url(QueueName="billops-local-domain-events")["QueueUrl"]
+        self.stopping = threading.Event()
+        self.failures: list[str] = []
+        self.thread = threading.Thread(target=self._run, name="domain-events-purger", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(3):
+            try:
+                self.sqs.purge_queue(QueueUrl=self.url)
+            except Exception as error:  # noqa: BLE001 - best effort; the stack may be stopping
+                self.failures.append(type(error).__name__)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+        self.thread.join(10)

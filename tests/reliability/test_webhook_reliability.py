@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections import Counter
 
 import pytest
-from reliability_stack import EVENTS_TABLE, SUBSCRIPTIONS_TABLE, running_stack, wait_until
+from reliability_stack import (
+    EVENTS_TABLE,
+    PURGEABLE_TAP,
+    SUBSCRIPTIONS_TABLE,
+    DomainEventsPurger,
+    running_stack,
+    wait_until,
+)
 from webhook_traffic import build_traffic, clean_ordered_run, comparable, differences, post_like_ccbill
 
 DELIVERIES = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_DELIVERIES", "10000"))
@@ -36,34 +42,6 @@ DRAIN_TIMEOUT_SECONDS = 900
 TOKEN = "reliability-webhook-token"
 
 
-class DomainEventsPurger:
-    """The stack copies every domain event (one SubscriptionChanged per fold) to a tap queue nobody reads here;
-    moto's SQS counts a queue's messages on every send, so a queue growing by thousands slows the whole stack.
-    Purged every few seconds (moto's 60 s purge limit is lifted for this stack)."""
-
-    def __init__(self, stack) -> None:
-        self.sqs = stack.client("sqs")
-        self.url = self.sqs.get_queue_url(QueueName="billops-local-domain-events")["QueueUrl"]
-        self.stopping = threading.Event()
-        self.failures: list[str] = []
-        self.thread = threading.Thread(target=self._run, name="domain-events-purger", daemon=True)
-
-    def _run(self) -> None:
-        while not self.stopping.wait(3):
-            try:
-                self.sqs.purge_queue(QueueUrl=self.url)
-            except Exception as error:  # noqa: BLE001 - best effort; the stack may be stopping
-                self.failures.append(type(error).__name__)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stopping.set()
-        self.thread.join(10)
-
-
 @pytest.fixture
 def faulty_stack(tmp_path):
     report = tmp_path / "dynamodb-faults.json"
@@ -72,7 +50,7 @@ def faulty_stack(tmp_path):
         "BILLOPS_LOCAL_DYNAMODB_FAULTS_REPORT": str(report),
         "BILLOPS_LOCAL_SCHEDULE_SECONDS": "0",  # no reconciliation job: nothing but webhooks writes subscriptions
         "BILLOPS_LOCAL_VISIBILITY_TIMEOUT_SECONDS": "1",
-        "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false",
+        **PURGEABLE_TAP,
     }
     for stack in running_stack("webhooks", settings, webhook_token=TOKEN):
         stack.fault_report = report
