@@ -284,6 +284,23 @@ def render_report(results: Mapping[str, Any]) -> str:
             "`billops.webhooks.event_models` at module level would move them into the INIT phase, which has been "
             "observed to run without the memory-proportional CPU cap, at the price of a higher cold-import "
             "figure).\n")
+    cold_target = _get(costs, "targets", "receiver_cold_import_under_1_5x_boto3")
+    if cold_target and cold_target.get("import_plus_first_delivery_ratio") and \
+            cold_target["import_plus_first_delivery_ratio"] > cold_target["limit_ratio"]:
+        baseline_cold = next((t for t in _get(results, "cold_imports", "targets", default=[]) or []
+                              if t["name"] == "Baseline (Powertools tutorial)"), None)
+        baseline_ratio = ""
+        if baseline_cold and baseline_cold.get("first_delivery_cpu_ms") is not None and cold_target["boto3"]:
+            total = baseline_cold["import_cpu_ms"] + baseline_cold["first_delivery_cpu_ms"]
+            baseline_ratio = f" (the baseline: {total / cold_target['boto3']:.2f}x)"
+        add("### The cold-import target passes on the import alone\n")
+        add(f"The receiver imports in {cold_target['ratio']:.2f}x a bare `import boto3`, but it loads the pydantic "
+            "models of all 20 event types (`billops.webhooks.event_models`) on its first delivery, so a new "
+            f"container's import + first delivery is {cold_target['import_plus_first_delivery_ratio']:.2f}x boto3"
+            f"{baseline_ratio}, and that part runs in the INVOKE phase at the 256 MB CPU share. Proposal (not made): "
+            "build only the model of the delivery's type on first use (a module or a cached `TypeAdapter` per "
+            "type, or pydantic's `defer_build=True` on the models), so a cold container pays for one model, not "
+            "twenty.\n")
     full = _get(costs, "breakdowns", "ours_full")
     fold = _get(costs, "breakdowns", "projector")
     if full and fold:

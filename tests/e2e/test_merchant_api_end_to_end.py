@@ -379,9 +379,7 @@ def test_the_event_actions_header_switches_off_one_requests_domain_events(api, l
     assert refused.status_code == 400 and refused.json()["param"] == "billops-event-actions"
 
 
-@pytest.mark.xfail(reason="issue 5 in progress: an allow_upgrade link's operation is not yet created where "
-                          "GET /v1/operations/{id} looks for it (404); tracked in the issue 5 closing note")
-def test_upgrade_links(api):
+def test_enc_upgrade_links(api):
     subscription_id = api.new_subscription()
     headers = {"Idempotency-Key": idempotency_key("link")}
     link = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers)
@@ -397,11 +395,18 @@ def test_upgrade_links(api):
     assert replay.json() == link.json() and replay.headers["Idempotent-Replayed"] == "true"
     assert api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
                     data={"method": "allow_upgrade"}).status_code == 409
-
-    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"})
-    assert allow.status_code == 200, allow.text
-    operation_id = allow.json()["upgrade_link"]["operation_id"]
-    assert api.wait_for_operation(operation_id, ("in_progress", "failed"))["status"] == "in_progress"
     refused = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "paypal"})
     assert refused.status_code == 400 and refused.json()["param"] == "method"
 
+
+@pytest.mark.xfail(reason="billops.upgrade_page.upgrade_links only enqueues the allowUpgrade operation, so its "
+                          "operation_id is 404 until the worker takes the message (a busy queue: a while); "
+                          "billops.merchant_api.operation_requests.record_and_queue records it first - to be "
+                          "used there")
+def test_an_allow_upgrade_links_operation_can_be_followed_at_once(api):
+    subscription_id = api.new_subscription()
+    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"})
+    assert allow.status_code == 200, allow.text
+    operation_id = allow.json()["upgrade_link"]["operation_id"]
+    assert api.get(f"/v1/operations/{operation_id}").status_code == 200, "the operation exists when it is named"
+    assert api.wait_for_operation(operation_id, ("in_progress", "failed"))["status"] == "in_progress"

@@ -48,7 +48,7 @@ from billops_local.webhook_samples import (
     sample_fields,
     webhook_query,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from reliability_stack import running_stack
 
@@ -66,7 +66,9 @@ WITH_FIXTURES = settings(FAST, suppress_health_check=[HealthCheck.too_slow, Heal
                                                       HealthCheck.function_scoped_fixture])
 OVER_HTTP = settings(max_examples=max(20, EXAMPLES // 3), deadline=timedelta(seconds=30), database=None,
                      suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                            HealthCheck.function_scoped_fixture])
+                                            HealthCheck.function_scoped_fixture],
+                     # No shrinking over HTTP (minutes per failure): the failing request is reported as found.
+                     phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 _counts: dict[str, int] = {}
 
@@ -326,6 +328,7 @@ PATHS = st.one_of(st.sampled_from(["/webhooks/ccbill", "/webhooks/ccbill", "/web
                   st.text(st.characters(codec="ascii", exclude_characters="?#"), max_size=30).map(lambda p: "/" + p))
 
 
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
 @WITH_FIXTURES
 @given(data=st.data())
 def test_receiver_handler_never_answers_5xx(receiver, lambda_context, data):
@@ -382,6 +385,15 @@ def _concrete(path: str, draw: st.DrawFn) -> str:
     return "/" + "/".join(parts)
 
 
+def _sendable(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return value == value.strip() and not any(ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+@pytest.mark.timeout(900)
 @OVER_HTTP
 @given(data=st.data())
 def test_every_route_of_the_local_stack_answers_without_5xx(fuzz_stack, data):
@@ -401,6 +413,8 @@ def test_every_route_of_the_local_stack_answers_without_5xx(fuzz_stack, data):
                                                               "Idempotency-Key", "chargebee-event-actions"]),
                                              st.text(st.characters(codec="latin-1", exclude_categories=["Cc"]),
                                                      max_size=40), max_size=3)))
+    # What an HTTP client can send at all (http.client: latin-1, no control characters, no edge whitespace).
+    headers = {name: value for name, value in headers.items() if _sendable(value)}
     answer = requests.request(method, f"{fuzz_stack.api_url}{path}?{urlencode(query)}", data=body,
                               headers=headers, timeout=25)
     _count(f"http_{answer.status_code}")
@@ -447,6 +461,7 @@ atheris.Fuzz()
 '''
 
 
+@pytest.mark.timeout(600)
 def test_atheris_over_the_intake(tmp_path):
     import importlib.util
 

@@ -75,7 +75,7 @@ def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(fault
         drain_started = time.monotonic()
         try:
             wait_until(lambda: _projected_counts(faulty_stack) == expected_counts, DRAIN_TIMEOUT_SECONDS,
-                       interval=5, what="the stream projector to fold every stored delivery")
+                       interval=10, what="the stream projector to fold every stored delivery")
         finally:
             drain_seconds = time.monotonic() - drain_started
     faults = json.loads(faulty_stack.fault_report.read_text())

@@ -282,3 +282,23 @@ def test_upgrade_links(merchant_api):
     ops.deliver_webhooks()
     expired = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link")
     assert expired.status == 409 and expired.body["api_error_code"] == "invalid_state_for_request"
+
+
+def test_record_and_queue_makes_an_operation_that_can_be_looked_up_at_once(merchant_api):
+    """For callers outside the API's routes (an allowUpgrade link's operation): recorded before it is queued."""
+    from billops.merchant_api.operation_requests import record_and_queue
+
+    ops = merchant_api.ops
+    subscription_id = ops.new_subscription()
+    message = {"operation_type": "upgrade", "subscription_id": subscription_id,
+               "idempotency_key": "upgrade-link:nonce-1", "client_subacc": "0000",
+               "parameters": {"method": "allow_upgrade", "upgrade": "gold"}}
+    record = record_and_queue(message, sqs=ops.sqs)
+    assert record["operation_id"] == operation_id_for("upgrade-link:nonce-1") and record["status"] == "queued"
+    found = merchant_api.call("GET", f"/v1/operations/{record['operation_id']}")
+    assert found.status == 200 and found.body["operation"]["status"] == "queued"
+    assert record_and_queue(message, sqs=ops.sqs)["operation_id"] == record["operation_id"]
+    assert ops.queue_depth() == 1, "the repeat is dropped by SQS's deduplication"
+    ops.work()
+    assert merchant_api.call("GET", f"/v1/operations/{record['operation_id']}").body["operation"][
+        "status"] == "in_progress"

@@ -223,33 +223,10 @@ class OperationRequests:
         record = new_record(message, self.clock(), max_attempts=self.settings.max_attempts)
         self._validate(record, subscription, facts, parameters)
 
-        if not self.table.create(record):
-            current = self.table.get(record["operation_id"])
-            if current is None:  # records are never deleted: a storage fault
-                raise failures.service_unavailable()
-            return self._replay(current, message)
-        logger.info("operation requested through the API", extra={
-            "operation_id": record["operation_id"], "operation_type": record["operation_type"],
-            "subscription_id": record["subscription_id"], "status": record["status"]})
-        if record["status"] == states.QUEUED:
-            self._send(message, record["operation_id"])
-        return Submitted(record, replayed=False)
+        return _record_and_send(self.table, record, message, self.settings, self.sqs)
 
     def _replay(self, existing: dict[str, Any], message: AnyOperationMessage) -> Submitted:
-        if existing.get("request_hash") != request_hash(message):
-            raise failures.idempotency_conflict()
-        if existing.get("status") == states.QUEUED and not int(existing.get("attempt") or 0):
-            # Perhaps the first send failed (the client was answered 500 and repeats): send it again. A duplicate
-            # is harmless - SQS drops it within 5 minutes, and the worker finds the record afterwards.
-            self._send(message, existing["operation_id"])
-        return Submitted(existing, replayed=True)
-
-    def _send(self, message: AnyOperationMessage, operation_id: str) -> None:
-        try:
-            enqueue(message, queue_url=self.settings.queue_url, sqs=self.sqs)
-        except Exception:
-            logger.exception("the operation is recorded but could not be queued", extra={"operation_id": operation_id})
-            raise failures.service_unavailable() from None
+        return _replay(self.table, existing, message, self.settings, self.sqs)
 
     # --- the message ----------------------------------------------------------------------------------------------
 
@@ -355,6 +332,62 @@ class OperationRequests:
         except CCBillConfigurationError:
             logger.exception("the CCBill client's configuration is broken")
             raise failures.service_unavailable() from None
+
+
+# --- recording and queueing (also for other callers: an allowUpgrade link's operation) -----------------------------
+
+
+def _record_and_send(table: OperationsTable, record: dict[str, Any], message: AnyOperationMessage,
+                     settings: OperationSettings, sqs: Any) -> Submitted:
+    if not table.create(record):
+        current = table.get(record["operation_id"])
+        if current is None:  # records are never deleted: a storage fault
+            raise failures.service_unavailable()
+        return _replay(table, current, message, settings, sqs)
+    logger.info("operation recorded", extra={
+        "operation_id": record["operation_id"], "operation_type": record["operation_type"],
+        "subscription_id": record["subscription_id"], "status": record["status"]})
+    if record["status"] == states.QUEUED:
+        _send(message, record["operation_id"], settings, sqs)
+    return Submitted(record, replayed=False)
+
+
+def _replay(table: OperationsTable, existing: dict[str, Any], message: AnyOperationMessage,
+            settings: OperationSettings, sqs: Any) -> Submitted:
+    if existing.get("request_hash") != request_hash(message):
+        raise failures.idempotency_conflict()
+    if existing.get("status") == states.QUEUED and not int(existing.get("attempt") or 0):
+        # Perhaps the first send failed (the client was answered 500 and repeats): send it again. A duplicate is
+        # harmless - SQS drops it within 5 minutes, and the worker finds the record afterwards.
+        _send(message, existing["operation_id"], settings, sqs)
+    return Submitted(existing, replayed=True)
+
+
+def _send(message: AnyOperationMessage, operation_id: str, settings: OperationSettings, sqs: Any) -> None:
+    try:
+        enqueue(message, queue_url=settings.queue_url, sqs=sqs)
+    except Exception:  # botocore's errors or a missing URL: the record waits, the client repeats the request
+        logger.exception("the operation is recorded but could not be queued", extra={"operation_id": operation_id})
+        raise failures.service_unavailable() from None
+
+
+def record_and_queue(message: AnyOperationMessage | Mapping[str, Any], *, table: OperationsTable | None = None,
+                     settings: OperationSettings | None = None, sqs: Any = None,
+                     clock: Callable[[], datetime] = utc_now) -> dict[str, Any]:
+    """Record an operation ``queued`` (``scheduled`` for a future run_at), then put its message on the queue: what
+    every operation POST of the API does, for other callers whose answer names an operation that must be found at
+    once (an allowUpgrade upgrade link: billops.upgrade_page.upgrade_links only enqueues, so its operation_id is 404
+    until the worker has taken the message). Returns the record - the existing one for the same request again.
+    Raises MessageInvalid for a bad message, MerchantApiError 409 for a key used for another request, 500 when the
+    send failed (calling again with the same message sends it again)."""
+    from billops.operations.operation_settings import operation_settings_from_env
+
+    if isinstance(message, Mapping):
+        message = parse_message(dict(message))
+    settings = settings or operation_settings_from_env()
+    table = table or OperationsTable(settings.operations_table)
+    record = new_record(message, clock(), max_attempts=settings.max_attempts)
+    return _record_and_send(table, record, message, settings, sqs).record
 
 
 def _refusal(param: str | None, message: str, code: int | None, given: Mapping[str, Any]
