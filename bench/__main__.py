@@ -92,7 +92,9 @@ def template_facts() -> dict[str, Any]:
     for resource in resources.values():
         counts[resource["Type"]] = counts.get(resource["Type"], 0) + 1
     access_log = (((resources.get("HttpApi") or {}).get("Properties") or {}).get("AccessLogSettings") or {})
-    return {"resource_counts": counts, "access_log_format": access_log.get("Format")}
+    levels = {name: (((resource.get("Properties") or {}).get("LoggingConfig") or {}).get("SystemLogLevel"))
+              for name, resource in resources.items() if resource["Type"] == "AWS::Serverless::Function"}
+    return {"resource_counts": counts, "access_log_format": access_log.get("Format"), "system_log_levels": levels}
 
 
 def storage_and_fixed(results: dict[str, Any], facts: dict[str, Any]) -> tuple[dict, dict]:
@@ -102,7 +104,7 @@ def storage_and_fixed(results: dict[str, Any], facts: dict[str, Any]) -> tuple[d
     ours = (results.get("counting") or {}).get("ours") or {}
     base = (results.get("counting") or {}).get("baseline") or {}
     if ours.get("stored_bytes_per_item"):
-        storage["billops events table (item + by_received_day entry, PITR on)"] = storage_per_month(
+        storage["billops events table (item, no index, PITR on)"] = storage_per_month(
             ours["stored_bytes_per_item"], pitr=True)
     if base.get("stored_bytes_per_item"):
         storage["baseline events table (item; idempotency records expire after 1 h)"] = storage_per_month(
@@ -216,7 +218,8 @@ def finish(results: dict[str, Any], out: Path, *, elapsed: float) -> None:
 
         results["costs"] = costs_from_measurements({
             "counting": results["counting"], "timing": results["timing"],
-            "cold_imports": results.get("cold_imports"), "access_log_format": facts["access_log_format"]})
+            "cold_imports": results.get("cold_imports"), "access_log_format": facts["access_log_format"],
+            "system_log_levels": facts["system_log_levels"]})
     else:
         results.pop("costs", None)
         results["not_measured"]["costs"] = "needs the counting and timing sections"

@@ -229,6 +229,25 @@ class RequestLedger:
                 return
             call.write_units_table = cost.table_units
             call.write_units_indexes = dict(cost.index_units)
+        elif operation == "BatchWriteItem" and call.status == 200:
+            # Puts only (the delivery log): each costs its item's size, as a PutItem would (a retried batch rewrites
+            # the same item, so the old item's size is the new one's); unprocessed items were not written.
+            unprocessed = parsed.get("UnprocessedItems") or {}
+            call.write_units_table, call.write_units_indexes, call.item_bytes = 0, {}, 0
+            for table_name, requests in (request.get("RequestItems") or {}).items():
+                call.table = table_name
+                table = self.table(table_name)
+                left = len(unprocessed.get(table_name) or [])
+                for entry in requests[:len(requests) - left]:
+                    item = (entry.get("PutRequest") or {}).get("Item")
+                    if item is None:
+                        call.error = call.error or "units-not-modelled"
+                        continue
+                    cost = units.write_cost(table, None, item, succeeded=True)
+                    call.write_units_table += cost.table_units
+                    for name, value in cost.index_units.items():
+                        call.write_units_indexes[name] = call.write_units_indexes.get(name, 0) + value
+                    call.item_bytes += units.item_size(item)
         elif operation == "GetItem" and call.status == 200:
             item = _wire(parsed.get("Item"))
             call.item_bytes = units.item_size(item)

@@ -106,6 +106,12 @@ PLATFORM_LOG_LINES = (
 PLATFORM_LOG_BYTES = sum(len(line.encode()) for line in PLATFORM_LOG_LINES)
 
 
+def platform_log_bytes(system_log_level: str | None) -> int:
+    """What Lambda's own lines cost per invocation: START/END/REPORT are INFO-level system logs, which a function
+    with the JSON log format and SystemLogLevel WARN does not send (its errors, timeouts and crashes still are)."""
+    return 0 if (system_log_level or "").upper() == "WARN" else PLATFORM_LOG_BYTES
+
+
 def cpu_scale(memory_mb: int) -> float:
     return max(1.0, FULL_VCPU_MB / memory_mb)
 
@@ -200,7 +206,8 @@ def webhook_cost(label: str, *, api_per_million: float, api_log_bytes: float, me
                  duration_ms: float, write_units: float, read_units: float = 0.0,
                  billed_requests: Mapping[str, float] | None = None, handler_log_bytes: float,
                  cold_start_ms: float = 0.0, cold_start_requests: Mapping[str, float] | None = None,
-                 assumptions: Assumptions = ASSUMPTIONS, prices: Prices = PRICES) -> CostBreakdown:
+                 platform_bytes: float = PLATFORM_LOG_BYTES, assumptions: Assumptions = ASSUMPTIONS,
+                 prices: Prices = PRICES) -> CostBreakdown:
     """Per million deliveries through API Gateway and one receiver invocation each."""
     breakdown = CostBreakdown(label, 1_000_000, "webhook")
     breakdown.items.append(LineItem("API Gateway", 1, "requests", api_per_million / 1e6))
@@ -210,7 +217,7 @@ def webhook_cost(label: str, *, api_per_million: float, api_log_bytes: float, me
     breakdown.items.extend(invocation_items(
         "", invocations=1, memory_mb=memory_mb, duration_ms=duration_ms, write_units=write_units,
         read_units=read_units, billed_requests=non_dynamodb(billed_requests or {}),
-        log_bytes=handler_log_bytes + PLATFORM_LOG_BYTES, prices=prices))
+        log_bytes=handler_log_bytes + platform_bytes, prices=prices))
     if cold_start_ms or cold_start_requests:
         rate = assumptions.cold_start_rate
         init = rate * gb_seconds(memory_mb, cold_start_ms)
@@ -236,25 +243,25 @@ def floor_cost(item_write_units: float, *, assumptions: Assumptions = ASSUMPTION
 
 def projector_cost(*, memory_mb: int, duration_ms: float, write_units: float, read_units: float,
                    billed_requests: Mapping[str, float], log_bytes: float, invocations_per_record: float = 1.0,
-                   prices: Prices = PRICES) -> CostBreakdown:
+                   platform_bytes: float = PLATFORM_LOG_BYTES, prices: Prices = PRICES) -> CostBreakdown:
     """Per million deliveries folded by the projector (stream reads by Lambda are free)."""
     breakdown = CostBreakdown("Projector", 1_000_000, "webhook")
     breakdown.items.extend(invocation_items(
         "Projector: ", invocations=invocations_per_record, memory_mb=memory_mb, duration_ms=duration_ms,
         write_units=write_units, read_units=read_units, billed_requests=non_dynamodb(billed_requests),
-        log_bytes=invocations_per_record * (log_bytes + PLATFORM_LOG_BYTES), prices=prices))
+        log_bytes=invocations_per_record * (log_bytes + platform_bytes), prices=prices))
     return breakdown
 
 
 def operations_cost(*, memory_mb: int, invocations_per_operation: float, duration_ms: float, write_units: float,
                     read_units: float, billed_requests: Mapping[str, float], log_bytes_per_invocation: float,
-                    prices: Prices = PRICES) -> CostBreakdown:
+                    platform_bytes: float = PLATFORM_LOG_BYTES, prices: Prices = PRICES) -> CostBreakdown:
     """Per thousand operations: the sender's and Lambda's SQS requests, the worker, its DynamoDB and events."""
     breakdown = CostBreakdown("Operations", 1_000, "operation")
     breakdown.items.extend(invocation_items(
         "", invocations=invocations_per_operation, memory_mb=memory_mb, duration_ms=duration_ms,
         write_units=write_units, read_units=read_units, billed_requests=non_dynamodb(billed_requests),
-        log_bytes=invocations_per_operation * (log_bytes_per_invocation + PLATFORM_LOG_BYTES), prices=prices))
+        log_bytes=invocations_per_operation * (log_bytes_per_invocation + platform_bytes), prices=prices))
     return breakdown
 
 
@@ -311,7 +318,7 @@ def _cold_extra_requests(counting: Mapping) -> dict[str, float]:
 
 def _receiver_breakdown(label: str, *, counting: Mapping, timing: Mapping, cold: Mapping | None, phase: str,
                         api_per_million: float, api_log_bytes: float, assumptions: Assumptions,
-                        prices: Prices) -> tuple[CostBreakdown, float]:
+                        prices: Prices, platform_bytes: float = PLATFORM_LOG_BYTES) -> tuple[CostBreakdown, float]:
     memory = int(timing["memory_mb"])
     figures = counting[phase]
     duration = lambda_duration_ms(timing[phase]["cpu_ms"]["mean"], memory, figures["requests_per_unit"],
@@ -325,7 +332,7 @@ def _receiver_breakdown(label: str, *, counting: Mapping, timing: Mapping, cold:
         duration_ms=duration, write_units=figures["write_units_per_unit"], read_units=figures["read_units_per_unit"],
         billed_requests=figures["billed_units_per_unit"], handler_log_bytes=timing[phase]["log_bytes_per_delivery"],
         cold_start_ms=cold_ms, cold_start_requests=_cold_extra_requests(counting) if cold else None,
-        assumptions=assumptions, prices=prices)
+        platform_bytes=platform_bytes, assumptions=assumptions, prices=prices)
     return breakdown, duration
 
 
@@ -334,7 +341,8 @@ def costs_from_measurements(measured: Mapping, assumptions: Assumptions = ASSUMP
     """Cost breakdowns, modelled durations, target checks and what-ifs from bench's measurements.
 
     ``measured`` holds ``counting`` (ours, baseline, projector, operations), ``timing`` (ours, baseline),
-    optionally ``cold_imports`` (its ``targets``) and ``access_log_format`` (the template's HTTP API format)."""
+    optionally ``cold_imports`` (its ``targets``), ``access_log_format`` (the template's HTTP API format) and
+    ``system_log_levels`` (each function's LoggingConfig.SystemLogLevel; the baseline keeps Lambda's default)."""
     counting, timing = measured["counting"], measured["timing"]
     cold_targets = {t["name"]: t for t in (measured.get("cold_imports") or {}).get("targets", [])}
     access_log_bytes = (len(render_access_log(measured["access_log_format"], ACCESS_LOG_SAMPLE).encode())
@@ -342,15 +350,20 @@ def costs_from_measurements(measured: Mapping, assumptions: Assumptions = ASSUMP
     out: dict = {"assumptions": asdict(assumptions), "prices": asdict(prices), "price_sources": PRICE_SOURCES,
                  "prices_checked": PRICES_CHECKED, "platform_log_bytes": PLATFORM_LOG_BYTES,
                  "access_log_bytes": access_log_bytes, "breakdowns": {}, "durations_ms": {}}
+    levels = measured.get("system_log_levels") or {}
+    platform = {name: platform_log_bytes(levels.get(name)) for name in
+                ("WebhookReceiverFunction", "SubscriptionProjectorFunction", "OperationWorkerFunction")}
+    out["platform_log_bytes_by_function"] = platform
 
     ours_new, ours_ms = _receiver_breakdown(
         "billops (intake)", counting=counting["ours"], timing=timing["ours"],
         cold=cold_targets.get("WebhookReceiverFunction"), phase="new", api_per_million=prices.http_api_per_million,
-        api_log_bytes=access_log_bytes, assumptions=assumptions, prices=prices)
+        api_log_bytes=access_log_bytes, assumptions=assumptions, prices=prices,
+        platform_bytes=platform["WebhookReceiverFunction"])
     ours_dup, ours_dup_ms = _receiver_breakdown(
         "billops (duplicates)", counting=counting["ours"], timing=timing["ours"], cold=None, phase="duplicate",
         api_per_million=prices.http_api_per_million, api_log_bytes=access_log_bytes, assumptions=assumptions,
-        prices=prices)
+        prices=prices, platform_bytes=platform["WebhookReceiverFunction"])
     base_new, base_ms = _receiver_breakdown(
         "Baseline (Powertools tutorial)", counting=counting["baseline"], timing=timing["baseline"],
         cold=cold_targets.get("Baseline (Powertools tutorial)"), phase="new",
@@ -375,7 +388,8 @@ def costs_from_measurements(measured: Mapping, assumptions: Assumptions = ASSUMP
         out["durations_ms"]["projector"] = duration
         fold = projector_cost(memory_mb=memory, duration_ms=duration, write_units=per["write_units_per_unit"],
                               read_units=per["read_units_per_unit"], billed_requests=per["billed_units_per_unit"],
-                              log_bytes=projector["log_bytes_per_invocation"], prices=prices)
+                              log_bytes=projector["log_bytes_per_invocation"],
+                              platform_bytes=platform["SubscriptionProjectorFunction"], prices=prices)
         out["breakdowns"]["projector"] = fold.as_dict()
         full = CostBreakdown("billops (intake + projection)", 1_000_000, "webhook", ours_new.items + fold.items)
         out["breakdowns"]["ours_full"] = full.as_dict()
@@ -398,7 +412,8 @@ def costs_from_measurements(measured: Mapping, assumptions: Assumptions = ASSUMP
         ops = operations_cost(memory_mb=memory, invocations_per_operation=operations["batches_per_operation"],
                               duration_ms=duration, write_units=worker["write_units_per_unit"],
                               read_units=worker["read_units_per_unit"], billed_requests=billed,
-                              log_bytes_per_invocation=operations["log_bytes_per_invocation"], prices=prices)
+                              log_bytes_per_invocation=operations["log_bytes_per_invocation"],
+                              platform_bytes=platform["OperationWorkerFunction"], prices=prices)
         out["breakdowns"]["operations"] = ops.as_dict()
 
     # Targets and what the misses are made of.

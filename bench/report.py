@@ -258,32 +258,28 @@ def render_report(results: Mapping[str, Any]) -> str:
         "index, no log line.\n")
     what_if = costs.get("what_if") or {}
     cost_target = _get(costs, "targets", "cost_within_15pct_of_floor")
-    if cost_target and not cost_target["passed"]:
-        add("### Why the cost target is missed, and what would close the gap (proposals, not made)\n")
+    if cost_target:
+        platform = costs.get("platform_log_bytes_by_function") or {}
+        receiver_platform = platform.get("WebhookReceiverFunction", costs.get("platform_log_bytes"))
+        index_units = what_if.get("index_writes_per_million") or 0
+        add("### What billops pays beyond the floor\n")
         add(f"billops costs {money(cost_target['value'])} per million new webhooks against a floor of "
-            f"{money(cost_target['floor'])} ({cost_target['ratio']:.2f}x; the limit is 1.15x). What it pays beyond "
-            "the floor, per million:\n")
+            f"{money(cost_target['floor'])} ({cost_target['ratio']:.2f}x; the limit is 1.15x): the target "
+            f"{'passes' if cost_target['passed'] else 'is missed'}. What it pays beyond the floor, per million:\n")
         add(table(["line item", "billops", "floor", "beyond the floor"], gap_rows(costs)) + "\n")
-        add("The two largest levers:\n")
-        add(f"- **The `by_received_day` index**: every new delivery also writes an index entry, "
-            f"{money(what_if.get('index_writes_per_million'))} per million. Without it: "
-            f"{money(what_if.get('without_index_writes'))}. Proposal: drop the GSI and serve \"recent deliveries\" "
-            "from the stream (or a daily bucket item written by the projector), or keep it sparse (only quarantined "
-            "items carry `received_day`).")
+        add("How the intake gets there:\n")
+        add("- **No index on the intake path**: the events table has no secondary index, so a new delivery is one "
+            "conditional PutItem of the item and nothing else"
+            + (f" (index writes measured: {money(index_units)} per million)" if index_units else "")
+            + ". \"Recent deliveries\" (`GET /v1/events`, the CLI's quarantine list and projector dead-letter "
+            "replay) read the delivery log, which the projector writes with BatchWriteItem before it folds each "
+            "stream batch. That write is moved, not removed: it is in the projector's line below (intake + fold).")
         add(f"- **Log lines**: the receiver writes {number(what_if.get('handler_log_bytes_per_delivery'), 0)} bytes "
-            f"per delivery (one JSON info line and one EMF metrics document) on top of Lambda's START/END/REPORT "
-            f"({costs.get('platform_log_bytes')} bytes) and the API access log ({costs.get('access_log_bytes')} "
-            f"bytes); all logs: {money(what_if.get('logs_per_million'))} per million. Without the receiver's own "
-            f"lines: {money(what_if.get('without_handler_log_lines'))}. Proposal: log the success line at DEBUG "
-            "(keep WARN+ for rejections and failures) and publish `WebhookAccepted` from a metric filter or the "
-            "API's own metrics instead of one EMF document per delivery.")
-        add(f"- Both together: {money(what_if.get('without_both'))} per million "
-            f"({(what_if.get('without_both') or 0) / cost_target['floor']:.2f}x the floor). What remains is the "
-            "API access log, Lambda's own START/END/REPORT lines, the duration at 256 MB and cold starts (the "
-            "receiver's lazy model imports on its first delivery run at a 256 MB CPU share; importing "
-            "`billops.webhooks.event_models` at module level would move them into the INIT phase, which has been "
-            "observed to run without the memory-proportional CPU cap, at the price of a higher cold-import "
-            "figure).\n")
+            "of its own per new delivery (its success line is at DEBUG, and it publishes no metrics document for "
+            "an accepted delivery: the template's access-log metric filter counts them); Lambda's START/END/REPORT "
+            f"lines: {receiver_platform} bytes (JSON log format with SystemLogLevel WARN drops them); the API access "
+            f"log: {costs.get('access_log_bytes')} bytes. All logs: {money(what_if.get('logs_per_million'))} per "
+            "million.\n")
     cold_target = _get(costs, "targets", "receiver_cold_import_under_1_5x_boto3")
     if cold_target and cold_target.get("import_plus_first_delivery_ratio") and \
             cold_target["import_plus_first_delivery_ratio"] > cold_target["limit_ratio"]:

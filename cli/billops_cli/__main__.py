@@ -30,10 +30,11 @@ def _target_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     flag_default = argparse.SUPPRESS if suppress else False
     where = parser.add_argument_group("target and output")
     where.add_argument("--local", action="store_true", default=flag_default,
-                       help="the local stack of `make run` (the default): moto on $BILLOPS_AWS_PORT (5000), the API "
-                            "on $BILLOPS_API_PORT (3000)")
+                       help="the local stack of `make run` (the default unless $BILLOPS_STACK is set): moto on "
+                            "$BILLOPS_AWS_PORT (5000), the API on $BILLOPS_API_PORT (3000)")
     where.add_argument("--stack", default=default, metavar="NAME",
-                       help="a deployed CloudFormation stack (e.g. billops-dev); uses your AWS credentials")
+                       help="a deployed CloudFormation stack (e.g. billops-dev; default $BILLOPS_STACK); uses your "
+                            "AWS credentials")
     where.add_argument("--region", default=default, help="the stack's region (default: your AWS configuration's)")
     where.add_argument("--profile", default=default, help="the AWS profile to use with --stack")
     where.add_argument("--json", action="store_true", default=flag_default,

@@ -32,7 +32,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     listing = actions.add_parser("list", parents=[common], help="every key (never a secret)")
     listing.set_defaults(handler=list_keys)
 
-    revoke = actions.add_parser("revoke", parents=[common], help="revoke a key (it stops working at once)")
+    revoke = actions.add_parser("revoke", parents=[common],
+                                help="revoke a key (the API stops taking it within its key cache time, "
+                                     "BILLOPS_API_KEY_CACHE_SECONDS: 60 s)")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=revoke_key)
 

@@ -92,7 +92,16 @@ class Row:
         return {"line": self.line, "subscription_id": self.subscription_id, "idempotency_key": self.idempotency_key,
                 "operation_id": self.operation_id, "status": self.status, "record_status": self.record_status,
                 "escalated": self.escalated, "already_recorded": self.already_recorded, "reason": self.reason,
-                "code": self.code, "param": self.param, "plan": self.plan}
+                "code": self.code, "ccbill_meaning": self.ccbill_meaning, "param": self.param, "plan": self.plan}
+
+    @property
+    def ccbill_meaning(self) -> str | None:
+        """CCBill's own words for the result code behind a refusal or failure."""
+        if self.code is None:
+            return None
+        from billops.ccbill.result_codes import result_code
+
+        return result_code(self.code).meaning
 
 
 class _NoCalls:
@@ -498,6 +507,10 @@ def human_summary(document: dict[str, Any], rows: Sequence[Row], *, show: int) -
         lines.append(f"\nProblems ({len(problems)}" + (f", first {show}" if len(problems) > show else "") + "):")
         lines.append(render_table([_row_view(row) for row in problems[:show]],
                                   [*columns[:3], ("code", "code"), ("reason", "reason")], max_width=100))
+        codes = {row.code: row.ccbill_meaning for row in problems[:show] if row.code is not None}
+        if codes:
+            lines.append("\nCCBill's result codes above:")
+            lines.extend(f"  {code:>4}  {meaning}" for code, meaning in sorted(codes.items()))
     if document["dry_run"]:
         sending = [row for row in rows if row.status == "would_send"]
         if sending:

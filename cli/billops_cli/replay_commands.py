@@ -12,8 +12,9 @@
 * projector (ProjectorDeadLetterQueue): Lambda's on-failure records of stream batches the projector gave up on.
   They describe the batch (shard, first and last sequence number, arrival times), not its records: replay reads
   those records' keys from the events table's stream (kept 24 hours), or - when the stream no longer has them -
-  takes every delivery the events table received between the batch's arrival times (by_received_day index), reads
-  each delivery from the table and applies it through billops.subscriptions.projection as the projector does
+  takes every delivery received between the batch's arrival times (the delivery log table, which the projector
+  writes before it folds a batch), reads each delivery from the events table and applies it through
+  billops.subscriptions.projection as the projector does
   (the fold is idempotent: a delivery already in a history changes nothing), settling upgrade operations and
   publishing SubscriptionChanged like the projector. The record is deleted once every delivery is applied.
 
@@ -48,6 +49,7 @@ STREAM_GONE = frozenset({"TrimmedDataAccessException", "ResourceNotFoundExceptio
                          "ExpiredIteratorException"})
 ARRIVAL_MARGIN = timedelta(minutes=5)
 QUARANTINE_PREFIX = "quarantine#"
+QUARANTINED = "quarantined"  # the delivery log's outcome of a quarantined delivery
 QUARANTINE_LIST_ATTRIBUTES = ("pk", "record_type", "event_type", "reason", "param", "received_at", "raw_body_bytes",
                               "raw_body_truncated", "content_type", "query", "replayed_at", "replay_outcome",
                               "replayed_as", "replay_attempts", "last_replay_at")
@@ -123,7 +125,7 @@ def release(sqs: Any, queue_url: str, messages: Iterable[dict]) -> None:
                 try:
                     sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=entry["ReceiptHandle"],
                                                   VisibilityTimeout=0)
-                except Exception:  # noqa: BLE001, S112
+                except Exception:  # noqa: BLE001, S112  # nosec B112  # one failed release is harmless: its visibility runs out by itself
                     continue
 
 
@@ -420,44 +422,25 @@ def keys_from_stream(streams: Any, view: dict[str, Any], *, max_empty_pages: int
     return keys
 
 
-def keys_by_arrival(dynamodb: Any, events_table: str, view: dict[str, Any]) -> list[str]:
-    """Every delivery received between the batch's first and last arrival (with a margin): a superset of the
-    batch, harmless since the fold ignores what it has already applied."""
+def keys_by_arrival(dynamodb: Any, delivery_log_table: str, view: dict[str, Any]) -> list[str]:
+    """Every delivery received between the batch's first and last arrival (with a margin), from the delivery log
+    (the projector logs a batch before it folds it): a superset of the batch, harmless since the fold ignores what
+    it has already applied."""
     first = _parse_time(view.get("first_arrival"))
     last = _parse_time(view.get("last_arrival")) or first
     if first is None or last is None:
         raise CliError(f"the on-failure record {view.get('message_id')} has no arrival times; cannot find its "
                        "deliveries")
     start, stop = first - ARRIVAL_MARGIN, last + ARRIVAL_MARGIN
-    return [item["pk"] for item in _index_between(dynamodb, events_table, start, stop, "delivery")]
+    return [str(item["delivery_key"]) for item in _logged_between(dynamodb, delivery_log_table, start, stop)
+            if item.get("outcome") != QUARANTINED]
 
 
-def _index_between(dynamodb: Any, events_table: str, start: datetime, stop: datetime,
-                   record_type: str) -> list[dict[str, Any]]:
-    from billops.storage.events_table import from_dynamodb
+def _logged_between(dynamodb: Any, delivery_log_table: str, start: datetime, stop: datetime,
+                    outcome: str | None = None) -> list[dict[str, Any]]:
+    from billops.storage.delivery_log_table import DeliveryLogTable
 
-    start, stop = start.astimezone(UTC), stop.astimezone(UTC)
-    found: list[dict[str, Any]] = []
-    day = start.date()
-    while day <= stop.date():
-        kwargs: dict[str, Any] = {
-            "TableName": events_table,
-            "IndexName": "by_received_day",
-            "KeyConditionExpression": "received_day = :day AND received_at BETWEEN :start AND :stop",
-            "FilterExpression": "record_type = :type",
-            "ExpressionAttributeValues": {":day": {"S": day.isoformat()},
-                                          ":start": {"S": start.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
-                                          ":stop": {"S": stop.strftime("%Y-%m-%dT%H:%M:%S.%fZ")},
-                                          ":type": {"S": record_type}},
-        }
-        while True:
-            answer = dynamodb.query(**kwargs)
-            found.extend(from_dynamodb(item) for item in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                break
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        day += timedelta(days=1)
-    return sorted(found, key=lambda item: str(item.get("received_at") or ""))
+    return DeliveryLogTable(delivery_log_table, dynamodb).between(start, stop, outcome=outcome)
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -565,7 +548,7 @@ def _replay_projector(args: argparse.Namespace, target: Target, out: Output) -> 
             keys = keys_from_stream(streams, view)
             view["source"] = "stream"
         except StreamGone as gone:
-            keys = keys_by_arrival(dynamodb, replayer.events.table_name, view)
+            keys = keys_by_arrival(dynamodb, target.table("DeliveryLogTable"), view)
             view["source"] = f"events received between the arrival times ({gone})"
         view["keys"] = keys
         outcomes: dict[str, int] = {}
@@ -620,10 +603,11 @@ def list_quarantined(target: Target, since: datetime, *, include_replayed: bool,
                      limit: int) -> list[dict[str, Any]]:
     dynamodb = target.client("dynamodb")
     table = target.table("EventsTable")
-    indexed = _index_between(dynamodb, table, since, datetime.now(UTC) + timedelta(minutes=1), "quarantine")
-    items = batch_get(dynamodb, table, "pk", [str(item["pk"]) for item in indexed], QUARANTINE_LIST_ATTRIBUTES,
-                      consistent=True)
-    found = [items[str(item["pk"])] for item in indexed if str(item["pk"]) in items]
+    logged = _logged_between(dynamodb, target.table("DeliveryLogTable"), since,
+                             datetime.now(UTC) + timedelta(minutes=1), QUARANTINED)
+    keys = [str(item["delivery_key"]) for item in logged]
+    items = batch_get(dynamodb, table, "pk", keys, QUARANTINE_LIST_ATTRIBUTES, consistent=True)
+    found = [items[key] for key in keys if key in items]
     if not include_replayed:
         found = [item for item in found if not item.get("replayed_at")]
     return [quarantine_view(item) for item in found[:limit]]
@@ -675,13 +659,15 @@ def quarantine_show(args: argparse.Namespace, target: Target, out: Output) -> in
         view["source_ip"] = item["source_ip"]
     view["attempts"] = list(item.get("replay_attempts") or [])
     if args.reveal:
-        view["raw_body"] = item.get("raw_body")
+        from billops.privacy.subscriber_view import quarantined_raw_body  # stored encrypted: needs kms:Decrypt
+
+        view["raw_body"] = quarantined_raw_body(item)
     pairs = [(name.replace("_", " "), value) for name, value in view.items() if name not in ("raw_body", "attempts")]
     human = render_fields(pairs)
     if view["attempts"]:
         human += "\n\nReplays:\n" + render_table(view["attempts"], [("at", "at"), ("outcome", "outcome"),
                                                                     ("reason", "reason"), ("by", "by")], max_width=80)
-    human += ("\n\nRaw body (redacted at receipt; personal data):\n" + str(item.get("raw_body") or "")
+    human += ("\n\nRaw body (redacted at receipt; personal data):\n" + str(view.get("raw_body") or "")
               if args.reveal else "\n\nThe raw body holds personal data: --reveal prints it.")
     out.emit(view, human)
     return EXIT_OK
@@ -790,7 +776,9 @@ def _replay_one(key: str, events: Any, intake: Any, dynamodb: Any, table: str, *
                        "detail": "only the first 32 KiB of the body were kept; it cannot be replayed"})
         return result
     received_at = _parse_time(item.get("received_at"))
-    answer = intake.replay(str(item.get("raw_body") or "").encode("utf-8"), item.get("content_type"),
+    from billops.privacy.subscriber_view import quarantined_raw_body  # stored encrypted: needs kms:Decrypt
+
+    answer = intake.replay(quarantined_raw_body(item).encode("utf-8"), item.get("content_type"),
                            dict(item.get("query") or {}), received_at=received_at, replayed_from=key)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     previous = item.get("reason")

@@ -32,8 +32,8 @@ LOCAL_REGION = "us-east-1"
 LOCAL_HOST = "127.0.0.1"
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",  # nosec B105  # moto's dummy credentials for the local stack, not a secret
+    "AWS_SESSION_TOKEN": "testing",  # nosec B105  # moto's dummy credentials for the local stack, not a secret
 }
 
 OUTPUT_KEYS = {
@@ -222,7 +222,7 @@ class LocalTarget(Target):
         url = f"{self.api_url}/__local/schedules/{function_logical_id}"
         request = urllib.request.Request(url, data=b"", method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=SCHEDULE_TIMEOUT_SECONDS) as answer:
+            with urllib.request.urlopen(request, timeout=SCHEDULE_TIMEOUT_SECONDS) as answer:  # nosec B310  # an http URL of the local stack, built here
                 body = json.loads(answer.read() or b"{}")
         except urllib.error.HTTPError as error:
             try:
@@ -366,10 +366,16 @@ def _port(env: dict[str, str], name: str, default: int) -> int:
     return port
 
 
+STACK_VARIABLE = "BILLOPS_STACK"
+"""The deployed stack to use when neither --stack nor --local is given (an operator's shell profile, CI)."""
+
+
 def resolve_target(*, local: bool = False, stack: str | None = None, region: str | None = None,
                    profile: str | None = None, env: dict[str, str] | None = None) -> Target:
     if local and stack:
         raise CliError("give either --local or --stack, not both", 2)
+    if not local and not stack:
+        stack = (os.environ if env is None else env).get(STACK_VARIABLE, "").strip() or None
     if stack:
         return AwsTarget(description=f"stack {stack}" + (f" ({region})" if region else ""), stack_name=stack,
                          region=region, profile=profile)

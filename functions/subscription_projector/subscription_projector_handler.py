@@ -11,6 +11,11 @@ Two additions for operations (issue 4), both only when their environment is conf
   failure fails the record, and the stream delivers it again;
 * a fold that changed a subscription's state publishes SubscriptionChanged on the domain event bus (best effort:
   a failed put is logged and counted, never retried - the record itself is the truth).
+
+Before folding, the batch's inserts are written to the delivery log (billops.storage.delivery_log_table: what the
+API's recent deliveries, the CLI's quarantine list and its dead-letter replay read), so a batch that then fails to
+fold is still logged. If the log cannot be written the whole batch fails and the stream retries it: the fold is
+idempotent, and the log item of a delivery is always the same item.
 """
 
 import os
@@ -21,6 +26,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from billops.settings import get_settings
+from billops.storage.delivery_log_table import DeliveryLogTable, entries_from_stream
 from billops.storage.subscriptions_table import SubscriptionsTable
 from billops.subscriptions.projection import SubscriptionProjection
 
@@ -75,6 +81,7 @@ def publish_change(previous, current) -> None:
 
 
 projection = SubscriptionProjection(SubscriptionsTable(get_settings().subscriptions_table), on_change=publish_change)
+delivery_log = DeliveryLogTable(get_settings().delivery_log_table)
 
 
 def project_record(record: DynamoDBRecord) -> str:
@@ -97,4 +104,5 @@ def project_record(record: DynamoDBRecord) -> str:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict, context: object) -> dict:
+    delivery_log.record(entries_from_stream(event.get("Records") or []))
     return process_partial_response(event=event, record_handler=project_record, processor=processor, context=context)

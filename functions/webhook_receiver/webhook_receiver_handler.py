@@ -3,7 +3,14 @@
 Thin by design: wire logging and metrics, route, and hand the request to billops.webhooks.intake, which decides
 the answer. Neither the event nor the query string is ever logged: the query carries the webhook token and the
 body carries subscribers' personal data.
+
+What a delivery costs in CloudWatch Logs is paid on every webhook, so the common case writes nothing of ours: an
+accepted delivery is logged at DEBUG (dropped at the template's default level) and publishes no metric (the access
+log's metric filter counts the 200s); a duplicate is logged at DEBUG and counted (WebhookDuplicate: CCBill sent it
+again); rejections, quarantines, unknown types and storage failures are logged at WARNING and counted.
 """
+
+import warnings
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -17,8 +24,11 @@ from billops.webhooks.intake import WebhookIntake, WebhookRequest
 logger = Logger()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
+# An invocation without metrics is the norm here, not a mistake worth a warning line.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 _settings = get_settings()
 intake = WebhookIntake(_settings, EventsTable(_settings.events_table))
+QUIET_OUTCOMES = frozenset({"accepted", "duplicate"})
 
 
 @app.post("/webhooks/ccbill")
@@ -26,8 +36,9 @@ def receive_ccbill_webhook() -> Response:
     result = intake.receive(WebhookRequest.from_http_api_event(app.current_event.raw_event))
     for name in result.metrics:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-    logger.info("webhook answered", extra={"outcome": result.outcome, "status": result.status,
-                                            "event_type": result.event_type, "delivery_key": result.key})
+    level = "debug" if result.outcome in QUIET_OUTCOMES else "warning"
+    getattr(logger, level)("webhook answered", extra={"outcome": result.outcome, "status": result.status,
+                                                      "event_type": result.event_type, "delivery_key": result.key})
     return _json(result.status, result.body)
 
 

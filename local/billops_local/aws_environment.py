@@ -41,7 +41,7 @@ from billops_local.template_resources import (
 
 log = logging.getLogger("billops_local.aws")
 
-DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}  # nosec B105  # moto's dummy credentials, not a secret
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ class MotoServer:
         would otherwise see the first one's tables."""
         import urllib.request
 
-        urllib.request.urlopen(  # our own loopback endpoint
+        urllib.request.urlopen(  # nosec B310  # our own loopback moto endpoint
             urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10
         ).close()
 
@@ -298,10 +298,30 @@ _QUEUE_ATTRIBUTES = (
 def create_resources(
     template: LocalTemplate, endpoint_url: str, *, secret_values: Mapping[str, str] | None = None
 ) -> CreatedResources:
-    """Create the template's tables, queues, secrets, event buses and archives, KMS keys and aliases in moto;
+    """Create the template's KMS keys and aliases, tables, queues, secrets, event buses and archives in moto;
     ``secret_values`` gives a secret's value by logical id (the others get their SecretString, or a random value
     shaped by their GenerateSecretString)."""
     created = CreatedResources(endpoint_url, role_refs=template.role_refs, role_attributes=template.role_attributes)
+    # KMS keys first: the queues, tables, secrets and the bus name them (KmsMasterKeyId, ...).
+    kms = aws_client("kms", endpoint_url)
+    resolver = template.resolver.with_resources(created.refs, created.attributes)
+    for logical_id, key in template.kms_keys.items():
+        kwargs = {"KeySpec": key.key_spec, "KeyUsage": key.key_usage}
+        if key.description is not None:
+            kwargs["Description"] = resolver.resolve_string(key.description, what=f"{logical_id}.Description")
+        if key.key_policy is not None:
+            policy = resolver.resolve(key.key_policy)  # the roles it names resolve to their local ARNs
+            kwargs["Policy"] = policy if isinstance(policy, str) else json.dumps(policy)
+        metadata = kms.create_key(**kwargs)["KeyMetadata"]
+        if key.enable_key_rotation:
+            kms.enable_key_rotation(KeyId=metadata["KeyId"])
+        created.kms_keys[logical_id] = CreatedKey(metadata["KeyId"], metadata["Arn"])
+    for logical_id, alias in template.kms_aliases.items():
+        target = created.kms_keys[alias.target_key_logical_id]
+        kms.create_alias(AliasName=alias.alias_name, TargetKeyId=target.key_id)
+        arn = f"arn:aws:kms:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{alias.alias_name}"
+        created.kms_aliases[logical_id] = CreatedAlias(alias.alias_name, arn, alias.target_key_logical_id)
+
     dynamodb = aws_client("dynamodb", endpoint_url)
     for logical_id, spec in template.tables.items():
         description = dynamodb.create_table(**spec.create_table_kwargs())["TableDescription"]
@@ -374,23 +394,6 @@ def create_resources(
         arn = events.create_archive(**kwargs)["ArchiveArn"]
         created.event_archives[logical_id] = CreatedArchive(archive.physical_name, arn)
 
-    kms = aws_client("kms", endpoint_url)
-    for logical_id, key in template.kms_keys.items():
-        kwargs = {"KeySpec": key.key_spec, "KeyUsage": key.key_usage}
-        if key.description is not None:
-            kwargs["Description"] = resolver.resolve_string(key.description, what=f"{logical_id}.Description")
-        if key.key_policy is not None:
-            policy = resolver.resolve(key.key_policy)  # the roles it names resolve to their local ARNs
-            kwargs["Policy"] = policy if isinstance(policy, str) else json.dumps(policy)
-        metadata = kms.create_key(**kwargs)["KeyMetadata"]
-        if key.enable_key_rotation:
-            kms.enable_key_rotation(KeyId=metadata["KeyId"])
-        created.kms_keys[logical_id] = CreatedKey(metadata["KeyId"], metadata["Arn"])
-    for logical_id, alias in template.kms_aliases.items():
-        target = created.kms_keys[alias.target_key_logical_id]
-        kms.create_alias(AliasName=alias.alias_name, TargetKeyId=target.key_id)
-        arn = f"arn:aws:kms:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{alias.alias_name}"
-        created.kms_aliases[logical_id] = CreatedAlias(alias.alias_name, arn, alias.target_key_logical_id)
     return created
 
 
@@ -549,7 +552,8 @@ class LocalFunction:
             return self._import()
 
     def _import(self) -> Callable[[Any, Any], Any]:
-        assert self.module_path is not None
+        if self.module_path is None:
+            raise RuntimeError("no module path: the function was made without one")
         if not self.module_path.is_file():
             raise FileNotFoundError(f"{self.logical_id}: handler module {self.module_path} does not exist")
         code_dir = str(self.module_path.parent)

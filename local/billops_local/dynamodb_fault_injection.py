@@ -131,7 +131,7 @@ class FaultInjector:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._random = random.Random(self.spec.seed)
+        self._random = random.Random(self.spec.seed)  # nosec B311  # seeded randomness for fault injection, not security
 
     def applies_to(self, table_name: str | None) -> bool:
         return bool(table_name) and self.spec.table in str(table_name)

@@ -39,7 +39,7 @@ REGION = "us-east-1"
 
 WEBHOOK_PATH = "/webhooks/ccbill"
 WEBHOOK_ROUTE_KEY = "POST /webhooks/ccbill"
-SAMPLE_TOKEN = "local-webhook-token"
+SAMPLE_TOKEN = "local-webhook-token"  # nosec B105  # the local stack's made-up webhook token
 SAMPLE_SOURCE_IP = "64.38.212.10"
 """Inside CCBill's documented range 64.38.212.0/24 (ccbill-facts.md 1.2)."""
 SAMPLE_USER_AGENT = "billops-local/sample (CCBill webhook replay)"

@@ -80,8 +80,8 @@ from billops_local.template_resources import DEFAULT_TEMPLATE, LocalTemplate, Te
 log = logging.getLogger("billops_local")
 
 READY_LINE = "billops local stack ready"
-DEFAULT_WEBHOOK_TOKEN = "local-webhook-token"
-WEBHOOK_TOKEN_VARIABLE = "BILLOPS_WEBHOOK_TOKEN_SECRET_ARN"
+DEFAULT_WEBHOOK_TOKEN = "local-webhook-token"  # nosec B105  # the local stack's made-up webhook token
+WEBHOOK_TOKEN_VARIABLE = "BILLOPS_WEBHOOK_TOKEN_SECRET_ARN"  # nosec B105  # an environment variable's name, not a secret
 CCBILL_CREDENTIALS_VARIABLE = "BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN"
 
 

@@ -67,7 +67,7 @@ PASSWORD_TYPES = frozenset(
 )
 """Types whose documented fields include the consumer's password."""
 
-SAMPLE_PASSWORD = "Tr0ub4dor-sample-only"
+SAMPLE_PASSWORD = "Tr0ub4dor-sample-only"  # nosec B105  # a made-up sample value of the local sandbox
 
 
 def _transaction_id(event_type: str) -> str:

@@ -40,6 +40,40 @@ LOCAL_TIMINGS = {
 }
 
 
+# Every process's log is kept under test-artifacts/ and scanned when the session ends: no subscriber's personal
+# data, no password, key or secret may appear in any (billops_local.log_leaks; the run fails otherwise).
+from billops_local.log_leaks import CapturedLogs, add_stack_secrets, seeded_scanner  # noqa: E402
+
+CAPTURED_LOGS = CapturedLogs(ROOT / "test-artifacts" / "e2e-logs", seeded_scanner(WEBHOOK_TOKEN))
+TEST_PROCESS_LOG = CAPTURED_LOGS.directory / "test-process.log"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    here = Path(__file__).parent
+    if here in Path(report.fspath).resolve().parents and report.sections:
+        CAPTURED_LOGS.append(TEST_PROCESS_LOG, "".join(f"--- {report.nodeid} {title}\n{text}\n"
+                                                       for title, text in report.sections))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not CAPTURED_LOGS.files:
+        return
+    leaks = CAPTURED_LOGS.check()
+    if leaks:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = (f"{len(leaks)} secret(s) or personal data found in captured logs "
+                   f"(test-artifacts/e2e-logs/leaks.txt):\n" + "\n".join(f"  {leak}" for leak in leaks[:50]))
+        if reporter is not None:
+            reporter.write_line(message, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def log_leak_scanner():
+    """The session's log check: a test adds the values it sends that must never be logged (``.add(value, what)``)."""
+    return CAPTURED_LOGS.scanner
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
@@ -146,13 +180,17 @@ def running_local_stack(extra_env: Mapping[str, str] | None = None,
     )
     lines: list[str] = []
     ready = threading.Event()
+    log_file = CAPTURED_LOGS.new_file(f"local-stack-{api_port}.log")
 
     def read() -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if line.strip() == READY_LINE:
-                ready.set()
+        with log_file.open("a", encoding="utf-8") as captured:
+            for line in process.stdout:
+                lines.append(line)
+                captured.write(line)
+                captured.flush()
+                if line.strip() == READY_LINE:
+                    ready.set()
         ready.set()  # the process ended: stop waiting
 
     reader = threading.Thread(target=read, name="local-stack-output", daemon=True)
@@ -181,6 +219,8 @@ def running_local_stack(extra_env: Mapping[str, str] | None = None,
         yield stack
     finally:
         if process.poll() is None:
+            # What this stack holds (its secrets, the data keys of what it stored) must not be in any log either.
+            CAPTURED_LOGS.collect(add_stack_secrets, CAPTURED_LOGS.scanner, stack.aws_endpoint)
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(STOP_TIMEOUT_SECONDS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
 EVENTS_TABLE = "billops-local-EventsTable"
 OPERATIONS_TABLE = "billops-local-OperationsTable"
 OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
+KEYS_TABLE = "billops-local-ApiKeysTable"
 BULK_SIZE = 50
 
 
@@ -91,6 +93,11 @@ def test_api_keys_create_list_revoke(local_stack):
     keys = {key["key_id"]: key for key in json.loads(listed.stdout)["keys"]}
     assert keys[created["key_id"]]["status"] == "active" and keys[created["key_id"]]["scopes"] == ["read"]
     assert secret not in listed.stdout  # shown once, at creation
+    stored = local_stack.boto3_client("dynamodb").get_item(TableName=KEYS_TABLE, Key={
+        "key_hash": {"S": hashlib.sha256(secret.encode()).hexdigest()}}).get("Item")
+    assert stored and stored["key_id"]["S"] == created["key_id"], "kept under the secret's SHA-256"
+    everything = local_stack.boto3_client("dynamodb").scan(TableName=KEYS_TABLE)["Items"]
+    assert secret not in json.dumps(everything), "never in clear"
 
     # The merchant API takes it (and knows who it is).
     answer = requests.get(f"{local_stack.api_url}/v1/subscriptions/0000000000000000001", auth=(secret, ""),
@@ -101,6 +108,11 @@ def test_api_keys_create_list_revoke(local_stack):
     assert revoked["status"] == "revoked"
     keys = {key["key_id"]: key for key in cli_json(local_stack, "api-keys", "list")["keys"]}
     assert keys[created["key_id"]]["status"] == "revoked"
+    # A key revoked before the API has seen it is refused at once (one it has seen: within its key cache time).
+    unused = cli_json(local_stack, "api-keys", "create", "--name", "e2e-unused", "--scope", "read")
+    cli_json(local_stack, "api-keys", "revoke", unused["key_id"])
+    refused = requests.get(f"{local_stack.api_url}/v1/subscriptions", auth=(unused["secret"], ""), timeout=30)
+    assert refused.status_code == 401 and refused.json()["api_error_code"] == "api_authentication_failed"
 
 
 # --- subscription lookup ---------------------------------------------------------------------------------------------
@@ -270,6 +282,7 @@ def test_a_bulk_discount_over_a_csv_dry_run_then_for_real(local_stack, tmp_path)
     assert dry["counts"] == {"would_send": BULK_SIZE, "invalid": 2}
     reasons = {row["subscription_id"]: row for row in dry["rows"] if row["status"] == "invalid"}
     assert reasons[too_cheap]["code"] == -18 and "unknown subscription" in reasons[unknown]["reason"]
+    assert "less than the minimum" in reasons[too_cheap]["ccbill_meaning"], "CCBill's code with its meaning"
     assert all(row["plan"]["value"] == "17.95" for row in dry["rows"] if row["status"] == "would_send")
     assert not any(_sandbox_discounts(local_stack, sid) for sid in subscription_ids[:5])
 

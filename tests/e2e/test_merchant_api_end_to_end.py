@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from billops.merchant_api.openapi import openapi_document
 
 pytestmark = pytest.mark.e2e
 
@@ -40,13 +41,18 @@ def idempotency_key(name: str) -> str:
     return f"e2e-api-{RUN}-{name}"
 
 
+_THE_STACKS_KEY = object()
+
+
 class Api:
-    def __init__(self, local_stack) -> None:
+    def __init__(self, local_stack, api_key: str = API_KEY) -> None:
         self.stack = local_stack
         self.url = local_stack.api_url
+        self.api_key = api_key
         self.session = requests.Session()
 
-    def request(self, method: str, path: str, *, key: str | None = API_KEY, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, path: str, *, key: Any = _THE_STACKS_KEY, **kwargs: Any) -> requests.Response:
+        key = self.api_key if key is _THE_STACKS_KEY else key
         if key is not None:
             kwargs.setdefault("auth", (key, ""))
         return self.session.request(method, f"{self.url}{path}", timeout=30, **kwargs)
@@ -127,6 +133,7 @@ def test_the_local_key_works_and_everything_else_is_401(api):
     assert api.get("/v1/subscriptions", key=None, headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
     document = api.get("/v1/openapi.json", key=None)
     assert document.status_code == 200 and document.json()["openapi"].startswith("3.1")
+    assert document.json() == openapi_document(), "the API serves the document kept in the repository"
     for number, authorization in enumerate((None, basic("bo_local_not_a_key"), "Bearer nope", "Basic ###")):
         status, headers, body = api.from_source(f"127.0.0.{201 + number}", "/v1/subscriptions", authorization)
         assert status == 401, authorization
@@ -181,6 +188,14 @@ def test_a_subscription_its_personal_data_and_its_history(api):
         "19.95", "19.95", "USD")
     assert (subscription["initial_period"], subscription["recurring_period"], subscription["rebills"]) == (30, 30, 99)
     assert subscription["next_renewal_date"] and subscription["card"]["last4"]
+    assert set(subscription) >= {
+        "id", "status", "client_accnum", "client_subacc", "initial_price", "recurring_price", "currency",
+        "initial_period", "recurring_period", "rebills", "times_rebilled", "next_renewal_date", "cancelled_at",
+        "expired_at", "original_subscription_id", "card", "created_at", "updated_at"}, "the issue's fields"
+    assert set(subscription["card"]) >= {"bin", "last4", "exp_date"}
+    assert (subscription["cancelled_at"], subscription["expired_at"], subscription["original_subscription_id"]) == (
+        None, None, None)
+    assert subscription["created_at"] and subscription["updated_at"] >= subscription["created_at"]
     assert subscription["customer"]["email"] == "***" and f"{RUN}@example.com" not in json.dumps(subscription)
 
     revealed = api.get(f"/v1/subscriptions/{subscription_id}", params={"include": "customer"})
@@ -250,6 +265,29 @@ def test_unknown_resources_and_methods(api):
     assert api.get("/v1/subscriptions/1/discount").status_code == 405
 
 
+def test_a_failure_of_ours_is_500_internal_error_without_detail(start_local_stack):
+    """A second stack whose operations table refuses every write (moto answering InternalServerError), and whose
+    API key is the one given in BILLOPS_API_KEY."""
+    own_key = f"e2e-own-key-{RUN}"
+    settings = {"BILLOPS_LOCAL_DYNAMODB_FAULTS": "error:1,table:OperationsTable,backoff_scale:0.01",
+                "BILLOPS_API_KEY": own_key}
+    with start_local_stack(settings) as stack:
+        broken = Api(stack, own_key)
+        assert broken.get("/v1/subscriptions").status_code == 200, "BILLOPS_API_KEY is the stack's key"
+        if own_key != API_KEY:
+            status, _, _ = broken.from_source("127.0.0.198", "/v1/subscriptions", basic(API_KEY))
+            assert status == 401, "and the default is not"
+        subscription_id = broken.new_subscription()
+        answer = broken.post(f"/v1/subscriptions/{subscription_id}/extend", data={"days": "1"},
+                             headers={"Idempotency-Key": idempotency_key("broken")})
+        assert answer.status_code == 500, answer.text
+        assert answer.json() == {"message": answer.json()["message"], "type": "operation_failed",
+                                 "api_error_code": "internal_error", "param": None}
+        for detail in ("DynamoDB", "InternalServerError", "OperationsTable", "Traceback", "botocore", "File "):
+            assert detail not in answer.text
+        assert broken.get(f"/v1/subscriptions/{subscription_id}").status_code == 200, "reads still work"
+
+
 # --- operations ---------------------------------------------------------------------------------------------------
 
 
@@ -291,7 +329,16 @@ def test_ccbills_discount_rules_refuse_before_anything_is_queued(api):
         assert refused.json()["api_error_code"] == "param_wrong_value" and refused.json()["param"] == param
         if code is not None:
             assert refused.json()["ccbill_code"] == code and refused.json()["ccbill_meaning"]
-    assert api.get(f"/v1/subscriptions/{subscription_id}/operations").json()["list"] == []
+    assert api.get(f"/v1/subscriptions/{subscription_id}/operations").json()["list"] == [], "nothing recorded"
+    # Nothing queued either: the queue is FIFO per subscription, so once a later extension is done, anything queued
+    # before it would have been taken (and recorded) by the worker.
+    later = api.post(f"/v1/subscriptions/{subscription_id}/extend", data={"days": "1"})
+    assert api.wait_for_operation(later.json()["operation"]["id"])["status"] == "succeeded"
+    operations = api.get(f"/v1/subscriptions/{subscription_id}/operations").json()["list"]
+    assert [item["operation"]["id"] for item in operations] == [later.json()["operation"]["id"]]
+    calls = requests.get(f"{api.stack.sandbox_url}/sandbox/calls", timeout=10).json()
+    assert not [c for c in calls if c["action"] == "discountSubscription"
+                and c["params"].get("subscriptionId") == subscription_id], "CCBill heard nothing of them"
 
 
 def test_extend_cancel_and_what_a_cancelled_or_expired_subscription_refuses(api):
@@ -347,6 +394,21 @@ def test_upgrades_by_api_and_by_the_upgrade_system(api):
         subscription_id
 
 
+def test_a_failure_at_ccbill_is_given_with_ccbills_code_and_its_meaning(api):
+    subscription_id = api.new_subscription()
+    faults = requests.post(f"{api.stack.sandbox_url}/sandbox/faults",
+                           json={"action": "extendSubscription", "mode": "code:-3", "count": 1}, timeout=10)
+    assert faults.ok, faults.text
+    answer = api.post(f"/v1/subscriptions/{subscription_id}/extend", json={"days": 2})
+    assert answer.status_code == 202, answer.text
+    failed = api.wait_for_operation(answer.json()["operation"]["id"])
+    assert failed["status"] == "failed", failed
+    assert failed["failure"]["ccbill_code"] == -3
+    assert failed["failure"]["ccbill_meaning"] == "No record was found for the given subscription."
+    assert (failed["ccbill_result"]["code"], failed["ccbill_result"]["action"]) == (-3, "extendSubscription")
+    assert failed["ccbill_result"]["meaning"]
+
+
 def test_an_operation_for_later(api):
     subscription_id = api.new_subscription()
     run_at = (datetime.now(UTC) + timedelta(seconds=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -399,14 +461,33 @@ def test_enc_upgrade_links(api):
     assert refused.status_code == 400 and refused.json()["param"] == "method"
 
 
-@pytest.mark.xfail(reason="billops.upgrade_page.upgrade_links only enqueues the allowUpgrade operation, so its "
-                          "operation_id is 404 until the worker takes the message (a busy queue: a while); "
-                          "billops.merchant_api.operation_requests.record_and_queue records it first - to be "
-                          "used there")
 def test_an_allow_upgrade_links_operation_can_be_followed_at_once(api):
+    """The link's operation is recorded before the answer names it: found at once even while its message waits on
+    the FIFO queue behind an earlier operation of the same subscription (held 4 s by a slow CCBill answer)."""
     subscription_id = api.new_subscription()
-    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"})
+    faults = requests.post(f"{api.stack.sandbox_url}/sandbox/faults",
+                           json={"action": "extendSubscription", "mode": "slow", "seconds": 4, "count": 1}, timeout=10)
+    assert faults.ok, faults.text
+    extend = api.post(f"/v1/subscriptions/{subscription_id}/extend", data={"days": "1"})
+    assert extend.status_code == 202, extend.text
+    api.wait_for_operation(extend.json()["operation"]["id"], ("in_progress",), timeout=10)
+
+    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"},
+                     headers={"Idempotency-Key": idempotency_key("allow-link")})
     assert allow.status_code == 200, allow.text
     operation_id = allow.json()["upgrade_link"]["operation_id"]
-    assert api.get(f"/v1/operations/{operation_id}").status_code == 200, "the operation exists when it is named"
+    named = api.get(f"/v1/operations/{operation_id}")
+    assert named.status_code == 200, "the operation exists when it is named"
+    assert named.json()["operation"]["status"] == "queued", "it waits behind the slow extension"
+    assert named.json()["operation"]["type"] == "upgrade"
+    again = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"},
+                     headers={"Idempotency-Key": idempotency_key("allow-link")})
+    assert again.json() == allow.json() and again.headers["Idempotent-Replayed"] == "true"
+    assert api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "enc"},
+                    headers={"Idempotency-Key": idempotency_key("allow-link")}).status_code == 409
+
+    assert api.wait_for_operation(extend.json()["operation"]["id"])["status"] == "succeeded"
     assert api.wait_for_operation(operation_id, ("in_progress", "failed"))["status"] == "in_progress"
+    operations = api.get(f"/v1/subscriptions/{subscription_id}/operations").json()["list"]
+    assert sorted(item["operation"]["type"] for item in operations) == ["extend", "upgrade"], \
+        "one operation for the link, however often it was asked for"

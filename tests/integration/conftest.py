@@ -77,4 +77,10 @@ def aws_tables(moto_server, aws_credentials, monkeypatch) -> AwsTables:
     events, subscriptions = created.tables["EventsTable"], created.tables["SubscriptionsTable"]
     monkeypatch.setenv("BILLOPS_EVENTS_TABLE", events.name)
     monkeypatch.setenv("BILLOPS_SUBSCRIPTIONS_TABLE", subscriptions.name)
+    monkeypatch.setenv("BILLOPS_DELIVERY_LOG_TABLE", created.tables["DeliveryLogTable"].name)
+    # Personal data is encrypted under the template's key; a fresh cipher, since moto forgot the last test's keys.
+    from billops.privacy.field_encryption import reset_default_cipher
+
+    monkeypatch.setenv("BILLOPS_PII_KEY_ID", created.kms_keys["BillopsKey"].key_id)
+    reset_default_cipher()
     return AwsTables(moto_server.endpoint_url, events.name, subscriptions.name, events.stream_arn, {})

@@ -40,6 +40,12 @@ def counted_receiver(aws_tables, monkeypatch, lambda_context, handler_loader):
 
     boto3.DEFAULT_SESSION = None
     hooked: set[int] = set()
+    # The KMS client is hooked before the first delivery, so the cold start's data key is counted too.
+    from billops.storage.aws_clients import aws_client as container_client
+
+    kms = container_client("kms")
+    kms.meta.events.register("before-send", count)
+    hooked.add(id(kms))
 
     def post(event_type: str, fields: dict, body_format: str = "json") -> int:
         body, content_type = encode_body(fields, body_format)
@@ -60,15 +66,25 @@ def counted_receiver(aws_tables, monkeypatch, lambda_context, handler_loader):
 
 
 def test_warm_path_is_one_dynamodb_request_per_new_delivery_and_per_duplicate(counted_receiver):
-    # Cold start: the first delivery reads the token once and creates the clients (then hooks are attached).
+    # Cold start: the first delivery reads the token once, creates the clients (then hooks are attached) and asks
+    # KMS for the data key that encrypts personal fields.
     assert counted_receiver("NewSaleSuccess", sample_fields("NewSaleSuccess")) == 200
     calls = counted_receiver.calls
+    assert dict(calls) == {"kms.GenerateDataKey": 1}, json.dumps(calls)
     calls.clear()
 
     new_deliveries = [sample_fields("RenewalSuccess", transactionId=f"01260154010000{n:05d}") for n in range(20)]
     for fields in new_deliveries:
         assert counted_receiver("RenewalSuccess", fields) == 200
     assert dict(calls) == {"dynamodb.PutItem": 20}, json.dumps(calls)
+
+    # Deliveries with personal data: encrypted under the cached data key, still one request each, no KMS call.
+    calls.clear()
+    updates = [sample_fields("CustomerDataUpdate", transactionId=f"01260154010000{n:05d}", email=f"u{n}@example.com")
+               for n in range(100, 110)]
+    for fields in updates:
+        assert counted_receiver("CustomerDataUpdate", fields) == 200
+    assert dict(calls) == {"dynamodb.PutItem": 10}, json.dumps(calls)
 
     calls.clear()
     for fields in new_deliveries[:10]:

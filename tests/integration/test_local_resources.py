@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import json
+import re
 import sys
 import textwrap
 import threading
@@ -51,6 +52,23 @@ def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, 
 
 
 _RawLoader.add_multi_constructor("!", _tagged)
+
+
+_LOCAL_PSEUDO_PARAMETERS = {"AWS::AccountId": "123456789012", "AWS::Region": "us-east-1", "AWS::Partition": "aws",
+                            "AWS::StackName": "billops-local", "Environment": "local"}
+
+
+def _with_local_pseudo_parameters(value: Any) -> Any:
+    """A key policy value as the local stack must resolve it: !Ref / !Sub of pseudo parameters and Environment."""
+    if isinstance(value, list):
+        return [_with_local_pseudo_parameters(item) for item in value]
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return _LOCAL_PSEUDO_PARAMETERS[value["Ref"]]
+    if isinstance(value, dict) and set(value) == {"Sub"}:
+        return re.sub(r"\$\{([^}]+)\}", lambda match: _LOCAL_PSEUDO_PARAMETERS[match.group(1)], value["Sub"])
+    if isinstance(value, dict):
+        return {key: _with_local_pseudo_parameters(item) for key, item in value.items()}
+    return value
 
 
 @pytest.fixture(scope="module")
@@ -194,11 +212,14 @@ def test_kms_keys_and_aliases_come_from_the_template(raw_template, created, moto
         policy = json.loads(kms.get_key_policy(KeyId=key.key_id, PolicyName="default")["Policy"])
         assert [s["Sid"] for s in policy["Statement"]] == [s["Sid"] for s in expected["KeyPolicy"]["Statement"]]
         for got, want in zip(policy["Statement"], expected["KeyPolicy"]["Statement"], strict=True):
-            assert (got["Action"], got.get("Condition")) == (want["Action"], want.get("Condition"))
-            principal = want["Principal"]["AWS"]
-            if "GetAtt" in principal:  # a role SAM makes: its local ARN
+            assert (got["Action"], got.get("Condition")) == (
+                want["Action"], _with_local_pseudo_parameters(want.get("Condition")))
+            principal = want["Principal"].get("AWS")
+            if isinstance(principal, dict) and "GetAtt" in principal:  # a role SAM makes: its local ARN
                 role = principal["GetAtt"].split(".")[0]
                 assert got["Principal"]["AWS"] == f"arn:aws:iam::123456789012:role/billops-local-{role}"
+            else:
+                assert got["Principal"] == _with_local_pseudo_parameters(want["Principal"])
     aliases = {alias["AliasName"]: alias.get("TargetKeyId") for alias in kms.list_aliases()["Aliases"]}
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::KMS::Alias":

@@ -119,3 +119,37 @@ def test_quarantined_and_failure_events_do_not_create_subscriptions(stack):
     assert "subscriptionId" not in fields_without_subscription
     stack.project()
     assert stack.tables.subscription(SUB) is None
+
+
+def test_personal_fields_are_copied_encrypted_newest_value_first_with_the_data_keys_they_need(stack, monkeypatch):
+    from billops.privacy import field_encryption
+    from billops.privacy.field_encryption import FieldCipher, data_key_references, is_encrypted
+    from billops.privacy.subscriber_view import revealed_subscriber
+
+    monkeypatch.setenv("BILLOPS_PII_DATA_KEY_MAX_MESSAGES", "12")  # a new data key for (almost) every delivery
+    field_encryption.reset_default_cipher()
+    # The newer address arrives first; the older sale must not overwrite it.
+    assert stack.post("CustomerDataUpdate", timestamp="2026-02-01 10:00:00", email="new.address@example.org",
+                      transactionId="0117240102000000901", username=None) == 200
+    assert stack.post("NewSaleSuccess", timestamp="2026-01-01 10:00:00", transactionId=SUB,
+                      email="old.address@example.org", username="janesale") == 200
+    receiver_cipher = field_encryption.default_cipher()
+    assert receiver_cipher.kms_requests == 2  # two data keys: the record needs both
+
+    # The projector never decrypts: with KMS out of reach it still folds both deliveries.
+    def no_kms():
+        raise AssertionError("the projector called KMS")
+
+    monkeypatch.setattr(field_encryption, "_default", FieldCipher(None, no_kms))
+    assert stack.project() == {"batchItemFailures": []}
+    record = _state(stack)
+    stored = json.dumps(record, default=str)
+    assert "@example.org" not in stored and "janesale" not in stored
+    assert all(is_encrypted(value) for value in record["subscriber"].values())
+    assert set(record["subscriber_keys"]) == data_key_references(record["subscriber"].values())
+    assert len(record["subscriber_keys"]) == 2
+
+    monkeypatch.setattr(field_encryption, "_default", receiver_cipher)
+    clear = revealed_subscriber(record)
+    assert clear["email"] == "new.address@example.org"  # the newest value of each field wins
+    assert clear["username"] == "janesale"  # only the sale carried it

@@ -9,6 +9,8 @@ import pytest
 
 from billops_local.http_api_events import http_api_event
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
+from billops.privacy.field_encryption import FieldCipher, is_encrypted
+from billops.privacy.subscriber_view import quarantined_raw_body, revealed_subscriber
 from billops.webhooks.event_types import EventType
 
 TOKEN = "test-token-0123456789"
@@ -64,7 +66,14 @@ def test_every_event_type_in_both_formats_is_stored_once(receiver, aws_tables, e
     for personal in ("email", "firstName", "lastName", "ipAddress", "username"):
         assert personal not in item["fields"]
         if personal in fields:
-            assert item["subscriber"][personal] == fields[personal]
+            # Stored encrypted, each field on its own; only a holder of kms:Decrypt reads it back.
+            assert is_encrypted(item["subscriber"][personal])
+    for telling in ("email", "ipAddress"):  # '@' and '.' never occur in base64: a clear copy anywhere shows
+        if telling in fields:
+            assert fields[telling] not in json.dumps(item, default=str)
+    clear = revealed_subscriber(item)
+    assert clear == {name: value for name, value in fields.items() if name in clear}
+    assert {"email", "username"} & set(fields) <= set(clear)
 
 
 def test_wrong_token_and_wrong_source_are_refused_and_nothing_is_stored(receiver, aws_tables):
@@ -88,7 +97,20 @@ def test_mistyped_field_is_quarantined_with_reason_and_answered_400(receiver, aw
     assert body["param"] == "billedAmount" and "nineteen" not in body["message"]
     [item] = _items(aws_tables)
     assert item["record_type"] == "quarantine" and item["param"] == "billedAmount"
-    assert "nineteen" in item["raw_body"]
+    # The raw body may hold personal data: stored encrypted, read back with kms:Decrypt.
+    assert is_encrypted(item["raw_body"]) and "nineteen" not in json.dumps(item, default=str)
+    assert "nineteen" in quarantined_raw_body(item)
+
+
+def test_a_quarantined_body_keeps_no_personal_data_in_clear(receiver, aws_tables):
+    fields = sample_fields("NewSaleSuccess", initialPeriod="three")
+    status, body = receiver("NewSaleSuccess", fields)
+    assert status == 400 and body["param"] == "initialPeriod"
+    [item] = _items(aws_tables)
+    stored = json.dumps(item, default=str)
+    email_in_form = fields["email"].replace("@", "%40")  # the body as posted (URL-encoded)
+    assert email_in_form not in stored and "example.com" not in stored and fields["ipAddress"] not in stored
+    assert email_in_form in quarantined_raw_body(item)
     assert TOKEN not in json.dumps(item, default=str)
 
 
@@ -116,7 +138,7 @@ def test_quarantined_password_is_redacted(receiver, aws_tables):
                          query={"eventType": "NewSaleSuccess", "token": TOKEN})
     assert status == 400
     [item] = _items(aws_tables)
-    assert "hunter2" not in item["raw_body"]
+    assert "hunter2" not in quarantined_raw_body(item) and "initialPeriod=abc" in quarantined_raw_body(item)
 
 
 def test_oversized_body_is_quarantined_truncated(receiver, aws_tables):
@@ -167,3 +189,17 @@ def test_base64_form_body_shape_matches_http_api(receiver):
     event = http_api_event("POST", "/webhooks/ccbill", "eventType=Expiration", {"content-type": content_type}, body,
                            CCBILL_IP)
     assert event["isBase64Encoded"] is True and base64.b64decode(event["body"]) == body
+
+
+def test_without_a_data_key_nothing_is_stored_in_clear_and_ccbill_is_asked_again(receiver, aws_tables, monkeypatch):
+    from billops.privacy import field_encryption
+
+    # KMS refuses (a key that does not exist stands for a disabled key, a throttle or a denied grant).
+    missing = FieldCipher("11111111-2222-3333-4444-555555555555", field_encryption.default_cipher()._kms_client)
+    monkeypatch.setattr(field_encryption, "_default", missing)
+    fields = sample_fields("NewSaleSuccess")
+    status, body = receiver("NewSaleSuccess", fields)
+    assert status == 503 and body["api_error_code"] == "internal_error"
+    status, _ = receiver("RenewalSuccess", sample_fields("RenewalSuccess", billedAmount="nineteen"))
+    assert status == 503  # the quarantine is not written in clear either
+    assert _items(aws_tables) == []

@@ -29,6 +29,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 import requests
+from billops.privacy.field_encryption import FieldCipher, is_encrypted
 from billops.settings import settings_from_env
 from billops.storage.errors import StorageUnavailable
 from billops.webhooks.delivery_decoding import (
@@ -50,7 +51,7 @@ from billops_local.webhook_samples import (
 )
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from reliability_stack import running_stack
+from reliability_stack import free_ports, running_stack
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -204,6 +205,27 @@ def _settings():
     return settings_from_env({"BILLOPS_ENV": "local", "BILLOPS_WEBHOOK_TOKEN": TOKEN, "BILLOPS_MAX_BODY_BYTES": "4096"})
 
 
+@pytest.fixture(scope="module")
+def personal_data_kms():
+    """(endpoint, key ID): the intake encrypts subscribers' personal fields under a KMS key, here one of moto's
+    server on loopback (the data key is cached, so KMS sees a call or two per test, not one per example)."""
+    import boto3
+    from billops_local.aws_environment import MotoServer
+
+    server = MotoServer("127.0.0.1", free_ports(1)[0])
+    server.start()
+    kms = boto3.client("kms", endpoint_url=server.endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing", aws_session_token="testing")
+    yield server.endpoint_url, kms.create_key(Description="fuzzing: personal data")["KeyMetadata"]["KeyId"], kms
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cipher(personal_data_kms):
+    _, key_id, kms = personal_data_kms
+    return FieldCipher(key_id, lambda: kms)
+
+
 def _contains(value: Any, text: str) -> bool:
     if isinstance(value, str):
         return text in value
@@ -281,17 +303,19 @@ def test_event_models_validate_or_raise_validation_errors(sample):
 # --- the whole intake ------------------------------------------------------------------------------------------------
 
 
-@FAST
+@WITH_FIXTURES
 @given(request=webhook_requests())
-def test_intake_answers_every_request_without_a_5xx(request):
+def test_intake_answers_every_request_without_a_5xx(cipher, request):
     store = MemoryStore()
-    result = WebhookIntake(_settings(), store).receive(request)
+    result = WebhookIntake(_settings(), store, cipher=cipher).receive(request)
     _count(f"intake_{result.status}")
     assert result.status in (200, 400, 403), result
     json.dumps(result.body)
     if result.status == 200:
         assert result.key in store.items and store.items[result.key]["record_type"] == "delivery"
         assert result.body == {"received": True, "duplicate": False, "id": result.key}
+        subscriber = store.items[result.key].get("subscriber") or {}
+        assert all(is_encrypted(value) for value in subscriber.values()), "a personal field was stored in clear"
     elif result.status == 400:
         assert set(result.body) == {"message", "type", "api_error_code", "param"}
         assert store.items and next(iter(store.items.values()))["record_type"] == "quarantine"
@@ -300,10 +324,10 @@ def test_intake_answers_every_request_without_a_5xx(request):
     assert not _contains(store.items, SAMPLE_PASSWORD), "the consumer's password was stored"
 
 
-@FAST
+@WITH_FIXTURES
 @given(request=webhook_requests())
-def test_intake_with_storage_down_answers_503_and_never_2xx(request):
-    result = WebhookIntake(_settings(), FailingStore()).receive(request)
+def test_intake_with_storage_down_answers_503_and_never_2xx(cipher, request):
+    result = WebhookIntake(_settings(), FailingStore(), cipher=cipher).receive(request)
     assert result.status in (403, 503), result
     if result.status == 503:
         assert result.body["api_error_code"] == "internal_error"
@@ -313,12 +337,12 @@ def test_intake_with_storage_down_answers_503_and_never_2xx(request):
 
 
 @pytest.fixture
-def receiver(handler_loader, aws_credentials, monkeypatch):
+def receiver(handler_loader, aws_credentials, monkeypatch, cipher):
     monkeypatch.setenv("BILLOPS_ENV", "local")
     monkeypatch.setenv("BILLOPS_WEBHOOK_TOKEN", TOKEN)
     monkeypatch.setenv("BILLOPS_EVENTS_TABLE", "fuzz-events")
     module = handler_loader("webhook_receiver")
-    module.intake.store = MemoryStore()
+    module.intake = WebhookIntake(module.intake.settings, MemoryStore(), cipher=cipher)
     return module
 
 
@@ -424,14 +448,19 @@ def test_every_route_of_the_local_stack_answers_without_5xx(fuzz_stack, data):
 # --- coverage-guided: atheris ----------------------------------------------------------------------------------------
 
 ATHERIS_TARGET = r'''
-import base64, json, sys
+import base64, json, os, sys
 import atheris
+import boto3
 
 with atheris.instrument_imports(include=["billops"]):
+    from billops.privacy.field_encryption import FieldCipher
     from billops.settings import settings_from_env
     from billops.webhooks.intake import WebhookIntake, WebhookRequest
 
 SETTINGS = settings_from_env({"BILLOPS_ENV": "local", "BILLOPS_WEBHOOK_TOKEN": "t", "BILLOPS_MAX_BODY_BYTES": "4096"})
+KMS = boto3.client("kms", endpoint_url=os.environ["FUZZ_KMS_ENDPOINT"], region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+CIPHER = FieldCipher(os.environ["FUZZ_KMS_KEY_ID"], lambda: KMS)
 TYPES = ["NewSaleSuccess", "RenewalSuccess", "Cancellation", "Refund", "UpgradeSuccess", "CustomerDataUpdate",
          "Expiration", "Chargeback", "Unknown"]
 CONTENT = ["application/json", "application/x-www-form-urlencoded", None, "text/plain"]
@@ -451,7 +480,7 @@ def one(data):
     request = WebhookRequest("64.38.212.10", {"token": "t", "eventType": event_type}, 
                              {"content-type": content_type} if content_type else {},
                              base64.b64encode(body).decode(), True)
-    result = WebhookIntake(SETTINGS, Store()).receive(request)
+    result = WebhookIntake(SETTINGS, Store(), cipher=CIPHER).receive(request)
     if result.status >= 500:
         raise AssertionError(f"{result.status} {result.body}")
 
@@ -462,7 +491,7 @@ atheris.Fuzz()
 
 
 @pytest.mark.timeout(600)
-def test_atheris_over_the_intake(tmp_path):
+def test_atheris_over_the_intake(tmp_path, personal_data_kms):
     import importlib.util
 
     assert importlib.util.find_spec("atheris"), "atheris (a dev dependency of the reliability suites) is missing"
@@ -479,7 +508,8 @@ def test_atheris_over_the_intake(tmp_path):
     run = subprocess.run(
         [sys.executable, str(target), str(corpus), f"-runs={ATHERIS_RUNS}", "-max_total_time=60", "-max_len=4096",
          "-timeout=10", f"-artifact_prefix={ARTIFACTS}/atheris-", "-print_final_stats=1"],
-        check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "FUZZ_KMS_ENDPOINT": personal_data_kms[0], "FUZZ_KMS_KEY_ID": personal_data_kms[1]})
     output = run.stdout + run.stderr
     stats = [line for line in output.splitlines() if line.startswith("stat::") or " DONE " in line]
     _counts["atheris_runs"] = next((int(line.split(":")[-1]) for line in stats if "number_of_executed_units" in line),

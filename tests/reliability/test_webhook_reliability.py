@@ -15,10 +15,12 @@ faults: BILLOPS_RELIABILITY_WEBHOOK_FAULTS (see billops_local.dynamodb_fault_inj
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from reliability_stack import (
@@ -29,7 +31,14 @@ from reliability_stack import (
     running_stack,
     wait_until,
 )
-from webhook_traffic import build_traffic, clean_ordered_run, comparable, differences, post_like_ccbill
+from webhook_traffic import (
+    build_traffic,
+    clean_ordered_run,
+    comparable,
+    differences,
+    in_clear,
+    post_like_ccbill,
+)
 
 DELIVERIES = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_DELIVERIES", "10000"))
 SUBSCRIPTIONS = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_SUBSCRIPTIONS", str(max(1, DELIVERIES // 5))))
@@ -57,6 +66,35 @@ def faulty_stack(tmp_path):
         yield stack
 
 
+@contextlib.contextmanager
+def personal_data_key_of(stack) -> Iterator[object]:
+    """While the in-process reference run encrypts personal fields (billops.privacy.field_encryption), it does so
+    under a key of the stack's own KMS (moto), and this FieldCipher opens the data keys of both runs."""
+    from billops.privacy.field_encryption import FieldCipher, reset_default_cipher
+    from billops.storage.aws_clients import reset_clients
+
+    kms = stack.client("kms")
+    key_id = kms.create_key(Description="reliability suite: the reference run's personal-data key")[
+        "KeyMetadata"]["KeyId"]
+    variables = {"BILLOPS_PII_KEY_ID": key_id, "AWS_ENDPOINT_URL": stack.aws_endpoint,
+                 "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
+                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+    saved = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    reset_default_cipher()
+    reset_clients()
+    try:
+        yield FieldCipher(key_id, lambda: kms)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_default_cipher()
+        reset_clients()
+
+
 def _projected_counts(stack) -> dict[str, int]:
     items = stack.scan(SUBSCRIPTIONS_TABLE, ProjectionExpression="subscription_id, event_count")
     return {item["subscription_id"]: int(item.get("event_count", 0)) for item in items}
@@ -66,7 +104,8 @@ def _projected_counts(stack) -> dict[str, int]:
 def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(faulty_stack, report_figures):
     started = time.monotonic()
     lifecycles, traffic = build_traffic(SUBSCRIPTIONS, DELIVERIES, DUPLICATE_SHARE, SEED)
-    reference = clean_ordered_run(lifecycles, TOKEN)
+    with personal_data_key_of(faulty_stack) as cipher:  # the cipher opens the stack's data keys afterwards too
+        reference = clean_ordered_run(lifecycles, TOKEN)
     expected_counts = {sid: len(events) for sid, events in lifecycles.items()}
     unique_events = sum(expected_counts.values())
 
@@ -91,7 +130,7 @@ def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(fault
     answered_keys = {reference.keys[d.event] for d in answered}
     unstored = answered_keys - set(stored)
     content_mismatches = [key for key, item in stored.items() if key in reference.events and any(
-        item.get(name) != reference.events[key].get(name)
+        in_clear(item, cipher).get(name) != in_clear(reference.events[key], cipher).get(name)
         for name in ("event_type", "subscription_id", "transaction_id", "occurred_at", "fields", "subscriber",
                      "known_type", "detected_version"))]
     unexpected = set(stored) - set(reference.events)
@@ -99,7 +138,8 @@ def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(fault
     mismatched = {}
     for sid, expected in reference.subscriptions.items():
         actual = records.get(sid)
-        diff = differences(comparable(expected), comparable(actual)) if actual else {"record": ("present", None)}
+        diff = (differences(comparable(expected, cipher), comparable(actual, cipher)) if actual
+                else {"record": ("present", None)})
         if diff:
             mismatched[sid] = diff
     status_counts = Counter(posting.statuses)

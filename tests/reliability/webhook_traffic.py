@@ -331,13 +331,27 @@ def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str) -> Refe
     return ReferenceRun(keys, subscriptions.items, events_table.items)
 
 
-VOLATILE = ("created_at", "updated_at", "revision")
+VOLATILE = ("created_at", "updated_at", "revision", "subscriber_keys")
+"""Our clocks, the revision counter, and the encrypted data keys of the personal fields (new ones every run)."""
 
 
-def comparable(record: Mapping[str, Any]) -> dict[str, Any]:
+def in_clear(item: Mapping[str, Any], cipher: Any = None) -> dict[str, Any]:
+    """The item with its ``subscriber`` map in clear: once personal fields are encrypted field by field (values
+    ``v1:<ref>:<b64>``, data keys in ``subscriber_keys``) the ciphertexts differ on every run, so runs are compared
+    on the decrypted values. ``cipher``: a FieldCipher able to open the item's data keys."""
+    from billops.privacy.field_encryption import is_encrypted
+
+    subscriber = item.get("subscriber")
+    if not subscriber or not any(is_encrypted(value) for value in subscriber.values()):
+        return dict(item)
+    assert cipher is not None, "personal fields are encrypted: a FieldCipher over the stack's KMS is needed"
+    return {**item, "subscriber": cipher.decrypt_fields(subscriber, item.get("subscriber_keys") or {})}
+
+
+def comparable(record: Mapping[str, Any], cipher: Any = None) -> dict[str, Any]:
     """A subscription record without what depends on when and how often it was written (our clocks, the revision
-    counter): the history keeps every entry but its ``received_at``."""
-    view = {name: value for name, value in record.items() if name not in VOLATILE}
+    counter, the data keys), personal fields decrypted: the history keeps every entry but its ``received_at``."""
+    view = {name: value for name, value in in_clear(record, cipher).items() if name not in VOLATILE}
     view["history"] = [{name: value for name, value in entry.items() if name != "received_at"}
                        for entry in record.get("history") or []]
     return view

@@ -6,7 +6,6 @@ template must keep (encryption, backups, logs, alarms, least privilege, no token
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from billops_local.template_resources import load_yaml
+from sam_transform import transform_template
 
 pytestmark = pytest.mark.template
 
@@ -77,28 +77,9 @@ def resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="session")
-def transformed(template: dict[str, Any]) -> dict[str, Any]:
+def transformed() -> dict[str, Any]:
     """The CloudFormation that the SAM transform makes of the template (roles with their expanded policies)."""
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-
-    document = copy.deepcopy(template)
-    for resource in document["Resources"].values():
-        properties = resource.get("Properties") or {}
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str):
-                properties[key] = "s3://bucket/key"  # what `sam validate` substitutes for local paths
-    previous = os.environ.get("AWS_DEFAULT_REGION")
-    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
-    try:
-        return Translator(managed_policy_map={}, sam_parser=Parser()).translate(
-            sam_template=document, parameter_values={}
-        )
-    finally:
-        if previous is None:
-            os.environ.pop("AWS_DEFAULT_REGION", None)
-        else:
-            os.environ["AWS_DEFAULT_REGION"] = previous
+    return transform_template(TEMPLATE)
 
 
 @pytest.fixture(scope="session")
@@ -182,12 +163,13 @@ def test_built_template_points_at_built_artifacts(sam_build: Path) -> None:
 
 def test_every_table_has_point_in_time_recovery_and_encryption(resources: dict[str, dict[str, Any]]) -> None:
     tables = {name: r for name, r in resources.items() if r["Type"] == "AWS::DynamoDB::Table"}
-    assert set(tables) == {"EventsTable", "SubscriptionsTable", "OperationsTable", "ApiKeysTable"}
+    assert set(tables) >= {"EventsTable", "SubscriptionsTable", "OperationsTable", "ApiKeysTable"}
     for name, table in tables.items():
         assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
         properties = table["Properties"]
         assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True, name
-        assert properties["SSESpecification"]["SSEEnabled"] is True, name
+        assert properties["SSESpecification"] == {
+            "SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": {"Fn::GetAtt": ["StorageKey", "Arn"]}}, name
         assert properties["BillingMode"] == "PAY_PER_REQUEST", name
         assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["IsProd", True, False]}, name
 
@@ -195,13 +177,17 @@ def test_every_table_has_point_in_time_recovery_and_encryption(resources: dict[s
 def test_tables_have_the_documented_keys_indexes_and_stream(resources: dict[str, dict[str, Any]]) -> None:
     events = resources["EventsTable"]["Properties"]
     assert events["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
-    (by_day,) = events["GlobalSecondaryIndexes"]
-    assert by_day["IndexName"] == "by_received_day"
-    assert by_day["KeySchema"] == [
-        {"AttributeName": "received_day", "KeyType": "HASH"},
-        {"AttributeName": "received_at", "KeyType": "RANGE"},
-    ]
+    # No index: the receiver's PutItem is the whole write of a webhook (an index write would be a second one, and a
+    # lagging index would throttle the intake itself).
+    assert "GlobalSecondaryIndexes" not in events
     assert events["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    _assert_index_attributes_are_strings(events)
+    log = resources["DeliveryLogTable"]["Properties"]
+    assert log["KeySchema"] == [{"AttributeName": "received_day", "KeyType": "HASH"},
+                                {"AttributeName": "received_key", "KeyType": "RANGE"}]
+    assert "GlobalSecondaryIndexes" not in log
+    assert log["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    _assert_index_attributes_are_strings(log)
     subscriptions = resources["SubscriptionsTable"]["Properties"]
     assert subscriptions["KeySchema"] == [{"AttributeName": "subscription_id", "KeyType": "HASH"}]
     indexes = {index["IndexName"]: index for index in subscriptions["GlobalSecondaryIndexes"]}
@@ -315,7 +301,7 @@ def test_webhook_receiver_may_only_put_items_into_the_events_table(transformed: 
     ]
     dynamodb = [(action, resource) for action, resource in granted if action.startswith("dynamodb:")]
     assert dynamodb == [("dynamodb:PutItem", json.dumps({"Fn::GetAtt": ["EventsTable", "Arn"]}))]
-    others = sorted(action for action, _ in granted if not action.startswith("dynamodb:"))
+    others = sorted(action for action, _ in granted if not action.startswith(("dynamodb:", "kms:")))
     assert others == ["secretsmanager:GetSecretValue"]
 
 
@@ -326,15 +312,18 @@ def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(tra
         for policy in role["Policies"]
         for statement in _statements(policy["PolicyDocument"])
         for action in _actions(statement)
+        if not action.startswith("kms:")  # StorageKey, through the services (test_least_privilege.py)
     )
     assert actions == sorted([
         "dynamodb:GetItem", "dynamodb:Query",  # EventsTable
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",  # SubscriptionsTable
         "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem",  # OperationsTable: settles upgrades
         "sqs:SendMessage",
+        "dynamodb:BatchWriteItem",  # DeliveryLogTable: each batch's deliveries, logged before the fold
         "events:PutEvents",  # SubscriptionChanged
     ])
     granted = _grants(transformed, "SubscriptionProjectorFunction")
+    assert granted["dynamodb:BatchWriteItem"] == {_arn("DeliveryLogTable")}
     assert granted["dynamodb:UpdateItem"] >= {_arn("OperationsTable")}
     assert _arn("OperationsTable") not in granted["dynamodb:PutItem"]
     assert granted["events:PutEvents"] == {_bus_arn()}
@@ -353,7 +342,8 @@ def test_projector_reads_the_events_stream_like_the_architecture_says(resources:
     assert properties["DestinationConfig"]["OnFailure"]["Destination"] == {
         "Fn::GetAtt": ["ProjectorDeadLetterQueue", "Arn"]
     }
-    assert resources["ProjectorDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+    assert resources["ProjectorDeadLetterQueue"]["Properties"]["KmsMasterKeyId"] == {
+        "Fn::GetAtt": ["StorageKey", "Arn"]}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -380,15 +370,20 @@ def _secret_arn(logical_id: str) -> str:
     return json.dumps({"Fn::Sub": ["${secretArn}", {"secretArn": {"Ref": logical_id}}]}, sort_keys=True)
 
 
-def _grants(transformed: dict[str, Any], function: str) -> dict[str, set[str]]:
-    """action -> the resources (as sorted JSON) the function's role grants it on."""
+def _grants(transformed: dict[str, Any], function: str, *, kms: bool = False) -> dict[str, set[str]]:
+    """action -> the resources (as sorted JSON) the function's role grants it on. KMS actions (StorageKey, used
+    through DynamoDB, SQS and Secrets Manager) only with kms=True: test_least_privilege.py checks them."""
     role = transformed["Resources"][f"{function}Role"]["Properties"]
     granted: dict[str, set[str]] = {}
     for policy in role["Policies"]:
+        if "Fn::If" in policy:  # the worker's deny outside the fixed-egress VPC (its own test)
+            continue
         for statement in _statements(policy["PolicyDocument"]):
             assert statement["Effect"] == "Allow"
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             for action in _actions(statement):
+                if action.startswith("kms:") and not kms:
+                    continue
                 granted.setdefault(action, set()).update(json.dumps(r, sort_keys=True) for r in resources)
     return granted
 
@@ -417,12 +412,19 @@ def test_operation_worker_permissions_are_exactly_what_it_does(transformed: dict
     assert granted["sqs:SendMessage"] == {_arn("OperationsQueue"), _arn("OperationsDeadLetterQueue")}
     assert granted["events:PutEvents"] == {_bus_arn()}
     assert granted["secretsmanager:GetSecretValue"] == {_secret_arn("CCBillCredentialsSecret")}
-    # The SQS event source: Lambda's managed policy for receiving and deleting, nothing else managed.
+    # The SQS event source: Lambda's managed policy for receiving and deleting; SAM's VPC policy (VpcConfig), denied
+    # back by an inline policy unless the worker is in the fixed-egress VPC; nothing else managed.
     role = transformed["Resources"]["OperationWorkerFunctionRole"]["Properties"]
     assert sorted(role["ManagedPolicyArns"]) == [
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+        "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
     ]
+    (deny_outside_the_vpc,) = [policy for policy in role["Policies"] if "Fn::If" in policy]
+    condition, when_on, when_off = deny_outside_the_vpc["Fn::If"]
+    assert (condition, when_on) == ("HasFixedEgressIp", {"Ref": "AWS::NoValue"})
+    (deny,) = when_off["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and "ec2:CreateNetworkInterface" in deny["Action"]
 
 
 def test_operation_scheduler_may_only_find_claim_and_enqueue(transformed: dict[str, Any]) -> None:
@@ -459,12 +461,14 @@ def test_upgrade_postback_reads_the_token_and_settles_operations(transformed: di
 def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: dict[str, Any],
                                                                  resources: dict[str, dict[str, Any]]) -> None:
     for function in FUNCTIONS:
-        granted = _grants(transformed, function)
-        assert not any(action.startswith("kms:") for action in granted), f"{function}: KMS in its role"
+        granted = _grants(transformed, function, kms=True)
+        # A role may use only StorageKey (through the services); BillopsKey is granted by its key policy alone.
+        kms_keys = {resource for action, keys in granted.items() if action.startswith("kms:") for resource in keys}
+        assert kms_keys <= {_arn("StorageKey")}, f"{function}: {kms_keys}"
         if _secret_arn("CCBillCredentialsSecret") in granted.get("secretsmanager:GetSecretValue", set()):
             assert function in ("OperationWorkerFunction", "ReconciliationFunction")
     statements = resources["BillopsKey"]["Properties"]["KeyPolicy"]["Statement"]
-    decrypting = [s for s in statements if "kms:Decrypt" in _actions(s)]
+    decrypting = [s for s in statements if "kms:Decrypt" in _actions(s) and "Fn::GetAtt" in s["Principal"]["AWS"]]
     assert decrypting == [{
         "Sid": sid,
         "Effect": "Allow",
@@ -477,6 +481,20 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         ("UpgradePageDecryptsTheUpgradeKey", "UpgradePageFunction", UPGRADE_KEY_CONTEXT),
         ("MerchantApiDecryptsTheUpgradeKey", "MerchantApiFunction", UPGRADE_KEY_CONTEXT),
         ("MerchantApiRevealsSubscriberData", "MerchantApiFunction", SUBSCRIBER_PII_CONTEXT))]
+    # The receiver makes data keys for subscribers' personal data and cannot decrypt them; the projector has no
+    # statement at all (it copies ciphertexts); people read personal data through the PersonalDataReader policy.
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["WebhookReceiverEncryptsSubscriberData"] == {
+        "Sid": "WebhookReceiverEncryptsSubscriberData", "Effect": "Allow",
+        "Principal": {"AWS": {"Fn::GetAtt": ["WebhookReceiverFunctionRole", "Arn"]}},
+        "Action": "kms:GenerateDataKey", "Resource": "*", "Condition": {"StringEquals": SUBSCRIBER_PII_CONTEXT}}
+    assert not [s for s in statements if "SubscriptionProjectorFunctionRole" in json.dumps(s)]
+    delegated = by_sid["AccountMayGrantPersonalDataReading"]
+    assert (delegated["Action"], delegated["Condition"]) == ("kms:Decrypt", {"StringEquals": SUBSCRIBER_PII_CONTEXT})
+    reader = resources["PersonalDataReader"]["Properties"]["PolicyDocument"]["Statement"]
+    assert reader == [{"Sid": "DecryptSubscriberPersonalData", "Effect": "Allow", "Action": "kms:Decrypt",
+                       "Resource": {"Fn::GetAtt": ["BillopsKey", "Arn"]},
+                       "Condition": {"StringEquals": SUBSCRIBER_PII_CONTEXT}}]
 
 
 def test_billops_key_rotates_is_kept_and_is_administered_by_the_account(resources: dict[str, dict[str, Any]]) -> None:
@@ -527,14 +545,14 @@ def test_operations_queue_is_fifo_with_a_fifo_dead_letter_queue(resources: dict[
     queue = resources["OperationsQueue"]["Properties"]
     assert queue["FifoQueue"] is True
     assert queue["ContentBasedDeduplication"] is False  # senders give the idempotency key
-    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": ["StorageKey", "Arn"]}
     assert queue["RedrivePolicy"] == {
         "deadLetterTargetArn": {"Fn::GetAtt": ["OperationsDeadLetterQueue", "Arn"]},
         "maxReceiveCount": 5,
     }
     dead = resources["OperationsDeadLetterQueue"]["Properties"]
     assert dead["FifoQueue"] is True
-    assert dead["SqsManagedSseEnabled"] is True
+    assert dead["KmsMasterKeyId"] == {"Fn::GetAtt": ["StorageKey", "Arn"]}
     assert dead["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert queue["MessageRetentionPeriod"] <= dead["MessageRetentionPeriod"]
     assert "QueueName" not in queue and "QueueName" not in dead
@@ -880,7 +898,7 @@ def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str
     assert granted == {
         "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable"), _arn("ApiKeysTable")},
         "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_status"),
-                           _sub("${EventsTable.Arn}/index/by_received_day"),
+                           _arn("DeliveryLogTable"),
                            _sub("${OperationsTable.Arn}/index/by_subscription")},
         # Operations are created, never moved (only the worker moves them); the keys table gets counters and
         # kept answers only (below).

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 DEFAULT_DATALINK_USERNAME = "billopsapi"
-DEFAULT_DATALINK_PASSWORD = "sandbox-datalink-password"
+DEFAULT_DATALINK_PASSWORD = "sandbox-datalink-password"  # nosec B105  # the local sandbox's made-up login
 """The sandbox's DataLink login; the local stack puts the same values in its Secrets Manager secret."""
 
 

@@ -29,7 +29,7 @@ from billops_local.ccbill_sandbox.accounts import (
 )
 from billops_local.ccbill_sandbox.server import SandboxHandle, start_sandbox
 
-CREDENTIALS_SECRET_NAME = "billops-local/ccbill-datalink"
+CREDENTIALS_SECRET_NAME = "billops-local/ccbill-datalink"  # nosec B105  # a secret's name, not its value
 UPGRADE_KEY_ALIAS = "alias/billops-local-ccbill-upgrade"
 
 

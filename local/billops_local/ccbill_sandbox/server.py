@@ -363,7 +363,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             message = DATALINK_TEXT.get(fault.datalink_code, f"Error: {fault.datalink_code}")
             status, text, content_type = 200, message + "\n", "text/plain; charset=utf-8"
         else:
-            assert fault.code is not None
+            if fault.code is None:
+                raise ValueError("a code fault needs its code")
             if call["path"] == UPGRADE_PATH:
                 text, content_type = wire_format.render_bare(str(fault.code))
             else:
@@ -460,7 +461,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 def _render(answer: Answer, params: dict[str, str]) -> tuple[int, str, str]:
     xml = wire_format.wants_xml(params)
     if answer.kind == "code":
-        assert answer.code is not None
+        if answer.code is None:
+            raise ValueError("a code answer needs its code")
         text, content_type = wire_format.render_code(answer.code, xml)
     elif answer.kind == "document":
         text, content_type = wire_format.render_document(answer.fields, xml)
@@ -575,6 +577,7 @@ def start_sandbox(
                               name=f"ccbill-sandbox-{port}", daemon=True)
     thread.start()
     handle = SandboxHandle(server, thread)
-    logger.info("CCBill sandbox listening on %s (webhooks: %s, %s)", handle.url, webhook_url or "none",
-                webhook_format)
+    # The webhook URL carries the receiver's token: never logged.
+    logger.info("CCBill sandbox listening on %s (webhooks: %s, %s)", handle.url,
+                re.sub(r"(?i)(token=)[^&]*", r"\1***", webhook_url) if webhook_url else "none", webhook_format)
     return handle

@@ -280,7 +280,8 @@ class WebhookDispatcher:
                     self._condition.notify_all()
 
     def _target(self, event_type: str, fields: Mapping[str, str]) -> str:
-        assert self.webhook_url is not None
+        if self.webhook_url is None:
+            raise RuntimeError("the sandbox has no webhook URL to deliver to")
         parts = urlsplit(self.webhook_url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         present = {name for name, _ in query}

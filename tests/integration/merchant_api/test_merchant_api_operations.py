@@ -269,6 +269,10 @@ def test_upgrade_links(merchant_api):
     allowed = allow.body["upgrade_link"]
     assert allowed["method"] == "allow_upgrade" and allowed["operation_id"].startswith("op_")
     assert allowed["form_fields"]["action"] == "upgradeSubscription"
+    named = merchant_api.call("GET", f"/v1/operations/{allowed['operation_id']}")
+    assert named.status == 200, "the link's operation is recorded before the answer names it"
+    assert (named.body["operation"]["status"], named.body["operation"]["type"]) == ("queued", "upgrade")
+    assert named.body["operation"]["parameters"]["method"] == "upgrade_system"
     assert ops.queue_depth() == 1
 
     for body, status, param in (({"method": "paypal"}, 400, "method"), ({"upgrade_type_id": "77"}, 400,
@@ -285,20 +289,28 @@ def test_upgrade_links(merchant_api):
 
 
 def test_record_and_queue_makes_an_operation_that_can_be_looked_up_at_once(merchant_api):
-    """For callers outside the API's routes (an allowUpgrade link's operation): recorded before it is queued."""
-    from billops.merchant_api.operation_requests import record_and_queue
+    """For callers outside the API's routes (an allowUpgrade link's operation): recorded before it is queued; the same
+    message again is the same operation, another one under its key a conflict."""
+    import pytest
+    from billops.operations.operation_submission import RequestConflict, record_and_queue
 
     ops = merchant_api.ops
     subscription_id = ops.new_subscription()
     message = {"operation_type": "upgrade", "subscription_id": subscription_id,
                "idempotency_key": "upgrade-link:nonce-1", "client_subacc": "0000",
                "parameters": {"method": "allow_upgrade", "upgrade": "gold"}}
-    record = record_and_queue(message, sqs=ops.sqs)
+    submitted = record_and_queue(message, sqs=ops.sqs)
+    record = submitted.record
+    assert not submitted.replayed
     assert record["operation_id"] == operation_id_for("upgrade-link:nonce-1") and record["status"] == "queued"
     found = merchant_api.call("GET", f"/v1/operations/{record['operation_id']}")
     assert found.status == 200 and found.body["operation"]["status"] == "queued"
-    assert record_and_queue(message, sqs=ops.sqs)["operation_id"] == record["operation_id"]
+    again = record_and_queue(message, sqs=ops.sqs)
+    assert again.replayed and again.record["operation_id"] == record["operation_id"]
     assert ops.queue_depth() == 1, "the repeat is dropped by SQS's deduplication"
+    with pytest.raises(RequestConflict):
+        record_and_queue({**message, "parameters": {"method": "allow_upgrade", "upgrade": "platinum"}}, sqs=ops.sqs)
+    assert len(ops.operations()) == 1 and ops.queue_depth() == 1
     ops.work()
     assert merchant_api.call("GET", f"/v1/operations/{record['operation_id']}").body["operation"][
         "status"] == "in_progress"

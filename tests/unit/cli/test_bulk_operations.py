@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from billops.ccbill.result_codes import result_code
 from billops.operations.operation_messages import parse_message
 from billops.operations.operation_records import new_record, operation_id_for
 from billops.storage.operations_table import OperationsTable
@@ -93,6 +94,8 @@ def test_the_workers_rules_decide_against_the_known_subscription():
     assert ok.status == "pending"
     assert ok.plan["param"] == "newRecurringPrice" and ok.plan["value"] == "17.95"  # the amount made a price
     assert (too_low.status, too_low.code) == ("invalid", -18)
+    assert too_low.as_dict()["ccbill_meaning"] == result_code(-18).meaning, "the code with CCBill's meaning"
+    assert ok.as_dict()["ccbill_meaning"] is None
     assert (expired.status, expired.code) == ("invalid", -22)
     assert (ineligible.status, ineligible.code) == ("invalid", -11)
     assert unknown.status == "invalid" and "unknown subscription" in unknown.reason
@@ -224,6 +227,7 @@ def test_waiting_polls_until_every_operation_is_final_or_escalated():
     assert not timed_out
     assert [row.status for row in rows] == ["succeeded", "failed", "unknown"]
     assert rows[1].code == -4 and "escalated" in rows[2].reason
+    assert rows[1].as_dict()["ccbill_meaning"] == result_code(-4).meaning
     assert bulk.exit_code(rows, waited=True) == 1
 
 
@@ -307,15 +311,17 @@ def test_five_thousand_rows_are_checked_and_sent_in_batches(tmp_path, capsys):
 
 def test_the_human_summary_lists_problems_and_what_a_dry_run_would_send(tmp_path, capsys):
     path = tmp_path / "few.csv"
-    path.write_text("subscription_id\n" + "\n".join(ids(3)) + "\nabc\n")
+    path.write_text("subscription_id\n" + "\n".join(ids(4)) + "\nabc\n")
     subs = {sid: subscription(sid) for sid in ids(3)}
+    subs[ids(4)[3]] = subscription(ids(4)[3], price="5.95")
     dynamodb = FakeDynamoDB({"subs": subs, "ops": {}}, {"subs": "subscription_id", "ops": "operation_id"})
     code = bulk.run_bulk(_args(path, dry_run=True, json=False), FakeTarget(dynamodb, FakeSQS()), Output())
     text = capsys.readouterr().out
     assert code == 1
     assert "Dry run: nothing was sent." in text
-    assert "would_send  3" in text and "invalid     1" in text
+    assert "would_send  3" in text and "invalid     2" in text
     assert "newRecurringPrice 17.95 (from 19.95)" in text
+    assert f"   -18  {result_code(-18).meaning}" in text, "CCBill's code behind a refusal, with its meaning"
     assert "abc" in text and "someone@example.com" not in text
 
 

@@ -81,6 +81,15 @@ def test_local_target_follows_the_local_stack_ports_and_names():
         resolve_target(env={"BILLOPS_AWS_PORT": "nope"})
 
 
+def test_the_stack_may_come_from_billops_stack_and_local_overrides_it():
+    target = resolve_target(env={"BILLOPS_STACK": "billops-prod"}, region="eu-west-1")
+    assert isinstance(target, AwsTarget) and target.stack_name == "billops-prod"
+    assert target.description == "stack billops-prod (eu-west-1)"
+    assert resolve_target(stack="billops-dev", env={"BILLOPS_STACK": "billops-prod"}).stack_name == "billops-dev"
+    assert isinstance(resolve_target(local=True, env={"BILLOPS_STACK": "billops-prod"}), LocalTarget)
+    assert isinstance(resolve_target(env={"BILLOPS_STACK": " "}), LocalTarget)
+
+
 def test_local_queue_urls_are_looked_up_including_fifo_names(local_resources):
     target = resolve_target()
     assert target.queue_url("OperationsQueue") == local_resources.queue_url("OperationsQueue")

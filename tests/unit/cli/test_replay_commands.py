@@ -119,6 +119,21 @@ def _store_delivery(local_resources, event_type: str = "NewSaleSuccess", **overr
     return str(result.key)
 
 
+def _log_deliveries(local_resources) -> None:
+    """What the projector does first with every stream batch, even one it then fails to fold: log its deliveries."""
+    from billops.storage.delivery_log_table import DeliveryLogTable, entries_from_stream
+
+    streams = local_resources.client("dynamodbstreams")
+    arn = local_resources.stream_arn()
+    records = []
+    for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records.extend(streams.get_records(ShardIterator=iterator)["Records"])
+    DeliveryLogTable(local_resources.table("DeliveryLogTable"),
+                     local_resources.client("dynamodb")).record(entries_from_stream(records))
+
+
 def _on_failure_record(local_resources, shard: str | None = None) -> dict:
     streams = local_resources.client("dynamodbstreams")
     arn = local_resources.stream_arn()
@@ -153,6 +168,7 @@ def test_a_dead_lettered_stream_batch_is_folded_into_the_subscription(local_reso
                                                                        monkeypatch):
     sale = _store_delivery(local_resources, transactionId=SUBSCRIPTION)
     renewal = _store_delivery(local_resources, "RenewalSuccess")
+    _log_deliveries(local_resources)
     record = _on_failure_record(local_resources)
     if not from_stream:  # older than the stream's 24 hours (moto cannot trim): found by their arrival times
         def trimmed(*_args, **_kwargs):
@@ -211,6 +227,7 @@ def _quarantine(local_resources, fields: dict, event_type: str, reason: str, par
                              {"content-type": content_type}, base64.b64encode(body).decode(), True)
     result = WebhookIntake(Settings(), events)._quarantine(request, body, datetime.now(UTC) - age,
                                                           MalformedDelivery(reason, param))
+    _log_deliveries(local_resources)
     return str(result.key)
 
 

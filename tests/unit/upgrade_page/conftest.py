@@ -1,4 +1,5 @@
-"""Moto-backed settings for upgrade links: the signing secret, a KMS-held upgrade key, the catalogue, a FIFO queue."""
+"""Moto-backed settings for upgrade links: the signing secret, a KMS-held upgrade key, the catalogue, a FIFO queue
+and the operations table (an allowUpgrade link's operation is recorded there before it is queued)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 from upgrade_page_unit_fixtures import BASE_URL, GOLD, SIGNING_SECRET, UPGRADE_KEY
+
+OPERATIONS_TABLE = "operations"
 
 
 @dataclass
@@ -41,6 +44,11 @@ class UpgradeEnvironment:
         answer = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])
         return [{"body": json.loads(m["Body"]), "attributes": m["Attributes"]} for m in answer.get("Messages", [])]
 
+    def operation(self, operation_id: str) -> dict[str, Any] | None:
+        from billops.storage.operations_table import OperationsTable
+
+        return OperationsTable(OPERATIONS_TABLE, boto3.client("dynamodb")).get(operation_id)
+
 
 @pytest.fixture
 def upgrade_env(aws_credentials, monkeypatch):
@@ -61,12 +69,17 @@ def upgrade_env(aws_credentials, monkeypatch):
         key_id = kms.create_key(Description="upgrade key")["KeyMetadata"]["KeyId"]
         queue_url = boto3.client("sqs").create_queue(
             QueueName="operations.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        boto3.client("dynamodb").create_table(
+            TableName=OPERATIONS_TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}])
         for name, value in {
             "BILLOPS_ENV": "local",
             "BILLOPS_UPGRADE_LINK_SECRET_ARN": secret_arn,
             "BILLOPS_UPGRADE_KEY_CIPHERTEXT": encrypt_key_for_configuration(kms, key_id, UPGRADE_KEY),
             "BILLOPS_PUBLIC_BASE_URL": BASE_URL,
             "BILLOPS_OPERATIONS_QUEUE_URL": queue_url,
+            "BILLOPS_OPERATIONS_TABLE": OPERATIONS_TABLE,
             "BILLOPS_UPGRADE_CATALOGUE": json.dumps({"upgrades": [GOLD]}),
         }.items():
             monkeypatch.setenv(name, value)

@@ -73,7 +73,7 @@ def test_with_several_upgrades_the_upgrade_variables_are_sent_and_encrypted(upgr
     assert (error.status, error.api_error_code, error.param) == (400, "param_wrong_value", "upgrade_type_id")
 
 
-def test_an_allow_upgrade_link_queues_the_backend_post_as_an_operation(upgrade_env):
+def test_an_allow_upgrade_link_records_and_queues_the_backend_post_as_an_operation(upgrade_env):
     link = create_upgrade_link(subscription_record(), method="allow_upgrade", now=NOW)
     claims = verify(_token(link), [SIGNING_SECRET.encode()], now=NOW)
     assert claims.method == "allow_upgrade"
@@ -82,12 +82,24 @@ def test_an_allow_upgrade_link_queues_the_backend_post_as_an_operation(upgrade_e
     assert link["expires_at"] == "2026-03-01T12:45:00Z"  # CCBill's 30 minutes + 15 for the queue
     key = f"upgrade-link:{claims.nonce}"
     assert link["operation_id"] == operation_id_for(key)
+    record = upgrade_env.operation(link["operation_id"])
+    assert record is not None, "recorded before the answer names it"
+    assert (record["status"], record["operation_type"], record["idempotency_key"]) == ("queued", "upgrade", key)
+    assert record["parameters"] == {"method": "allow_upgrade", "upgrade": "gold"}
     (message,) = upgrade_env.messages()
     assert message["body"] == {"operation_type": "upgrade", "subscription_id": SUBSCRIPTION, "idempotency_key": key,
                                "client_subacc": "0000", "parameters": {"method": "allow_upgrade", "upgrade": "gold"},
                                "suppress_domain_events": False}
     assert message["attributes"]["MessageGroupId"] == SUBSCRIPTION
     assert message["attributes"]["MessageDeduplicationId"] == key
+
+
+def test_an_allow_upgrade_link_whose_operation_cannot_be_queued_is_500_without_detail(upgrade_env):
+    upgrade_env.set("BILLOPS_OPERATIONS_QUEUE_URL", upgrade_env.queue_url.replace("operations.fifo", "gone.fifo"))
+    error = _error(lambda: create_upgrade_link(subscription_record(), method="allow_upgrade", now=NOW))
+    assert (error.status, error.api_error_code, error.param) == (500, "internal_error", None)
+    assert "gone" not in error.message and "queue" not in error.message.lower()
+    assert upgrade_env.messages() == []
 
 
 def test_an_allow_upgrade_link_does_not_need_the_upgrade_key(upgrade_env):

@@ -69,7 +69,8 @@ def interpret_body(action: str, expectation: Expectation, parsed: ParsedBody,
         return _allow_upgrade(action, parsed)
 
     if parsed.kind is BodyKind.CODE:
-        assert parsed.code is not None
+        if parsed.code is None:  # a CODE body always carries its code (responses.py)
+            raise ValueError("a code answer without its code")
         if expectation is Expectation.STATUS_DOCUMENT and parsed.code == 1:
             return CCBillOutcome(action, OutcomeStatus.UNKNOWN, "CCBill answered 1 but no subscription status.",
                                  True, OutcomeKind.UNREADABLE_RESPONSE, code=1)

@@ -20,7 +20,10 @@ import io
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
-from xml.etree import ElementTree
+from xml.etree.ElementTree import ParseError  # nosec B405  # the exception class only; parsing is defusedxml's
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as parse_xml_safely
 
 
 class BodyKind(StrEnum):
@@ -83,8 +86,8 @@ def _parse_xml(text: str) -> ParsedBody:
         # CCBill sends neither; refusing them keeps entity tricks out of the parser.
         return ParsedBody(BodyKind.UNREADABLE, detail="XML with a DOCTYPE or ENTITY", body_format="xml")
     try:
-        root = ElementTree.fromstring(document)
-    except ElementTree.ParseError as exc:
+        root = parse_xml_safely(document, forbid_dtd=True)
+    except (ParseError, DefusedXmlException) as exc:
         return ParsedBody(BodyKind.UNREADABLE, detail=f"malformed XML ({exc}): {excerpt(text)}", body_format="xml")
     if root.tag != "results":
         return ParsedBody(BodyKind.UNREADABLE, detail=f"XML root <{root.tag}> is not <results>: {excerpt(text)}",

@@ -105,7 +105,7 @@ class MerchantApi:
         queries = MerchantQueries(lambda: dynamodb or dynamodb_client(),
                                   subscriptions_table=base.subscriptions_table,
                                   operations_table=operation_settings.operations_table,
-                                  events_table=base.events_table)
+                                  delivery_log_table=base.delivery_log_table)
         return cls(settings=settings, authenticator=authenticator, requests=requests, queries=queries,
                    idempotent=IdempotentResponses(keys_table), on_metric=on_metric)
 

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the merchant API (openapi.json, next to this module), served at GET /v1/openapi.json.
 
 The document is written by hand and kept true by tests: every route of the handler is in it and nothing else
-(tests/unit/merchant_api/test_openapi_document.py), it is a valid OpenAPI 3.1 document, and schemathesis checks the
+(tests/unit/merchant_api/test_merchant_api_openapi_document.py), it is a valid OpenAPI 3.1 document, and schemathesis checks the
 running API against it (tests/e2e/test_merchant_api_schemathesis.py).
 """
 

@@ -12,10 +12,10 @@
    CCBill would refuse (-18, -19, -20, -21, -22, -11, -2) is refused here with 400 naming the parameter and
    CCBill's code and meaning (409 when the subscription itself is what disqualifies it: -22, -11), as is an upgrade
    to a price point the destination subaccount would answer -7 for.
-5. The record is created ``queued`` (``scheduled`` when ``run_at`` is in the future: the scheduler sends it when
-   due) by the same conditional put the worker uses, then the message goes on the FIFO queue (group = the
-   subscription, deduplication ID = the key). When the send fails the answer is 500 and the client repeats the
-   request with the same key; step 3 then sends the message again.
+5. ``billops.operations.operation_submission.record_and_queue``: the record is created ``queued`` (``scheduled``
+   when ``run_at`` is in the future: the scheduler sends it when due) by the same conditional put the worker uses,
+   then the message goes on the FIFO queue (group = the subscription, deduplication ID = the key). When the send
+   fails the answer is 500 and the client repeats the request with the same key; step 3 then sends it again.
 
 Nothing here calls CCBill.
 """
@@ -42,17 +42,21 @@ from billops.ccbill.upgrade_catalogue import UpgradeCatalogue
 from billops.merchant_api import api_failures as failures
 from billops.merchant_api.request_bodies import refuse_unknown
 from billops.merchant_api.resources import API_KEY_PREFIX, PARAMETER_NAMES
-from billops.operations import operation_states as states
 from billops.operations.operation_actions import ActionRefused, plan_for
 from billops.operations.operation_messages import (
     SUBSCRIPTION_ID_PATTERN,
-    AnyOperationMessage,
     MessageInvalid,
     parse_message,
 )
-from billops.operations.operation_queue import enqueue
-from billops.operations.operation_records import new_record, operation_id_for, request_hash, utc_now
+from billops.operations.operation_records import new_record, operation_id_for, utc_now
 from billops.operations.operation_settings import OperationSettings
+from billops.operations.operation_submission import (
+    NotQueued,
+    RequestConflict,
+    Submitted,
+    record_and_queue,
+    submit_again,
+)
 from billops.operations.subscription_facts_store import SubscriptionFactsStore
 from billops.storage.operations_table import OperationsTable
 
@@ -78,7 +82,7 @@ CCBILL_PARAMS = {
     "recurringPeriod": "recurring_period", "rebills": "rebills", "currencyCode": "currency_code",
     "specialOffer": "special_offer", "sharedAuthentication": "shared_authentication", "extendLength": "days",
     # The consumer's username / password would not fit the destination subaccount: the destination is the choice.
-    "username": "client_subacc", "password": "client_subacc",
+    "username": "client_subacc", "password": "client_subacc",  # nosec B105  # a parameter-name mapping, not a password
 }
 """CCBill's parameter names (in refusals of the worker's checks) -> the API's."""
 SUBSCRIPTION_LEVEL = frozenset({"subscriptionId", "clientSubacc"})
@@ -92,12 +96,6 @@ class OperationRequest:
     parameters: Mapping[str, Any]
     idempotency_key: str | None = None
     suppress_domain_events: bool = False
-
-
-@dataclass
-class Submitted:
-    record: dict[str, Any]
-    replayed: bool
 
 
 def check_idempotency_key(value: str | None) -> str | None:
@@ -212,7 +210,7 @@ class OperationRequests:
 
         existing = self.table.get(operation_id_for(message.idempotency_key))
         if existing is not None:
-            return self._replay(existing, message)
+            return self._queued(lambda: submit_again(existing, message, settings=self.settings, sqs=self.sqs))
 
         facts = self.facts_store.facts(request.subscription_id, subscription)
         if facts.state is SubscriptionState.EXPIRED:
@@ -220,13 +218,21 @@ class OperationRequests:
                                          "change it.")
         if request.operation_type == "cancel" and facts.state is SubscriptionState.CANCELLED:
             raise failures.invalid_state(f"Subscription {request.subscription_id} is already cancelled.")
-        record = new_record(message, self.clock(), max_attempts=self.settings.max_attempts)
-        self._validate(record, subscription, facts, parameters)
+        now = self.clock()
+        self._validate(new_record(message, now, max_attempts=self.settings.max_attempts), subscription, facts,
+                       parameters)
 
-        return _record_and_send(self.table, record, message, self.settings, self.sqs)
+        return self._queued(lambda: record_and_queue(message, table=self.table, settings=self.settings,
+                                                     sqs=self.sqs, clock=lambda: now))
 
-    def _replay(self, existing: dict[str, Any], message: AnyOperationMessage) -> Submitted:
-        return _replay(self.table, existing, message, self.settings, self.sqs)
+    @staticmethod
+    def _queued(submit: Callable[[], Submitted]) -> Submitted:
+        try:
+            return submit()
+        except RequestConflict:
+            raise failures.idempotency_conflict() from None
+        except NotQueued:  # logged; the client repeats the request with the same key, which sends it again
+            raise failures.service_unavailable() from None
 
     # --- the message ----------------------------------------------------------------------------------------------
 
@@ -332,62 +338,6 @@ class OperationRequests:
         except CCBillConfigurationError:
             logger.exception("the CCBill client's configuration is broken")
             raise failures.service_unavailable() from None
-
-
-# --- recording and queueing (also for other callers: an allowUpgrade link's operation) -----------------------------
-
-
-def _record_and_send(table: OperationsTable, record: dict[str, Any], message: AnyOperationMessage,
-                     settings: OperationSettings, sqs: Any) -> Submitted:
-    if not table.create(record):
-        current = table.get(record["operation_id"])
-        if current is None:  # records are never deleted: a storage fault
-            raise failures.service_unavailable()
-        return _replay(table, current, message, settings, sqs)
-    logger.info("operation recorded", extra={
-        "operation_id": record["operation_id"], "operation_type": record["operation_type"],
-        "subscription_id": record["subscription_id"], "status": record["status"]})
-    if record["status"] == states.QUEUED:
-        _send(message, record["operation_id"], settings, sqs)
-    return Submitted(record, replayed=False)
-
-
-def _replay(table: OperationsTable, existing: dict[str, Any], message: AnyOperationMessage,
-            settings: OperationSettings, sqs: Any) -> Submitted:
-    if existing.get("request_hash") != request_hash(message):
-        raise failures.idempotency_conflict()
-    if existing.get("status") == states.QUEUED and not int(existing.get("attempt") or 0):
-        # Perhaps the first send failed (the client was answered 500 and repeats): send it again. A duplicate is
-        # harmless - SQS drops it within 5 minutes, and the worker finds the record afterwards.
-        _send(message, existing["operation_id"], settings, sqs)
-    return Submitted(existing, replayed=True)
-
-
-def _send(message: AnyOperationMessage, operation_id: str, settings: OperationSettings, sqs: Any) -> None:
-    try:
-        enqueue(message, queue_url=settings.queue_url, sqs=sqs)
-    except Exception:  # botocore's errors or a missing URL: the record waits, the client repeats the request
-        logger.exception("the operation is recorded but could not be queued", extra={"operation_id": operation_id})
-        raise failures.service_unavailable() from None
-
-
-def record_and_queue(message: AnyOperationMessage | Mapping[str, Any], *, table: OperationsTable | None = None,
-                     settings: OperationSettings | None = None, sqs: Any = None,
-                     clock: Callable[[], datetime] = utc_now) -> dict[str, Any]:
-    """Record an operation ``queued`` (``scheduled`` for a future run_at), then put its message on the queue: what
-    every operation POST of the API does, for other callers whose answer names an operation that must be found at
-    once (an allowUpgrade upgrade link: billops.upgrade_page.upgrade_links only enqueues, so its operation_id is 404
-    until the worker has taken the message). Returns the record - the existing one for the same request again.
-    Raises MessageInvalid for a bad message, MerchantApiError 409 for a key used for another request, 500 when the
-    send failed (calling again with the same message sends it again)."""
-    from billops.operations.operation_settings import operation_settings_from_env
-
-    if isinstance(message, Mapping):
-        message = parse_message(dict(message))
-    settings = settings or operation_settings_from_env()
-    table = table or OperationsTable(settings.operations_table)
-    record = new_record(message, clock(), max_attempts=settings.max_attempts)
-    return _record_and_send(table, record, message, settings, sqs).record
 
 
 def _refusal(param: str | None, message: str, code: int | None, given: Mapping[str, Any]

@@ -6,8 +6,8 @@
   (never the history: it can be large).
 * a subscription's events: its record's history (the webhooks folded into it), newest first.
 * a subscription's operations: the operations table's ``by_subscription`` index, newest first.
-* recent webhook deliveries: the events table's ``by_received_day`` index (envelope only: no body, no personal
-  data), day by day from today back ``days`` days, newest first.
+* recent webhook deliveries: the delivery log table (billops.storage.delivery_log_table: envelope only, no body, no
+  personal data; written by the projector), day by day from today back ``days`` days, newest first.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from billops.storage.delivery_log_table import QUARANTINED, envelope
 from billops.storage.errors import StorageUnavailable
 from billops.storage.events_table import from_dynamodb
 
@@ -30,7 +31,6 @@ SUBSCRIPTION_ATTRIBUTES = (
 )
 BY_STATUS = "by_status"
 BY_SUBSCRIPTION = "by_subscription"
-BY_RECEIVED_DAY = "by_received_day"
 
 
 @dataclass
@@ -45,7 +45,8 @@ def _query(client: Any, **kwargs: Any) -> dict[str, Any]:
     try:
         return client.query(**kwargs)
     except (ClientError, BotoCoreError) as error:
-        raise StorageUnavailable(f"DynamoDB query of {kwargs.get('IndexName')} failed: {type(error).__name__}"
+        raise StorageUnavailable(f"DynamoDB query of {kwargs.get('IndexName') or kwargs.get('TableName')} failed: "
+                                 f"{type(error).__name__}"
                                  ) from error
 
 
@@ -68,11 +69,11 @@ def _fill(client: Any, base: dict[str, Any], limit: int, start_key: dict[str, An
 
 class MerchantQueries:
     def __init__(self, client_factory: Any, *, subscriptions_table: str, operations_table: str,
-                 events_table: str) -> None:
+                 delivery_log_table: str) -> None:
         self._client_factory = client_factory
         self.subscriptions_table = subscriptions_table
         self.operations_table = operations_table
-        self.events_table = events_table
+        self.delivery_log_table = delivery_log_table
 
     @property
     def client(self) -> Any:
@@ -130,9 +131,9 @@ class MerchantQueries:
             day, until, start_key = today, today - timedelta(days=days - 1), None
         filters, names, values = [], {}, {}
         if status:
-            filters.append("#record_type = :record_type")
-            names["#record_type"] = "record_type"
-            values[":record_type"] = {"S": "quarantine" if status == "quarantined" else "delivery"}
+            filters.append("#outcome = :quarantined" if status == "quarantined" else "#outcome <> :quarantined")
+            names["#outcome"] = "outcome"
+            values[":quarantined"] = {"S": QUARANTINED}
         if event_type:
             filters.append("#event_type = :event_type")
             names["#event_type"] = "event_type"
@@ -144,7 +145,7 @@ class MerchantQueries:
         found: list[dict[str, Any]] = []
         while day >= until and len(found) < limit:
             base: dict[str, Any] = {
-                "TableName": self.events_table, "IndexName": BY_RECEIVED_DAY,
+                "TableName": self.delivery_log_table,
                 "KeyConditionExpression": "#day = :day", "ScanIndexForward": False,
                 "ExpressionAttributeNames": {**names, "#day": "received_day"},
                 "ExpressionAttributeValues": {**values, ":day": {"S": day.isoformat()}},
@@ -152,7 +153,7 @@ class MerchantQueries:
             if filters:
                 base["FilterExpression"] = " AND ".join(filters)
             items, start_key = _fill(self.client, base, limit - len(found), start_key)
-            found.extend(items)
+            found.extend(envelope(item) for item in items)
             if start_key:
                 return Page(found, {"d": day.isoformat(), "until": until.isoformat(), "key": start_key})
             day -= timedelta(days=1)

@@ -14,6 +14,7 @@ crashed worker unable to charge a subscriber twice. docs/operations.md is the co
 * retry_policy         exponential backoff with full jitter
 * domain_events        what the merchant's systems hear (EventBridge)
 * operation_queue      putting a message on the queue (enqueue)
+* operation_submission recording an operation, then queueing it (the merchant API, allowUpgrade links)
 * scheduler            the due sweep (run_at, retry backoff)
 * reconciliation       the recurring job: unknowns, stuck leases, upgrade windows, stale subscriptions
 * upgrade_postbacks    the Subscription Upgrade System's Approval / Denial Background Posts

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +57,11 @@ def _reference(encrypted_key: bytes) -> str:
 
 def is_encrypted(value: object) -> bool:
     return isinstance(value, str) and value.startswith(FORMAT_PREFIX + ":") and value.count(":") == 2
+
+
+def data_key_references(values: Iterable[object]) -> set[str]:
+    """The data keys (references into `subscriber_keys`) that encrypted values need; read without any key."""
+    return {str(value).split(":", 2)[1] for value in values if is_encrypted(value)}
 
 
 class FieldCipher:

@@ -1,7 +1,9 @@
 """How a stored record's personal data is shown: masked by default, revealed only to those allowed to read it.
 
-Records keep personal fields in their `subscriber` map (encrypted field by field once issue 6 is in place, with the
-data keys in `subscriber_keys`). Masking needs no key at all, so the default view never touches KMS.
+Records keep personal fields in their `subscriber` map, encrypted field by field (privacy/field_encryption.py), with
+the encrypted data keys in `subscriber_keys`; a quarantined delivery's raw body is encrypted the same way. Masking
+needs no key at all, so the default view never touches KMS; revealing needs kms:Decrypt with the subscriber-pii
+encryption context.
 """
 
 from __future__ import annotations
@@ -26,3 +28,13 @@ def revealed_subscriber(record: Mapping[str, Any]) -> dict[str, str]:
     if not any(is_encrypted(value) for value in subscriber.values()):
         return subscriber
     return default_cipher().decrypt_fields(subscriber, record.get("subscriber_keys") or {})
+
+
+def quarantined_raw_body(item: Mapping[str, Any]) -> str:
+    """A quarantined delivery's (redacted) raw body in clear. Needs kms:Decrypt like revealed_subscriber."""
+    from billops.privacy.field_encryption import default_cipher, is_encrypted
+
+    body = str(item.get("raw_body") or "")
+    if not is_encrypted(body):
+        return body
+    return default_cipher().decrypt_fields({"raw_body": body}, item.get("subscriber_keys") or {})["raw_body"]

@@ -3,7 +3,9 @@
 Each delivery is merged into its subscription's history, the state is re-derived by state_rules, and the item is
 written back conditionally on its revision; a concurrent writer makes us re-read and redo, so no event is lost
 when two shards touch one subscription. Re-applying a delivery already in the history changes nothing.
-Personal fields converge too: each keeps the value of the latest event (in CCBill's order) that carried it.
+Personal fields converge too: each keeps the value of the latest event (in CCBill's order) that carried it. They
+are copied as the receiver stored them - ciphertexts, with the encrypted data keys they name (`subscriber_keys`) -
+and never decrypted here: the projector has no kms:Decrypt.
 
 Facts that do not come from webhooks (CARRIED_ATTRIBUTES: CCBill's viewSubscriptionStatus answer, what our own
 operations changed - billops.operations.subscription_facts_store) are carried through every re-fold unchanged:
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Callable
 
+from billops.privacy.field_encryption import data_key_references
 from billops.storage.errors import RevisionConflict
 from billops.storage.subscriptions_table import SubscriptionsTable
 from billops.subscriptions.state_rules import derive_state, history_entry, sort_key
@@ -48,6 +51,7 @@ class SubscriptionProjection:
         subscription_id = str(delivery["subscription_id"])
         entry = history_entry(delivery)
         personal = {name: str(value) for name, value in (delivery.get("subscriber") or {}).items() if value}
+        delivery_keys = dict(delivery.get("subscriber_keys") or {})
         for _ in range(MAX_ATTEMPTS):
             current = self.table.get(subscription_id)
             history = list((current or {}).get("history") or [])
@@ -63,6 +67,10 @@ class SubscriptionProjection:
                 if subscriber_as_of.get(name, "") < order:
                     subscriber[name] = value
                     subscriber_as_of[name] = order
+            # The data keys the kept values need, and no others (an item stays small however often data changes).
+            known_keys = {**dict((current or {}).get("subscriber_keys") or {}), **delivery_keys}
+            subscriber_keys = {reference: known_keys[reference]
+                               for reference in data_key_references(subscriber.values()) if reference in known_keys}
             now = self.clock()
             revision = int((current or {}).get("revision", 0))
             carried = {name: current[name] for name in CARRIED_ATTRIBUTES if current and name in current}
@@ -71,6 +79,7 @@ class SubscriptionProjection:
                 **state,
                 "history": history,
                 "subscriber": subscriber,
+                "subscriber_keys": subscriber_keys,
                 "subscriber_as_of": subscriber_as_of,
                 "event_count": len(history),
                 "created_at": (current or {}).get("created_at") or now,

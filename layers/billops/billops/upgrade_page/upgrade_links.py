@@ -16,9 +16,10 @@ would rather host the button: exactly what CCBill's ``upgradeSubscription.cgi`` 
   72 hours by default).
 * ``method="allow_upgrade"``: CCBill must first receive the allowUpgrade backend post, from our whitelisted IP,
   and then gives the consumer 30 minutes. The post is not made here: an ``upgrade`` operation with
-  ``method: allow_upgrade`` is put on the operations queue (idempotency key ``upgrade-link:<nonce>``, the
-  operation's ID in the answer as ``operation_id``), and the worker makes it exactly as for any other operation
-  (docs/operations.md, section 8). The page shows the form only while that operation is ``awaiting_consumer`` and
+  ``method: allow_upgrade`` is recorded and put on the operations queue
+  (billops.operations.operation_submission.record_and_queue, idempotency key ``upgrade-link:<nonce>``), its ID
+  in the answer as ``operation_id`` - found by ``GET /v1/operations/{id}`` at once - and the worker makes it
+  exactly as for any other operation (docs/operations.md, section 8). The page shows the form only while that operation is ``awaiting_consumer`` and
   its window is open; ``form_fields`` (step 2: ``action=upgradeSubscription``, ``subscriptionId``) work only then.
   Such a link expires with the window: at most ``BILLOPS_UPGRADE_WINDOW_SECONDS`` + 15 minutes after creation.
 
@@ -36,7 +37,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from billops.api_errors import ApiError, param_wrong_value
+from billops.api_errors import ApiError, internal_error, param_wrong_value
 from billops.ccbill.errors import CCBillConfigurationError, CCBillRequestInvalid
 from billops.upgrade_page.link_tokens import SecretSigningKeys, UpgradeLinkClaims, new_nonce, sign
 from billops.upgrade_page.page_settings import (
@@ -164,23 +165,26 @@ def create_upgrade_link(
     }
     if method == "allow_upgrade":
         # Last, once everything else worked: a refused link leaves no operation behind.
-        link["operation_id"] = _enqueue_allow_upgrade(subscription_id, subacc, option.key, nonce)
+        link["operation_id"] = _record_allow_upgrade(subscription_id, subacc, option.key, nonce)
     return link
 
 
-def _enqueue_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str, nonce: str) -> str:
-    from billops.operations.operation_queue import enqueue
-    from billops.operations.operation_records import operation_id_for
+def _record_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str, nonce: str) -> str:
+    """Record the link's allowUpgrade operation and queue it: recorded first, so the ID the answer names can be
+    looked up at once, however long the message waits behind the subscription's other operations."""
+    from billops.operations.operation_submission import NotQueued, record_and_queue
 
-    key = idempotency_key_for(nonce)
-    enqueue({
-        "operation_type": "upgrade",
-        "subscription_id": subscription_id,
-        "idempotency_key": key,
-        "client_subacc": client_subacc,
-        "parameters": {"method": "allow_upgrade", "upgrade": upgrade},
-    })
-    return operation_id_for(key)
+    try:
+        submitted = record_and_queue({
+            "operation_type": "upgrade",
+            "subscription_id": subscription_id,
+            "idempotency_key": idempotency_key_for(nonce),
+            "client_subacc": client_subacc,
+            "parameters": {"method": "allow_upgrade", "upgrade": upgrade},
+        })
+    except NotQueued:  # logged; the merchant repeats the request (with its Idempotency-Key) and gets a new link
+        raise internal_error() from None
+    return str(submitted.record["operation_id"])
 
 
 __all__ = ["ContainerSigningKeys", "create_upgrade_link", "idempotency_key_for", "reset_signing_keys", "signing_keys"]

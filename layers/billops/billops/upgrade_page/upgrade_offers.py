@@ -96,7 +96,7 @@ class _AccountOnly:
 
     def __init__(self, client_accnum: str) -> None:
         self._credentials = CCBillCredentials(client_accnum=check.client_accnum(client_accnum, "client_accnum"),
-                                              username="", password="")
+                                              username="", password="")  # nosec B106  # an empty placeholder: these credentials are never sent
 
     def get(self, *, force_refresh: bool = False) -> CCBillCredentials:
         return self._credentials

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billops.api_errors import ApiError, param_wrong_value
+from billops.privacy.field_encryption import EncryptionUnavailable, FieldCipher, default_cipher
 from billops.privacy.subscriber_data import redact_raw_body, scrub_fields, split_personal
 from billops.settings import Settings
 from billops.storage.errors import StorageUnavailable
@@ -90,10 +91,16 @@ def _ccbill_timestamp(value: str | None) -> str | None:
 
 
 class WebhookIntake:
-    def __init__(self, settings: Settings, store: Store, clock=_utc_now) -> None:
+    def __init__(self, settings: Settings, store: Store, clock=_utc_now, cipher: FieldCipher | None = None) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
+        self._cipher = cipher
+
+    @property
+    def cipher(self) -> FieldCipher:
+        """Encrypts personal data before it is stored (the container's cached data key unless one was given)."""
+        return self._cipher or default_cipher()
 
     def receive(self, request: WebhookRequest) -> IntakeResult:
         try:
@@ -154,6 +161,9 @@ class WebhookIntake:
             return IntakeResult(error.status, error.body(), "rejected", metrics=("WebhookRejected",))
         except StorageUnavailable:
             return self._unavailable("The delivery could not be stored; deliver again.")
+        except EncryptionUnavailable:
+            # Never stored in clear: without a data key nothing is written, and CCBill delivers again.
+            return self._unavailable("The delivery could not be encrypted; deliver again.")
 
     def _accept(self, request: WebhookRequest, raw: bytes, received_at: datetime,
                 extra: Mapping[str, Any] | None = None) -> IntakeResult:
@@ -183,8 +193,9 @@ class WebhookIntake:
         detected_version = None
         if event_type is not None:
             detected_version = self._validate(event_type, fields)
-        key = delivery_key(event_type_name, fields)
+        key = delivery_key(event_type_name, fields)  # of the clear values: the same delivery, the same key
         public, personal = split_personal(fields)
+        subscriber, subscriber_keys = self.cipher.encrypt_fields(personal)
         item = {
             "pk": key,
             "record_type": "delivery",
@@ -197,18 +208,20 @@ class WebhookIntake:
             "client_subacc": fields.get("clientSubacc"),
             "occurred_at": _ccbill_timestamp(fields.get("timestamp")),
             "received_at": _iso(received_at),
-            "received_day": received_at.strftime("%Y-%m-%d"),
             "body_format": decoded.body_format,
             "detected_version": detected_version,
             "fields": public,
-            "subscriber": personal,
+            "subscriber": subscriber,
+            "subscriber_keys": subscriber_keys,
             **(extra or {}),
         }
         stored = self.store.put_once(item)
         if not stored:
             return IntakeResult(200, {"received": True, "duplicate": True, "id": key}, "duplicate",
                                 event_type_name, key, ("WebhookDuplicate",))
-        metrics = ("WebhookAccepted",) if event_type is not None else ("WebhookAccepted", "UnknownEventType")
+        # No metric for the common case, so a new delivery writes no metrics document (CloudWatch Logs is paid per
+        # byte, on every webhook): the template's WebhooksAccepted metric filter counts the access log's 200s.
+        metrics = () if event_type is not None else ("UnknownEventType",)
         return IntakeResult(200, {"received": True, "duplicate": False, "id": key},
                             "accepted" if event_type is not None else "unknown_type", event_type_name, key, metrics)
 
@@ -228,20 +241,25 @@ class WebhookIntake:
         query = {name: value for name, value in request.query.items() if name != "token"}
         key = quarantine_key(raw, query)
         text = raw[:QUARANTINE_BODY_LIMIT].decode("utf-8", errors="replace")
+        try:
+            # The body may hold personal data: encrypted like the subscriber map (raw_body_text() reads it back).
+            sealed, body_keys = self.cipher.encrypt_fields({"raw_body": redact_raw_body(text)})
+        except EncryptionUnavailable:
+            return self._unavailable("The delivery could not be encrypted; deliver again.")
         item = {
             "pk": key,
             "record_type": "quarantine",
             "event_type": (request.query.get("eventType") or "").strip() or None,
             "reason": problem.message,
             "param": problem.param,
-            "raw_body": redact_raw_body(text),
+            "raw_body": sealed.get("raw_body", ""),
+            "subscriber_keys": body_keys,
             "raw_body_bytes": len(raw),
             "raw_body_sha256": hashlib.sha256(raw).hexdigest(),
             "raw_body_truncated": len(raw) > QUARANTINE_BODY_LIMIT,
             "content_type": request.headers.get("content-type"),
             "query": query,
             "received_at": _iso(received_at),
-            "received_day": received_at.strftime("%Y-%m-%d"),
         }
         try:
             self.store.put_once(item)

@@ -1,0 +1,209 @@
+"""Least privilege and encryption at rest, over the CloudFormation the SAM transform makes of template.yaml: no
+statement anywhere grants a wildcard action, roles name their resources, KMS is used only through the services that
+store the data, and everything that stores data is encrypted with the stack's own key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sam_transform import transform_template
+
+pytestmark = pytest.mark.template
+
+STORAGE_KEY_ARN = {"Fn::GetAtt": ["StorageKey", "Arn"]}
+# What each resource type that stores data names its KMS key with.
+ENCRYPTION_PROPERTY = {
+    "AWS::SQS::Queue": ("KmsMasterKeyId",),
+    "AWS::SecretsManager::Secret": ("KmsKeyId",),
+    "AWS::Logs::LogGroup": ("KmsKeyId",),
+    "AWS::Events::EventBus": ("KmsKeyIdentifier",),
+    "AWS::Events::Archive": ("KmsKeyIdentifier",),
+    "AWS::SNS::Topic": ("KmsMasterKeyId",),
+    "AWS::DynamoDB::Table": ("SSESpecification", "KMSMasterKeyId"),
+}
+KEY_ADMINISTRATION = {
+    "kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:ListKeyPolicies", "kms:GetKeyRotationStatus",
+    "kms:EnableKeyRotation", "kms:DisableKeyRotation", "kms:ListKeyRotations", "kms:RotateKeyOnDemand",
+    "kms:EnableKey", "kms:DisableKey", "kms:UpdateKeyDescription", "kms:CreateAlias", "kms:UpdateAlias",
+    "kms:DeleteAlias", "kms:ListResourceTags", "kms:TagResource", "kms:UntagResource", "kms:ListGrants",
+    "kms:RevokeGrant", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+}
+
+
+@pytest.fixture(scope="module")
+def resources() -> dict[str, dict[str, Any]]:
+    return transform_template()["Resources"]
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _policy_documents(resources: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """(where, document) for every policy document of the template: role policies (both branches of an !If),
+    managed and inline IAM policies, key policies, queue / topic / bus policies, trust policies."""
+    found: list[tuple[str, dict[str, Any]]] = []
+
+    def add(where: str, policy: Any) -> None:
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            for branch in policy["Fn::If"][1:]:
+                add(where, branch)
+        elif isinstance(policy, dict) and "PolicyDocument" in policy:
+            found.append((f"{where}:{policy.get('PolicyName')}", policy["PolicyDocument"]))
+        elif isinstance(policy, dict) and "Statement" in policy:
+            found.append((where, policy))
+
+    for name, resource in resources.items():
+        properties = resource.get("Properties") or {}
+        for key in ("Policies",):
+            for policy in properties.get(key) or []:
+                add(name, policy)
+        for key in ("PolicyDocument", "KeyPolicy", "AssumeRolePolicyDocument", "Policy"):
+            if isinstance(properties.get(key), dict):
+                add(f"{name}.{key}", properties[key])
+    return found
+
+
+def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return _as_list(document.get("Statement") or [])
+
+
+def test_the_scan_sees_every_role_and_key(resources: dict[str, dict[str, Any]]) -> None:
+    """The checks below would pass vacuously if the walk found nothing."""
+    where = {place.split(":")[0].split(".")[0] for place, _ in _policy_documents(resources)}
+    roles = {name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    keys = {name for name, r in resources.items() if r["Type"] == "AWS::KMS::Key"}
+    assert len(roles) >= 8 and keys == {"BillopsKey", "StorageKey"}
+    assert roles | keys | {"PersonalDataReader"} <= where
+
+
+def test_no_policy_statement_grants_a_wildcard_action(resources: dict[str, dict[str, Any]]) -> None:
+    for where, document in _policy_documents(resources):
+        for statement in _statements(document):
+            assert "NotAction" not in statement and "NotResource" not in statement, where
+            assert "NotPrincipal" not in statement, where
+            for action in _as_list(statement.get("Action")):
+                assert isinstance(action, str) and "*" not in action, f"{where}: wildcard action {action!r}"
+
+
+def test_no_principal_is_everyone(resources: dict[str, dict[str, Any]]) -> None:
+    for where, document in _policy_documents(resources):
+        for statement in _statements(document):
+            principal = statement.get("Principal")
+            assert principal != "*", where
+            if isinstance(principal, dict):
+                for value in principal.values():
+                    assert "*" not in _as_list(value), where
+
+
+def test_roles_and_managed_policies_allow_only_named_resources(resources: dict[str, dict[str, Any]]) -> None:
+    """Key policies' "*" means "this key"; anywhere else an Allow on every resource is a finding."""
+    for where, document in _policy_documents(resources):
+        if ".KeyPolicy" in where or ".AssumeRolePolicyDocument" in where:
+            continue
+        for statement in _statements(document):
+            if statement["Effect"] == "Allow":
+                for resource in _as_list(statement["Resource"]):
+                    assert resource != "*" and not (isinstance(resource, str) and resource.endswith(":*")), (
+                        f"{where}: {statement.get('Sid')} on {resource!r}")
+
+
+def test_functions_use_the_storage_key_only_through_the_services(resources: dict[str, dict[str, Any]]) -> None:
+    functions = [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Function"]
+    assert len(functions) == 8
+    for function in functions:
+        role = resources[f"{function}Role"]["Properties"]
+        kms = [statement for policy in role["Policies"] if "PolicyDocument" in policy
+               for statement in _statements(policy["PolicyDocument"])
+               if any(action.startswith("kms:") for action in _as_list(statement["Action"]))]
+        assert kms, f"{function} cannot read its encrypted tables"
+        for statement in kms:
+            assert statement["Resource"] == STORAGE_KEY_ARN, f"{function}: {statement['Sid']}"
+            conditions = statement["Condition"]["StringEquals"]
+            service = json.dumps(conditions["kms:ViaService"])
+            assert any(f"{name}.${{AWS::Region}}.amazonaws.com" in service
+                       for name in ("dynamodb", "sqs", "secretsmanager")), f"{function}: {statement['Sid']}"
+            if "sqs." in service:
+                assert conditions["kms:EncryptionContext:aws:sqs:arn"], function  # its queues only
+            if "secretsmanager." in service:
+                assert conditions["kms:EncryptionContext:SecretARN"], function  # its secret only
+                assert _as_list(statement["Action"]) == ["kms:Decrypt"], function
+
+
+def test_the_projector_cannot_decrypt_personal_data(resources: dict[str, dict[str, Any]]) -> None:
+    key_policy = resources["BillopsKey"]["Properties"]["KeyPolicy"]
+    assert "SubscriptionProjectorFunctionRole" not in json.dumps(key_policy)
+    role = json.dumps(resources["SubscriptionProjectorFunctionRole"]["Properties"])
+    assert "BillopsKey" not in role and "subscriber-pii" not in role
+
+
+def test_every_key_rotates_and_every_use_is_conditional(resources: dict[str, dict[str, Any]]) -> None:
+    for name in ("BillopsKey", "StorageKey"):
+        key = resources[name]
+        assert key["Properties"]["EnableKeyRotation"] is True, name
+        assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+            actions = set(_as_list(statement["Action"]))
+            if actions <= KEY_ADMINISTRATION:
+                continue
+            # Using the key (Decrypt, GenerateDataKey, ...) always comes with a context, a service or a source.
+            assert statement.get("Condition"), f"{name}: {statement['Sid']} grants {sorted(actions)} unconditionally"
+
+
+def test_everything_that_stores_data_is_encrypted_with_the_storage_key(resources: dict[str, dict[str, Any]]) -> None:
+    checked = 0
+    for name, resource in resources.items():
+        path = ENCRYPTION_PROPERTY.get(resource["Type"])
+        if path is None:
+            continue
+        value: Any = resource.get("Properties") or {}
+        for step in path:
+            value = value.get(step) if isinstance(value, dict) else None
+        assert value == STORAGE_KEY_ARN, f"{name} ({resource['Type']}) is not encrypted with StorageKey"
+        checked += 1
+    assert checked >= 20
+
+
+def test_queues_reuse_their_data_keys_to_save_kms_calls(resources: dict[str, dict[str, Any]]) -> None:
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::SQS::Queue":
+            assert 300 <= resource["Properties"]["KmsDataKeyReusePeriodSeconds"] <= 86400, name
+
+
+def test_the_fixed_egress_vpc_is_optional_and_only_the_worker_uses_it(resources: dict[str, dict[str, Any]]) -> None:
+    network = {name: r for name, r in resources.items() if r["Type"].startswith("AWS::EC2::")}
+    assert {r["Type"] for r in network.values()} >= {
+        "AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP",
+        "AWS::EC2::Route", "AWS::EC2::SecurityGroup", "AWS::EC2::VPCEndpoint", "AWS::EC2::FlowLog"}
+    for name, resource in network.items():
+        assert resource.get("Condition") == "HasFixedEgressIp", f"{name} exists when the VPC is off"
+    subnets = [r["Properties"] for r in network.values() if r["Type"] == "AWS::EC2::Subnet"]
+    assert len(subnets) == 3 and not any(subnet.get("MapPublicIpOnLaunch") for subnet in subnets)
+    (endpoint,) = [r["Properties"] for r in network.values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
+    assert endpoint["VpcEndpointType"] == "Gateway"
+    assert endpoint["ServiceName"] == {"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}
+    (group,) = [r["Properties"] for r in network.values() if r["Type"] == "AWS::EC2::SecurityGroup"]
+    assert "SecurityGroupIngress" not in group
+    assert [(rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) for rule in group["SecurityGroupEgress"]] == [
+        ("tcp", 443, 443)]
+    in_a_vpc = {name for name, r in resources.items()
+                if r["Type"] == "AWS::Lambda::Function" and "VpcConfig" in r["Properties"]}
+    assert in_a_vpc == {"OperationWorkerFunction"}
+    condition, when_on, when_off = resources["OperationWorkerFunction"]["Properties"]["VpcConfig"]["Fn::If"]
+    assert (condition, when_off) == ("HasFixedEgressIp", {"Ref": "AWS::NoValue"})
+    assert len(when_on["SubnetIds"]) == 2
+
+
+def test_the_egress_ip_is_an_output_kept_when_the_stack_goes() -> None:
+    from billops_local.template_resources import DEFAULT_TEMPLATE, load_yaml
+
+    template = load_yaml(DEFAULT_TEMPLATE)
+    parameter = template["Parameters"]["WorkerFixedEgressIp"]
+    assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+    output = template["Outputs"]["WorkerEgressIp"]
+    assert (output["Condition"], output["Value"]) == ("HasFixedEgressIp", {"Ref": "WorkerNatEip"})
+    eip = template["Resources"]["WorkerNatEip"]
+    assert (eip["DeletionPolicy"], eip["UpdateReplacePolicy"]) == ("Retain", "Retain")

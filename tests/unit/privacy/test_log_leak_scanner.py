@@ -1,0 +1,85 @@
+"""The end-to-end suite's log check (billops_local.log_leaks) finds what it must, in every form, and says where
+without repeating the value."""
+
+from __future__ import annotations
+
+import base64
+import json
+from urllib.parse import urlencode
+
+from billops_local.log_leaks import CapturedLogs, LeakScanner, seeded_scanner
+from billops_local.webhook_samples import SAMPLE_PASSWORD, sample_fields
+
+
+def test_a_clean_log_has_no_findings():
+    scanner = seeded_scanner("e2e-webhook-token")
+    log = "\n".join([
+        '{"level":"INFO","message":"webhook answered","outcome":"accepted","delivery_key":'
+        '"NewSaleSuccess#txn#0126015401000000123","status":200}',
+        '{"timestamp":1795320940311,"subscription_id":"0126015401000000123","bin":"411111","last4":"1111"}',
+        "127.0.0.1 - - [22/Nov/2026 04:15:40] \"POST / HTTP/1.1\" 200 -",
+    ])
+    assert scanner.scan_text(log, "clean.log") == []
+
+
+def test_personal_data_passwords_and_tokens_are_found_in_every_form():
+    scanner = seeded_scanner("e2e-webhook-token")
+    fields = sample_fields("NewSaleSuccess")
+    lines = [
+        f'{{"message": "debug", "email": "{fields["email"]}"}}',  # as is
+        "body=" + urlencode({"password": SAMPLE_PASSWORD}),  # URL-encoded
+        json.dumps({"address": fields["address1"]}),
+        "POST /webhooks/ccbill?token=e2e-webhook-token&eventType=NewSaleSuccess",
+        f"ip {fields['ipAddress']}",
+        "sandbox consumer member0042@example.com paid",  # an address the run made up: found by pattern
+        "card 4111 1111 1111 1111 declined",  # a full card number, grouped
+        "Authorization: Basic bo_local_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6",
+    ]
+    leaks = scanner.scan_text("\n".join(lines), "leaky.log")
+    assert sorted({leak.line_number for leak in leaks}) == list(range(1, len(lines) + 1))
+    assert {leak.what for leak in leaks} >= {"a consumer's password", "the webhook token", "a full card number",
+                                             "a merchant API key", "a subscriber's e-mail address"}
+    report = "\n".join(map(str, leaks))
+    assert "leaky.log:4: the webhook token" in report
+    for value in (fields["email"], SAMPLE_PASSWORD, "e2e-webhook-token", "4111 1111 1111 1111"):
+        assert value not in report  # the report never repeats what leaked
+
+
+def test_key_material_is_found_as_base64_and_hex():
+    scanner = LeakScanner()
+    key = bytes(range(32))
+    scanner.add_binary(key, "a data key")
+    assert scanner.scan_text(f"key={base64.b64encode(key).decode()}", "a")[0].what == "a data key"
+    assert scanner.scan_text(f"key={key.hex()}", "b")[0].what == "a data key"
+
+
+def test_json_secrets_are_searched_value_by_value():
+    scanner = LeakScanner()
+    scanner.add_secret_string(json.dumps({"clientAccnum": "900100", "username": "dl", "password": "s3cret-pw"}),
+                              "the DataLink credentials")
+    assert scanner.scan_text("login with s3cret-pw", "x")[0].what == "the DataLink credentials"
+    assert scanner.scan_text("account 900100", "x") == []  # an account number is not a secret
+
+
+def test_the_start_up_banner_is_not_a_log_but_what_follows_it_is():
+    scanner = seeded_scanner("e2e-webhook-token")
+    banner = ["billops local stack", "  http-api ...", "Webhook URL:", "  http://127.0.0.1:3000/webhooks/ccbill"
+              "?token=e2e-webhook-token", "billops local stack ready"]
+    assert scanner.scan_text("\n".join(banner), "stack.log") == []
+    leaks = scanner.scan_text("\n".join([*banner, "GET /webhooks/ccbill?token=e2e-webhook-token"]), "stack.log")
+    assert [(leak.line_number, leak.what) for leak in leaks] == [(6, "the webhook token")]
+
+
+def test_the_session_check_fails_on_a_leak_and_on_a_collector_that_failed(tmp_path):
+    logs = CapturedLogs(tmp_path, seeded_scanner("e2e-webhook-token"))
+    logs.append(logs.directory / "test-process.log", "all quiet\n")
+    assert logs.check() == [] and not (tmp_path / "leaks.txt").exists()
+    logs.append(logs.directory / "test-process.log", f"oops {SAMPLE_PASSWORD}\n")
+    assert [str(leak) for leak in logs.check()] == [f"{tmp_path / 'test-process.log'}:2: a consumer's password"]
+    assert SAMPLE_PASSWORD not in (tmp_path / "leaks.txt").read_text()
+
+    def unreachable() -> None:
+        raise ConnectionError("moto is gone")
+
+    logs.collect(unreachable)
+    assert any("could not collect" in leak.what for leak in logs.check())
