@@ -290,13 +290,12 @@ def render_report(results: Mapping[str, Any]) -> str:
             total = baseline_cold["import_cpu_ms"] + baseline_cold["first_delivery_cpu_ms"]
             baseline_ratio = f" (the baseline: {total / cold_target['boto3']:.2f}x)"
         add("### The cold-import target passes on the import alone\n")
-        add(f"The receiver imports in {cold_target['ratio']:.2f}x a bare `import boto3`, but it loads the pydantic "
-            "models of all 20 event types (`billops.webhooks.event_models`) on its first delivery, so a new "
-            f"container's import + first delivery is {cold_target['import_plus_first_delivery_ratio']:.2f}x boto3"
-            f"{baseline_ratio}, and that part runs in the INVOKE phase at the 256 MB CPU share. Proposal (not made): "
-            "build only the model of the delivery's type on first use (a module or a cached `TypeAdapter` per "
-            "type, or pydantic's `defer_build=True` on the models), so a cold container pays for one model, not "
-            "twenty.\n")
+        add(f"The receiver imports in {cold_target['ratio']:.2f}x a bare `import boto3`; its first delivery then "
+            "imports pydantic and the event models (`billops.webhooks.event_models`) and builds the validator of "
+            "the delivery's type only (`defer_build=True`: a container pays for the types it receives, not all "
+            f"20), so a new container's import + first delivery is "
+            f"{cold_target['import_plus_first_delivery_ratio']:.2f}x boto3{baseline_ratio}, and that part runs in "
+            "the INVOKE phase at the 256 MB CPU share.\n")
     full = _get(costs, "breakdowns", "ours_full")
     fold = _get(costs, "breakdowns", "projector")
     if full and fold:

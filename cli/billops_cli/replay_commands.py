@@ -727,7 +727,7 @@ def quarantine_replay(args: argparse.Namespace, target: Target, out: Output) -> 
 
     if bool(args.keys) == bool(args.all):
         raise CliError("give quarantine keys, or --all", 2)
-    target.activate("EventsTable")
+    target.activate("EventsTable", "BillopsKey")  # a replayed delivery is stored encrypted, as the receiver does
     settings = settings_from_env({**os.environ, **target.receiver_environment()})
     dynamodb = target.client("dynamodb")
     table = target.table("EventsTable")

@@ -55,6 +55,7 @@ LIBRARY_VARIABLES = {
     "OperationsQueue": "BILLOPS_OPERATIONS_QUEUE_URL",
     "OperationsDeadLetterQueue": "BILLOPS_OPERATIONS_DLQ_URL",
     "DomainEventBus": "BILLOPS_EVENT_BUS_NAME",
+    "BillopsKey": "BILLOPS_PII_KEY_ID",  # personal data is encrypted under data keys of this key
 }
 """Logical ID -> the variable through which the billops package's code finds it (as the functions do)."""
 
@@ -183,6 +184,8 @@ class LocalTarget(Target):
 
     def _lookup(self, logical_id: str) -> str:
         name = LOCAL_PREFIX + logical_id
+        if logical_id == "BillopsKey":
+            return f"alias/{LOCAL_PREFIX}BillopsKeyAlias"  # the local stack names aliases like its other resources
         if logical_id not in QUEUES:
             return name
         sqs = self.client("sqs")

@@ -45,7 +45,12 @@ def test_a_sandbox_subscription_lives_its_life_in_our_record(local_stack):
     record = _history(local_stack, subscription_id, 1)
     assert record["status"] == "active"
     assert (record["initial_price"], record["recurring_price"], record["currency"]) == ("2.95", "19.95", "USD")
-    assert record["subscriber"]["email"] == "e2e@example.com"
+    # Stored encrypted; readable with kms:Decrypt on the subscriber-pii context (as the merchant API reads it).
+    from billops.privacy.field_encryption import FieldCipher, is_encrypted
+
+    assert is_encrypted(record["subscriber"]["email"])
+    cipher = FieldCipher(None, lambda: local_stack.boto3_client("kms"))
+    assert cipher.decrypt_fields(record["subscriber"], record["subscriber_keys"])["email"] == "e2e@example.com"
 
     assert requests.post(f"{sandbox}/sandbox/subscriptions/{subscription_id}/renew", timeout=10).ok
     record = _history(local_stack, subscription_id, 2)

@@ -191,10 +191,16 @@ def test_the_fixed_egress_vpc_is_optional_and_only_the_worker_uses_it(resources:
         ("tcp", 443, 443)]
     in_a_vpc = {name for name, r in resources.items()
                 if r["Type"] == "AWS::Lambda::Function" and "VpcConfig" in r["Properties"]}
-    assert in_a_vpc == {"OperationWorkerFunction"}
-    condition, when_on, when_off = resources["OperationWorkerFunction"]["Properties"]["VpcConfig"]["Fn::If"]
-    assert (condition, when_off) == ("HasFixedEgressIp", {"Ref": "AWS::NoValue"})
-    assert len(when_on["SubnetIds"]) == 2
+    assert in_a_vpc == {"OperationWorkerFunction", "ReconciliationFunction"}  # the DataLink callers
+    for function in in_a_vpc:
+        condition, when_on, when_off = resources[function]["Properties"]["VpcConfig"]["Fn::If"]
+        assert (condition, when_off) == ("HasFixedEgressIp", {"Ref": "AWS::NoValue"})
+        assert len(when_on["SubnetIds"]) == 2
+        # SAM attaches its VPC policy whenever VpcConfig is there: outside the VPC an explicit deny takes it back.
+        (deny_outside,) = [p for p in resources[f"{function}Role"]["Properties"]["Policies"] if "Fn::If" in p]
+        assert deny_outside["Fn::If"][:2] == ["HasFixedEgressIp", {"Ref": "AWS::NoValue"}]
+        (deny,) = deny_outside["Fn::If"][2]["PolicyDocument"]["Statement"]
+        assert deny["Effect"] == "Deny" and "ec2:CreateNetworkInterface" in deny["Action"]
 
 
 def test_the_egress_ip_is_an_output_kept_when_the_stack_goes() -> None:

@@ -114,9 +114,17 @@ def _store_delivery(local_resources, event_type: str = "NewSaleSuccess", **overr
     fields = sample_fields(event_type, subscriptionId=SUBSCRIPTION, **overrides)
     body, content_type = encode_body(fields, "urlencoded")
     events = EventsTable(local_resources.table("EventsTable"), local_resources.client("dynamodb"))
-    result = WebhookIntake(Settings(), events).replay(body, content_type, webhook_query(event_type, fields, None))
+    result = WebhookIntake(Settings(), events, cipher=_cipher(local_resources)).replay(
+        body, content_type, webhook_query(event_type, fields, None))
     assert result.status == 200, result.body
     return str(result.key)
+
+
+def _cipher(local_resources):
+    """The receiver's encryption of personal data, under the stack's key (moto's KMS)."""
+    from billops.privacy.field_encryption import FieldCipher
+
+    return FieldCipher(local_resources.created.kms_keys["BillopsKey"].key_id, lambda: local_resources.client("kms"))
 
 
 def _log_deliveries(local_resources) -> None:
@@ -225,8 +233,8 @@ def _quarantine(local_resources, fields: dict, event_type: str, reason: str, par
     events = EventsTable(local_resources.table("EventsTable"), local_resources.client("dynamodb"))
     request = WebhookRequest("64.38.240.10", webhook_query(event_type, fields, "a-token"),
                              {"content-type": content_type}, base64.b64encode(body).decode(), True)
-    result = WebhookIntake(Settings(), events)._quarantine(request, body, datetime.now(UTC) - age,
-                                                          MalformedDelivery(reason, param))
+    result = WebhookIntake(Settings(), events, cipher=_cipher(local_resources))._quarantine(
+        request, body, datetime.now(UTC) - age, MalformedDelivery(reason, param))
     _log_deliveries(local_resources)
     return str(result.key)
 

@@ -125,6 +125,8 @@ class ApiKeysTable(DynamoDBTable):
     def get(self, key_hash: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if not self.table_name:  # BILLOPS_API_KEYS_TABLE missing in AWS: no key can be valid
+            raise StorageUnavailable("no API keys table is configured")
         try:
             answer = self.client.get_item(TableName=self.table_name, Key={"key_hash": {"S": key_hash}})
         except (ClientError, BotoCoreError) as error:

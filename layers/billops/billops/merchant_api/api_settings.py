@@ -35,9 +35,13 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
 
 def api_settings_from_env(env: Mapping[str, str] | None = None) -> ApiSettings:
     env = os.environ if env is None else env
+    environment = (env.get("BILLOPS_ENV") or "local").strip() or "local"
     return ApiSettings(
-        environment=(env.get("BILLOPS_ENV") or "local").strip() or "local",
-        keys_table=(env.get("BILLOPS_API_KEYS_TABLE") or "").strip() or DEFAULT_KEYS_TABLE,
+        environment=environment,
+        # Fail closed: in AWS a missing BILLOPS_API_KEYS_TABLE means no key is valid (every request is refused),
+        # never a lookup in some other table that happens to carry the default name.
+        keys_table=(env.get("BILLOPS_API_KEYS_TABLE") or "").strip()
+        or (DEFAULT_KEYS_TABLE if environment == "local" else ""),
         key_cache_seconds=_number(env, "BILLOPS_API_KEY_CACHE_SECONDS", 60.0, 0.0),
         failure_limit=int(_number(env, "BILLOPS_API_AUTH_FAILURE_LIMIT", 10, 1)),
         failure_window_seconds=int(_number(env, "BILLOPS_API_AUTH_FAILURE_WINDOW_SECONDS", 300, 1)),

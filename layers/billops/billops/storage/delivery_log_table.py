@@ -48,7 +48,7 @@ def log_entry(image: Mapping[str, Any]) -> dict[str, Any] | None:
     if outcome is None or not key or not received_at:
         return None
     try:
-        moment = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(received_at)
     except ValueError:
         return None
     expires = int((moment + timedelta(days=RETENTION_DAYS)).timestamp())

@@ -262,7 +262,9 @@ ExpDate = Annotated[str, BeforeValidator(_exp_date)]
 class WebhookEvent(BaseModel):
     """Fields every CCBill webhook event may carry. Subclasses make required what their event always documents."""
 
-    # The shared bases are never validated themselves: only the 20 concrete models are built (at import).
+    # defer_build: a model builds its validators on its first validation, so a new container pays for the event
+    # types it receives, not for all 20 (import + first validation: ~0.27 s of CPU instead of ~0.45 s, measured on
+    # the bench machine); the shared bases are never built.
     model_config = ConfigDict(extra="allow", hide_input_in_errors=True, defer_build=True)
 
     event_type: ClassVar[EventType | None] = None
@@ -536,11 +538,6 @@ MODELS: dict[EventType, type[WebhookEvent]] = {
         ManualAddEvent,
     )
 }
-
-
-for _model in MODELS.values():
-    _model.model_rebuild(force=True)  # build the validators now, at import, never on a request
-del _model
 
 
 def model_for(event_type: EventType) -> type[WebhookEvent]:
