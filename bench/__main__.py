@@ -227,9 +227,12 @@ def finish(results: dict[str, Any], out: Path, *, elapsed: float) -> None:
     results["elapsed_seconds"] = elapsed
     results["caveats"] = caveats(results)
 
-    from bench.report import target_lines, write_all
+    from bench.report import splice_into_readme, target_lines, write_all
 
     paths = write_all(results, out)
+    if results.get("mode") == "full" and out.resolve() == (ROOT / "bench").resolve() and \
+            splice_into_readme(ROOT / "README.md", paths["table"].read_text()):
+        paths["readme"] = ROOT / "README.md"
     for line in target_lines(results):
         print(line.replace("**", ""))
     print(f"wrote {', '.join(str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p) for p in paths.values())} "

@@ -210,7 +210,12 @@ class RequestLedger:
 
     def _dynamodb_units(self, call: Call, request: dict, parsed: dict, context: dict) -> None:
         call.table = request.get("TableName")
-        call.moto_reported_units = (parsed.get("ConsumedCapacity") or {}).get("CapacityUnits")
+        consumed = parsed.get("ConsumedCapacity")
+        if isinstance(consumed, list):  # the batch operations report one entry per table
+            reported = [entry.get("CapacityUnits") for entry in consumed if entry.get("CapacityUnits") is not None]
+            call.moto_reported_units = sum(reported) if reported else None
+        else:
+            call.moto_reported_units = (consumed or {}).get("CapacityUnits")
         operation = call.operation
         if operation in ("PutItem", "UpdateItem", "DeleteItem"):
             table = self.table(call.table)

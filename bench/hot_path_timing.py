@@ -5,8 +5,8 @@ once from a small in-memory DynamoDB / Secrets Manager, so the time is our code 
 
 The fake answers what the handlers need and no more: PutItem (a ConditionExpression with ``attribute_not_exists``
 fails when the key is there, answering ``ConditionalCheckFailedException`` with the old item when
-``ReturnValuesOnConditionCheckFailure`` is ALL_OLD, as DynamoDB does), UpdateItem (``SET`` clauses), GetItem, and
-GetSecretValue.
+``ReturnValuesOnConditionCheckFailure`` is ALL_OLD, as DynamoDB does), UpdateItem (``SET`` clauses), GetItem,
+GetSecretValue and KMS GenerateDataKey (the personal-data key the receiver encrypts with).
 
 Both the wall time and the thread's CPU time of each delivery are kept: on a shared machine the wall time also
 counts the time the process waited for a CPU, so the cost model uses the CPU time (mean).
@@ -19,6 +19,7 @@ built before the clock starts; each timed delivery is distinct (new) or a repeat
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
 import os
@@ -78,6 +79,11 @@ class FakeAws:
         return response
 
     def _dispatch(self, target: str, operation: str, params: dict) -> tuple[int, dict]:
+        if target.startswith("TrentService.") and operation == "GenerateDataKey":
+            # The personal-data key: the receiver asks once per container (then per rotation) for a data key.
+            plaintext = os.urandom(32)
+            return 200, {"KeyId": params.get("KeyId"), "Plaintext": base64.b64encode(plaintext).decode(),
+                         "CiphertextBlob": base64.b64encode(b"bench-wrapped:" + plaintext).decode()}
         if target.startswith("secretsmanager.") and operation == "GetSecretValue":
             return 200, {"ARN": params.get("SecretId"), "Name": "bench-webhook-token", "SecretString": TOKEN,
                          "VersionId": "v1", "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9}
@@ -126,6 +132,7 @@ def _environment(target: str) -> None:
             "POWERTOOLS_LOG_LEVEL": "INFO", "BILLOPS_ENV": "dev",
             "BILLOPS_EVENTS_TABLE": "billops-dev-EventsTable", "BILLOPS_SUBSCRIPTIONS_TABLE": "billops-dev-Subs",
             "BILLOPS_WEBHOOK_TOKEN_SECRET_ARN": TOKEN_SECRET_ARN,
+            "BILLOPS_PII_KEY_ID": "arn:aws:kms:us-east-1:123456789012:key/bench-pii",
             "BILLOPS_ALLOWED_CIDRS": "64.38.212.0/24,64.38.215.0/24,64.38.240.0/24,64.38.241.0/24",
             "BILLOPS_CLIENT_ACCNUM": "", "BILLOPS_CLIENT_SUBACCS": "", "BILLOPS_MAX_BODY_BYTES": "65536",
         })

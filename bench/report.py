@@ -301,16 +301,18 @@ def render_report(results: Mapping[str, Any]) -> str:
     if full and fold:
         projector = counting.get("projector") or {}
         indexes = _get(projector, "per_record", "write_units_indexes_per_unit", default={}) or {}
-        add("### The subscription fold costs more than the intake\n")
-        add(f"Folding each delivery into its subscription record (the projector, off the hot path) costs "
-            f"{money(fold['total'])} per million deliveries, so intake + fold is {money(full['total'])}. Over a "
-            f"subscription's life (a sale, {projector.get('records', 0) // max(1, projector.get('subscriptions', 1)) - 3}"
-            f" renewals, a cancellation, the expiration) the record grows to "
+        add("### The subscription fold (and the delivery log) off the hot path\n")
+        add(f"Folding each delivery into its subscription record (the projector) costs {money(fold['total'])} per "
+            f"million deliveries, so intake + fold is {money(full['total'])}. Over a subscription's life (a sale, "
+            f"{projector.get('records', 0) // max(1, projector.get('subscriptions', 1)) - 3} renewals, a "
+            "cancellation, the expiration) the record grows to "
             f"{number(_get(projector, 'subscription_item_bytes', 'max'), 0)} bytes (it keeps the history), and each "
-            f"fold rewrites it: {number(_get(projector, 'per_record', 'write_units_table_per_unit'))} table write "
-            f"units per delivery plus {', '.join(f'{number(v)} for the `{k}` index' for k, v in indexes.items())} "
-            "(projection ALL copies the whole record into the index). Proposals (not made): project `by_status` "
-            "with KEYS_ONLY or a short INCLUDE list; keep the history in items of its own and the record small; "
+            f"fold rewrites it; with the delivery log's item, the projector writes "
+            f"{number(_get(projector, 'per_record', 'write_units_table_per_unit'))} table write units per delivery"
+            + (f" plus {', '.join(f'{number(v)} for the `{k}` index' for k, v in indexes.items())}" if indexes
+               else "")
+            + " (`by_status` projects the keys and `client_subacc` only; the API's list reads the records with "
+            "BatchGetItem). Proposals (not made): keep the history in items of its own so the record stays small; "
             "publish `SubscriptionChanged` only when a field a consumer reads changed.\n")
 
     add("## Cost breakdowns\n")
@@ -596,3 +598,19 @@ def write_all(results: Mapping[str, Any], directory: Path) -> dict[str, Path]:
     paths["table"].write_text(render_table(results))
     write_chart(results, paths["chart"])
     return paths
+
+
+README_MARKERS = ("<!-- bench-table:start -->", "<!-- bench-table:end -->")
+
+
+def splice_into_readme(readme: Path, table: str) -> bool:
+    """Put the table between README's bench markers (a full run only: a quick run's figures are not the README's).
+    False when README has no markers (then it is left alone)."""
+    text = readme.read_text()
+    start, end = README_MARKERS
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    readme.write_text(f"{head}{start}\n{table.strip()}\n{end}{tail}")
+    return True

@@ -191,7 +191,9 @@ def not_found(_: Exception) -> Response:
 @app.exception_handler(ApiError)
 def refused(error: ApiError) -> Response:
     if error.status >= 500:
+        # Already logged where it happened; counted here so the alarm sees every 500, not only unexpected ones.
         logger.warning("request answered with an internal error", extra={"api_error_code": error.api_error_code})
+        _count("ApiInternalErrors")
     return _json(error.status, error.body(), failures.error_headers(error))
 
 

@@ -193,6 +193,8 @@ def test_tables_have_the_documented_keys_indexes_and_stream(resources: dict[str,
     indexes = {index["IndexName"]: index for index in subscriptions["GlobalSecondaryIndexes"]}
     assert set(indexes) == {"by_status", "by_original_subscription"}
     assert [k["AttributeName"] for k in indexes["by_status"]["KeySchema"]] == ["status", "updated_at"]
+    # Never ALL: every fold rewrites the entry (updated_at changes), so it must stay small.
+    assert indexes["by_status"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["client_subacc"]}
     assert [k["AttributeName"] for k in indexes["by_original_subscription"]["KeySchema"]] == [
         "original_subscription_id", "signed_up_at"]
     _assert_index_attributes_are_strings(subscriptions)
@@ -876,6 +878,7 @@ def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str
     granted = _grants(transformed, "MerchantApiFunction")
     assert granted == {
         "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable"), _arn("ApiKeysTable")},
+        "dynamodb:BatchGetItem": {_arn("SubscriptionsTable")},
         "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_status"),
                            _arn("DeliveryLogTable"),
                            _sub("${OperationsTable.Arn}/index/by_subscription")},

@@ -214,16 +214,18 @@ def test_the_event_actions_header_switches_off_the_domain_events_of_one_request(
     assert refused.status == 400 and refused.body["param"] == "billops-event-actions"
 
 
-def test_a_failed_send_is_500_and_the_same_request_sends_it(merchant_api, monkeypatch):
+def test_a_failed_send_is_500_and_the_same_request_sends_it(merchant_api, monkeypatch, capsys):
     ops = merchant_api.ops
     subscription_id = ops.new_subscription()
     queue_url = ops.names["queue_url"]
     monkeypatch.setenv("BILLOPS_OPERATIONS_QUEUE_URL", queue_url + "-missing.fifo")
     merchant_api.reload()
+    capsys.readouterr()
     failed = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/cancel",
                                headers={"idempotency-key": "cancel-7783"})
     assert failed.status == 500
     assert failed.body["api_error_code"] == "internal_error" and "missing" not in failed.body["message"]
+    assert '"ApiInternalErrors":[1.0]' in capsys.readouterr().out.replace(" ", ""), "the alarm's metric"
     assert ops.operation("api:cancel-7783")["status"] == "queued"
     monkeypatch.setenv("BILLOPS_OPERATIONS_QUEUE_URL", queue_url)
     merchant_api.reload()
@@ -234,6 +236,33 @@ def test_a_failed_send_is_500_and_the_same_request_sends_it(merchant_api, monkey
     ops.work()
     assert ops.operation("api:cancel-7783")["status"] == "succeeded"
     assert len(ops.calls("cancelSubscription")) == 1
+
+
+def test_an_allow_upgrade_link_repeated_after_a_failed_send_names_the_same_operation(merchant_api, monkeypatch):
+    from billops.upgrade_page.link_tokens import nonce_for_request
+
+    ops = merchant_api.ops
+    subscription_id = ops.new_subscription()
+    queue_url = ops.names["queue_url"]
+    monkeypatch.setenv("BILLOPS_OPERATIONS_QUEUE_URL", queue_url + "-missing.fifo")
+    merchant_api.reload()
+    path, body = f"/v1/subscriptions/{subscription_id}/upgrade_link", {"method": "allow_upgrade"}
+    failed = merchant_api.call("POST", path, body=body, headers={"idempotency-key": "allow-link-9"})
+    assert failed.status == 500 and failed.body["api_error_code"] == "internal_error"
+    key = "upgrade-link:" + nonce_for_request("allow-link-9")
+    assert ops.operation(key)["status"] == "queued", "recorded; its message could not be sent"
+    assert ops.queue_depth() == 0
+
+    monkeypatch.setenv("BILLOPS_OPERATIONS_QUEUE_URL", queue_url)
+    merchant_api.reload()
+    repeated = merchant_api.call("POST", path, body=body, headers={"idempotency-key": "allow-link-9"})
+    assert repeated.status == 200, repeated.body
+    assert repeated.body["upgrade_link"]["operation_id"] == operation_id_for(key)
+    assert ops.queue_depth() == 1, "the repeat sent the recorded operation's message"
+    assert [record["operation_id"] for record in ops.operations()] == [operation_id_for(key)], "one operation"
+    ops.work()
+    assert ops.operation(key)["status"] == "awaiting_consumer"
+    assert len(ops.calls("allowUpgrade")) == 1
 
 
 def test_idempotency_keys_are_checked(merchant_api):

@@ -103,3 +103,17 @@ def test_access_log_line_from_the_template_format():
     line = render_access_log('{"ip":"$context.identity.sourceIp","s":"$context.status"}',
                              {"identity.sourceIp": "1.2.3.4", "status": "200"})
     assert line == '{"ip":"1.2.3.4","s":"200"}\n'
+
+
+def test_lambda_platform_lines_are_billed_unless_the_function_sends_only_warnings():
+    measured = measurements()
+    default = costs_from_measurements(measured)
+    quiet = costs_from_measurements({**measured, "system_log_levels": {"WebhookReceiverFunction": "WARN"}})
+
+    def logs(costs: dict, key: str) -> float:
+        return next(item["total"] for item in costs["breakdowns"][key]["items"] if item["name"] == "CloudWatch Logs")
+
+    saved = PLATFORM_LOG_BYTES / 1e9 * 0.5  # per webhook, at $0.50 per GB ingested
+    assert logs(default, "ours") - logs(quiet, "ours") == pytest.approx(saved * 1e6)
+    assert logs(default, "baseline") == pytest.approx(logs(quiet, "baseline"))  # the tutorial keeps the default
+    assert quiet["platform_log_bytes_by_function"]["WebhookReceiverFunction"] == 0

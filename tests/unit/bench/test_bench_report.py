@@ -50,3 +50,16 @@ def test_money_formatting():
     assert money(1234.5) == "$1,234" or money(1234.5) == "$1,235"
     assert money(3.456) == "$3.46" and money(0.0304) == "$0.030" and money(0.0012) == "$0.0012"
     assert money(None) == "—"
+
+
+def test_the_table_goes_between_the_readme_markers_and_replaces_the_last_one(tmp_path):
+    from bench.report import splice_into_readme
+
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\n<!-- bench-table:start -->\nold table\n<!-- bench-table:end -->\n\n## next\n")
+    assert splice_into_readme(readme, "| new | table |\n")
+    assert readme.read_text() == ("# x\n\n<!-- bench-table:start -->\n| new | table |\n<!-- bench-table:end -->\n"
+                                  "\n## next\n")
+    untouched = tmp_path / "OTHER.md"
+    untouched.write_text("no markers\n")
+    assert not splice_into_readme(untouched, "| new |") and untouched.read_text() == "no markers\n"

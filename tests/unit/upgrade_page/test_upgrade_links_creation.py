@@ -9,7 +9,7 @@ import pytest
 from billops.api_errors import ApiError
 from billops.ccbill.upgrade_encryption import EncRecipe, decrypt, derive_key
 from billops.operations.operation_records import operation_id_for
-from billops.upgrade_page.link_tokens import StaticSigningKeys, verify
+from billops.upgrade_page.link_tokens import StaticSigningKeys, nonce_for_request, verify
 from billops.upgrade_page.page_settings import UpgradePageConfigurationError
 from billops.upgrade_page.upgrade_links import create_upgrade_link
 from upgrade_page_unit_fixtures import (
@@ -92,6 +92,24 @@ def test_an_allow_upgrade_link_records_and_queues_the_backend_post_as_an_operati
                                "suppress_domain_events": False}
     assert message["attributes"]["MessageGroupId"] == SUBSCRIPTION
     assert message["attributes"]["MessageDeduplicationId"] == key
+
+
+def test_links_made_for_one_idempotency_key_name_one_operation(upgrade_env):
+    upgrade_env.catalogue(GOLD, PLATINUM)
+    first = create_upgrade_link(subscription_record(), method="allow_upgrade", upgrade_type_id="0016",
+                                idempotency_key="link-42", now=NOW)
+    again = create_upgrade_link(subscription_record(), method="allow_upgrade", upgrade_type_id="0016",
+                                idempotency_key="link-42", now=NOW + timedelta(seconds=5))
+    assert again["operation_id"] == first["operation_id"]
+    assert verify(_token(again), [SIGNING_SECRET.encode()], now=NOW).nonce == nonce_for_request("link-42")
+    assert len(upgrade_env.messages()) == 1, "SQS drops the repeat within its deduplication window"
+    other = create_upgrade_link(subscription_record(), method="allow_upgrade", upgrade_type_id="0016",
+                                idempotency_key="link-43", now=NOW)
+    assert other["operation_id"] != first["operation_id"]
+    error = _error(lambda: create_upgrade_link(subscription_record(), method="allow_upgrade", upgrade_type_id="15",
+                                               idempotency_key="link-42", now=NOW))
+    assert (error.status, error.api_error_code, error.param) == (409, "idempotency_key_reused", "Idempotency-Key")
+    assert upgrade_env.operation(first["operation_id"])["parameters"]["upgrade"] == "platinum", "the first is kept"
 
 
 def test_an_allow_upgrade_link_whose_operation_cannot_be_queued_is_500_without_detail(upgrade_env):

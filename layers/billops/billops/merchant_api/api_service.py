@@ -244,7 +244,7 @@ class MerchantApi:
         link = factory(record, method=UPGRADE_LINK_METHODS[method],
                        upgrade_client_accnum=_text(parameters.get("upgrade_client_accnum")),
                        upgrade_client_subacc=_text(parameters.get("upgrade_client_subacc")),
-                       upgrade_type_id=_text(parameters.get("upgrade_type_id")))
+                       upgrade_type_id=_text(parameters.get("upgrade_type_id")), idempotency_key=idempotency_key)
         body_out = {"upgrade_link": {
             "url": link["url"], "action_url": link["action_url"],
             "form_fields": {str(k): str(v) for k, v in dict(link["form_fields"]).items()},

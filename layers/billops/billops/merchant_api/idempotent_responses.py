@@ -3,9 +3,9 @@
 Operations need nothing of this: their record *is* the idempotency record (operation_requests.py). An upgrade link
 has no record of its own, so its first answer is kept in the keys table under ``idempotency#upgrade_link#<key>``
 (with the request's hash and a TTL, ``expires_at``). The same key and request within 24 hours get that answer
-again; the same key with another request is refused (409). Two identical requests racing may both build a link
-(an allowUpgrade operation each, which changes nothing at CCBill); the first stored answer is the one both clients
-get.
+again; the same key with another request is refused (409). Two identical requests racing may both build a link;
+their allowUpgrade operation is one (its ID derives from the key: upgrade_links), and the first stored answer is the
+one both clients get.
 """
 
 from __future__ import annotations

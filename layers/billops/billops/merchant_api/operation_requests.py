@@ -58,6 +58,7 @@ from billops.operations.operation_submission import (
     submit_again,
 )
 from billops.operations.subscription_facts_store import SubscriptionFactsStore
+from billops.storage.errors import StorageUnavailable
 from billops.storage.operations_table import OperationsTable
 
 logger = logging.getLogger(__name__)
@@ -232,6 +233,9 @@ class OperationRequests:
         except RequestConflict:
             raise failures.idempotency_conflict() from None
         except NotQueued:  # logged; the client repeats the request with the same key, which sends it again
+            raise failures.service_unavailable() from None
+        except StorageUnavailable:
+            logger.exception("the operation could not be recorded")
             raise failures.service_unavailable() from None
 
     # --- the message ----------------------------------------------------------------------------------------------

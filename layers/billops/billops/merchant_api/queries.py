@@ -2,8 +2,9 @@
 
 * subscriptions: the subscriptions table's ``by_status`` index (status, updated_at), newest update first; without a
   status filter the statuses are listed one after the other (active, cancelled, expired). ``client_subacc`` is a
-  filter on the page (DynamoDB reads past the non-matching ones). Only the attributes a resource shows are read
-  (never the history: it can be large).
+  filter on the page (DynamoDB reads past the non-matching ones). The index holds keys and ``client_subacc`` only
+  (a whole-record projection would make every fold write the record twice), so a page's records are then read
+  with BatchGetItem - only the attributes a resource shows (never the history: it can be large).
 * a subscription's events: its record's history (the webhooks folded into it), newest first.
 * a subscription's operations: the operations table's ``by_subscription`` index, newest first.
 * recent webhook deliveries: the delivery log table (billops.storage.delivery_log_table: envelope only, no body, no
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -85,28 +87,57 @@ class MerchantQueries:
         index = int((position or {}).get("s", 0)) if not status else 0
         if not 0 <= index < len(statuses):
             index, start_key = len(statuses), None
-        names = {f"#a{i}": name for i, name in enumerate(SUBSCRIPTION_ATTRIBUTES)}
-        names["#status"] = "status"
+        names = {"#status": "status", "#id": "subscription_id"}
         found: list[dict[str, Any]] = []
         while index < len(statuses) and len(found) < limit:
             values: dict[str, Any] = {":status": {"S": statuses[index]}}
             base: dict[str, Any] = {
                 "TableName": self.subscriptions_table, "IndexName": BY_STATUS,
                 "KeyConditionExpression": "#status = :status", "ScanIndexForward": False,
-                "ProjectionExpression": ", ".join(name for name in names if name != "#status"),
-                "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+                "ProjectionExpression": "#id", "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
             if client_subacc:
                 names["#subacc"] = "client_subacc"
                 values[":subacc"] = {"S": client_subacc}
                 base["FilterExpression"] = "#subacc = :subacc"
             items, start_key = _fill(self.client, base, limit - len(found), start_key)
-            found.extend(items)
+            records = self._subscription_records([str(item["subscription_id"]) for item in items])
+            # The index lags the table a little: a record whose status has moved on since is left out of this list.
+            found.extend(record for record in records if record.get("status") == statuses[index])
             if start_key:
                 return Page(found, {"s": index, "key": start_key})
             index += 1
         more = index < len(statuses)
         return Page(found, {"s": index, "key": None} if more else None)
+
+    def _subscription_records(self, ids: list[str]) -> list[dict[str, Any]]:
+        """The records of ``ids`` (one BatchGetItem: a page is at most 100), in that order; unprocessed keys retried."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not ids:
+            return []
+        names = {f"#a{i}": name for i, name in enumerate(SUBSCRIPTION_ATTRIBUTES)}
+        request: dict[str, Any] = {self.subscriptions_table: {
+            "Keys": [{"subscription_id": {"S": key}} for key in dict.fromkeys(ids)],
+            "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}}
+        records: dict[str, dict[str, Any]] = {}
+        for attempt in range(5):
+            try:
+                answer = self.client.batch_get_item(RequestItems=request)
+            except (ClientError, BotoCoreError) as error:
+                raise StorageUnavailable(f"DynamoDB BatchGetItem of subscriptions failed: {type(error).__name__}"
+                                         ) from error
+            for raw in answer.get("Responses", {}).get(self.subscriptions_table, []):
+                record = from_dynamodb(raw)
+                records[str(record["subscription_id"])] = record
+            request = answer.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            time.sleep(min(0.5, 0.05 * 2 ** attempt))
+        if request:
+            raise StorageUnavailable("DynamoDB left subscription reads unprocessed (throttled)")
+        return [records[key] for key in ids if key in records]
 
     def operations_of(self, subscription_id: str, *, limit: int, start_key: dict[str, Any] | None) -> Page:
         base = {

@@ -13,8 +13,9 @@ working at its ``exp``. Format::
     signature = base64url(HMAC-SHA256(key, "billops-upgrade-link.v1." + payload)), no padding
 
 About 160 URL-safe characters. The payload is readable by anyone (it is signed, not encrypted) and holds nothing
-personal: CCBill's subscription ID, the upgrade's catalogue key, the expiry and a random nonce (which also names the
-link's allowUpgrade operation, upgrade_links.py).
+personal: CCBill's subscription ID, the upgrade's catalogue key, the expiry and a nonce - random, or derived from the
+request's Idempotency-Key - which also names the link's allowUpgrade operation (upgrade_links.py). The nonce need
+not be secret: only the signature makes a token valid.
 
 The key is the SecretString of a Secrets Manager secret (``BILLOPS_UPGRADE_LINK_SECRET_ARN``; the template
 generates ``UpgradeLinkSigningSecret``), read through Powertools Parameters and cached per container
@@ -146,6 +147,12 @@ class UpgradeLinkClaims:
 def new_nonce() -> str:
     """96 random bits, base64url: makes every link (and its allowUpgrade operation) distinct."""
     return _b64encode(secrets.token_bytes(12))
+
+
+def nonce_for_request(idempotency_key: str) -> str:
+    """96 bits of the hash of the request's Idempotency-Key, base64url: a repeat of the request (after a failed
+    answer, or racing the first) makes a link with the same nonce, naming the same allowUpgrade operation."""
+    return _b64encode(hashlib.sha256(f"upgrade_link#{idempotency_key}".encode()).digest()[:12])
 
 
 def sign(claims: UpgradeLinkClaims, key: bytes) -> str:

@@ -19,15 +19,19 @@ would rather host the button: exactly what CCBill's ``upgradeSubscription.cgi`` 
   ``method: allow_upgrade`` is recorded and put on the operations queue
   (billops.operations.operation_submission.record_and_queue, idempotency key ``upgrade-link:<nonce>``), its ID
   in the answer as ``operation_id`` - found by ``GET /v1/operations/{id}`` at once - and the worker makes it
-  exactly as for any other operation (docs/operations.md, section 8). The page shows the form only while that operation is ``awaiting_consumer`` and
+  exactly as for any other operation (docs/operations.md, section 8). With the request's ``Idempotency-Key`` the
+  nonce derives from it (link_tokens.nonce_for_request): a repeat - after a 500, or racing the first - names the
+  same operation (sent again while it waits unsent), never a second one. The page shows the form only while that operation is ``awaiting_consumer`` and
   its window is open; ``form_fields`` (step 2: ``action=upgradeSubscription``, ``subscriptionId``) work only then.
   Such a link expires with the window: at most ``BILLOPS_UPGRADE_WINDOW_SECONDS`` + 15 minutes after creation.
 
 Refusals are ``billops.api_errors.ApiError``: 400 ``param_wrong_value`` naming the parameter (an unknown method, an
 upgrade that is not in the catalogue, several upgrades configured and none named, ``enc`` without an upgrade key),
 400 ``invalid_request`` when no upgrade is configured at all, 409 ``invalid_state_for_request`` for a subscription
-that is expired or cancelled, whose account is not known yet, or that already is the offered plan. A missing
-subscription is the caller's 404.
+that is expired or cancelled, whose account is not known yet, or that already is the offered plan, 409
+``idempotency_key_reused`` when the key's allowUpgrade operation is for another upgrade, 500 ``internal_error`` when
+that operation is recorded but could not be queued (repeat with the same key). A missing subscription is the
+caller's 404.
 """
 
 from __future__ import annotations
@@ -39,7 +43,13 @@ from typing import Any
 
 from billops.api_errors import ApiError, internal_error, param_wrong_value
 from billops.ccbill.errors import CCBillConfigurationError, CCBillRequestInvalid
-from billops.upgrade_page.link_tokens import SecretSigningKeys, UpgradeLinkClaims, new_nonce, sign
+from billops.upgrade_page.link_tokens import (
+    SecretSigningKeys,
+    UpgradeLinkClaims,
+    new_nonce,
+    nonce_for_request,
+    sign,
+)
 from billops.upgrade_page.page_settings import (
     UPGRADE_PATH_PREFIX,
     UpgradeLinkSettings,
@@ -112,9 +122,12 @@ def create_upgrade_link(
     upgrade_client_accnum: str | None = None,
     upgrade_client_subacc: str | None = None,
     upgrade_type_id: str | None = None,
+    idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> dict:
-    """A signed, expiring link to the consumer upgrade page, and CCBill's form fields (see the module docstring)."""
+    """A signed, expiring link to the consumer upgrade page, and CCBill's form fields (see the module docstring).
+    ``idempotency_key`` (the request's ``Idempotency-Key``) makes the link's nonce, so that a repeated request names
+    the same allowUpgrade operation; without one every link is new."""
     if not isinstance(subscription_record, Mapping) or not subscription_record.get("subscription_id"):
         raise ValueError("create_upgrade_link needs the subscription's record (a missing one is the caller's 404)")
     if method not in METHODS:
@@ -151,7 +164,7 @@ def create_upgrade_link(
         window = int(operation_settings_from_env().upgrade_window_seconds)
         ttl = min(ttl, window + ALLOW_UPGRADE_SLACK_SECONDS)
     expires_at = moment.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
-    nonce = new_nonce()
+    nonce = nonce_for_request(idempotency_key) if idempotency_key else new_nonce()
     claims = UpgradeLinkClaims(subscription_id=subscription_id, method=method, expires_at=expires_at, nonce=nonce,
                                upgrade=option.key)
     token = sign(claims, signing_keys(settings).signing_key())
@@ -172,7 +185,7 @@ def create_upgrade_link(
 def _record_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str, nonce: str) -> str:
     """Record the link's allowUpgrade operation and queue it: recorded first, so the ID the answer names can be
     looked up at once, however long the message waits behind the subscription's other operations."""
-    from billops.operations.operation_submission import NotQueued, record_and_queue
+    from billops.operations.operation_submission import NotQueued, RequestConflict, record_and_queue
 
     try:
         submitted = record_and_queue({
@@ -182,8 +195,12 @@ def _record_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str
             "client_subacc": client_subacc,
             "parameters": {"method": "allow_upgrade", "upgrade": upgrade},
         })
-    except NotQueued:  # logged; the merchant repeats the request (with its Idempotency-Key) and gets a new link
+    except NotQueued:  # logged; the merchant repeats the request with its Idempotency-Key, which sends it again
         raise internal_error() from None
+    except RequestConflict:  # the key's operation is for another upgrade (a request that failed before answering)
+        raise ApiError(409, "This Idempotency-Key was already used for a different request; the first request is "
+                            "kept. Use a new key for a new request.", "idempotency_key_reused", "invalid_request",
+                       "Idempotency-Key") from None
     return str(submitted.record["operation_id"])
 
 
