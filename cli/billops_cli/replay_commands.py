@@ -659,7 +659,9 @@ def quarantine_show(args: argparse.Namespace, target: Target, out: Output) -> in
         view["source_ip"] = item["source_ip"]
     view["attempts"] = list(item.get("replay_attempts") or [])
     if args.reveal:
-        from billops.privacy.subscriber_view import quarantined_raw_body  # stored encrypted: needs kms:Decrypt
+        from billops.privacy.subscriber_view import (
+            quarantined_raw_body,  # stored encrypted: needs kms:Decrypt
+        )
 
         view["raw_body"] = quarantined_raw_body(item)
     pairs = [(name.replace("_", " "), value) for name, value in view.items() if name not in ("raw_body", "attempts")]

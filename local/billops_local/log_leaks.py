@@ -153,6 +153,7 @@ def seeded_scanner(webhook_token: str) -> LeakScanner:
     """A scanner that knows the values every end-to-end run sends: the samples' personal data and password, the
     webhook token, the local API key and upgrade key, the sandbox's DataLink password."""
     from billops.privacy.subscriber_data import PERSONAL_FIELDS
+
     from billops_local.api_key_seed import DEFAULT_API_KEY
     from billops_local.ccbill_sandbox.accounts import DEFAULT_DATALINK_PASSWORD
     from billops_local.ccbill_sandbox.local_service import LOCAL_UPGRADE_KEY

@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 
 import pytest
 import requests
-
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,6 @@ import time
 from urllib.parse import urlencode
 
 import pytest
-
 from billops_local.http_api_events import http_api_event
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
