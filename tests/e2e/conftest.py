@@ -42,7 +42,7 @@ LOCAL_TIMINGS = {
 
 # Every process's log is kept under test-artifacts/ and scanned when the session ends: no subscriber's personal
 # data, no password, key or secret may appear in any (billops_local.log_leaks; the run fails otherwise).
-from billops_local.log_leaks import CapturedLogs, add_stack_secrets, seeded_scanner  # noqa: E402
+from billops_local.log_leaks import CapturedLogs, add_stack_secrets, seeded_scanner
 
 CAPTURED_LOGS = CapturedLogs(ROOT / "test-artifacts" / "e2e-logs", seeded_scanner(WEBHOOK_TOKEN))
 TEST_PROCESS_LOG = CAPTURED_LOGS.directory / "test-process.log"

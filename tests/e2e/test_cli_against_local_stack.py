@@ -151,7 +151,11 @@ def _quarantined_by_an_older_receiver(local_stack, subscription_id: str) -> str:
     body, content_type = encode_body(fields, "urlencoded")
     request = WebhookRequest("64.38.240.10", webhook_query("NewSaleSuccess", fields, local_stack.webhook_token),
                              {"content-type": content_type}, base64.b64encode(body).decode(), True)
-    intake = WebhookIntake(Settings(), EventsTable(EVENTS_TABLE, local_stack.boto3_client("dynamodb")))
+    from billops.privacy.field_encryption import FieldCipher
+
+    # The body is kept encrypted, under the stack's personal-data key, as its receiver keeps it.
+    cipher = FieldCipher("alias/billops-local-BillopsKeyAlias", lambda: local_stack.boto3_client("kms"))
+    intake = WebhookIntake(Settings(), EventsTable(EVENTS_TABLE, local_stack.boto3_client("dynamodb")), cipher=cipher)
     result = intake._quarantine(request, body, datetime.now(UTC) - timedelta(hours=1),
                                 MalformedDelivery("bin: must be 6 digits", "bin"))
     return str(result.key)

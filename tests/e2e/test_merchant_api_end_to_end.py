@@ -241,14 +241,22 @@ def test_recent_deliveries_with_quarantined_ones(api):
     assert [item["event"]["event_type"] for item in received.json()["list"]] == ["NewSaleSuccess"]
     assert received.json()["list"][0]["event"]["status"] == "received"
     # A webhook without its subscriptionId is quarantined by the receiver, with the reason.
+    query = {"status": "quarantined", "event_type": "RenewalSuccess", "limit": 100}
+    before = {item["event"]["id"] for item in api.get("/v1/events", params=query).json()["list"]}
     bad = requests.post(api.stack.webhook_url + "&eventType=RenewalSuccess&clientAccnum=900100&clientSubacc=0000",
                         json={"transactionId": f"9{RUN}", "clientAccnum": "900100", "clientSubacc": "0000"},
                         timeout=10)
     assert bad.status_code == 400
-    quarantined = api.get("/v1/events", params={"status": "quarantined", "event_type": "RenewalSuccess"})
-    assert quarantined.status_code == 200
-    reasons = [item["event"]["quarantine"] for item in quarantined.json()["list"]]
-    assert reasons and all(reason["reason"] for reason in reasons)
+    # The delivery log is written by the projector from the events stream: the new entry shows up within seconds.
+    deadline = time.monotonic() + 30
+    while True:
+        quarantined = api.get("/v1/events", params=query)
+        assert quarantined.status_code == 200
+        new = [item["event"] for item in quarantined.json()["list"] if item["event"]["id"] not in before]
+        if new or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(new) == 1 and new[0]["quarantine"]["reason"] and new[0]["quarantine"]["param"] == "subscriptionId"
     assert api.get("/v1/events", params={"days": 99}).json()["param"] == "days"
 
 

@@ -256,6 +256,10 @@ def test_function_environments_resolve_to_the_local_resources(template, created)
     assert receiver["BILLOPS_ALLOWED_CIDRS"] == "64.38.212.0/24,64.38.215.0/24,64.38.240.0/24,64.38.241.0/24"
     assert receiver["BILLOPS_CLIENT_ACCNUM"] == ""
     assert receiver["BILLOPS_MAX_BODY_BYTES"] == "65536"
+    # Personal data is encrypted under the template's key, created locally: the receiver makes data keys of it and
+    # the merchant API opens them.
+    assert receiver["BILLOPS_PII_KEY_ID"] == created.kms_keys["BillopsKey"].key_id
+    assert environments["MerchantApiFunction"]["BILLOPS_PII_KEY_ID"] == created.kms_keys["BillopsKey"].key_id
     assert receiver["POWERTOOLS_SERVICE_NAME"] == "billops"
     assert "BILLOPS_WEBHOOK_TOKEN" not in receiver
     merged = merged_function_environment(environments)  # one process: no variable may have two values

@@ -13,12 +13,13 @@ from billops_local.webhook_samples import SAMPLE_PASSWORD, sample_fields
 
 def test_a_clean_log_has_no_findings():
     scanner = seeded_scanner("e2e-webhook-token")
-    log = "\n".join([
-        '{"level":"INFO","message":"webhook answered","outcome":"accepted","delivery_key":'
-        '"NewSaleSuccess#txn#0126015401000000123","status":200}',
+    lines = [
+        ('{"level":"INFO","message":"webhook answered","outcome":"accepted","delivery_key":'
+         '"NewSaleSuccess#txn#0126015401000000123","status":200}'),
         '{"timestamp":1795320940311,"subscription_id":"0126015401000000123","bin":"411111","last4":"1111"}',
-        "127.0.0.1 - - [22/Nov/2026 04:15:40] \"POST / HTTP/1.1\" 200 -",
-    ])
+        '127.0.0.1 - - [22/Nov/2026 04:15:40] "POST / HTTP/1.1" 200 -',
+    ]
+    log = "\n".join(lines)
     assert scanner.scan_text(log, "clean.log") == []
 
 
@@ -63,8 +64,8 @@ def test_json_secrets_are_searched_value_by_value():
 
 def test_the_start_up_banner_is_not_a_log_but_what_follows_it_is():
     scanner = seeded_scanner("e2e-webhook-token")
-    banner = ["billops local stack", "  http-api ...", "Webhook URL:", "  http://127.0.0.1:3000/webhooks/ccbill"
-              "?token=e2e-webhook-token", "billops local stack ready"]
+    banner = ["billops local stack", "  http-api ...", "Webhook URL:",
+              "  http://127.0.0.1:3000/webhooks/ccbill?token=e2e-webhook-token", "billops local stack ready"]
     assert scanner.scan_text("\n".join(banner), "stack.log") == []
     leaks = scanner.scan_text("\n".join([*banner, "GET /webhooks/ccbill?token=e2e-webhook-token"]), "stack.log")
     assert [(leak.line_number, leak.what) for leak in leaks] == [(6, "the webhook token")]

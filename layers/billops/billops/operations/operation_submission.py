@@ -29,6 +29,7 @@ from billops.operations.operation_messages import AnyOperationMessage, parse_mes
 from billops.operations.operation_queue import enqueue
 from billops.operations.operation_records import new_record, request_hash, utc_now
 from billops.operations.operation_settings import OperationSettings
+from billops.storage.errors import StorageUnavailable
 from billops.storage.operations_table import OperationsTable
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def record_and_queue(message: AnyOperationMessage | Mapping[str, Any], *, table:
                      settings: OperationSettings | None = None, sqs: Any = None,
                      clock: Callable[[], datetime] = utc_now) -> Submitted:
     """Record ``message``'s operation and queue it (see the module docstring). Raises MessageInvalid for a bad
-    message, RequestConflict, NotQueued."""
+    message, RequestConflict, NotQueued, and StorageUnavailable when the table cannot be written or read."""
     if isinstance(message, Mapping):
         message = parse_message(dict(message))
     if settings is None:
@@ -64,8 +65,6 @@ def record_and_queue(message: AnyOperationMessage | Mapping[str, Any], *, table:
     if not table.create(record):
         current = table.get(record["operation_id"])
         if current is None:  # records are never deleted: a storage fault
-            from billops.storage.errors import StorageUnavailable
-
             raise StorageUnavailable(f"operation {record['operation_id']} exists but cannot be read")
         return submit_again(current, message, settings=settings, sqs=sqs)
     logger.info("operation recorded", extra={
