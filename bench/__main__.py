@@ -106,6 +106,11 @@ def storage_and_fixed(results: dict[str, Any], facts: dict[str, Any]) -> tuple[d
     if ours.get("stored_bytes_per_item"):
         storage["billops events table (item, no index, PITR on)"] = storage_per_month(
             ours["stored_bytes_per_item"], pitr=True)
+    log_bytes = (((results.get("counting") or {}).get("projector") or {}).get("delivery_log_item_bytes") or {})
+    if log_bytes.get("mean"):
+        # TTL removes an item after 90 days: about three months of deliveries are kept at any time.
+        storage["billops delivery log (envelope item, no index, PITR on, kept 90 days)"] = storage_per_month(
+            log_bytes["mean"], pitr=True)
     if base.get("stored_bytes_per_item"):
         storage["baseline events table (item; idempotency records expire after 1 h)"] = storage_per_month(
             base["stored_bytes_per_item"], pitr=False)
@@ -140,10 +145,14 @@ def caveats(results: dict[str, Any]) -> list[str]:
          "upgrades, ~1.7 KB) against renewals (~0.8 KB)."),
         ("The baseline's idempotency records expire after Powertools' default hour: a CCBill re-delivery later than "
          "that is stored again. Documented behaviour, not measured here (it would take an hour)."),
-        ("CloudWatch Logs are billed on the bytes measured from each handler's stdout plus Lambda's START/END/REPORT "
-         "lines and, for billops, the HTTP API access log line rendered from the template's format. Log storage "
-         "after ingestion ($0.03/GB-month, 30-day retention in the template) and the EMF custom metrics "
-         "($0.30 per metric per month, a fixed cost whatever the volume) are not included."),
+        ("CloudWatch Logs are billed on the bytes measured from each handler's stdout (at the template's default "
+         "INFO level) plus Lambda's START/END/REPORT lines and, for billops, the HTTP API access log line rendered "
+         "from the template's format. billops' functions use the JSON log format with SystemLogLevel WARN, and "
+         "START/END/REPORT are INFO-level system logs (Lambda developer guide, log-level filtering), so they are "
+         "costed at 0 bytes for them and at their text size for the baseline; not verified on AWS (no account). "
+         "Log storage after ingestion ($0.03/GB-month, 30-day retention in the template), the EMF custom metrics "
+         "and the WebhooksAccepted metric filter's metric ($0.30 per metric per month, a fixed cost whatever the "
+         "volume) are not included."),
         ("The projector is costed at one stream record per invocation (what a merchant with a few deliveries a "
          "second gets); at higher volume batches of up to 25 share one invocation."),
         ("Per thousand operations is measured for discounts (one CCBill call, no webhook back). Cancellations and "

@@ -658,6 +658,10 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
         subscription_items = [c.item_bytes for c in ledger.calls if c.phase == "projector"
                               and c.table == created.tables["SubscriptionsTable"].name
                               and c.operation in ("PutItem", "UpdateItem") and c.item_bytes]
+        # One record per invocation here, so each BatchWriteItem carries one delivery-log item.
+        log_items = [c.item_bytes for c in ledger.calls if c.phase == "projector"
+                     and c.table == created.tables["DeliveryLogTable"].name and c.operation == "BatchWriteItem"
+                     and c.item_bytes]
 
         # Timed pass (hooks idle), on fresh subscriptions; stdout bytes = the projector's log lines.
         ledger.enabled = False
@@ -677,6 +681,7 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
             "by_event_type": by_type,
             "record_failures": failures,
             "subscription_item_bytes": summary(subscription_items),
+            "delivery_log_item_bytes": summary(log_items) if log_items else None,
             "thread_cpu_ms": summary(cpu),
             "wall_ms_against_moto": summary(wall),
             "log_bytes_per_invocation": log_bytes / len(records),
