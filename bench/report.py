@@ -7,6 +7,7 @@ render a small fixture; ``write_chart`` needs matplotlib (Agg backend, no displa
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -262,6 +263,10 @@ def render_report(results: Mapping[str, Any]) -> str:
         platform = costs.get("platform_log_bytes_by_function") or {}
         receiver_platform = platform.get("WebhookReceiverFunction", costs.get("platform_log_bytes"))
         index_units = what_if.get("index_writes_per_million") or 0
+        log_item = _get(counting, "projector", "delivery_log_item_bytes", "mean")
+        # Per million deliveries: one delivery-log put each, 1 WRU per KB rounded up.
+        log_cost = (math.ceil(log_item / 1024) * _get(costs, "prices", "dynamodb_wru_per_million", default=0)
+                    if log_item else 0.0)
         add("### What billops pays beyond the floor\n")
         add(f"billops costs {money(cost_target['value'])} per million new webhooks against a floor of "
             f"{money(cost_target['floor'])} ({cost_target['ratio']:.2f}x; the limit is 1.15x): the target "
@@ -273,7 +278,10 @@ def render_report(results: Mapping[str, Any]) -> str:
             + (f" (index writes measured: {money(index_units)} per million)" if index_units else "")
             + ". \"Recent deliveries\" (`GET /v1/events`, the CLI's quarantine list and projector dead-letter "
             "replay) read the delivery log, which the projector writes with BatchWriteItem before it folds each "
-            "stream batch. That write is moved, not removed: it is in the projector's line below (intake + fold).")
+            "stream batch. That write is moved, not removed: it is in the projector's line below (intake + fold)"
+            + (f"; charged to the intake instead it would make {money(cost_target['value'] + log_cost)} per "
+               f"million ({(cost_target['value'] + log_cost) / cost_target['floor']:.2f}x the floor)"
+               if log_cost else "") + ".")
         add(f"- **Log lines**: the receiver writes {number(what_if.get('handler_log_bytes_per_delivery'), 0)} bytes "
             "of its own per new delivery (its success line is at DEBUG, and it publishes no metrics document for "
             "an accepted delivery: the template's access-log metric filter counts them); Lambda's START/END/REPORT "

@@ -77,4 +77,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    # Skip the interpreter's finalisation: after a long run moto holds hundreds of thousands of objects and tearing
+    # them down took a minute of CPU after "stopped" (measured by the reliability suites). Everything the stack
+    # owns lives in this process's memory, so there is nothing left to flush but the standard streams and logs.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
