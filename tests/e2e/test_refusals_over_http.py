@@ -1,9 +1,8 @@
 """End to end: what the local stack refuses over HTTP - a wrong or missing token on the webhook and postback URLs,
 and an upgrade-page token signed with any key but the stack's own - and that a refusal stores and reveals nothing.
 
-(A source address outside CCBill's ranges cannot be sent from loopback, which the local stack always allows; the
-receiver's and the postback's handlers are refused it in tests/integration/test_webhook_receiver_handler.py and
-tests/integration/operations/test_upgrade_postback_replay.py.)
+A source address outside the allowed ranges is seen on a second stack started with BILLOPS_LOCAL_ALLOW_LOOPBACK=false
+(the local stack otherwise trusts 127.0.0.0/8, where the sandbox and curl post from).
 """
 
 from __future__ import annotations
@@ -54,3 +53,19 @@ def test_an_upgrade_page_token_signed_with_another_key_is_refused(local_stack):
     assert page.status_code == 404
     assert "This link doesn’t work" in page.text
     assert "<form" not in page.text and "Traceback" not in page.text and SUBSCRIPTION_ID not in page.text
+
+
+def test_a_webhook_from_outside_the_allowed_ranges_is_refused_even_with_the_right_token(start_local_stack):
+    fields = sample_fields("NewSaleSuccess", subscriptionId=SUBSCRIPTION_ID, transactionId=SUBSCRIPTION_ID)
+    body, content_type = encode_body(fields, "urlencoded")
+    with start_local_stack({"BILLOPS_LOCAL_ALLOW_LOOPBACK": "false"}) as stack:
+        query = urlencode(webhook_query("NewSaleSuccess", fields, stack.webhook_token))
+        answer = requests.post(f"{stack.api_url}/webhooks/ccbill?{query}", data=body,
+                               headers={"Content-Type": content_type}, timeout=10)
+        assert answer.status_code == 403, answer.text
+        assert answer.json()["api_error_code"] == "api_authorization_failed"
+        postback = requests.post(f"{stack.api_url}/postbacks/ccbill/upgrade/approval?token={stack.webhook_token}",
+                                 data={"originalSubscriptionId": SUBSCRIPTION_ID}, timeout=10)
+        assert postback.status_code == 403, postback.text
+        events = stack.boto3_client("dynamodb").scan(TableName="billops-local-EventsTable")["Items"]
+        assert SUBSCRIPTION_ID not in json.dumps(events)

@@ -471,7 +471,11 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         "Action": "kms:GenerateDataKey", "Resource": "*", "Condition": {"StringEquals": SUBSCRIBER_PII_CONTEXT}}
     assert not [s for s in statements if "SubscriptionProjectorFunctionRole" in json.dumps(s)]
     delegated = by_sid["AccountMayGrantPersonalDataReading"]
-    assert (delegated["Action"], delegated["Condition"]) == ("kms:Decrypt", {"StringEquals": SUBSCRIBER_PII_CONTEXT})
+    assert (delegated["Action"], delegated["Condition"]) == (["kms:Decrypt", "kms:GenerateDataKey"],
+                                                             {"StringEquals": SUBSCRIBER_PII_CONTEXT})
+    replayer = resources["PersonalDataReplayer"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [(s["Action"], s["Condition"]) for s in replayer] == [
+        ("kms:GenerateDataKey", {"StringEquals": SUBSCRIBER_PII_CONTEXT})]
     reader = resources["PersonalDataReader"]["Properties"]["PolicyDocument"]["Statement"]
     assert reader == [{"Sid": "DecryptSubscriberPersonalData", "Effect": "Allow", "Action": "kms:Decrypt",
                        "Resource": {"Fn::GetAtt": ["BillopsKey", "Arn"]},

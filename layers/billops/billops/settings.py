@@ -44,8 +44,10 @@ class Settings:
 def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
     environment = env.get("BILLOPS_ENV", "local").strip() or "local"
     cidrs = _csv(env.get("BILLOPS_ALLOWED_CIDRS")) if "BILLOPS_ALLOWED_CIDRS" in env else CCBILL_WEBHOOK_CIDRS
-    if environment == "local" and LOOPBACK_CIDR not in cidrs:
+    trust_loopback = env.get("BILLOPS_LOCAL_ALLOW_LOOPBACK", "true").strip().lower() not in ("false", "0", "no")
+    if environment == "local" and trust_loopback and LOOPBACK_CIDR not in cidrs:
         # The local stack's sandbox and curl post from 127.0.0.1; this never applies in an AWS environment.
+        # BILLOPS_LOCAL_ALLOW_LOOPBACK=false turns it off, so that a refusal by source address can be seen over HTTP.
         cidrs = (*cidrs, LOOPBACK_CIDR)
     networks = []
     for cidr in cidrs:
