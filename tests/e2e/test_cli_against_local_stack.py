@@ -178,7 +178,12 @@ def test_a_quarantined_delivery_is_fixed_and_replayed(local_stack):
     assert answer.status_code == 400 and answer.json()["param"] == "subscriptionId"
     still_broken = quarantine_key(body, {name: value for name, value in params.items() if name != "token"})
 
-    listed = {view["key"]: view for view in cli_json(local_stack, "quarantine", "list")["deliveries"]}
+    # The listing reads the delivery log, which the projector writes from the events table's stream: wait for it.
+    def both_listed():
+        views = {view["key"]: view for view in cli_json(local_stack, "quarantine", "list")["deliveries"]}
+        return views if fixed in views and still_broken in views else None
+
+    listed = eventually(both_listed)
     assert listed[fixed]["reason"] == "bin: must be 6 digits"
     assert listed[still_broken]["reason"] == "subscriptionId is required"
     assert "example.com" not in json.dumps(listed)  # no personal data in a listing
