@@ -14,6 +14,8 @@ Modes (``POST /sandbox/faults`` with ``{"action", "mode", "count", "seconds"}``)
 ``reset_after``    apply, then reset the connection
 ``empty_body``     answer HTTP 200 with an empty body; nothing is applied
 ``html_200``       answer HTTP 200 with an HTML maintenance page; nothing is applied
+``http_302``       apply the change, then answer HTTP 302 (a redirect to a login page) instead of the result: an
+                   answer CCBill documents nowhere, after which only looking can tell what happened
 ``datalink_error:<nn>``  answer DataLink's ``Error: <nn> ...`` text (01 too many failed logins, 02 failed login,
                    03 inactive username, 04 check IP failed); nothing is applied
 ``decline``        chargeByPreviousTransactionId / upgradeSubscription: answer approved=0 with a decline
@@ -32,7 +34,7 @@ from typing import Any
 
 SIMPLE_MODES = frozenset({
     "timeout_before", "timeout_after", "http_500", "slow", "reset_before", "reset_after", "empty_body",
-    "html_200", "decline",
+    "html_200", "decline", "http_302",
 })
 _CODE_MODE = re.compile(r"^code:(-?\d{1,4})$")
 _DATALINK_MODE = re.compile(r"^datalink_error:(\d{2})$")
@@ -56,7 +58,7 @@ class Fault:
 
     @property
     def applies_change(self) -> bool:
-        return self.mode in ("timeout_after", "reset_after", "slow", "decline")
+        return self.mode in ("timeout_after", "reset_after", "slow", "decline", "http_302")
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "mode": self.mode, "remaining": self.remaining, "seconds": self.seconds}

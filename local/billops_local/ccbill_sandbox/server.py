@@ -42,6 +42,8 @@ _SUBSCRIPTION_PATH = re.compile(r"^/sandbox/subscriptions/(\d{1,20})(?:/(renew|c
 _PRICE = re.compile(r"^\d{1,7}(\.\d{1,2})?$")
 ERROR_PAGE = ("<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1>"
               "<p>The server encountered an internal error.</p></body></html>\n")
+REDIRECT_TARGET = "/login.cgi?reason=session"
+"""Where the http_302 fault points: a login page, as a front end that dropped the request's session might."""
 MAINTENANCE_PAGE = ("<html><head><title>Maintenance</title></head><body><h1>CCBill is down for maintenance"
                     "</h1></body></html>\n")
 
@@ -337,6 +339,11 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
                                 answer.applied)
             self._reset()
             return
+        if mode == "http_302":
+            sandbox.finish_call(call, {"http_status": 302, "location": REDIRECT_TARGET,
+                                       "would_have_answered": _describe(answer, params)}, answer.applied)
+            self._send(302, "", "text/plain; charset=utf-8", {"Location": REDIRECT_TARGET})
+            return
         status, text, content_type = _render(answer, params)
         sandbox.finish_call(call, {"http_status": status, "body": text}, answer.applied)
         self._send(status, text, content_type)
@@ -443,12 +450,14 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
 
     # --- writing ----------------------------------------------------------------------------------------------
 
-    def _send(self, status: int, text: str, content_type: str) -> None:
+    def _send(self, status: int, text: str, content_type: str, headers: dict[str, str] | None = None) -> None:
         payload = text.encode("utf-8")
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
         except OSError:

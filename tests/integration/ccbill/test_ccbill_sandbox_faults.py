@@ -194,3 +194,23 @@ def test_fault_validation_over_http(sandbox):
         {"action": "cancelSubscription", "mode": "code:-7", "remaining": 2, "seconds": 0.0}]
     assert requests.delete(sandbox.url + "/sandbox/faults", timeout=5).status_code == 200
     assert requests.get(sandbox.url + "/sandbox/faults", timeout=5).json() == []
+
+
+@pytest.mark.parametrize("action,call", [
+    ("refundTransaction", lambda client, sub: client.refund_transaction(sub, amount="5.00")),
+    ("cancelSubscription", lambda client, sub: client.cancel_subscription(sub)),
+    (CBPT, upgrade),
+])
+def test_http_302_applies_then_redirects_and_the_outcome_is_unknown(sandbox, client, receiver, new_subscription,
+                                                                    action, call):
+    # A redirect is no result CCBill documents: the action ran behind it, so "failed" would invite a second one.
+    sub = new_subscription()
+    sandbox.add_fault(action, "http_302")
+    outcome = call(client, sub)
+    assert outcome.unknown and outcome.kind is OutcomeKind.HTTP_STATUS and outcome.http_status == 302
+    assert "/login.cgi" in outcome.meaning
+    [made] = [c for c in sandbox.calls() if c["action"] == action]
+    assert made["fault"] == "http_302" and made["applied"] is True and made["answer"]["http_status"] == 302
+    assert sandbox.wait_for_webhooks()
+    expected = {"refundTransaction": "Refund", "cancelSubscription": "Cancellation", CBPT: "UpSaleSuccess"}[action]
+    assert receiver.of_type(expected), "the change really happened at the sandbox"

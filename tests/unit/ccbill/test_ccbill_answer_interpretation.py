@@ -18,16 +18,28 @@ def test_5xx_is_unknown(status):
 
 
 @pytest.mark.parametrize("status,retryable", [(400, False), (403, False), (404, False), (408, True), (429, True)])
-def test_4xx_is_a_refusal(status, retryable):
-    outcome = interpret_http("cancelSubscription", Expectation.RESULT_CODE, status, "")
+def test_4xx_to_a_read_is_a_refusal(status, retryable):
+    outcome = interpret_http("viewSubscriptionStatus", Expectation.STATUS_DOCUMENT, status, "")
     assert outcome.status is OutcomeStatus.FAILED
     assert outcome.retryable is retryable
+
+
+@pytest.mark.parametrize("expectation,action", [(Expectation.RESULT_CODE, "cancelSubscription"),
+                                                (Expectation.RESULT_CODE, "refundTransaction"),
+                                                (Expectation.APPROVAL, "chargeByPreviousTransactionId")])
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 400, 401, 403, 404, 408, 429, 204 + 100])
+def test_any_other_answer_to_a_call_that_changes_something_is_unknown(expectation, action, status):
+    # Not a documented result: the script may have run behind whatever answered. Never "failed", which a merchant
+    # would retry (and charge twice).
+    outcome = interpret_http(action, expectation, status, "", location="https://example.com/login")
+    assert outcome.status is OutcomeStatus.UNKNOWN
+    assert outcome.kind is OutcomeKind.HTTP_STATUS and outcome.http_status == status
 
 
 def test_a_redirect_is_not_followed_and_names_the_target():
     outcome = interpret_http("cancelSubscription", Expectation.RESULT_CODE, 302, "",
                              location="https://example.com/login")
-    assert outcome.status is OutcomeStatus.FAILED
+    assert outcome.status is OutcomeStatus.UNKNOWN
     assert "https://example.com/login" in outcome.meaning
 
 

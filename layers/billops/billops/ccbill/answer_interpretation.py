@@ -34,22 +34,36 @@ ALLOW_UPGRADE_REFUSALS = (
 
 def interpret_http(action: str, expectation: Expectation, http_status: int, body: bytes | str,
                    *, param_hints: dict[int, str] | None = None, location: str | None = None) -> CCBillOutcome:
-    """The outcome of one HTTP answer."""
+    """The outcome of one HTTP answer.
+
+    Only a 2xx answer carries a result CCBill documents. Any other status proves nothing about what the script did
+    before it answered: a 5xx after running, a 3xx from a front end that may sit after the script (CCBill documents
+    no redirect of its API), a 4xx from a proxy or WAF. So, for an action that changes something (it can charge,
+    refund, cancel...), anything but 2xx is *unknown* - settled by looking like a timeout, never ``failed``: a
+    merchant who retries a "failed" charge can charge twice. Reads (viewSubscriptionStatus, allowUpgrade) change
+    nothing, so a 4xx there is simply a failed read.
+    """
+    if 200 <= http_status <= 299:
+        outcome = interpret_body(action, expectation, parse_body(body), param_hints=param_hints)
+        return _with_http_status(outcome, http_status)
+    changes_something = expectation in (Expectation.RESULT_CODE, Expectation.APPROVAL)
     if 500 <= http_status <= 599:
         # The script may have run before the server failed: unknown, like a read timeout.
         return CCBillOutcome(action, OutcomeStatus.UNKNOWN, f"CCBill answered HTTP {http_status}; the request may "
                              "have been applied.", True, OutcomeKind.HTTP_STATUS, http_status=http_status)
     if 300 <= http_status <= 399:
         where = f" to {location}" if location else ""
-        return CCBillOutcome(action, OutcomeStatus.FAILED, f"CCBill answered a redirect (HTTP {http_status}){where}; "
-                             "the request was not followed (check the configured URL).", False,
+        return CCBillOutcome(action, OutcomeStatus.UNKNOWN, f"CCBill answered a redirect (HTTP {http_status}){where}, "
+                             "which its API never documents; it was not followed and the request may have been "
+                             "applied (check the configured URL).", True, OutcomeKind.HTTP_STATUS,
+                             http_status=http_status)
+    retryable = http_status in (408, 429)
+    if changes_something:
+        return CCBillOutcome(action, OutcomeStatus.UNKNOWN, f"CCBill's server answered HTTP {http_status}, not a "
+                             "result CCBill documents; the request may have been applied.", True,
                              OutcomeKind.HTTP_STATUS, http_status=http_status)
-    if 400 <= http_status <= 499 or not 200 <= http_status <= 299:
-        retryable = http_status in (408, 429)
-        return CCBillOutcome(action, OutcomeStatus.FAILED, f"CCBill's server refused the request with HTTP "
-                             f"{http_status}.", retryable, OutcomeKind.HTTP_STATUS, http_status=http_status)
-    outcome = interpret_body(action, expectation, parse_body(body), param_hints=param_hints)
-    return _with_http_status(outcome, http_status)
+    return CCBillOutcome(action, OutcomeStatus.FAILED, f"CCBill's server refused the request with HTTP "
+                         f"{http_status}.", retryable, OutcomeKind.HTTP_STATUS, http_status=http_status)
 
 
 def _with_http_status(outcome: CCBillOutcome, http_status: int) -> CCBillOutcome:
@@ -83,10 +97,7 @@ def interpret_body(action: str, expectation: Expectation, parsed: ParsedBody,
 
     fields = parsed.fields
     if expectation is Expectation.STATUS_DOCUMENT:
-        if "results" in fields and parse_code(fields["results"]) is not None and len(fields) == 1:
-            return outcome_for_code(action, int(fields["results"]), param_hints=param_hints)
-        return CCBillOutcome(action, OutcomeStatus.SUCCEEDED, "Success.", False, OutcomeKind.DATA, code=1,
-                             data=fields)
+        return _status_document(action, fields, param_hints)
     if expectation is Expectation.APPROVAL:
         return _approval(action, fields, param_hints)
     # A result-code action answered with a document: read its "results" if it has one.
@@ -116,6 +127,28 @@ def _datalink_error(action: str, parsed: ParsedBody) -> CCBillOutcome:
                          OutcomeKind.DATALINK_ERROR, param=entry.param,
                          retry_after_seconds=entry.retry_after_seconds,
                          data={"datalinkError": parsed.datalink_code or ""})
+
+
+STATUS_VALUES = frozenset({"0", "1", "2"})
+"""viewSubscriptionStatus's subscriptionStatus: 0 inactive, 1 cancelled (or non-recurring), 2 active recurring
+(ccbill-facts.md 2.3; open-rails' live captures show 0 and 2)."""
+
+
+def _status_document(action: str, fields: dict[str, str], param_hints: dict[int, str] | None) -> CCBillOutcome:
+    """A status answer is a success only when it carries the status itself: any two-line document is not one
+    ("Unauthorized" / "Invalid credentials", "Maintenance" / "Please retry later", a subscriptionId alone...).
+    Not repeated by the client at once (retryable=False): such a text may be a refused login, and three of those in
+    an hour lock the account."""
+    code = parse_code(fields.get("results"))
+    if code is not None and code != 1:
+        return replace(outcome_for_code(action, code, param_hints=param_hints), data=fields)
+    status = (fields.get("subscriptionStatus") or "").strip()
+    if status not in STATUS_VALUES:
+        what = f"subscriptionStatus {status[:20]!r} is not one CCBill documents" if status else \
+            "it has no subscriptionStatus"
+        return CCBillOutcome(action, OutcomeStatus.UNKNOWN, f"CCBill's answer is not a subscription status ({what}; "
+                             f"fields: {', '.join(sorted(fields))[:200]})", False, OutcomeKind.UNREADABLE_RESPONSE)
+    return CCBillOutcome(action, OutcomeStatus.SUCCEEDED, "Success.", False, OutcomeKind.DATA, code=1, data=fields)
 
 
 def _approval(action: str, fields: dict[str, str], param_hints: dict[int, str] | None) -> CCBillOutcome:

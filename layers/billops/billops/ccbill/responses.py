@@ -124,7 +124,8 @@ def _parse_csv(text: str) -> ParsedBody:
         if code is not None:
             return ParsedBody(BodyKind.CODE, code=code, fields={"results": str(code)}, body_format="csv")
         return ParsedBody(BodyKind.UNREADABLE, detail=f"not a CCBill answer: {excerpt(text)}", body_format="text")
-    if len(rows) < 2:
+    if len(rows) != 2:
+        # CCBill's CSV is a header line and one line of values; a third line is something else's text.
         return ParsedBody(BodyKind.UNREADABLE, detail=f"not a CCBill answer: {excerpt(text)}", body_format="text")
     header, values = rows[0], rows[1]
     if not all(_FIELD_NAME.match(name) for name in header):

@@ -127,6 +127,23 @@ class ExtendParameters(_Strict):
     days: Annotated[int, Field(ge=1, le=365)]
 
 
+class RefundParameters(_Strict):
+    """refundTransaction: money back on one charge of the subscription. ``amount`` omitted: CCBill refunds the whole
+    transaction; given (e.g. "5.00"): a partial refund. ``transaction_id`` omitted: the subscription's initial charge,
+    whose transaction ID is the subscription ID (CCBill's refundTransaction names the transaction in its
+    ``subscriptionId`` parameter); a renewal's transactionId (from its RenewalSuccess) refunds that renewal."""
+
+    amount: Price | None = None
+    transaction_id: Annotated[str, Field(pattern=SUBSCRIPTION_ID_PATTERN)] | None = None
+
+
+class VoidParameters(_Strict):
+    """voidTransaction: cancel a charge CCBill has not settled yet (the whole transaction). ``transaction_id`` as for
+    a refund."""
+
+    transaction_id: Annotated[str, Field(pattern=SUBSCRIPTION_ID_PATTERN)] | None = None
+
+
 # --- the message ---------------------------------------------------------------------------------------------------
 
 
@@ -169,8 +186,19 @@ class RefreshMessage(_MessageBase):
     parameters: NoParameters = Field(default_factory=NoParameters)
 
 
-AnyOperationMessage = UpgradeMessage | DiscountMessage | CancelMessage | ExtendMessage | RefreshMessage
-OPERATION_TYPES = ("upgrade", "discount", "cancel", "extend", "refresh")
+class RefundMessage(_MessageBase):
+    operation_type: Literal["refund"]
+    parameters: RefundParameters = Field(default_factory=RefundParameters)
+
+
+class VoidMessage(_MessageBase):
+    operation_type: Literal["void"]
+    parameters: VoidParameters = Field(default_factory=VoidParameters)
+
+
+AnyOperationMessage = (UpgradeMessage | DiscountMessage | CancelMessage | ExtendMessage | RefreshMessage
+                       | RefundMessage | VoidMessage)
+OPERATION_TYPES = ("upgrade", "discount", "cancel", "extend", "refresh", "refund", "void")
 
 
 class OperationMessage(RootModel[Annotated[AnyOperationMessage, Field(discriminator="operation_type")]]):
