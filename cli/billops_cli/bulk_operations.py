@@ -1,4 +1,4 @@
-"""``billops bulk discount|cancel|extend --csv FILE``: one operation per subscription of a CSV, exactly once.
+"""``billops bulk discount|cancel|extend|refund|void --csv FILE``: one operation per subscription, exactly once.
 
 Every row becomes an operation message (docs/operations.md) whose idempotency key is ``<key prefix>:<subscription
 ID>``: running the same CSV again - after a crash, a timeout, a partial send - can never do anything twice, because
@@ -45,7 +45,7 @@ from billops_cli.output import (
 from billops_cli.progress import Progress
 from billops_cli.targets import Target
 
-OPERATION_TYPES = ("discount", "cancel", "extend")
+OPERATION_TYPES = ("discount", "cancel", "extend", "refund", "void")
 KEY_SEPARATOR = ":"
 MAX_PREFIX_LENGTH = 100
 SEND_BATCH_SIZE = 10
@@ -115,11 +115,14 @@ class _NoCalls:
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
-    group = commands.add_parser("bulk", help="one operation per subscription of a CSV (discount, cancel, extend)")
+    group = commands.add_parser("bulk", help="one operation per subscription of a CSV (discount, cancel, extend, "
+                                             "refund, void)")
     kinds = group.add_subparsers(dest="operation_type", required=True, metavar="OPERATION")
     helps = {"discount": "lower the recurring price (CCBill's discountSubscription)",
              "cancel": "cancel (CCBill's cancelSubscription)",
-             "extend": "push the next billing date later (CCBill's extendSubscription)"}
+             "extend": "push the next billing date later (CCBill's extendSubscription)",
+             "refund": "refund each subscription's initial charge, all of it or --amount (CCBill's refundTransaction)",
+             "void": "void each subscription's initial charge (CCBill's voidTransaction)"}
     for kind in OPERATION_TYPES:
         parser = kinds.add_parser(kind, parents=[common], help=helps[kind])
         parser.add_argument("--csv", required=True, type=Path, metavar="FILE", help="the CSV of subscription IDs")
@@ -133,6 +136,9 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
             amount.add_argument("--new-price", metavar="PRICE", help="set each recurring price to this")
         if kind == "extend":
             parser.add_argument("--days", type=int, required=True, help="days to add (1-365)")
+        if kind == "refund":
+            parser.add_argument("--amount", metavar="PRICE",
+                                help="refund this much of each charge (e.g. 5.00); default: the whole charge")
         parser.add_argument("--key-prefix", required=True, metavar="PREFIX",
                             help="names this campaign: each row's idempotency key is PREFIX:<subscription ID>, so "
                                  "running the same CSV again never does anything twice")
@@ -158,6 +164,8 @@ def parameters_for(args: argparse.Namespace) -> dict[str, Any]:
         return {"discount_amount": args.amount} if args.amount is not None else {"new_recurring_price": args.new_price}
     if args.operation_type == "extend":
         return {"days": args.days}
+    if args.operation_type == "refund" and args.amount is not None:
+        return {"amount": args.amount}
     return {}
 
 

@@ -155,6 +155,16 @@ def extend_subscription(subscription_id: str) -> Response:
     return _operation("extend", subscription_id)
 
 
+@route("POST", "/v1/subscriptions/{subscription_id}/refund")
+def refund_subscription(subscription_id: str) -> Response:
+    return _operation("refund", subscription_id)
+
+
+@route("POST", "/v1/subscriptions/{subscription_id}/void")
+def void_subscription(subscription_id: str) -> Response:
+    return _operation("void", subscription_id)
+
+
 @route("POST", "/v1/subscriptions/{subscription_id}/upgrade_link")
 def create_upgrade_link(subscription_id: str) -> Response:
     _no_query()

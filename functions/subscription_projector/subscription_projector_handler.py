@@ -95,7 +95,7 @@ def project_record(record: DynamoDBRecord) -> str:
         metrics.add_metric(name="SubscriptionEventApplied", unit=MetricUnit.Count, value=1)
     if settler is not None:
         for settled in settler.settle_from_delivery(image):
-            logger.info("upgrade operation settled by webhook", extra={"operation_id": settled.get("operation_id"),
+            logger.info("operation settled by webhook", extra={"operation_id": settled.get("operation_id"),
                                                                        "status": settled.get("status")})
     logger.debug("stream record projected", extra={"outcome": outcome, "event_type": image.get("event_type")})
     return outcome

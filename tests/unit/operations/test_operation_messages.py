@@ -24,6 +24,11 @@ def _message(kind: str, **extra) -> dict:
 
 
 VALID = [
+    _message("refund"),
+    _message("refund", parameters={"amount": "5.00"}),
+    _message("refund", parameters={"amount": "5.00", "transaction_id": "0126326702000000007"}),
+    _message("void"),
+    _message("void", parameters={"transaction_id": "0126326702000000007"}),
     _message("discount", parameters={"discount_amount": "2.00"}),
     _message("discount", parameters={"new_recurring_price": "17.95"}, client_subacc="0000"),
     _message("cancel"),
@@ -51,7 +56,12 @@ def test_valid_messages_are_accepted(raw):
 
 INVALID = [
     ("no type", {"subscription_id": SUB, "idempotency_key": "k"}, "operation_type"),
-    ("unknown type", _message("refund"), "operation_type"),
+    ("unknown type", _message("chargeback"), "operation_type"),
+    ("refund amount as a number", _message("refund", parameters={"amount": 5.0}), "parameters.amount"),
+    ("refund amount with three decimals", _message("refund", parameters={"amount": "5.001"}), "parameters.amount"),
+    ("void with an amount", _message("void", parameters={"amount": "5.00"}), "parameters.amount"),
+    ("refund of a transaction with letters", _message("refund", parameters={"transaction_id": "01x"}),
+     "parameters.transaction_id"),
     ("letters in the ID", {**_message("cancel"), "subscription_id": "01263267a"}, "subscription_id"),
     ("key with a space", {**_message("cancel"), "idempotency_key": "a b"}, "idempotency_key"),
     ("key too long", {**_message("cancel"), "idempotency_key": "k" * 129}, "idempotency_key"),
@@ -110,7 +120,7 @@ def test_the_schema_describes_every_type_and_forbids_extra_fields():
     schema = message_schema()
     assert schema["$schema"].endswith("2020-12/schema")
     mapping = schema["discriminator"]["mapping"]
-    assert sorted(mapping) == ["cancel", "discount", "extend", "refresh", "upgrade"]
+    assert sorted(mapping) == ["cancel", "discount", "extend", "refresh", "refund", "upgrade", "void"]
     for definition in schema["$defs"].values():
         if definition.get("type") == "object":
             assert definition.get("additionalProperties") is False, definition.get("title")

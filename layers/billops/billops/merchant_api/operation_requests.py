@@ -73,7 +73,11 @@ PARAMETERS = {
     "extend": ("days", "run_at"),
     "upgrade": ("method", "client_accnum", "client_subacc", "upgrade_type_id", "upgrade", *PRICING, "special_offer",
                 "shared_authentication", "run_at"),
+    "refund": ("amount", "transaction_id", "run_at"),
+    "void": ("transaction_id", "run_at"),
 }
+MONEY_BACK = frozenset({"refund", "void"})
+"""Money goes back on a charge whatever became of the subscription since: an expired one can be refunded."""
 UPGRADE_METHODS = {"api": "charge_by_previous_transaction", "upgrade_system": "allow_upgrade"}
 
 CCBILL_PARAMS = {
@@ -82,6 +86,7 @@ CCBILL_PARAMS = {
     "initialPrice": "initial_price", "initialPeriod": "initial_period", "recurringPrice": "recurring_price",
     "recurringPeriod": "recurring_period", "rebills": "rebills", "currencyCode": "currency_code",
     "specialOffer": "special_offer", "sharedAuthentication": "shared_authentication", "extendLength": "days",
+    "amount": "amount",
     # The consumer's username / password would not fit the destination subaccount: the destination is the choice.
     "username": "client_subacc", "password": "client_subacc",  # nosec B105  # a parameter-name mapping, not a password
 }
@@ -214,7 +219,7 @@ class OperationRequests:
             return self._queued(lambda: submit_again(existing, message, settings=self.settings, sqs=self.sqs))
 
         facts = self.facts_store.facts(request.subscription_id, subscription)
-        if facts.state is SubscriptionState.EXPIRED:
+        if facts.state is SubscriptionState.EXPIRED and request.operation_type not in MONEY_BACK:
             raise failures.invalid_state(f"Subscription {request.subscription_id} has expired; no operation can "
                                          "change it.")
         if request.operation_type == "cancel" and facts.state is SubscriptionState.CANCELLED:
@@ -356,7 +361,7 @@ def _refusal(param: str | None, message: str, code: int | None, given: Mapping[s
     return failures.param_wrong_value(message, api_param, code)
 
 
-_PRICES = ("discount_amount", "new_recurring_price", "initial_price", "recurring_price")
+_PRICES = ("discount_amount", "new_recurring_price", "initial_price", "recurring_price", "amount")
 _FRIENDLY = {
     # A JSON number is a binary float to most senders: prices travel as strings.
     "Input should be a valid string": {name: 'must be a decimal string like "19.95" (not a JSON number)'
@@ -368,6 +373,7 @@ _FRIENDLY = {
         "client_subacc": "must be a subaccount of up to four digits",
         "currency_code": "must be an ISO-4217 currency code, numeric (840) or alphabetic (USD)",
         "upgrade": "must be the key of an upgrade of BILLOPS_UPGRADE_CATALOGUE",
+        "transaction_id": "must be CCBill's transaction ID (digits, leading zeros kept)",
     },
 }
 _KNOWN_API_PARAMS = frozenset(name for names in PARAMETERS.values() for name in names)

@@ -79,6 +79,8 @@ def plan_for(record: dict[str, Any], client: CCBillClient, facts: SubscriptionFa
             return Plan({"action": "viewSubscriptionStatus"},
                         lambda: client.view_subscription_status(subscription_id, client_subacc=subacc),
                         resend_harmless=True)
+        if kind in MONEY_BACK_ACTIONS:
+            return _money_back(kind, subscription_id, parameters, client, subacc)
         if kind == "upgrade" and parameters.get("method") == CHARGE_UPGRADE:
             return _charge_upgrade(subscription_id, parameters, client, facts, subacc)
         if kind == "upgrade" and parameters.get("method") == ALLOW_UPGRADE:
@@ -119,6 +121,24 @@ def _discount(subscription_id: str, parameters: dict[str, Any], stored: dict[str
                 lambda: client.discount_subscription(subscription_id, facts=facts_for_call, client_subacc=subacc,
                                                      **{keyword: value}),
                 resend_harmless=param == NEW_RECURRING_PRICE)
+
+
+MONEY_BACK_ACTIONS = {"refund": "refundTransaction", "void": "voidTransaction"}
+"""Operation types that give money back, and CCBill's action for each."""
+
+
+def _money_back(kind: str, subscription_id: str, parameters: dict[str, Any], client: CCBillClient,
+                subacc: str | None) -> Plan:
+    """refundTransaction / voidTransaction of one charge: CCBill names the transaction in ``subscriptionId``; the
+    initial charge's transaction ID is the subscription ID (so that is the default). Never re-sent after an unknown
+    outcome: a second partial refund would refund twice (settlement.py looks for the webhook or the counters)."""
+    transaction_id = str(parameters.get("transaction_id") or subscription_id)
+    amount = parameters.get("amount") if kind == "refund" else None
+    details = _compact({"action": MONEY_BACK_ACTIONS[kind], "transaction_id": transaction_id, "amount": amount})
+    if kind == "refund":
+        return Plan(details, lambda: client.refund_transaction(transaction_id, amount=amount, client_subacc=subacc),
+                    charges_money=True)
+    return Plan(details, lambda: client.void_transaction(transaction_id, client_subacc=subacc), charges_money=True)
 
 
 def _charge_upgrade(subscription_id: str, parameters: dict[str, Any], client: CCBillClient,

@@ -72,6 +72,11 @@ AMBIGUOUS_REFUSALS = frozenset({("discount", -20), ("discount", -21)})
 """Refusals of a re-send (after an unknown outcome) that the first attempt having applied would also explain."""
 
 
+PRE_CALL_VIEW_TYPES = frozenset({"extend", "refund", "void"})
+"""Operations whose unknown outcome is settled by comparing viewSubscriptionStatus before and after the call (the
+billing date; the refundsIssued / voidsIssued counters), so it is read just before the call (``pre_call_view``)."""
+
+
 class NotEnoughTime(RuntimeError):
     """Too little of the invocation is left for a CCBill call: the message is handed back unclaimed."""
 
@@ -269,7 +274,7 @@ class OperationRunner:
         logger.info("operation claimed", extra={"operation_id": op_id, "attempt": attempt + 1,
                                                 "operation_type": record.get("operation_type")})
 
-        if record.get("operation_type") == "extend":
+        if record.get("operation_type") in PRE_CALL_VIEW_TYPES:
             snapshot = client.view_subscription_status(str(record["subscription_id"]),
                                                        client_subacc=record.get("client_subacc") or None)
             if not snapshot.succeeded:

@@ -28,6 +28,9 @@ extend            viewSubscriptionStatus before the call is stored (``pre_call_v
                   date is read again: moved by exactly the requested days -> succeeded; unchanged -> re-sent;
                   moved otherwise (a renewal in between...) -> escalated.
 refresh           read-only: re-sent.
+refund, void      never sent again: the Refund / Void webhook, or viewSubscriptionStatus's refundsIssued /
+                  voidsIssued above the read made before the call -> succeeded; otherwise escalated after the
+                  settle window (money_back_settlement.py).
 ================  ==========================================================================================
 
 A lookup that itself fails leaves the operation ``unknown`` for the reconciliation job; after the settle window it
@@ -51,6 +54,8 @@ from billops.ccbill.client import CCBillClient
 from billops.ccbill.subscription_facts import SubscriptionState, facts_from_status, parse_ccbill_datetime
 from billops.operations import domain_events as events
 from billops.operations import operation_states as states
+from billops.operations.money_back_settlement import EVENT_OF_TYPE as MONEY_BACK_TYPES
+from billops.operations.money_back_settlement import MONEY_BACK_EVENTS, MoneyBackSettlement
 from billops.operations.operation_actions import ALLOW_UPGRADE, CHARGE_UPGRADE
 from billops.operations.operation_records import iso, parse_iso, utc_now
 from billops.operations.operation_settings import OperationSettings
@@ -122,6 +127,8 @@ class Settler:
         method = (record.get("parameters") or {}).get("method")
         if kind == "upgrade" and method == CHARGE_UPGRADE:
             return self._settle_charge(record)
+        if kind in MONEY_BACK_TYPES:
+            return MoneyBackSettlement(self).settle(record)
         if record.get("escalated"):
             return record  # a person decides; only evidence (webhooks, postbacks) still moves it
         if kind == "upgrade" and method == ALLOW_UPGRADE:
@@ -283,7 +290,10 @@ class Settler:
     # --- evidence: sale webhooks, the subscriptions index, postbacks ------------------------------------------------
 
     def settle_from_delivery(self, delivery: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The projector's hook: a stored sale delivery naming an original subscription settles its upgrade."""
+        """The projector's hook: a stored sale delivery naming an original subscription settles its upgrade (and a
+        Refund / Void delivery its refund or void: money_back_settlement.py)."""
+        if delivery.get("event_type") in MONEY_BACK_EVENTS:
+            return MoneyBackSettlement(self).settle_from_delivery(delivery)
         sale = sale_from_delivery(delivery)
         if sale is None:
             return []
