@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from billops_cli import (
     api_key_commands,
     bulk_operations,
+    ccbill_commands,
     reconcile_command,
     replay_commands,
     subscription_commands,
@@ -22,7 +23,8 @@ from billops_cli import (
 from billops_cli.output import EXIT_FAILED, EXIT_INTERRUPTED, CliError, Output
 from billops_cli.targets import resolve_target
 
-COMMAND_MODULES = (api_key_commands, subscription_commands, replay_commands, bulk_operations, reconcile_command)
+COMMAND_MODULES = (api_key_commands, subscription_commands, replay_commands, bulk_operations, reconcile_command,
+                   ccbill_commands)
 
 
 def _target_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -151,8 +151,10 @@ class Target:
 
     # --- schedules ---------------------------------------------------------------------------------------------
 
-    def run_schedule(self, function_logical_id: str) -> dict[str, Any]:  # pragma: no cover - abstract
-        """Run a scheduled function now and return what it returned."""
+    def run_schedule(self, function_logical_id: str,
+                     payload: dict[str, Any] | None = None) -> dict[str, Any]:  # pragma: no cover - abstract
+        """Run a scheduled function now and return what it returned (``payload``: the event to give it instead of a
+        scheduled one, e.g. an operator command)."""
         raise NotImplementedError
 
     def receiver_environment(self) -> dict[str, str]:
@@ -221,9 +223,11 @@ class LocalTarget(Target):
         return [name for name in os.environ
                 if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")]
 
-    def run_schedule(self, function_logical_id: str) -> dict[str, Any]:
+    def run_schedule(self, function_logical_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         url = f"{self.api_url}/__local/schedules/{function_logical_id}"
-        request = urllib.request.Request(url, data=b"", method="POST")
+        data = json.dumps(payload).encode("utf-8") if payload else b""
+        request = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=SCHEDULE_TIMEOUT_SECONDS) as answer:  # nosec B310  # an http URL of the local stack, built here
                 body = json.loads(answer.read() or b"{}")
@@ -317,12 +321,12 @@ class AwsTarget(Target):
             values["AWS_PROFILE"] = self.profile
         return values
 
-    def run_schedule(self, function_logical_id: str) -> dict[str, Any]:
+    def run_schedule(self, function_logical_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         name = self.physical_id(function_logical_id)
         client = self.client("lambda", read_timeout=SCHEDULE_TIMEOUT_SECONDS)
-        event = {"source": "billops.cli", "detail-type": "Scheduled Event", "detail": {}}
+        event = payload or {"source": "billops.cli", "detail-type": "Scheduled Event", "detail": {}}
         try:
             answer = client.invoke(FunctionName=name, InvocationType="RequestResponse",
                                    Payload=json.dumps(event).encode("utf-8"))

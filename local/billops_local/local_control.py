@@ -4,7 +4,9 @@ use for a route; the stack refuses a template that does). JSON in, JSON out; loo
   GET  /__local                                     what runs: schedules, queue pollers, the domain events queue
   GET  /__local/schedules                           every schedule: expression, local period, counts
   POST /__local/schedules/<FunctionId>[/<EventId>]  invoke that schedule's function now, with a fresh scheduled
-                                                    event, and answer when it returns:
+                                                    event (or the JSON object in the body, as a direct Invoke
+                                                    would: the CLI's `billops ccbill check`), and answer when it
+                                                    returns:
                                                     200 {"function", "event_id", "event", "result"} or
                                                     500 {"function", "event_id", "errorType", "errorMessage"};
                                                     404 {"message"} for an unknown schedule
@@ -61,8 +63,16 @@ class LocalControl:
             return json_response(200, {"schedules": runner.status()})
         if method != "POST":
             return json_response(405, {"message": "Method Not Allowed"})
+        event = None
+        if body.strip():
+            try:
+                event = json.loads(body)
+            except ValueError:
+                return json_response(400, {"message": "the body must be a JSON object (the event to invoke with)"})
+            if not isinstance(event, dict):
+                return json_response(400, {"message": "the body must be a JSON object (the event to invoke with)"})
         try:
-            outcome = runner.trigger(parts[1], parts[2] if len(parts) == 3 else None)
+            outcome = runner.trigger(parts[1], parts[2] if len(parts) == 3 else None, event=event)
         except ScheduleNotFound as error:
             return json_response(404, {"message": str(error)})
         if outcome.succeeded:

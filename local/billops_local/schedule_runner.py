@@ -448,10 +448,11 @@ class ScheduleRunner:
 
     # -- on demand -------------------------------------------------------------------------------------------
 
-    def trigger(self, function_logical_id: str, event_id: str | None = None) -> TriggerResult:
-        """Invoke a schedule's function now with a fresh scheduled event; waits for the result (no retries)."""
+    def trigger(self, function_logical_id: str, event_id: str | None = None, *, event: Any = None) -> TriggerResult:
+        """Invoke a schedule's function now with a fresh scheduled event (or ``event``, as ``aws lambda invoke``
+        would pass it: the CLI's operator commands); waits for the result (no retries)."""
         item = self.find(function_logical_id, event_id)
-        event = scheduled_event(item.schedule, self._now())
+        event = scheduled_event(item.schedule, self._now()) if event is None else event
         item.stats.triggered += 1
         outcome = TriggerResult(item.schedule.function_logical_id, item.schedule.event_id, event)
         try:

@@ -459,6 +459,7 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         "Condition": {"StringEquals": context},
     } for sid, function, context in (
         ("WorkerDecryptsTheUpgradeKey", "OperationWorkerFunction", UPGRADE_KEY_CONTEXT),
+        ("ReconciliationDecryptsTheUpgradeKey", "ReconciliationFunction", UPGRADE_KEY_CONTEXT),  # ccbill check
         ("UpgradePageDecryptsTheUpgradeKey", "UpgradePageFunction", UPGRADE_KEY_CONTEXT),
         ("MerchantApiDecryptsTheUpgradeKey", "MerchantApiFunction", UPGRADE_KEY_CONTEXT),
         ("MerchantApiRevealsSubscriberData", "MerchantApiFunction", SUBSCRIBER_PII_CONTEXT))]
@@ -558,6 +559,20 @@ def test_operations_queue_alarms(resources: dict[str, dict[str, Any]]) -> None:
     assert age["Threshold"] > resources["OperationsQueue"]["Properties"]["VisibilityTimeout"]
     for alarm in (dead, age):
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+
+
+def test_the_ccbill_circuit_breaker_is_alarmed_and_set_for_the_ccbill_callers(
+        resources: dict[str, dict[str, Any]]) -> None:
+    alarm = resources["CCBillCallsPausedAlarm"]["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("Billops", "CCBillCallsPaused")
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": "billops"}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    for name in ("OperationWorkerFunction", "ReconciliationFunction"):
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["BILLOPS_CCBILL_BREAKER_THRESHOLD"] == {"Ref": "CCBillBreakerThreshold"}
+        # The breaker's item lives in the operations table, which every CCBill caller reads and updates.
+        assert variables["BILLOPS_OPERATIONS_TABLE"] == {"Ref": "OperationsTable"}
 
 
 def test_scheduled_functions_and_the_postback_route(resources: dict[str, dict[str, Any]]) -> None:

@@ -343,3 +343,63 @@ def test_record_and_queue_makes_an_operation_that_can_be_looked_up_at_once(merch
     ops.work()
     assert merchant_api.call("GET", f"/v1/operations/{record['operation_id']}").body["operation"][
         "status"] == "in_progress"
+
+
+def test_refunds_and_voids_through_the_api(merchant_api):
+    ops = merchant_api.ops
+    subscription_id = ops.new_subscription()
+    answer = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/refund", body={"amount": "5.00"},
+                               content_type="application/x-www-form-urlencoded",
+                               headers={"idempotency-key": "goodwill-1"})
+    assert answer.status == 202, answer.body
+    operation = answer.body["operation"]
+    assert (operation["type"], operation["status"], operation["parameters"]) == ("refund", "queued",
+                                                                                 {"amount": "5.00"})
+    (message,) = ops.receive()
+    assert json.loads(message["Body"]) == {
+        "operation_type": "refund", "subscription_id": subscription_id, "idempotency_key": "api:goodwill-1",
+        "parameters": {"amount": "5.00"}, "suppress_domain_events": False}
+    ops.invoke_worker([message])
+    done = merchant_api.call("GET", f"/v1/operations/{operation['id']}").body["operation"]
+    assert done["status"] == "succeeded" and done["ccbill_result"]["action"] == "refundTransaction"
+    assert [e["amount"] for e in ops.sandbox.ledger() if e["kind"] == "refund"] == ["-5.00"]
+
+    replay = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/refund", body={"amount": "5.00"},
+                               headers={"idempotency-key": "goodwill-1"})
+    assert replay.status == 202 and replay.headers["idempotent-replayed"] == "true"
+    other = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/refund", body={"amount": "6.00"},
+                              headers={"idempotency-key": "goodwill-1"})
+    assert other.status == 409 and other.body["param"] == "Idempotency-Key"
+    assert ops.queue_depth() == 0
+
+    # A refund or void of an expired subscription is allowed: the money is on a charge, whatever became of it.
+    voided = ops.new_subscription()
+    requests.post(f"{ops.sandbox.url}/sandbox/subscriptions/{voided}/expire", timeout=10)
+    ops.deliver_webhooks()
+    void = merchant_api.call("POST", f"/v1/subscriptions/{voided}/void", headers={"idempotency-key": "void-1"})
+    assert void.status == 202 and void.body["operation"]["type"] == "void", void.body
+    ops.work()
+    assert merchant_api.call("GET", f"/v1/operations/{void.body['operation']['id']}").body["operation"][
+        "status"] == "succeeded"
+
+
+REFUND_REFUSALS = [
+    ("refund", {"amount": 5}, "amount"),                # a JSON number: prices travel as strings
+    ("refund", {"amount": "5.001"}, "amount"),
+    ("refund", {"amount": "-5.00"}, "amount"),
+    ("refund", {"amount": "0.00"}, "amount"),
+    ("refund", {"transaction_id": "01x"}, "transaction_id"),
+    ("refund", {"reason": "goodwill"}, "reason"),
+    ("void", {"amount": "5.00"}, "amount"),             # a void covers the whole transaction
+]
+
+
+def test_refund_and_void_requests_ccbill_would_refuse_are_refused_before_anything_is_queued(merchant_api):
+    subscription_id = merchant_api.ops.new_subscription()
+    for route, body, param in REFUND_REFUSALS:
+        answer = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/{route}", body=body)
+        assert answer.status == 400, (body, answer.body)
+        assert answer.body["api_error_code"] == "param_wrong_value" and answer.body["param"] == param, body
+    unknown = merchant_api.call("POST", "/v1/subscriptions/0000000000000000404/refund")
+    assert unknown.status == 404
+    _nothing_queued(merchant_api)

@@ -144,6 +144,7 @@ class CCBillClient:
         subaccounts: SubaccountDirectory | None = None,
         encryptor: Any = None,
         sleep: Callable[[float], None] = time.sleep,
+        breaker: Any = None,
     ) -> None:
         self.settings = settings
         self._credentials = credentials
@@ -155,12 +156,13 @@ class CCBillClient:
         self._encryptor = encryptor  # an upgrade_encryption.UpgradeEncryptor, for upgrade_form(method="enc")
         self._sleep = sleep
         self._refresh_credentials_next = False
+        self.breaker = breaker  # a circuit_breaker.CircuitBreaker shared by every worker, or None
 
     def __repr__(self) -> str:
         return f"CCBillClient(sms_url={self.settings.sms_url!r})"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> CCBillClient:
+    def from_env(cls, env: Mapping[str, str] | None = None, *, breaker: Any = None) -> CCBillClient:
         settings = CCBillClientSettings.from_env(env)
         if not settings.credentials_secret_arn:
             raise CCBillConfigurationError("BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN is not set")
@@ -170,6 +172,7 @@ class CCBillClient:
             settings,
             SecretsManagerCredentials(settings.credentials_secret_arn, max_age=settings.credentials_max_age),
             encryptor=UpgradeEncryptor.from_env(env),
+            breaker=breaker,
         )
 
     # --- Subscription Management (subscriptionManagement.cgi) ------------------------------------------------
@@ -475,6 +478,9 @@ class CCBillClient:
         param_hints: dict[int, str] | None = None,
     ) -> CCBillOutcome:
         started = time.monotonic()
+        refusal = self.breaker.refusal(action) if self.breaker is not None else None
+        if refusal is not None:  # calls are paused after a run of -7 (circuit_breaker.py): nothing is sent
+            return self._log(refusal, action_params)
         try:
             credentials = self._load_credentials()
         except CCBillCredentialsUnavailable as exc:
@@ -515,6 +521,8 @@ class CCBillClient:
         if authenticated and outcome.code == -7 and outcome.kind is OutcomeKind.RESULT_CODE:
             # Never resent (it may have been applied), but the next call will not reuse a possibly stale password.
             self._refresh_credentials_next = True
+        if self.breaker is not None:
+            self.breaker.record(outcome, authenticated=authenticated)
         elapsed_ms = int((time.monotonic() - started) * 1000)
         return self._log(replace(outcome, attempts=attempts, elapsed_ms=elapsed_ms), params)
 

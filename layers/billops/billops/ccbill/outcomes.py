@@ -40,6 +40,7 @@ class OutcomeKind(StrEnum):
     HTTP_STATUS = "http_status"  # a 3xx/4xx/5xx before any CCBill answer
     TRANSPORT = "transport"  # DNS, refused, TLS, timeouts, resets
     CREDENTIALS_UNAVAILABLE = "credentials_unavailable"  # Secrets Manager did not give us the DataLink login
+    CIRCUIT_OPEN = "circuit_open"  # not sent: calls are paused after a run of -7 (circuit_breaker.py)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ JSON file (for settings too long for a Lambda environment variable).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -182,6 +182,9 @@ class SubaccountDirectory:
 
     def __len__(self) -> int:
         return len(self._by_key)
+
+    def __iter__(self) -> Iterator[SubaccountSettings]:
+        return iter(self._by_key.values())
 
     def get(self, client_accnum: str | None, client_subacc: str | None) -> SubaccountSettings | None:
         if client_accnum is None or client_subacc is None:

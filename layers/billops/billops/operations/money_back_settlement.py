@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+from billops.ccbill.outcomes import OutcomeKind
 from billops.operations import operation_states as states
 from billops.operations.operation_records import parse_iso
 
@@ -113,6 +114,8 @@ class MoneyBackSettlement:
             return record  # a person decides; only a webhook still moves it (no CCBill call every 15 minutes)
         outcome = settler.client_factory().view_subscription_status(subscription_id,
                                                                     client_subacc=record.get("client_subacc") or None)
+        if outcome.kind is OutcomeKind.CIRCUIT_OPEN:
+            return record  # CCBill calls are paused: wait, do not escalate for that
         if not outcome.succeeded:
             logger.info("status lookup failed; the refund/void stays unknown",
                         extra={"operation_id": record["operation_id"], "ccbill_code": outcome.code})

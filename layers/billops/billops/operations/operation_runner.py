@@ -34,7 +34,7 @@ from typing import Any
 
 from billops.ccbill.client import CCBillClient
 from billops.ccbill.errors import CCBillRequestInvalid
-from billops.ccbill.outcomes import CCBillOutcome
+from billops.ccbill.outcomes import CCBillOutcome, OutcomeKind
 from billops.operations import domain_events as events
 from billops.operations import local_fault_hooks
 from billops.operations import operation_states as states
@@ -347,6 +347,14 @@ class OperationRunner:
                 if kind == "upgrade" and outcome.data.get("subscriptionId"):
                     values["new_subscription_id"] = str(outcome.data["subscriptionId"])
                 event_types.append(events.OPERATION_SUCCEEDED)
+        elif outcome.failed and outcome.kind is OutcomeKind.CIRCUIT_OPEN:
+            # Not sent: CCBill calls are paused (circuit_breaker.py). The operation waits, and the attempt it
+            # claimed does not count against it (max_attempts grows by one).
+            target = states.RETRY_WAIT
+            due = now + timedelta(seconds=self.settings.paused_recheck_seconds)
+            values.update({"waiting": "1", "due_at": iso(due), "retry_reason": outcome.meaning[:300],
+                           "paused_by_breaker": True,
+                           "max_attempts": int(claimed.get("max_attempts") or self.settings.max_attempts) + 1})
         elif outcome.failed and claimed.get("resend_after_unknown") and (kind, outcome.code) in AMBIGUOUS_REFUSALS:
             # The re-send was refused in a way the first attempt having applied would explain: a person decides.
             target = states.UNKNOWN

@@ -32,6 +32,8 @@ class OperationSettings:
     refresh_stale_seconds: float = 86400.0
     refresh_limit: int = 20
     scheduler_batch: int = 100
+    paused_recheck_seconds: float = 60.0
+    """How long an operation waits before it looks again while CCBill calls are paused (circuit breaker open)."""
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.0) -> float:
@@ -62,4 +64,5 @@ def operation_settings_from_env(env: Mapping[str, str] | None = None) -> Operati
         refresh_stale_seconds=_number(env, "BILLOPS_REFRESH_STALE_SECONDS", 86400.0),
         refresh_limit=int(_number(env, "BILLOPS_RECONCILE_REFRESH_LIMIT", 20)),
         scheduler_batch=int(_number(env, "BILLOPS_SCHEDULER_BATCH", 100, minimum=1)),
+        paused_recheck_seconds=_number(env, "BILLOPS_OPERATION_PAUSED_RECHECK_SECONDS", 60.0, minimum=0.0),
     )

@@ -49,17 +49,20 @@ class ReconciliationResult:
     events_flushed: int = 0
     refreshes_enqueued: int = 0
     errors: int = 0
+    ccbill_calls_paused: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {"windows_expired": self.windows_expired, "leases_expired": self.leases_expired,
                 "settled": dict(self.settled), "events_flushed": self.events_flushed,
-                "refreshes_enqueued": self.refreshes_enqueued, "errors": self.errors}
+                "refreshes_enqueued": self.refreshes_enqueued, "errors": self.errors,
+                "ccbill_calls_paused": self.ccbill_calls_paused}
 
 
 class Reconciler:
     def __init__(self, table: OperationsTable, subscriptions: SubscriptionsTable, settler: Settler,
                  writer: OperationWriter, settings: OperationSettings, sqs: Any = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, *, breaker: Any = None,
+                 on_metric: Callable[[str], None] | None = None) -> None:
         self.table = table
         self.subscriptions = subscriptions
         self.settler = settler
@@ -67,6 +70,8 @@ class Reconciler:
         self.settings = settings
         self.sqs = sqs
         self.clock = clock
+        self.breaker = breaker  # billops.ccbill.circuit_breaker.CircuitBreaker, or None
+        self.on_metric = on_metric or (lambda name: None)
 
     def run(self) -> ReconciliationResult:
         result = ReconciliationResult()
@@ -74,7 +79,9 @@ class Reconciler:
         self._each(states.IN_PROGRESS, result, self._expire_lease)
         self._each(states.UNKNOWN, result, self._settle)
         self._flush_outbox(result)
-        self._refresh_stale(result)
+        paused = self._breaker_state(result)
+        if not paused:
+            self._refresh_stale(result)
         logger.info("reconciliation finished", extra=result.as_dict())
         return result
 
@@ -115,6 +122,22 @@ class Reconciler:
         outcome = "escalated" if settled.get("escalated") and settled.get("status") == states.UNKNOWN \
             else str(settled.get("status"))
         result.settled[outcome] = result.settled.get(outcome, 0) + 1
+
+    def _breaker_state(self, result: ReconciliationResult) -> bool:
+        """While CCBill calls are paused the alarm's metric keeps coming, and its domain event is published if it
+        is still pending. True when paused (no refreshes are queued then: they would only wait)."""
+        if self.breaker is None:
+            return False
+        try:
+            status = self.breaker.status()
+        except StorageUnavailable:
+            result.errors += 1
+            return False
+        self.breaker.flush_pending()
+        result.ccbill_calls_paused = status.open
+        if status.open:
+            self.on_metric("CCBillCallsPaused")
+        return status.open
 
     def _flush_outbox(self, result: ReconciliationResult) -> None:
         since = iso(self.clock() - OUTBOX_LOOKBACK)

@@ -51,6 +51,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from billops.ccbill.client import CCBillClient
+from billops.ccbill.outcomes import OutcomeKind
 from billops.ccbill.subscription_facts import SubscriptionState, facts_from_status, parse_ccbill_datetime
 from billops.operations import domain_events as events
 from billops.operations import operation_states as states
@@ -163,6 +164,8 @@ class Settler:
                         ) -> dict[str, Any]:
         outcome = self.client_factory().view_subscription_status(str(record["subscription_id"]),
                                                                  client_subacc=record.get("client_subacc") or None)
+        if outcome.kind is OutcomeKind.CIRCUIT_OPEN:
+            return record  # CCBill calls are paused: not a failed lookup, nothing to escalate for
         if not outcome.succeeded:
             logger.info("status lookup failed; the operation stays unknown",
                         extra={"operation_id": record["operation_id"], "ccbill_code": outcome.code})

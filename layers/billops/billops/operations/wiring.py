@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from billops.ccbill.circuit_breaker import CircuitBreaker, threshold_from_env
 from billops.ccbill.client import CCBillClient
 from billops.operations.domain_events import Publisher, publisher_for
 from billops.operations.operation_queue import DeadLetters
@@ -44,6 +45,21 @@ def lazy_client(factory: Callable[[], CCBillClient] = CCBillClient.from_env) -> 
     return get
 
 
+def ccbill_breaker(settings: OperationSettings, publisher: Publisher,
+                   on_metric: Callable[[str], None] | None = None, dynamodb: Any = None) -> CircuitBreaker:
+    """The CCBill circuit breaker every CCBill call of this container goes through (its item: the operations
+    table); its domain events go on the operations bus."""
+    from billops.operations.domain_events import DomainEvent
+    from billops.storage.ccbill_breaker_store import CCBillBreakerStore
+
+    def publish(detail_type: str, detail: dict[str, Any]) -> None:
+        # from_item: numbers read back from DynamoDB (Decimal) become plain JSON numbers again.
+        publisher.publish([DomainEvent.from_item({"detail_type": detail_type, "detail": detail})])
+
+    return CircuitBreaker(CCBillBreakerStore(settings.operations_table, dynamodb), threshold_from_env(),
+                          publish=publish, on_metric=on_metric)
+
+
 @dataclass
 class OperationServices:
     settings: OperationSettings
@@ -55,6 +71,7 @@ class OperationServices:
     runner: OperationRunner
     scheduler: Scheduler
     reconciler: Reconciler
+    breaker: CircuitBreaker | None = None
 
 
 def build_services(
@@ -68,16 +85,21 @@ def build_services(
     sqs: Any = None,
 ) -> OperationServices:
     settings = settings or operation_settings_from_env()
-    client_factory = client_factory or lazy_client()
+    publisher = publisher or publisher_for(settings.event_bus_name)
+    breaker = None
+    if client_factory is None:
+        breaker = ccbill_breaker(settings, publisher, on_metric, dynamodb)
+        client_factory = lazy_client(lambda: CCBillClient.from_env(breaker=breaker))
     table = OperationsTable(settings.operations_table, dynamodb)
     subscriptions = SubscriptionsTable(get_settings().subscriptions_table, dynamodb)
     facts_store = SubscriptionFactsStore(subscriptions)
-    writer = OperationWriter(table, publisher or publisher_for(settings.event_bus_name), clock, on_metric)
+    writer = OperationWriter(table, publisher, clock, on_metric)
     policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts)
     settler = Settler(table, facts_store, client_factory, writer, settings, policy, clock)
     runner = OperationRunner(table, facts_store, client_factory, writer, settler,
                              DeadLetters(settings.dead_letter_queue_url, sqs), settings, policy, clock)
     scheduler = Scheduler(table, writer, settings, sqs, clock)
-    reconciler = Reconciler(table, subscriptions, settler, writer, settings, sqs, clock)
+    reconciler = Reconciler(table, subscriptions, settler, writer, settings, sqs, clock, breaker=breaker,
+                            on_metric=on_metric)
     return OperationServices(settings, table, subscriptions, facts_store, writer, settler, runner, scheduler,
-                             reconciler)
+                             reconciler, breaker)
