@@ -620,8 +620,10 @@ def test_operations_environment(template: dict[str, Any]) -> None:
         "BILLOPS_UPGRADE_CATALOGUE": {"Ref": "UpgradeCatalogue"},
         "BILLOPS_CCBILL_SUBACCOUNTS": {"Ref": "CCBillSubaccountSettings"},
     }
-    # Only the worker and the upgrade page build `enc` upgrade forms, so only they get the key's ciphertext.
-    for name in FUNCTIONS - {"OperationWorkerFunction", "UpgradePageFunction", "MerchantApiFunction"}:
+    # Only the worker, the upgrade page, the merchant API and `billops ccbill check` (run by the reconciliation
+    # function) build `enc` upgrade forms, so only they get the key's ciphertext.
+    for name in FUNCTIONS - {"OperationWorkerFunction", "UpgradePageFunction", "MerchantApiFunction",
+                             "ReconciliationFunction"}:
         assert "BILLOPS_UPGRADE_KEY_CIPHERTEXT" not in _function_variables(template, name), name
     postback = _function_variables(template, "UpgradePostbackFunction")
     receiver = _function_variables(template, "WebhookReceiverFunction")

@@ -37,7 +37,9 @@ logger = logging.getLogger(__name__)
 EVENT_OF_TYPE = {"refund": "Refund", "void": "Void"}
 """The webhook each operation type is proven by (a refund by a Refund, a void by a Void)."""
 MONEY_BACK_EVENTS = frozenset(EVENT_OF_TYPE.values())
-COUNTER_OF_TYPE = {"refund": "refundsIssued", "void": "voidsIssued"}
+COUNTERS_OF_TYPE = {"refund": ("refundsIssued",), "void": ("voidsIssued", "refundsIssued")}
+"""viewSubscriptionStatus counters a refund / a void moves. Which counter CCBill moves for a void is not documented
+(docs/ccbill-assumptions.md): either is taken for a void; a refund must move refundsIssued."""
 SETTLEABLE = frozenset({states.IN_PROGRESS, states.UNKNOWN})
 
 
@@ -122,14 +124,16 @@ class MoneyBackSettlement:
             return settler._escalate_if_overdue(record, "viewSubscriptionStatus could not be read within the settle "
                                                         "window")
         settler._keep_view(record, dict(outcome.data))
-        counter = COUNTER_OF_TYPE[str(record["operation_type"])]
-        before = _count((record.get("pre_call_view") or {}).get(counter))
-        after = _count(outcome.data.get(counter))
-        if before is not None and after is not None and after > before:
-            return settler._succeed(record, {"source": "viewSubscriptionStatus",
-                                             "detail": f"{counter} went from {before} to {after}"}) or record
-        detail = (f"{counter} is still {after}" if before is not None and after is not None
-                  else f"{counter} could not be compared (before {before}, now {after})")
+        readings = []
+        for counter in COUNTERS_OF_TYPE[str(record["operation_type"])]:
+            before = _count((record.get("pre_call_view") or {}).get(counter))
+            after = _count(outcome.data.get(counter))
+            if before is not None and after is not None and after > before:
+                return settler._succeed(record, {"source": "viewSubscriptionStatus",
+                                                 "detail": f"{counter} went from {before} to {after}"}) or record
+            readings.append(f"{counter} is still {after}" if before is not None and after is not None
+                            else f"{counter} could not be compared (before {before}, now {after})")
+        detail = "; ".join(readings)
         return settler._escalate_if_overdue(record, f"no {EVENT_OF_TYPE[str(record['operation_type'])]} webhook "
                                                     f"arrived within the settle window and {detail}; a refund or "
                                                     "void is never sent twice automatically")
