@@ -1,8 +1,10 @@
 """Operations under duress: 1,000 operations against the CCBill sandbox through the local stack, with CCBill
-misbehaving (-7, timeouts before and after applying, HTTP 500), our worker dying between the CCBill call and the
-record update, and messages delivered twice.
+misbehaving (-7, timeouts before and after applying, HTTP 500, redirects after applying), our worker dying between
+the CCBill call and the record update, messages delivered twice, and once a run of -7 answers that pauses every CCBill
+call until an operator resumes (`billops ccbill resume`, the CLI as a subprocess).
 
-The operations (upgrades by API, discounts, cancellations, extensions, refreshes) go on the FIFO OperationsQueue as
+The operations (upgrades by API, discounts, cancellations, extensions, refreshes, refunds, voids) go on the FIFO
+OperationsQueue as
 the merchant's systems would send them (group = subscription, deduplication ID = idempotency key), spread over
 subscriptions created in the sandbox, in waves; before each wave more faults are queued at the sandbox. The stack
 runs the real worker, scheduler, reconciliation job, receiver and projector; its worker crashes after the first
@@ -14,6 +16,10 @@ What must hold:
     upgrade names the charged subscription; never a second applied chargeByPreviousTransactionId for one request;
   * nothing else applied twice: per subscription, no more price decreases than discount requests and no more applied
     extensions than extension requests;
+  * zero double refunds / voids: per subscription, no more refunds (voids) in the ledger, nor applied
+    refundTransaction (voidTransaction) calls, than refund (void) requests;
+  * the -7 breaker: once open, no call reaches CCBill but those already in flight; the operations wait (none fails
+    for it) and end once resumed;
   * one record per idempotency key, whatever was delivered twice.
 
 Sizes: BILLOPS_RELIABILITY_OPERATIONS (1000), BILLOPS_RELIABILITY_OPERATION_SUBSCRIPTIONS (300).
@@ -24,9 +30,12 @@ from __future__ import annotations
 import json
 import os
 import random
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import requests
@@ -44,12 +53,16 @@ from reliability_stack import (
 
 OPERATIONS = int(os.environ.get("BILLOPS_RELIABILITY_OPERATIONS", "1000"))
 SUBSCRIPTIONS = int(os.environ.get("BILLOPS_RELIABILITY_OPERATION_SUBSCRIPTIONS", str(max(1, OPERATIONS * 3 // 10))))
-WAVES = 10
 SEED = 7
 RUN = f"rel{int(time.time()) % 100000:05d}"
 CHARGE, DISCOUNT, CANCEL, EXTEND, VIEW = ("chargeByPreviousTransactionId", "discountSubscription",
                                           "cancelSubscription", "extendSubscription", "viewSubscriptionStatus")
-CRASH_COUNTS = {CHARGE: 12, DISCOUNT: 12, CANCEL: 8, EXTEND: 8}
+REFUND, VOID = "refundTransaction", "voidTransaction"
+CRASH_COUNTS = {CHARGE: 12, DISCOUNT: 12, CANCEL: 8, EXTEND: 8, REFUND: 4, VOID: 2}
+BREAKER_THRESHOLD = 3
+WAVES = 10
+BREAKER_WAVE = WAVES // 2  # the wave during which a run of -7 opens the breaker
+WORKERS = 4
 CRASH_LOG_LINE = "local fault: simulated crash after"
 TIMEOUT_FAULT_SECONDS = 3  # longer than the worker's read timeout below: the client gives up first
 FAULTS_PER_WAVE = [
@@ -58,12 +71,15 @@ FAULTS_PER_WAVE = [
     (CANCEL, "timeout_after"), (CANCEL, "http_500"),
     (EXTEND, "timeout_before"), (EXTEND, "timeout_after"), (EXTEND, "code:-7"),
     (VIEW, "http_500"),
+    (REFUND, "code:-7"), (REFUND, "timeout_after"), (REFUND, "http_302"), (VOID, "timeout_before"), (VOID, "http_302"),
+    (CANCEL, "http_302"),
 ]
 SETTLE_TIMEOUT_SECONDS = 600
 BASE_SUBSCRIPTION = {"client_accnum": "900100", "client_subacc": "0000", "initial_price": "19.95",
                      "initial_period": 30, "recurring_price": "19.95", "recurring_period": 30, "rebills": 99,
                      "currency_code": "840"}
 GOLD = {"method": "charge_by_previous_transaction", "upgrade": "gold"}
+TERMINAL = ("cancel", "refund", "void")  # the subscription ends (a refund or void ends it at CCBill)
 
 
 @pytest.fixture
@@ -79,7 +95,8 @@ def operations_stack():
         "BILLOPS_OPERATION_RETRY_CAP_SECONDS": "4",
         "BILLOPS_RECONCILE_REFRESH_LIMIT": "0",  # no stale-subscription refreshes: only our 1,000 operations
         # Four workers (the template's default is 2): a worker waiting out a timeout fault holds no one else up.
-        "BILLOPS_LOCAL_PARAMETER_OVERRIDES": "WorkerConcurrency=4",
+        "BILLOPS_LOCAL_PARAMETER_OVERRIDES": f"WorkerConcurrency={WORKERS},CCBillBreakerThreshold={BREAKER_THRESHOLD}",
+        "BILLOPS_OPERATION_PAUSED_RECHECK_SECONDS": "2",
         **PURGEABLE_TAP,
     }
     # A lease longer than a claim-to-outcome (read timeout 2 s), far shorter than the template's 180 s, so that a
@@ -110,13 +127,13 @@ def _plan(rng: random.Random, subscription_ids: list[str], total: int) -> list[d
     while count < total:
         sid = rng.choice(ids + strangers if rng.random() < 0.02 else ids)
         ops = per_subscription[sid]
-        if ops and (ops[-1]["operation_type"] == "cancel" or len(ops) >= 12):
+        if ops and (ops[-1]["operation_type"] in TERMINAL or len(ops) >= 12):
             continue
         kinds = ["refresh", "extend", "discount"]
         if not any(op["operation_type"] == "upgrade" for op in ops):
             kinds += ["upgrade", "upgrade"]
         if len(ops) >= 2:
-            kinds.append("cancel")
+            kinds += ["cancel", "refund", "void"] if rng.random() < 0.5 else ["cancel"]
         kind = rng.choice(kinds)
         message: dict[str, Any] = {"operation_type": kind, "subscription_id": sid,
                                    "idempotency_key": f"{RUN}-{sid}-{len(ops)}-{kind}"}
@@ -127,6 +144,8 @@ def _plan(rng: random.Random, subscription_ids: list[str], total: int) -> list[d
                                      else {"new_recurring_price": rng.choice(["18.95", "17.95", "16.95"])})
         elif kind == "extend":
             message["parameters"] = {"days": rng.randint(1, 30)}
+        elif kind == "refund" and rng.random() < 0.5:
+            message["parameters"] = {"amount": rng.choice(["1.00", "5.00"])}
         ops.append(message)
         count += 1
     # A random merge that keeps each subscription's own order.
@@ -150,6 +169,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
     sqs = stack.client("sqs")
     queue_url = sqs.get_queue_url(QueueName=OPERATIONS_QUEUE)["QueueUrl"]
 
+    breaker = Breaker(stack, sandbox)
     with DomainEventsPurger(stack):
         # 1. Subscriptions at CCBill; their NewSaleSuccess webhooks reach our subscriptions table (prices known).
         subscription_ids = [sandbox.call("POST", "/sandbox/subscriptions", BASE_SUBSCRIPTION, expect=201)[
@@ -174,6 +194,9 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
                                  MessageDeduplicationId=f"{message['idempotency_key']}:again")
                 other_id_repeats += 1
             late_repeats = []
+            if wave == BREAKER_WAVE:  # the DataLink password "changed": every call answers -7 for a while
+                sandbox.call("POST", "/sandbox/faults", {"action": "*", "mode": "code:-7",
+                                                         "count": BREAKER_THRESHOLD + 2 * WORKERS}, expect=201)
             for message in plan[wave * wave_size:(wave + 1) * wave_size]:
                 enqueue(message, queue_url=queue_url, sqs=sqs)
                 draw = rng.random()
@@ -182,6 +205,9 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
                     same_id_repeats += 1
                 elif draw < 0.10:
                     late_repeats.append(message)
+            if wave == BREAKER_WAVE:
+                breaker.deliberate(sandbox)
+            breaker.resume_if_paused()
             wait_until(lambda: _depth(sqs, queue_url) < wave_size // 2, 300, interval=1,
                        what=f"wave {wave + 1} to be taken by the workers")
         for message in late_repeats:
@@ -198,6 +224,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         def all_settled() -> bool:
             records = _records(stack)
             open_ones = [oid for oid in wanted if not _settled(records.get(oid))]
+            breaker.resume_if_paused()
             if open_ones and time.monotonic() - last_reconciliation[0] > 6:
                 stack.trigger_schedule("ReconciliationFunction")
                 last_reconciliation[0] = time.monotonic()
@@ -260,6 +287,19 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
                                  if call["action"] == EXTEND and call.get("applied"))
     double_extensions = sum(max(0, n - extend_requests[sid]) for sid, n in applied_extensions.items())
 
+    # --- money back: one refund / void per request at most --------------------------------------------------------------
+    double_money_back = {}
+    for kind, action in (("refund", REFUND), ("void", VOID)):
+        requests_of = Counter(m["subscription_id"] for m in plan if m["operation_type"] == kind)
+        in_ledger = Counter(entry["subscription_id"] for entry in ledger if entry["kind"] == kind)
+        applied = Counter(call["params"].get("subscriptionId") for call in calls
+                          if call["action"] == action and call.get("applied"))
+        double_money_back[kind] = (sum(max(0, n - requests_of[sid]) for sid, n in in_ledger.items())
+                                   + sum(max(0, n - requests_of[sid]) for sid, n in applied.items()))
+        double_money_back[f"{kind}s_in_ledger"] = sum(in_ledger.values())
+    failed_for_the_breaker = [oid for oid, record in ours.items() if (record or {}).get("status") == "failed"
+                              and "paused" in str((record or {}).get("failure") or "")]
+
     faults = Counter(f"{call['action']}:{call['fault']}" for call in calls if call.get("fault"))
     crashes = stack.pattern_counts[CRASH_LOG_LINE]
     figures = {
@@ -279,6 +319,10 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         "upgrade_charges": sum(charges_by_original.values()), "escalated_upgrades_charged": escalated_charged,
         "double_charges": double_charges + double_charge_calls, "wrong_upgrade_outcomes": len(wrong_upgrade_links),
         "double_discounts": double_discounts, "double_extensions": double_extensions,
+        "refunds": double_money_back["refunds_in_ledger"], "voids": double_money_back["voids_in_ledger"],
+        "double_refunds": double_money_back["refund"], "double_voids": double_money_back["void"],
+        "breaker_openings": breaker.openings, "calls_after_opening": breaker.calls_after_opening,
+        "http_302": sum(n for k, n in faults.items() if k.endswith("http_302")),
         "sending_seconds": round(sent_seconds), "settling_seconds": round(settle_seconds),
         "seconds": round(time.monotonic() - started),
     }
@@ -290,8 +334,50 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
     assert double_charges == 0 and double_charge_calls == 0, (charges_by_original, applied_charges)
     assert not wrong_upgrade_links, [ours[oid] for oid in wrong_upgrade_links[:3]]
     assert double_discounts == 0 and double_extensions == 0
+    assert double_money_back["refund"] == 0 and double_money_back["void"] == 0, double_money_back
+    assert breaker.openings >= 1 and not failed_for_the_breaker
+    # Once open, only calls already in flight (at most one per worker) may still reach CCBill.
+    assert max(breaker.calls_after_opening or [0]) <= WORKERS, breaker.calls_after_opening
     assert duplicate_records == 0
     assert figures["faults_injected"] > 0 and crashes > 0
+
+
+class Breaker:
+    """The -7 circuit breaker seen from outside: its item in the operations table, resumed through the CLI."""
+
+    def __init__(self, stack: Any, sandbox: Sandbox) -> None:
+        self.stack = stack
+        self.sandbox = sandbox
+        self.openings = 0
+        self.calls_after_opening: list[int] = []
+
+    def is_open(self) -> bool:
+        from billops.storage.ccbill_breaker_store import BREAKER_KEY
+
+        item = self.stack.client("dynamodb").get_item(TableName=OPERATIONS_TABLE, ConsistentRead=True,
+                                                      Key={"operation_id": {"S": BREAKER_KEY}}).get("Item") or {}
+        return item.get("breaker_state", {}).get("S") == "open"
+
+    def deliberate(self, sandbox: Sandbox) -> None:
+        """The wave's run of -7: wait for the breaker, watch that nothing more reaches CCBill, then resume."""
+        wait_until(self.is_open, 120, interval=0.5, what="the -7 run to open the circuit breaker")
+        at_opening = len(sandbox.call("GET", "/sandbox/calls"))
+        time.sleep(6)  # the scheduler re-sends waiting operations every 2 s meanwhile
+        self.calls_after_opening.append(len(sandbox.call("GET", "/sandbox/calls")) - at_opening)
+        sandbox.call("DELETE", "/sandbox/faults")  # the login is fixed (the wave's other faults go too)
+        self.resume_if_paused()
+
+    def resume_if_paused(self) -> None:
+        if not self.is_open():
+            return
+        self.openings += 1
+        env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "BILLOPS_"))}
+        env.update({"BILLOPS_AWS_PORT": str(urlparse(self.stack.aws_endpoint).port),
+                    "BILLOPS_API_PORT": str(urlparse(self.stack.api_url).port)})
+        result = subprocess.run([sys.executable, "-m", "billops_cli", "ccbill", "resume", "--json",
+                                 "--reason", "reliability suite"], env=env, capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
 
 
 def _depth(sqs: Any, queue_url: str) -> int:
@@ -302,5 +388,5 @@ def _depth(sqs: Any, queue_url: str) -> int:
 def _records(stack) -> dict[str, dict[str, Any]]:
     return {item["operation_id"]: item for item in stack.scan(
         OPERATIONS_TABLE, ProjectionExpression="operation_id, idempotency_key, #s, escalated, new_subscription_id, "
-                                               "operation_type, subscription_id",
+                                               "operation_type, subscription_id, failure",
         ExpressionAttributeNames={"#s": "status"})}

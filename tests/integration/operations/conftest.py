@@ -367,6 +367,24 @@ class OperationsStack:
     def services(self, name: str = "operation_worker") -> Any:
         return self.handlers[name].services
 
+    def crash_once_after_the_call(self) -> dict[str, int]:
+        """The worker's outcome write raises once: the process 'dies' between the CCBill call and the record
+        update."""
+        from billops.storage.errors import StorageUnavailable
+
+        table = self.services().table
+        original = table.transition
+        state = {"crashed": 0}
+
+        def transition(operation_id, *, sources, target, **kwargs):
+            if not state["crashed"] and tuple(sources) == ("in_progress",) and target != "in_progress":
+                state["crashed"] += 1
+                raise StorageUnavailable("simulated crash between the CCBill call and the outcome write")
+            return original(operation_id, sources=sources, target=target, **kwargs)
+
+        table.transition = transition
+        return state
+
 
 @pytest.fixture
 def ops(aws_tables, sandbox, webhook_capture, monkeypatch, handler_loader, lambda_context) -> OperationsStack:

@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from billops.storage.errors import StorageUnavailable
 
 
 def _upgrade(subscription_id: str, key: str) -> dict:
@@ -26,18 +25,7 @@ def _upgrade_charges(ops, original: str) -> list[dict]:
 
 def _crash_once_after_the_call(ops) -> dict:
     """The worker's outcome write raises once: the process 'dies' between the CCBill call and the record update."""
-    table = ops.services().table
-    original = table.transition
-    state = {"crashed": 0}
-
-    def transition(operation_id, *, sources, target, **kwargs):
-        if not state["crashed"] and tuple(sources) == ("in_progress",) and target != "in_progress":
-            state["crashed"] += 1
-            raise StorageUnavailable("simulated crash between the CCBill call and the outcome write")
-        return original(operation_id, sources=sources, target=target, **kwargs)
-
-    table.transition = transition
-    return state
+    return ops.crash_once_after_the_call()
 
 
 # --- upgrades by API: a charge is never sent twice ----------------------------------------------------------------

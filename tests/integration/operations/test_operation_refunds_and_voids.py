@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pytest
 
-from billops.storage.errors import StorageUnavailable
-
 
 def _refund(subscription_id: str, key: str, **parameters) -> dict:
     message = {"operation_type": "refund", "subscription_id": subscription_id, "idempotency_key": key}
@@ -27,17 +25,7 @@ def _money_back(ops, kind: str) -> list[dict]:
 
 
 def _crash_once_after_the_call(ops) -> None:
-    table = ops.services().table
-    original = table.transition
-    state = {"crashed": 0}
-
-    def transition(operation_id, *, sources, target, **kwargs):
-        if not state["crashed"] and tuple(sources) == ("in_progress",) and target != "in_progress":
-            state["crashed"] += 1
-            raise StorageUnavailable("simulated crash between the CCBill call and the outcome write")
-        return original(operation_id, sources=sources, target=target, **kwargs)
-
-    table.transition = transition
+    ops.crash_once_after_the_call()
 
 
 def test_a_full_refund_end_to_end(ops):

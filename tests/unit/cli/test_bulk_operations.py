@@ -396,3 +396,28 @@ def test_a_rerun_reports_earlier_rows_without_checking_them_against_the_changed_
     assert code == 0 and not sqs.calls
     assert document["counts"] == {"succeeded": 1}
     assert document["rows"][0]["already_recorded"] and document["rows"][0]["plan"]["value"] == "5.45"
+
+
+def test_bulk_refund_and_void_send_their_operations(local_resources, run_cli, tmp_path):
+    subscription_ids = _put_subscriptions(local_resources, 3)
+    path = tmp_path / "goodwill.csv"
+    path.write_text("subscription_id\n" + "\n".join(subscription_ids) + "\n")
+
+    dry = run_cli("bulk", "refund", "--csv", str(path), "--amount", "5.00", "--key-prefix", "goodwill-1",
+                  "--dry-run", "--json")
+    assert dry.code == 0, dry.err
+    assert dry.json()["counts"] == {"would_send": 3}
+    plans = {row["subscription_id"]: row["plan"] for row in dry.json()["rows"]}
+    assert plans[subscription_ids[0]] == {"action": "refundTransaction", "transaction_id": subscription_ids[0],
+                                          "amount": "5.00"}
+    bad = run_cli("bulk", "refund", "--csv", str(path), "--amount", "5,00", "--key-prefix", "goodwill-2")
+    assert bad.code == 2 and "amount" in bad.err
+
+    sent = run_cli("bulk", "void", "--csv", str(path), "--key-prefix", "fraud-1", "--json")
+    assert sent.code == 0, sent.err
+    assert sent.json()["counts"] == {"queued": 3}
+    sqs = local_resources.client("sqs")
+    bodies = [json.loads(m["Body"]) for m in sqs.receive_message(
+        QueueUrl=local_resources.queue_url("OperationsQueue"), MaxNumberOfMessages=10).get("Messages", [])]
+    assert {body["operation_type"] for body in bodies} == {"void"}
+    assert sorted(body["subscription_id"] for body in bodies) == sorted(subscription_ids)

@@ -22,12 +22,13 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from billops.ccbill.outcomes import OutcomeKind
 from billops.operations import operation_states as states
 from billops.operations.operation_records import parse_iso
+from billops.operations.subscription_facts_store import _money  # one reading of a money value for operations
 
 if TYPE_CHECKING:
     from billops.operations.settlement import Settler
@@ -53,15 +54,6 @@ class Reversal:
     moments: tuple[datetime, ...]
     reference: str  # the delivery key
     source: str  # "webhook" | "subscription_history"
-
-
-def _money(value: Any) -> Decimal | None:
-    if value in (None, ""):
-        return None
-    try:
-        return Decimal(str(value)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
-        return None
 
 
 def _count(value: Any) -> int | None:
