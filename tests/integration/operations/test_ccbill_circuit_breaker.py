@@ -114,11 +114,9 @@ def test_the_breaker_is_shared_by_every_worker_and_counts_concurrent_minus_7s(op
     two = CircuitBreaker(store, 3, publish=lambda kind, detail: published.append(kind))
     sub = ops.new_subscription()
     ops.sandbox.add_fault("*", "code:-7", count=3)
-    from billops_local.ccbill_sandbox.local_service import client_environment  # noqa: F401 - the fixture's env
-
     from billops.ccbill.client import CCBillClient
 
-    clients = [CCBillClient.from_env(breaker=one), CCBillClient.from_env(breaker=two)]
+    clients = [  # two containers' clients, configured from the fixture's environment (the sandbox)CCBillClient.from_env(breaker=one), CCBillClient.from_env(breaker=two)]
     assert clients[0].cancel_subscription(sub).code == -7
     assert clients[1].cancel_subscription(sub).code == -7
     assert not one.status().open
