@@ -95,7 +95,7 @@ def operations_stack():
         "BILLOPS_OPERATION_RETRY_CAP_SECONDS": "4",
         "BILLOPS_RECONCILE_REFRESH_LIMIT": "0",  # no stale-subscription refreshes: only our 1,000 operations
         # Four workers (the template's default is 2): a worker waiting out a timeout fault holds no one else up.
-        "BILLOPS_LOCAL_PARAMETER_OVERRIDES": f"WorkerConcurrency={WORKERS},CCBillBreakerThreshold={BREAKER_THRESHOLD}",
+        "BILLOPS_LOCAL_PARAMETER_OVERRIDES": f"WorkerConcurrency={WORKERS} CCBillBreakerThreshold={BREAKER_THRESHOLD}",
         "BILLOPS_OPERATION_PAUSED_RECHECK_SECONDS": "2",
         **PURGEABLE_TAP,
     }
