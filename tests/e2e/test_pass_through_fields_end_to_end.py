@@ -13,12 +13,12 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote, quote_plus, urlencode
 
 import pytest
 import requests
+from operations_driver import wait_for
 
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
@@ -62,17 +62,6 @@ def _get(stack, path: str, **params: str) -> requests.Response:
     return requests.get(f"{stack.api_url}{path}", params=params, auth=(API_KEY, ""), timeout=30)
 
 
-def _eventually(what: str, probe, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the local stack did not get there in time: {what}")
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module")
 def sent(stack):
     """Two sales of USER (JSON and form-encoded), one of another user, all with pass-through data; folded."""
@@ -82,7 +71,7 @@ def sent(stack):
         _post(stack, "NewSaleSuccess", body_format, subscriptionId=_id(number), transactionId=_id(number),
               timestamp=timestamp, **{"X-user_id": user, **PRIVATE})
     for number in (1, 2, 3):
-        _eventually(f"subscription {number} folded", lambda: _get(stack, f"/v1/subscriptions/{_id(number)}").ok)
+        wait_for(f"subscription {number} folded", lambda: _get(stack, f"/v1/subscriptions/{_id(number)}").ok)
 
 
 def _every_form(value: str) -> set[str]:

@@ -4,11 +4,11 @@ stack; what the projector made of them is read back through the merchant API, as
 from __future__ import annotations
 
 import random
-import time
 from urllib.parse import urlencode
 
 import pytest
 import requests
+from operations_driver import wait_for
 
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
 
@@ -46,17 +46,6 @@ def _history(local_stack, subscription_id: str) -> list[str]:
     return [item["event"]["event_type"] for item in answer.json().get("list", [])] if answer.ok else []
 
 
-def _eventually(what: str, probe, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the local stack did not get there in time: {what}")
-        time.sleep(0.2)
-
-
 def _sale(local_stack, subscription_id: str, timestamp: str = "2026-05-01 09:00:00") -> None:
     _post(local_stack, "NewSaleSuccess", subscriptionId=subscription_id, transactionId=subscription_id,
           timestamp=timestamp)
@@ -67,7 +56,7 @@ def test_a_declined_purchase_with_a_subscription_id_is_declined_not_active(local
     subscription_id = _id(number)
     _post(local_stack, event_type, "urlencoded", subscriptionId=subscription_id, transactionId=_id(number + 50),
           timestamp="2026-05-01 09:00:00", failureCode="BE-31", failureReason="Insufficient Funds")
-    subscription = _eventually("the declined purchase folded", lambda: _resource(local_stack, subscription_id))
+    subscription = wait_for("the declined purchase folded", lambda: _resource(local_stack, subscription_id))
     assert subscription["status"] == "declined"
     assert subscription["signed_up_at"] is None and subscription["initial_price"] is None
     listed = requests.get(f"{local_stack.api_url}/v1/subscriptions", params={"status": "active", "limit": 100},
@@ -82,11 +71,11 @@ def test_declined_purchases_never_reactivate_an_expired_subscription(local_stack
     subscription_id = _id(10)
     _sale(local_stack, subscription_id)
     _post(local_stack, "Expiration", subscriptionId=subscription_id, timestamp="2026-06-01 09:00:00")
-    _eventually("expired", lambda: (_resource(local_stack, subscription_id) or {}).get("status") == "expired")
+    wait_for("expired", lambda: (_resource(local_stack, subscription_id) or {}).get("status") == "expired")
     for number, event_type in enumerate(SALE_FAILURES):
         _post(local_stack, event_type, subscriptionId=subscription_id, transactionId=_id(60 + number),
               timestamp="2026-06-02 09:00:00", clientSubacc="0001")
-    _eventually("every failure in the history", lambda: len(_history(local_stack, subscription_id)) == 6)
+    wait_for("every failure in the history", lambda: len(_history(local_stack, subscription_id)) == 6)
     subscription = _resource(local_stack, subscription_id)
     assert subscription["status"] == "expired" and subscription["client_subacc"] == "0000"
 
@@ -101,7 +90,7 @@ def test_a_renewal_failure_keeps_the_status_and_shows_the_decline(local_stack):
               transactionId=_id(70 + number), timestamp="2026-05-31 09:00:00", failureCode="BE-29",
               failureReason="Card Expired", nextRetryDate="2026-06-03", renewalDate="2026-05-31")
     for subscription_id, status in ((active, "active"), (cancelled, "cancelled")):
-        subscription = _eventually("the decline recorded", lambda: (
+        subscription = wait_for("the decline recorded", lambda: (
             _resource(local_stack, subscription_id) or {}).get("last_renewal_failure") and _resource(
             local_stack, subscription_id))
         assert subscription["status"] == status
@@ -117,10 +106,10 @@ def test_a_reactivation_is_not_undone_by_an_expiration_ccbill_sent_before_it(loc
     subscription_id = _id(30)
     _sale(local_stack, subscription_id)
     _post(local_stack, "Expiration", subscriptionId=subscription_id, timestamp="2099-01-01 10:00:00")
-    _eventually("expired", lambda: (_resource(local_stack, subscription_id) or {}).get("status") == "expired")
+    wait_for("expired", lambda: (_resource(local_stack, subscription_id) or {}).get("status") == "expired")
     _post(local_stack, "UserReactivation", subscriptionId=subscription_id, transactionId=_id(80),
           nextRenewalDate="2099-02-01")
-    _eventually("reactivation folded", lambda: len(_history(local_stack, subscription_id)) == 3)
+    wait_for("reactivation folded", lambda: len(_history(local_stack, subscription_id)) == 3)
     subscription = _resource(local_stack, subscription_id)
     assert subscription["status"] == "active" and subscription["reactivated_at"]
     assert subscription["expired_at"] is None and subscription["next_renewal_date"] == "2099-02-01"
