@@ -32,7 +32,7 @@ PERSONAL_FIELDS = frozenset(
 )
 """Names, contact data, address, IP address and username: personal data, kept only in the `subscriber` map."""
 
-PASS_THROUGH_PREFIX = "x-"
+FORM_VARIABLE_PREFIX = "x-"
 """Merchants add their own variables to CCBill's payment form; CCBill echoes them back as `X-<name>` fields."""
 PASS_THROUGH_FIELDS = frozenset({"referringUrl"})
 """CCBill fields that carry what the merchant or the consumer put in a URL (a referring URL can hold a user name)."""
@@ -96,7 +96,7 @@ def scrub_fields(fields: Mapping[str, str]) -> dict[str, str]:
 
 def is_pass_through(name: str) -> bool:
     """A pass-through field: `X-...` (any case) or referringUrl. billops cannot know what these hold."""
-    return name.lower().startswith(PASS_THROUGH_PREFIX) or name in PASS_THROUGH_FIELDS
+    return name.lower().startswith(FORM_VARIABLE_PREFIX) or name in PASS_THROUGH_FIELDS
 
 
 def is_personal(name: str, clear_pass_through: frozenset[str] | set[str] = frozenset()) -> bool:
