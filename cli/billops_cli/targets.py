@@ -348,7 +348,8 @@ class AwsTarget(Target):
             raise CliError("cannot read the webhook receiver's settings (lambda:GetFunctionConfiguration on "
                            f"WebhookReceiverFunction): {error}") from None
         variables = dict((configuration.get("Environment") or {}).get("Variables") or {})
-        wanted = ("BILLOPS_ENV", "BILLOPS_CLIENT_ACCNUM", "BILLOPS_CLIENT_SUBACCS", "BILLOPS_MAX_BODY_BYTES")
+        wanted = ("BILLOPS_ENV", "BILLOPS_CLIENT_ACCNUM", "BILLOPS_CLIENT_SUBACCS", "BILLOPS_MAX_BODY_BYTES",
+                  "BILLOPS_PASSTHROUGH_CLEAR_FIELDS", "BILLOPS_CUSTOMER_REFERENCE_FIELD")
         return {name: value for name, value in variables.items() if name in wanted}
 
 

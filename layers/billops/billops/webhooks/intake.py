@@ -194,7 +194,7 @@ class WebhookIntake:
         if event_type is not None:
             detected_version = self._validate(event_type, fields)
         key = delivery_key(event_type_name, fields)  # of the clear values: the same delivery, the same key
-        public, personal = split_personal(fields)
+        public, personal = split_personal(fields, self.settings.passthrough_clear_fields)
         subscriber, subscriber_keys = self.cipher.encrypt_fields(personal)
         item = {
             "pk": key,
