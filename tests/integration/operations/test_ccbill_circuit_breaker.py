@@ -116,7 +116,8 @@ def test_the_breaker_is_shared_by_every_worker_and_counts_concurrent_minus_7s(op
     ops.sandbox.add_fault("*", "code:-7", count=3)
     from billops.ccbill.client import CCBillClient
 
-    clients = [  # two containers' clients, configured from the fixture's environment (the sandbox)CCBillClient.from_env(breaker=one), CCBillClient.from_env(breaker=two)]
+    # Two containers' clients, configured from the fixture's environment (the sandbox).
+    clients = [CCBillClient.from_env(breaker=one), CCBillClient.from_env(breaker=two)]
     assert clients[0].cancel_subscription(sub).code == -7
     assert clients[1].cancel_subscription(sub).code == -7
     assert not one.status().open
