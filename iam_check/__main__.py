@@ -18,6 +18,17 @@ CALLS = ROOT / "test-artifacts" / "aws-calls"
 OUT = ROOT / "test-artifacts" / "iam"
 
 
+OWN_RECORDING = CALLS / "check-iam"
+
+
+def _recorded_runs() -> list[Path]:
+    """The suites' recordings (make test's, make test-reliability's); check-iam's own short one only when there is
+    no other (it would otherwise outlive the code it recorded)."""
+    suites = sorted(path for path in CALLS.iterdir() if path.is_dir() and path != OWN_RECORDING) \
+        if CALLS.is_dir() else []
+    return [path for path in suites if any(path.rglob("calls-*.jsonl"))] or [OWN_RECORDING]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m iam_check", description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=Path, action="append",
@@ -32,17 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     from iam_check import deployed_template
     from iam_check.checking import check, functions_without_calls, read_recordings, report
 
-    directories = args.calls or [CALLS]
+    directories = args.calls or _recorded_runs()
     calls = read_recordings(directory for directory in directories if directory.exists())
     if not calls and args.record_if_missing:
         from iam_check.recording_run import record
 
         print("iam_check: no recorded AWS calls yet: recording them with a short run of the suites", flush=True)
-        status = record(CALLS / "check-iam")
+        status = record(OWN_RECORDING)
         if status != 0:
             print(f"iam_check: the recording run failed (pytest exit {status})", file=sys.stderr)
             return 1
-        calls = read_recordings([CALLS])
+        calls = read_recordings([OWN_RECORDING])
     if not calls:
         print(f"iam_check: no recorded AWS calls under {', '.join(map(str, directories))} "
               "(run `make test`, or `make check-iam` to record them)", file=sys.stderr)

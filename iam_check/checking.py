@@ -171,7 +171,9 @@ def check(calls: list[RecordedCall], template: DeployedTemplate,
         if not _known(resource, template):
             result.unknown_resources.append(call)
             continue
-        request = Request(_principal(template, call.function), call.action, resource, call.context)
+        principal = _principal(template, call.function)
+        context = {"aws:PrincipalArn": principal.arn, "aws:PrincipalAccount": ACCOUNT_ID, **call.context}
+        request = Request(principal, call.action, resource, context)
         for why, each in [("the call itself", request), *implied_requests(request, template)]:
             result.checked_requests += 1
             role = template.roles[call.function]

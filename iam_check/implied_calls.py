@@ -49,7 +49,8 @@ def implied_requests(request: Request, template: DeployedTemplate) -> Iterator[t
     """(why, request) for each KMS call a service makes because of ``request``."""
     action = request.action
     service = action.split(":", 1)[0]
-    base: dict[str, Any] = {"kms:CallerAccount": ACCOUNT_ID}
+    base: dict[str, Any] = {"kms:CallerAccount": ACCOUNT_ID, **{key: value for key, value in request.context.items()
+                                                               if key.startswith("aws:Principal")}}
     if service == "dynamodb":
         table = _table_arn(request.resource)
         key = template.encryption.get(table)
