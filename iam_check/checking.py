@@ -118,6 +118,17 @@ def _principal(template: DeployedTemplate, function: str) -> Principal:
     return Principal(ACCOUNT_ID, arn=template.roles[function].arn)
 
 
+# DynamoDB actions that act on an index (the others' only resource type is the table: a statement naming a table
+# and its indexes together grants them nothing on the indexes, and that is not a grant to report).
+_INDEX_ACTIONS = {"dynamodb:query", "dynamodb:scan"}
+
+
+def _meaningful(action: str, resource: str) -> bool:
+    if action.lower().startswith("dynamodb:") and "/index/" in resource:
+        return action.lower() in _INDEX_ACTIONS
+    return True
+
+
 def _grants(template: DeployedTemplate) -> list[Grant]:
     """Every grant to the functions: their roles' Allow statements, and key policy statements naming a function's
     role, the account (IAM delegation) or a service principal, key administration excepted."""
@@ -129,7 +140,7 @@ def _grants(template: DeployedTemplate) -> list[Grant]:
                 continue
             seen.add(statement.where)
             grants += [Grant(statement, action, resource) for action in statement.actions
-                       for resource in statement.resources]
+                       for resource in statement.resources if _meaningful(action, resource)]
     for key, statements in template.key_policies.items():
         for statement in statements:
             if statement.effect != "Allow":
