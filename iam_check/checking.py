@@ -4,6 +4,7 @@ used (reported, with the reason template.yaml gives for keeping each, if any).""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,20 +210,37 @@ def check(calls: list[RecordedCall], template: DeployedTemplate,
     for grant in _grants(template):
         key = (grant.statement.where, grant.action, grant.resource if grant.statement.principals is None else "*")
         if key not in used_grants:
-            result.unused.append((grant, justification_for(grant.statement, justified)))
+            result.unused.append((grant, justification_for(grant.statement, justified, grant.action)))
     return result
 
 
-def justification_for(statement: Statement, justified: Mapping[tuple[str, str], str]) -> str | None:
-    """The reason template.yaml gives (a comment above the statement), or why an AWS managed policy is kept."""
+def _mentions(text: str, action: str) -> bool:
+    """Does the reason name the action (``kms:DescribeKey``, ``DescribeKey``, ``ReEncrypt*``)?"""
+    short = action.split(":", 1)[-1].lower()
+    for token in re.findall(r"[A-Za-z]+\*?", text):
+        token = token.lower()
+        if token == short or (token.endswith("*") and short.startswith(token[:-1])):
+            return True
+    return False
+
+
+def justification_for(statement: Statement, justified: Mapping[tuple[str, str], str],
+                      action: str | None = None) -> str | None:
+    """The reason template.yaml gives (a comment above the statement), or why an AWS managed policy is kept. A
+    reason that names some of the statement's actions covers those only; one naming none covers the statement."""
     if "(AWS managed)" in statement.where:
         return ("attached by SAM (Lambda's logs, the event source mapping); its other actions are Lambda's own "
                 "use, outside the suites")
     owner, _, rest = statement.where.partition("/")
     sid = statement.where.rsplit("/", 1)[-1]
     if owner.endswith(" key policy"):
-        return justified.get((owner.removesuffix(" key policy"), sid))
-    return justified.get((owner.removesuffix("Role"), sid))
+        why = justified.get((owner.removesuffix(" key policy"), sid))
+    else:
+        why = justified.get((owner.removesuffix("Role"), sid))
+    if why is None or action is None:
+        return why
+    named = [each for each in statement.actions if _mentions(why, each)]
+    return why if not named or _mentions(why, action) else None
 
 
 def report(result: Result, template: DeployedTemplate) -> str:
