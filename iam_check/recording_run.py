@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404  # runs our own pytest
 import sys
 from pathlib import Path
 
@@ -33,4 +33,4 @@ def record(directory: Path) -> int:
     shutil.rmtree(directory, ignore_errors=True)
     env = {**os.environ, "BILLOPS_RECORD_AWS_CALLS": str(directory)}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *SUITES]
-    return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode  # noqa: S603 - our own pytest
+    return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode  # nosec B603  # our own pytest

@@ -38,7 +38,7 @@ from typing import Any
 
 RECORD_VARIABLE = "BILLOPS_RECORD_AWS_CALLS"
 ACCOUNT_ID = "123456789012"  # moto's, and the local stack's (template_resources.LOCAL_ACCOUNT_ID)
-SECRET_SUFFIX = "-000000"
+SECRET_SUFFIX = "-000000"  # nosec B105  # the canonical suffix of a secret's ARN, not a password
 STREAM_LABEL = "LOCAL"
 ELIDED = "…"
 
