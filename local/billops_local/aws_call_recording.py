@@ -159,9 +159,12 @@ class Recorder:
         client.meta.events.register("after-call-error", self.after_call)
 
 
+_label: str | None = None  # "local stack": its calls are not the test that happened to start it
+
+
 def _where() -> str:
-    test = os.environ.get("PYTEST_CURRENT_TEST")
-    return test.rsplit(" (", 1)[0] if test else f"local stack (pid {os.getpid()})"
+    test = None if _label else os.environ.get("PYTEST_CURRENT_TEST")
+    return test.rsplit(" (", 1)[0] if test else f"{_label or 'process'} (pid {os.getpid()})"
 
 
 def _region_of(context: Mapping[str, Any] | None) -> str:
@@ -200,9 +203,15 @@ def install(directory: Path | str) -> Recorder:
         return recorder
 
 
-def install_from_environment(environ: Mapping[str, str] = os.environ) -> Recorder | None:
+def install_from_environment(environ: Mapping[str, str] = os.environ, *, label: str | None = None) -> Recorder | None:
+    """``install`` into $BILLOPS_RECORD_AWS_CALLS, if set; ``label`` says where the calls were seen (the local
+    stack's process inherits the PYTEST_CURRENT_TEST of the test that started it, which says nothing useful)."""
+    global _label
     directory = environ.get(RECORD_VARIABLE, "").strip()
-    return install(directory) if directory else None
+    if not directory:
+        return None
+    _label = label or _label
+    return install(directory)
 
 
 def recorder() -> Recorder | None:

@@ -328,7 +328,8 @@ class LocalStack:
         if self._running:
             return self
         self._running = True
-        aws_call_recording.install_from_environment()  # BILLOPS_RECORD_AWS_CALLS: every function's AWS calls
+        # BILLOPS_RECORD_AWS_CALLS: every function's AWS calls (make check-iam)
+        aws_call_recording.install_from_environment(label="local stack")
         try:
             for service in self._services + self._late_services:
                 log.debug("starting %s", service.name)
