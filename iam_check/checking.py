@@ -21,6 +21,7 @@ from iam_check.policy_evaluation import (
     action_matches,
     applies,
     as_list,
+    condition_matches,
     evaluate,
     principal_match,
     resource_matches,
@@ -169,6 +170,7 @@ def check(calls: list[RecordedCall], template: DeployedTemplate,
           justified: Mapping[tuple[str, str], str] | None = None) -> Result:
     result = Result(calls)
     used: list[tuple[Statement, Request]] = []
+    checked: list[tuple[str, Request]] = []  # (function, request) of every allowed request
     for call in calls:
         if call.unsupported:
             result.problems.append(f"{call.function}: {call.action}: {call.unsupported} (seen in {call.seen_in})")
@@ -193,6 +195,7 @@ def check(calls: list[RecordedCall], template: DeployedTemplate,
             decision = evaluate(each, role.statements, key_policy=key_policy, boundary=role.boundary)
             if decision.allowed:
                 used += [(statement, each) for statement in decision.allowed_by]
+                checked.append((call.function, each))
                 continue
             candidates = [statement.where for statement in [*role.statements, *(key_policy or [])]
                           if statement.effect == "Allow"
@@ -210,8 +213,36 @@ def check(calls: list[RecordedCall], template: DeployedTemplate,
     for grant in _grants(template):
         key = (grant.statement.where, grant.action, grant.resource if grant.statement.principals is None else "*")
         if key not in used_grants:
-            result.unused.append((grant, justification_for(grant.statement, justified, grant.action)))
+            why = justification_for(grant.statement, justified, grant.action) or _read_by_another(grant, checked,
+                                                                                                  template)
+            result.unused.append((grant, why))
     return result
+
+
+# Reads every container caches (a secret, the decrypted upgrade key): the local stack and the integration tests run
+# every function in one process, so the first function to read one serves the others from its cache.
+_CACHED_READS = {"secretsmanager:getsecretvalue", "kms:decrypt"}
+
+
+def _read_by_another(grant: Grant, checked: list[tuple[str, Request]], template: DeployedTemplate) -> str | None:
+    if grant.action.lower() not in _CACHED_READS:
+        return None
+    owner = next((role.function for role in template.roles.values()
+                  if grant.statement.where.startswith(role.role + "/")), None)
+    if owner is None:  # a key policy statement: which function it names
+        owner = next((role.function for role in template.roles.values()
+                      if role.arn in (grant.statement.principals or {}).get("AWS", ())), None)
+    for function, request in checked:
+        if function == owner or not action_matches(grant.action, request.action):
+            continue
+        if request.context.get("kms:ViaService", "secretsmanager.").split(".")[0] != "secretsmanager":
+            continue  # a table's or a queue's key is used by each function's own calls: no cache between them
+        if not resource_matches(grant.resource, request.resource) and grant.statement.principals is None:
+            continue
+        if condition_matches(grant.statement.condition, request.context):
+            return (f"read by {function} in the same process (locally one process runs every function, and its "
+                    "cache serves the others; in AWS each container reads it)")
+    return None
 
 
 def _mentions(text: str, action: str) -> bool:
