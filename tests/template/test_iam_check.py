@@ -150,3 +150,20 @@ def test_make_check_iam_fails_naming_the_call_when_template_yaml_loses_a_stateme
     assert iam_check_main(["--calls", str(calls), "--template", str(mutated), "--out", str(tmp_path / "out")]) == 1
     out = capsys.readouterr().out
     assert f"DENIED MerchantApiFunction: dynamodb:GetItem on {TABLE}ApiKeysTable" in out
+
+
+def test_a_secret_read_by_another_function_in_the_same_process_is_said_so(transformed) -> None:
+    """Locally one process runs every function: the reconciliation job reuses the DataLink login the worker read
+    (its cache), so its own read is never recorded; the report says why instead of calling the grant unused."""
+    worker_read = RecordedCall("OperationWorkerFunction", "handler", "secretsmanager:GetSecretValue",
+                               SECRET + "CCBillCredentialsSecret-000000", {}, "sample")
+    result = check([worker_read], deployed_template.load(transformed=transformed))
+    reasons = {(grant.statement.where.split("/")[0], grant.statement.where.rsplit("/", 1)[-1], grant.action): why
+               for grant, why in result.unused}
+    assert "read by OperationWorkerFunction" in reasons[
+        ("ReconciliationFunctionRole", "#0", "secretsmanager:GetSecretValue")]
+    assert "read by OperationWorkerFunction" in reasons[
+        ("ReconciliationFunctionRole", "DecryptItsSecretThroughSecretsManager", "kms:Decrypt")]
+    assert reasons[("ReconciliationFunctionRole", "UseStorageKeyThroughDynamoDB", "kms:Decrypt")] is None
+    assert ("OperationWorkerFunctionRole", "#0", "secretsmanager:GetSecretValue") not in reasons  # its own, used
+    assert reasons[("UpgradePostbackFunctionRole", "#0", "secretsmanager:GetSecretValue")] is None  # nobody read it
