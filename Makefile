@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install browser wrk run test test-unit test-integration test-e2e test-template test-reliability bench lock clean \
-	security scan-lock
+	security scan-lock check-iam
 
 $(INSTALLED): pyproject.toml requirements/dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "billops needs Python 3.11 (the Lambda runtime; sam build needs the same interpreter)")'
@@ -47,9 +47,20 @@ run: install
 	$(PY) -m billops_local
 
 ## Every test: the security checks (below), then unit, integration (moto), template checks (sam validate --lint,
-## sam build) and end-to-end.
+## sam build) and end-to-end, recording every AWS call the functions make; then check-iam over those calls.
+AWS_CALLS := $(CURDIR)/test-artifacts/aws-calls
+test: export BILLOPS_RECORD_AWS_CALLS = $(AWS_CALLS)/test
 test: install browser security
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory check-iam
+
+## Least privilege that works on the first deploy: the AWS calls the last test run recorded (under
+## test-artifacts/aws-calls; none yet = a short recording run first) against the deployed template's roles and key
+## policies (denied = failure, naming the call; unused grants listed in test-artifacts/iam/report.txt), then
+## parliament over every policy.
+check-iam: install $(SCAN_INSTALLED)
+	$(PY) -m iam_check --record-if-missing
+	$(SCAN_VENV)/bin/python iam_check/policy_lint.py test-artifacts/iam/policies.json
 
 ## cfn-lint over the template; checkov over the CloudFormation the SAM transform makes of it (no failed check: each
 ## suppression is in the resource's Metadata with its reason); bandit over the code; pip-audit over the locks (it
@@ -75,8 +86,10 @@ test-template: install
 	$(PY) -m pytest tests/template
 
 ## The reliability suites (10,000 webhooks with faults, 1,000 operations with faults, fuzzing, a minute of load).
+test-reliability: export BILLOPS_RECORD_AWS_CALLS = $(AWS_CALLS)/reliability
 test-reliability: install wrk
 	$(PY) -m pytest tests/reliability -m reliability
+	$(MAKE) --no-print-directory check-iam
 
 ## Benchmarks and the cost model, ours beside the Powertools-tutorial baseline: writes bench/results.json,
 ## bench/report.md and bench/chart.png. Not part of `make test`.

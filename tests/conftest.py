@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+from billops_local import aws_call_recording
+from billops_local.aws_call_recording import acting_as
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {
@@ -42,8 +48,42 @@ def load_handler(name: str):
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    logical_id = _function_logical_ids()[path.resolve()]
+    with acting_as(logical_id):  # the cold start's AWS calls are the function's
+        spec.loader.exec_module(module)
+    module.handler = _acting_as_function(module.handler, logical_id)
     return module
+
+
+@functools.cache
+def _function_logical_ids() -> dict[Path, str]:
+    """Handler file -> the template function running it (whose role its AWS calls are checked against)."""
+    from billops_local.template_resources import load_template
+
+    return {spec.module_path.resolve(): logical_id for logical_id, spec in load_template().functions.items()}
+
+
+def _acting_as_function(handler, logical_id: str):
+    """The handler, with its AWS calls recorded as the function's (billops_local.aws_call_recording)."""
+
+    @functools.wraps(handler)
+    def invoke(event, context):
+        with acting_as(logical_id):
+            return handler(event, context)
+
+    return invoke
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """BILLOPS_RECORD_AWS_CALLS=<directory> (make test): record every AWS call the handlers make, in this process
+    and in the local stacks it starts (they inherit the variable), for `make check-iam`. The first process of a run
+    (not a pytest-xdist worker) empties the directory: the check reads this run's calls only."""
+    directory = os.environ.get(aws_call_recording.RECORD_VARIABLE, "").strip()
+    if not directory:
+        return
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(directory, ignore_errors=True)
+    aws_call_recording.install(directory)
 
 
 class LambdaContext:

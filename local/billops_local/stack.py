@@ -58,6 +58,7 @@ from pathlib import Path
 from typing import Any, Self, TextIO
 from urllib.parse import urlencode
 
+from billops_local import aws_call_recording
 from billops_local.aws_environment import (
     CreatedResources,
     EnvironmentPatch,
@@ -327,6 +328,8 @@ class LocalStack:
         if self._running:
             return self
         self._running = True
+        # BILLOPS_RECORD_AWS_CALLS: every function's AWS calls (make check-iam)
+        aws_call_recording.install_from_environment(label="local stack")
         try:
             for service in self._services + self._late_services:
                 log.debug("starting %s", service.name)

@@ -151,6 +151,9 @@ def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = 
         "PYTHONUNBUFFERED": "1",
         **settings,
     })
+    recording = os.environ.get("BILLOPS_RECORD_AWS_CALLS")  # make check-iam's record of the functions' AWS calls
+    if recording:
+        env["BILLOPS_RECORD_AWS_CALLS"] = recording
     command = [sys.executable, "-m", "billops_local"]
     if function_environment:
         import json

@@ -3,9 +3,10 @@
 ``add_to_stack(stack)`` (called from ``billops_local.stack.build_stack``) starts the sandbox after the built-in
 services and then configures the CCBill client exactly as an AWS deployment would, only against moto:
 
-* the DataLink login goes into a Secrets Manager secret (``BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN``);
-* ``BILLOPS_UPGRADE_KEY`` (48 hex digits), if set, is encrypted with a key of the local KMS and only its ciphertext
-  is kept (``BILLOPS_UPGRADE_KEY_CIPHERTEXT``); the clear value is removed from the environment, so the services
+* the DataLink login goes into the template's CCBillCredentialsSecret (a secret of its own when there is none;
+  ``BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN``);
+* ``BILLOPS_UPGRADE_KEY`` (48 hex digits), if set, is encrypted with the template's BillopsKey (a key of its own
+  when there is none) and only its ciphertext is kept (``BILLOPS_UPGRADE_KEY_CIPHERTEXT``); the clear value is removed from the environment, so the services
   hold the key as production does. The sandbox keeps its own copy: it plays CCBill, which knows the key too;
 * the URLs, BILLOPS_CCBILL_SUBACCOUNTS and BILLOPS_UPGRADE_CATALOGUE describe the sandbox's accounts.
 
@@ -31,6 +32,10 @@ from billops_local.ccbill_sandbox.server import SandboxHandle, start_sandbox
 
 CREDENTIALS_SECRET_NAME = "billops-local/ccbill-datalink"  # nosec B105  # a secret's name, not its value
 UPGRADE_KEY_ALIAS = "alias/billops-local-ccbill-upgrade"
+# The template's own secret and key, used when the local resources were created from template.yaml (the local stack,
+# the integration tests): the functions then read the same resources as in AWS, and their grants are checked.
+TEMPLATE_CREDENTIALS_SECRET = "billops-local-CCBillCredentialsSecret"  # nosec B105  # a secret's name
+TEMPLATE_UPGRADE_KEY_ALIAS = "alias/billops-local-BillopsKeyAlias"
 
 
 class SandboxConfigurationError(RuntimeError):
@@ -48,10 +53,13 @@ def client_environment(aws_endpoint: str, handle: SandboxHandle, upgrade_key: st
     secrets = aws_client("secretsmanager", aws_endpoint)
     secret_value = json.dumps({"client_accnum": client_accnum, "username": DEFAULT_DATALINK_USERNAME,
                                "password": DEFAULT_DATALINK_PASSWORD})
-    try:
-        arn = secrets.create_secret(Name=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
-    except secrets.exceptions.ResourceExistsException:
-        arn = secrets.put_secret_value(SecretId=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
+    try:  # the template's secret when it was created (as in AWS: make check-iam then checks the real grants)
+        arn = secrets.put_secret_value(SecretId=TEMPLATE_CREDENTIALS_SECRET, SecretString=secret_value)["ARN"]
+    except secrets.exceptions.ResourceNotFoundException:
+        try:
+            arn = secrets.create_secret(Name=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
+        except secrets.exceptions.ResourceExistsException:
+            arn = secrets.put_secret_value(SecretId=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
     env = {
         "BILLOPS_CCBILL_SMS_URL": handle.sms_url,
         "BILLOPS_CCBILL_BILLING_API_URL": handle.billing_api_url,
@@ -62,12 +70,15 @@ def client_environment(aws_endpoint: str, handle: SandboxHandle, upgrade_key: st
     }
     if upgrade_key:
         kms = aws_client("kms", aws_endpoint)
-        key_id = kms.create_key(Description="billops local: CCBill upgrade key (TripleDES) encryption")[
-            "KeyMetadata"]["KeyId"]
-        try:
-            kms.create_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
-        except kms.exceptions.AlreadyExistsException:
-            kms.update_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
+        try:  # the template's BillopsKey, as the README tells a merchant to encrypt it
+            key_id = kms.describe_key(KeyId=TEMPLATE_UPGRADE_KEY_ALIAS)["KeyMetadata"]["KeyId"]
+        except kms.exceptions.NotFoundException:
+            key_id = kms.create_key(Description="billops local: CCBill upgrade key (TripleDES) encryption")[
+                "KeyMetadata"]["KeyId"]
+            try:
+                kms.create_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
+            except kms.exceptions.AlreadyExistsException:
+                kms.update_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
         env["BILLOPS_UPGRADE_KEY_CIPHERTEXT"] = encrypt_key_for_configuration(kms, key_id, upgrade_key)
     return env
 

@@ -403,3 +403,24 @@ def test_refund_and_void_requests_ccbill_would_refuse_are_refused_before_anythin
     unknown = merchant_api.call("POST", "/v1/subscriptions/0000000000000000404/refund")
     assert unknown.status == 404
     _nothing_queued(merchant_api)
+
+
+def test_a_deeply_nested_body_is_a_400_and_a_read_only_key_is_refused_before_its_body_is_read(merchant_api):
+    """Security review: a read-only key POSTing JSON nested past the parser's limit got a 500 (RecursionError), the
+    body being parsed before the scope was checked."""
+    deep = "[" * 10_000 + "]" * 10_000  # past the JSON parser's recursion limit, under the body size limit
+    nested = '{"amount": ' + deep + "}"
+    for path in ("/v1/subscriptions/0126015401000000001/discount", "/v1/subscriptions/0126015401000000001/upgrade_link"):
+        refused = merchant_api.call("POST", path, body=nested, content_type="application/json", key="reader")
+        assert refused.status == 403, refused.body
+        assert refused.body["api_error_code"] == "api_authorization_failed"
+        unparsable = merchant_api.call("POST", path, body=nested, content_type="application/json")
+        assert unparsable.status == 400, unparsable.body
+        assert unparsable.body["api_error_code"] == "invalid_request" and "not valid JSON" in unparsable.body["message"]
+    # Within the parser's limit but deeper than any parameter: 400 too, naming the limit.
+    deeper = merchant_api.call("POST", "/v1/subscriptions/0126015401000000001/discount",
+                               body='{"amount": ' + "[" * 50 + "]" * 50 + "}", content_type="application/json")
+    assert deeper.status == 400 and "nested deeper" in deeper.body["message"]
+    # Without a Content-Type, a body starting with "{" is JSON too.
+    sniffed = merchant_api.call("POST", "/v1/subscriptions/0126015401000000001/discount", body=nested)
+    assert sniffed.status == 400

@@ -195,7 +195,7 @@ class WebhookIntake:
             detected_version = self._validate(event_type, fields)
         key = delivery_key(event_type_name, fields)  # of the clear values: the same delivery, the same key
         public, personal = split_personal(fields, self.settings.passthrough_clear_fields)
-        subscriber, subscriber_keys = self.cipher.encrypt_fields(personal)
+        subscriber, subscriber_keys = self.cipher.encrypt_fields(personal, record_id=key)  # bound to this delivery
         item = {
             "pk": key,
             "record_type": "delivery",
@@ -243,7 +243,7 @@ class WebhookIntake:
         text = raw[:QUARANTINE_BODY_LIMIT].decode("utf-8", errors="replace")
         try:
             # The body may hold personal data: encrypted like the subscriber map (raw_body_text() reads it back).
-            sealed, body_keys = self.cipher.encrypt_fields({"raw_body": redact_raw_body(text)})
+            sealed, body_keys = self.cipher.encrypt_fields({"raw_body": redact_raw_body(text)}, record_id=key)
         except EncryptionUnavailable:
             return self._unavailable("The delivery could not be encrypted; deliver again.")
         item = {
