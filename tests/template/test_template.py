@@ -281,9 +281,13 @@ def test_webhook_receiver_may_only_put_items_into_the_events_table(transformed: 
         for action in _actions(statement)
     ]
     dynamodb = [(action, resource) for action, resource in granted if action.startswith("dynamodb:")]
-    assert dynamodb == [("dynamodb:PutItem", json.dumps({"Fn::GetAtt": ["EventsTable", "Arn"]}))]
-    others = sorted(action for action, _ in granted if not action.startswith(("dynamodb:", "kms:")))
-    assert others == ["secretsmanager:GetSecretValue"]
+    events_table = json.dumps({"Fn::GetAtt": ["EventsTable", "Arn"]})
+    # PutItem; GetItem only to find a delivery stored under its key of before keyed hashes (issue 11).
+    assert dynamodb == [("dynamodb:PutItem", events_table), ("dynamodb:GetItem", events_table)]
+    others = sorted((action, resource) for action, resource in granted if not action.startswith(("dynamodb:", "kms:")))
+    assert [action for action, _ in others] == ["secretsmanager:GetSecretValue"] * 2
+    assert all("WebhookTokenSecret" in resource or "DeliveryKeySecret" in resource for _, resource in others)
+    assert any("DeliveryKeySecret" in resource for _, resource in others)
 
 
 def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(transformed: dict[str, Any]) -> None:
