@@ -144,12 +144,12 @@ def _form_text(raw: bytes, charset: str | None) -> str:
 def _decode_form(raw: bytes, charset: str | None) -> tuple[dict[str, str], dict[str, str]]:
     fields: dict[str, str] = {}
     warnings: dict[str, str] = {}
-    pairs = [part for part in raw.strip().split(b"&") if part]  # "a=1&&b=2&" has two pairs, not an error
+    pairs = [part for part in raw.rstrip(b"\r\n").split(b"&") if part]  # "a=1&&b=2&" has two pairs, no error
     if len(pairs) > MAX_FORM_FIELDS:
         raise MalformedDelivery(f"The URL-encoded body has more than {MAX_FORM_FIELDS} fields.")
     for pair in pairs:
         raw_name, _, raw_value = pair.partition(b"=")
-        name, value = _form_text(raw_name, charset).strip(), _form_text(raw_value, charset)
+        name, value = _form_text(raw_name, charset), _form_text(raw_value, charset)
         if not name:
             warnings["(unnamed)"] = "a value without a field name was left out"
             continue

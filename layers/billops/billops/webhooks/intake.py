@@ -132,27 +132,24 @@ class WebhookIntake:
             check_source(request.source_ip, request.query.get("token"), token, self.settings)
         except ApiError as error:
             return IntakeResult(error.status, error.body(), "rejected", metrics=("WebhookRejected",))
-        foreign = self._foreign_account(request.query)
-        if foreign is not None and request.query.get("eventType") not in CROSS_ACCOUNT_TYPES:
-            return IntakeResult(foreign.status, foreign.body(), "rejected", metrics=("WebhookRejected",))
-        # An upgrade into another account may still be the merchant's (its original account): decided on the body,
-        # and a body from another account that cannot be read is refused, not quarantined.
-        on_malformed = self._quarantine if foreign is None else self._refused(foreign, "WebhookRejected")
-        return self._process(request, self.clock(), on_malformed)
+        refused, on_malformed = self._account_gate(request.query, "WebhookRejected", self._quarantine)
+        return refused or self._process(request, self.clock(), on_malformed)
 
-    def _foreign_account(self, query: Mapping[str, str]) -> ApiError | None:
+    def _account_gate(self, query: Mapping[str, str], metric: str, on_malformed: Callable[..., IntakeResult]
+                      ) -> tuple[IntakeResult | None, Callable[..., IntakeResult]]:
+        """(the refusal of a delivery for another account, or None; what a malformed body gets).
+
+        An upgrade into another account may still be the merchant's (its original account, the catalogue): that is
+        decided on the body (check_delivery_account), and such a body that cannot be read is refused, not kept.
+        """
         try:
             check_account(query.get("clientAccnum"), query.get("clientSubacc"), self.settings)
+            return None, on_malformed
         except ApiError as error:
-            return error
-        return None
+            def refuse(*_: Any) -> IntakeResult:
+                return IntakeResult(error.status, error.body(), "rejected", metrics=(metric,))
 
-    @staticmethod
-    def _refused(error: ApiError, metric: str) -> Callable[..., IntakeResult]:
-        def refuse(*_: Any) -> IntakeResult:
-            return IntakeResult(error.status, error.body(), "rejected", metrics=(metric,))
-
-        return refuse
+            return (None if query.get("eventType") in CROSS_ACCOUNT_TYPES else refuse()), refuse
 
     def replay(self, raw_body: bytes, content_type: str | None, query: Mapping[str, str], *,
                received_at: datetime | None = None, replayed_from: str | None = None) -> IntakeResult:
@@ -166,9 +163,9 @@ class WebhookIntake:
         again - it is in quarantine already: the result is 400 with outcome "quarantined" naming the problem, and
         updating the quarantine record is the caller's business.
         """
-        foreign = self._foreign_account(query)
-        if foreign is not None and query.get("eventType") not in CROSS_ACCOUNT_TYPES:
-            return IntakeResult(foreign.status, foreign.body(), "rejected", metrics=("WebhookReplayRejected",))
+        refused, on_malformed = self._account_gate(query, "WebhookReplayRejected", self._still_malformed)
+        if refused:
+            return refused
         request = WebhookRequest(
             source_ip=None,
             query=dict(query),
@@ -177,8 +174,6 @@ class WebhookIntake:
             is_base64_encoded=True,
         )
         extra = {"replayed_at": _iso(self.clock()), "replayed_from": replayed_from}
-        on_malformed = (self._still_malformed if foreign is None
-                        else self._refused(foreign, "WebhookReplayRejected"))
         return self._process(request, received_at or self.clock(), on_malformed, extra)
 
     def _process(self, request: WebhookRequest, received_at: datetime,
