@@ -478,8 +478,13 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
     assert (delegated["Action"], delegated["Condition"]) == (["kms:Decrypt", "kms:GenerateDataKey"],
                                                              {"StringEquals": SUBSCRIBER_PII_CONTEXT})
     replayer = resources["PersonalDataReplayer"]["Properties"]["PolicyDocument"]["Statement"]
-    assert [(s["Action"], s["Condition"]) for s in replayer] == [
+    assert [(s["Action"], s["Condition"]) for s in replayer[:1]] == [
         ("kms:GenerateDataKey", {"StringEquals": SUBSCRIBER_PII_CONTEXT})]
+    # and the delivery key, through Secrets Manager only, that secret only (issue 11: replays are keyed as received)
+    assert [(s["Action"], s["Resource"]) for s in replayer[1:]] == [
+        ("secretsmanager:GetSecretValue", {"Ref": "DeliveryKeySecret"}),
+        ("kms:Decrypt", {"Fn::GetAtt": ["StorageKey", "Arn"]})]
+    assert replayer[2]["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"] == {"Ref": "DeliveryKeySecret"}
     reader = resources["PersonalDataReader"]["Properties"]["PolicyDocument"]["Statement"]
     assert reader == [{"Sid": "DecryptSubscriberPersonalData", "Effect": "Allow", "Action": "kms:Decrypt",
                        "Resource": {"Fn::GetAtt": ["BillopsKey", "Arn"]},
