@@ -114,7 +114,7 @@ def test_a_renewal_before_its_sale_is_not_lost(stack):
 
 
 def test_quarantined_and_failure_events_do_not_create_subscriptions(stack):
-    assert stack.post("NewSaleSuccess", subscriptionId="S-0001") == 400  # an unreadable identity is quarantined
+    assert stack.post("NewSaleSuccess", eventType="RenewalSuccess") == 400  # a contradictory identity: quarantined
     fields_without_subscription = sample_fields("NewSaleFailure")
     assert "subscriptionId" not in fields_without_subscription
     stack.project()
