@@ -36,11 +36,12 @@ def test_round_trip_keeps_nothing_in_clear(kms):
     client, key_id = kms
     cipher = FieldCipher(key_id, lambda: client)
     encrypted, keys = cipher.encrypt_fields(PERSONAL)
-    assert set(encrypted) == {"email", "firstName", "ipAddress"}  # empty values are not stored at all
-    assert all(is_encrypted(value) for value in encrypted.values())
+    assert set(encrypted) == {"email", "firstName", "ipAddress", "username"}
+    assert encrypted["username"] == ""  # a blank value stays blank (nothing to hide) and reads back as sent
+    assert all(is_encrypted(value) for name, value in encrypted.items() if PERSONAL[name])
     assert "jane" not in repr((encrypted, keys)).lower()
     other_container = FieldCipher(key_id, lambda: client)
-    assert other_container.decrypt_fields(encrypted, keys) == {k: v for k, v in PERSONAL.items() if v}
+    assert other_container.decrypt_fields(encrypted, keys) == PERSONAL
 
 
 def test_a_value_moved_to_another_field_or_altered_does_not_decrypt(kms):

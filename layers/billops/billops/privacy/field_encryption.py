@@ -118,11 +118,13 @@ class FieldCipher:
 
     def encrypt_fields(self, fields: Mapping[str, str], *,
                        record_id: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
-        """({field: ciphertext}, {reference: base64 encrypted data key}) for the non-empty fields given; with
-        ``record_id``, each value is bound to that record too (``v2``)."""
+        """({field: ciphertext}, {reference: base64 encrypted data key}) for the fields given; with ``record_id``,
+        each value is bound to that record too (``v2``). A blank field stays blank: it holds nothing to hide, and
+        keeping it lets a delivery read back exactly as CCBill sent it."""
+        blank = {name: "" for name, value in fields.items() if value in (None, "")}
         present = {name: value for name, value in fields.items() if value not in (None, "")}
         if not present:
-            return {}, {}
+            return blank, {}
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         data_key = self._data_key_for(len(present))
@@ -137,7 +139,7 @@ class FieldCipher:
             nonce = os.urandom(_NONCE_BYTES)
             sealed = cipher.encrypt(nonce, str(value).encode("utf-8"), _associated_data(name, record_id))
             encrypted[name] = f"{head}:{base64.b64encode(nonce + sealed).decode()}"
-        return encrypted, {data_key.reference: base64.b64encode(data_key.encrypted).decode()}
+        return {**blank, **encrypted}, {data_key.reference: base64.b64encode(data_key.encrypted).decode()}
 
     def _data_key_for(self, messages: int) -> _DataKey:
         with self._lock:
