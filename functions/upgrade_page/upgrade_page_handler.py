@@ -21,12 +21,26 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 subscriptions = SubscriptionsTable(get_settings().subscriptions_table)
+
+
+def submit_operation(message: dict) -> None:
+    """The second allowUpgrade post for a late consumer: recorded, then queued (a failed send is logged; the page's
+    next load sends it again)."""
+    from billops.operations.operation_submission import NotQueued, record_and_queue
+
+    try:
+        record_and_queue(message)
+    except NotQueued:
+        logger.warning("the repeated allowUpgrade is recorded but not queued yet")
+
+
 page = UpgradePage(
     keys=ContainerSigningKeys(),
     subscriptions=subscriptions,
     operations=OperationsTable(operation_settings_from_env().operations_table),
     configuration=upgrade_configuration,
     sales_from=SubscriptionFactsStore(subscriptions).sales_from,
+    submit=submit_operation,
 )
 
 METRIC_NAMES = {

@@ -558,13 +558,14 @@ def start_sandbox(
 ) -> SandboxHandle:
     """Start the sandbox on ``host:port`` (0 = a free port) in a background thread.
 
-    ``upgrade_key``: the account's TripleDES key text (48 hex digits, as BILLOPS_UPGRADE_KEY) or an UpgradeKey, so
-    the upgrade form can read ``enc``; ``enc_recipe``: an upgrade_encryption.EncRecipe (default recipe otherwise).
+    ``upgrade_key``: the account's TripleDES key text (as Merchant Support hands it out, as BILLOPS_UPGRADE_KEY) or
+    an UpgradeKey, so the upgrade form can read ``enc``; ``enc_recipe``: an upgrade_encryption.EncRecipe (default
+    recipe otherwise).
     """
     if isinstance(upgrade_key, str):
-        from billops.ccbill.upgrade_encryption import KeyEncoding, derive_key
+        from billops.ccbill.upgrade_encryption import EncRecipe, derive_key
 
-        encoding = enc_recipe.key_encoding if enc_recipe is not None else KeyEncoding.HEX
+        encoding = (enc_recipe or EncRecipe()).key_encoding
         upgrade_key = derive_key(upgrade_key, encoding)
     sandbox = Sandbox(accounts, webhook_url, webhook_format, upgrade_key=upgrade_key, enc_recipe=enc_recipe,
                       clock=clock, webhook_retry_delays=webhook_retry_delays)

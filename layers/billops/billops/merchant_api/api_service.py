@@ -227,9 +227,10 @@ class MerchantApi:
         for name, value in parameters.items():
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise failures.param_wrong_value(f"{name} must be a string.", name)
-        method = str(parameters.get("method", "enc"))
-        if method not in UPGRADE_LINK_METHODS:
-            raise failures.param_wrong_value("method must be enc (the default) or allow_upgrade.", "method")
+        method = str(parameters["method"]) if "method" in parameters else None
+        if method is not None and method not in UPGRADE_LINK_METHODS:
+            raise failures.param_wrong_value("method must be enc or allow_upgrade (the default is the deployment's "
+                                             "upgrade Security Type).", "method")
         idempotency_key = check_idempotency_key(headers.get("idempotency-key"))
         fingerprint = request_hash({"route": "upgrade_link", "subscription_id": subscription_id,
                                     "parameters": {k: str(v) for k, v in parameters.items()}, "method": method})
@@ -241,7 +242,7 @@ class MerchantApi:
         factory = self._link_factory
         if factory is None:
             from billops.upgrade_page.upgrade_links import create_upgrade_link as factory
-        link = factory(record, method=UPGRADE_LINK_METHODS[method],
+        link = factory(record, method=UPGRADE_LINK_METHODS[method] if method else None,
                        upgrade_client_accnum=_text(parameters.get("upgrade_client_accnum")),
                        upgrade_client_subacc=_text(parameters.get("upgrade_client_subacc")),
                        upgrade_type_id=_text(parameters.get("upgrade_type_id")), idempotency_key=idempotency_key)
@@ -250,10 +251,12 @@ class MerchantApi:
             "form_fields": {str(k): str(v) for k, v in dict(link["form_fields"]).items()},
             "expires_at": link["expires_at"], "method": link.get("method", method),
             "operation_id": link.get("operation_id"),
+            "credential_warning": link.get("credential_warning"),
         }}
         self.on_metric("ApiUpgradeLinkCreated")
         logger.info("upgrade link created", extra={"subscription_id": subscription_id, "key_id": key.key_id,
-                                                   "method": method, "operation_id": link.get("operation_id")})
+                                                   "method": body_out["upgrade_link"]["method"],
+                                                   "operation_id": link.get("operation_id")})
         if idempotency_key is None:
             return Answer(200, body_out)
         status, kept_body = self._read(lambda: self.idempotent.remember("upgrade_link", idempotency_key, fingerprint,

@@ -171,6 +171,11 @@ def _charge_upgrade(subscription_id: str, parameters: dict[str, Any], client: CC
 
 def _allow_upgrade(subscription_id: str, parameters: dict[str, Any], client: CCBillClient,
                    facts: SubscriptionFacts, subacc: str | None) -> Plan:
+    from billops.ccbill.upgrade_security import method_refusal, upgrade_security_from_env
+
+    refusal = method_refusal(upgrade_security_from_env(), "allow_upgrade")
+    if refusal is not None:
+        raise ActionRefused("method", refusal)
     origin_subacc = subacc or facts.client_subacc
     if not origin_subacc:
         raise ActionRefused("clientSubacc", "the subscription's subaccount is not known yet (no webhook of it was "
