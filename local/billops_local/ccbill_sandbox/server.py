@@ -208,8 +208,26 @@ class Sandbox:
                                    account.datalink_users],
                 "upgrades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in vars(u).items()}
                              for u in account.upgrades],
+                "upgrade_security": account.upgrade_security,
             })
         return result
+
+    def set_upgrade_security(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Every account's upgrade Security Type, as a merchant switches it in CCBill's Admin Portal."""
+        from billops_local.ccbill_sandbox.accounts import UPGRADE_SECURITY_TYPES, with_upgrade_security
+
+        security = body.get("upgrade_security")
+        if security not in UPGRADE_SECURITY_TYPES:
+            raise AdminError(400, f"upgrade_security must be one of {', '.join(UPGRADE_SECURITY_TYPES)}",
+                             "upgrade_security")
+        allowed = body.get("allowed_ips")
+        if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(i, str) for i in allowed)):
+            raise AdminError(400, "allowed_ips must be a list of addresses or CIDR ranges", "allowed_ips")
+        with self.state.lock:
+            accounts = with_upgrade_security(tuple(self.state.accounts.values()), security,
+                                             tuple(allowed) if allowed is not None else None)
+            self.state.accounts = {account.client_accnum: account for account in accounts}
+        return {"upgrade_security": security}
 
     def reset(self) -> None:
         self.state.reset()
@@ -414,6 +432,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             ("GET", "/sandbox/clock"): lambda: (200, {"now": iso(sandbox.state.now())}),
             ("POST", "/sandbox/clock"): lambda: (200, sandbox.advance_clock(body)),
             ("GET", "/sandbox/accounts"): lambda: (200, sandbox.accounts()),
+            ("POST", "/sandbox/accounts/upgrade_security"): lambda: (200, sandbox.set_upgrade_security(body)),
             ("POST", "/sandbox/reset"): lambda: (sandbox.reset(), (200, {"reset": True}))[1],
         }
         route = routes.get((method, path))
@@ -515,6 +534,11 @@ class SandboxHandle:
 
     def calls(self) -> list[dict[str, Any]]:
         return self.sandbox.calls()
+
+    def set_upgrade_security(self, security: str, allowed_ips: tuple[str, ...] | None = None) -> None:
+        """Switch every account's upgrade Security Type ("encryption" | "backend_post")."""
+        self.sandbox.set_upgrade_security({"upgrade_security": security,
+                                           "allowed_ips": list(allowed_ips) if allowed_ips is not None else None})
 
     def webhooks(self) -> list[dict[str, Any]]:
         return self.sandbox.dispatcher.records()

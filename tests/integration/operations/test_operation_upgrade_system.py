@@ -10,7 +10,7 @@ from billops.operations.operation_records import parse_iso
 
 def _allow_upgrade(subscription_id: str, key: str) -> dict:
     return {"operation_type": "upgrade", "subscription_id": subscription_id, "idempotency_key": key,
-            "parameters": {"method": "allow_upgrade"}}
+            "parameters": {"method": "allow_upgrade", "upgrade": "gold"}}
 
 
 def _approval(original: str, new_id: str | None = None) -> dict:
