@@ -338,13 +338,14 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         call = sandbox.record_call(method, path, action, params, self.client_address[0], fault)
         mode = fault.mode if fault else None
 
-        if fault is not None and mode not in ("slow", "decline") and not fault.applies_change:
+        if fault is not None and mode not in ("slow", "decline", "decline_timeout") and not fault.applies_change:
             self._fault_without_change(fault, call)
             return
         if mode == "slow":
             sandbox.stopping.wait(fault.seconds)
-        answer = sandbox.rules.handle(path, params, self.client_address[0], decline=mode == "decline")
-        if mode == "timeout_after":
+        answer = sandbox.rules.handle(path, params, self.client_address[0],
+                                      decline=mode in ("decline", "decline_timeout"))
+        if mode in ("timeout_after", "decline_timeout"):
             sandbox.finish_call(call, {"dropped": "timeout", "would_have_answered": _describe(answer, params)},
                                 answer.applied)
             sandbox.stopping.wait(fault.seconds)

@@ -195,3 +195,46 @@ def test_storage_trouble_is_a_503_page_without_a_trace(upgrade_page, monkeypatch
     page = upgrade_page.get(token)
     assert page["status"] == 503
     assert "temporarily unavailable" in _text(page) and "Traceback" not in page["html"]
+
+
+def test_an_enc_link_for_a_subscriber_known_by_username(upgrade_page):
+    from billops.ccbill.upgrade_encryption import EncRecipe, decrypt, derive_key
+    from billops_local.ccbill_sandbox.local_service import LOCAL_UPGRADE_KEY
+
+    ops = upgrade_page.ops
+    original = ops.new_subscription(username="janedoe42")
+    link = create_upgrade_link(ops.subscription(original), upgrade_type_id="0015", identify_by="username")
+    assert link["identify_by"] == "username"
+    assert decrypt(derive_key(LOCAL_UPGRADE_KEY), link["form_fields"]["enc"], EncRecipe()) == "username=janedoe42"
+    page = upgrade_page.get(_token(link))
+    assert page["status"] == 200
+    form = Form(page["html"])
+    assert form.fields == link["form_fields"] and "janedoe42" not in page["html"]
+    assert "Upgrade Approved" in requests.post(form.action, data=form.fields, timeout=5).text
+    assert ops.sandbox.subscription(original)["upgraded_to"]
+    ops.deliver_webhooks()
+    assert upgrade_page.get(_token(link))["status"] == 410
+
+
+def test_an_allow_upgrade_operation_for_a_subscriber_known_by_username(upgrade_page):
+    upgrade_page.use_backend_post()
+    ops = upgrade_page.ops
+    original = ops.new_subscription(username="janedoe43")
+    link = create_upgrade_link(ops.subscription(original), upgrade_type_id="0015", identify_by="username")
+    assert "subscriptionId" not in link["form_fields"] and "username" not in link["form_fields"]
+    record = ops.record(link["operation_id"])
+    assert record["parameters"]["username_ciphertext"] and "janedoe43" not in str(record), "sealed, never in clear"
+    ops.work()
+    [call] = ops.calls("allowUpgrade")
+    assert call["params"]["username"] == "janedoe43" and "subscriptionId" not in call["params"]
+    record = ops.record(link["operation_id"])
+    assert record["status"] == "awaiting_consumer" and "janedoe43" not in str(record)
+    assert record["upgrade_form"]["identity"] == "username"
+    assert not [event for event in ops.events() if "janedoe43" in str(event)], "no username in a domain event"
+    page = upgrade_page.get(_token(link))
+    assert page["status"] == 200
+    form = Form(page["html"])
+    assert form.fields["username"] == "janedoe43" and form.fields["action"] == "upgradeSubscription"
+    assert "Upgrade Approved" in requests.post(form.action, data=form.fields, timeout=5).text
+    ops.deliver_webhooks()  # UpgradeSuccess names the original subscription: it settles the operation
+    assert ops.record(link["operation_id"])["status"] == "succeeded"

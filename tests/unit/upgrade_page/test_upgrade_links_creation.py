@@ -39,7 +39,8 @@ def _error(call) -> ApiError:
 
 def test_an_enc_link_carries_exactly_ccbills_fields(upgrade_env):
     link = create_upgrade_link(subscription_record(), now=NOW)
-    assert set(link) == {"url", "action_url", "form_fields", "expires_at", "method", "credential_warning"}
+    assert set(link) == {"url", "action_url", "form_fields", "expires_at", "method", "credential_warning",
+                         "identify_by"}
     assert link["method"] == "enc"  # the deployment's Security Type is encryption (no fixed egress IP)
     assert "permanent credential" in link["credential_warning"] and "recombined" in link["credential_warning"]
     assert link["action_url"] == "http://127.0.0.1:4000/jpost/upgradeSubscription.cgi"  # local: the sandbox

@@ -394,6 +394,7 @@ class CCBillClient:
         username: str | None = None,
         upgrade: str | None = None,
         method: str = "enc",
+        enc: str | None = None,
     ) -> UpgradeForm:
         """The form that sends the consumer to CCBill's upgrade page (no call to CCBill is made here).
 
@@ -401,6 +402,8 @@ class CCBillClient:
         (the key comes from KMS) and, when several upgrades are configured, the three upgrade variables as fields of
         their own. ``method="backend_post"``: Option 2 step 2, after a successful allow_upgrade within the last 30
         minutes. The consumer's browser posts these fields and the form's button, ``submit`` (SUBMIT_BUTTON).
+        ``enc``: an enc computed earlier for this identity (a link made for the subscriber's username, whose page
+        may not read the username to compute it again).
         """
         if method == "backend_post":
             identity = self._upgrade_identity(client_subacc, subscription_id, username, upgrade)
@@ -408,10 +411,12 @@ class CCBillClient:
         if method != "enc":
             raise CCBillRequestInvalid("method", "must be 'enc' or 'backend_post'")
         identity = self._upgrade_identity(client_subacc, subscription_id, username, upgrade, spelling="examples")
-        if self._encryptor is None:
-            raise CCBillConfigurationError("no upgrade key is configured (BILLOPS_UPGRADE_KEY_CIPHERTEXT or "
-                                           "BILLOPS_UPGRADE_KEY_SECRET_ARN)")
-        enc = self._encryptor.enc(subscription_id=identity.get("subscriptionId"), username=identity.get("username"))
+        if enc is None:
+            if self._encryptor is None:
+                raise CCBillConfigurationError("no upgrade key is configured (BILLOPS_UPGRADE_KEY_CIPHERTEXT or "
+                                               "BILLOPS_UPGRADE_KEY_SECRET_ARN)")
+            enc = self._encryptor.enc(subscription_id=identity.get("subscriptionId"),
+                                      username=identity.get("username"))
         variables = {k: v for k, v in identity.items() if k.startswith("upgrade")}
         fields = {"clientAccnum": identity["clientAccnum"], "clientSubacc": identity["clientSubacc"], "enc": enc,
                   **variables}

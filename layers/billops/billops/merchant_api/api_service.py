@@ -36,7 +36,8 @@ EVENT_ACTIONS_HEADERS = ("billops-event-actions", "chargebee-event-actions")
 """``<header>: all-disabled`` switches off the domain events of the operation a request creates (ChargeBee's
 ``chargebee-event-actions``, accepted under its own name too)."""
 ALL_DISABLED = "all-disabled"
-UPGRADE_LINK_PARAMETERS = ("method", "upgrade_client_accnum", "upgrade_client_subacc", "upgrade_type_id")
+UPGRADE_LINK_PARAMETERS = ("method", "upgrade_client_accnum", "upgrade_client_subacc", "upgrade_type_id",
+                           "identify_by")
 UPGRADE_LINK_METHODS = {"enc": "enc", "allow_upgrade": "allow_upgrade"}
 MAX_LOOKBACK_DAYS = 31
 
@@ -245,13 +246,15 @@ class MerchantApi:
         link = factory(record, method=UPGRADE_LINK_METHODS[method] if method else None,
                        upgrade_client_accnum=_text(parameters.get("upgrade_client_accnum")),
                        upgrade_client_subacc=_text(parameters.get("upgrade_client_subacc")),
-                       upgrade_type_id=_text(parameters.get("upgrade_type_id")), idempotency_key=idempotency_key)
+                       upgrade_type_id=_text(parameters.get("upgrade_type_id")), idempotency_key=idempotency_key,
+                       identify_by=_text(parameters.get("identify_by")))
         body_out = {"upgrade_link": {
             "url": link["url"], "action_url": link["action_url"],
             "form_fields": {str(k): str(v) for k, v in dict(link["form_fields"]).items()},
             "expires_at": link["expires_at"], "method": link.get("method", method),
             "operation_id": link.get("operation_id"),
             "credential_warning": link.get("credential_warning"),
+            "identify_by": link.get("identify_by", "subscription_id"),
         }}
         self.on_metric("ApiUpgradeLinkCreated")
         logger.info("upgrade link created", extra={"subscription_id": subscription_id, "key_id": key.key_id,

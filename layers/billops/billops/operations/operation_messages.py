@@ -106,6 +106,10 @@ class AllowUpgradeParameters(_Strict):
 
     method: Literal["allow_upgrade"]
     upgrade: Annotated[str, Field(pattern=UPGRADE_KEY_PATTERN)] | None = None
+    username_ciphertext: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{16,4096}={0,2}$")] | None = Field(
+        default=None, description="Identify the subscriber to CCBill by username instead of subscriptionId: the "
+                                  "username sealed with KMS (BillopsKey, encryption context billops:purpose="
+                                  "upgrade-identity, billops:subscription=<subscription_id>), Base64.")
     force: bool | None = Field(
         default=None, description="true: post allowUpgrade even though the subscription has an upgrade by API to "
                                   "this destination in flight, or an upgrade to it recently succeeded.")

@@ -168,8 +168,9 @@ class UpgradePage:
         offer = offer_summary(option, configuration.names,
                               fallback_currency=record.get("currency_code") or record.get("currency"))
         if claims.method == "enc":
+            # A link made for the subscriber's username carries its enc (the page may not read the username).
             form = configuration.form(str(record["client_accnum"]), str(record["client_subacc"]),
-                                      claims.subscription_id, option.key, "enc")
+                                      claims.subscription_id, option.key, "enc", enc=claims.enc)
             page = OfferPage(current, offer, form.url, form.fields, claims.expires_at)
             return PageResult(200, render_offer_page(page), "shown")
         return self._allow_upgrade(claims, now, current, offer)
@@ -218,7 +219,11 @@ class UpgradePage:
             fields = form.get("fields") or {}
             if window is None or window - now < MIN_WINDOW_REMAINING:
                 return expired_link(operation_id)
-            if not isinstance(fields, Mapping) or str(fields.get("subscriptionId")) != claims.subscription_id:
+            if isinstance(fields, Mapping) and form.get("identity") == "username":
+                fields = self._with_username(operation, claims.subscription_id, fields)
+                if fields is None:
+                    return temporarily_unavailable()
+            elif not isinstance(fields, Mapping) or str(fields.get("subscriptionId")) != claims.subscription_id:
                 logger.error("allowUpgrade operation %s has no usable form for its subscription", operation_id)
                 return temporarily_unavailable()
             page = OfferPage(current, offer, str(form.get("url") or ""), {str(k): str(v) for k, v in fields.items()},
@@ -235,6 +240,23 @@ class UpgradePage:
         return message(410, "unavailable", "This upgrade offer isn’t available",
                        "This upgrade can’t be made for your subscription. Nothing was changed or charged.",
                        hint=ASK_FOR_A_NEW_LINK, operation_id=operation_id)
+
+
+    @staticmethod
+    def _with_username(operation: Mapping[str, Any], subscription_id: str, fields: Mapping[str, Any]
+                       ) -> dict[str, Any] | None:
+        """The step-2 form of a backend post made by username: the username, sealed for this subscription, opened
+        for this page only (billops.privacy.upgrade_identity)."""
+        from billops.privacy.upgrade_identity import UpgradeIdentityUnavailable, open_username
+
+        sealed = (operation.get("parameters") or {}).get("username_ciphertext")
+        try:
+            username = open_username(subscription_id, str(sealed or ""))
+        except UpgradeIdentityUnavailable:
+            logger.error("the username of allowUpgrade operation %s could not be opened",
+                         operation.get("operation_id"))
+            return None
+        return {**fields, "username": username}
 
 
 def _window_over(operation: Mapping[str, Any] | None, now: datetime) -> bool:

@@ -75,6 +75,8 @@ from billops.upgrade_page.upgrade_offers import (
 logger = logging.getLogger(__name__)
 
 METHODS = ("enc", "allow_upgrade")
+IDENTITIES = ("subscription_id", "username")
+"""How CCBill is told who the subscriber is: "subscriptionId OR username" (the guide), for enc and allowUpgrade."""
 IDEMPOTENCY_PREFIX = "upgrade-link:"
 RESEND_SUFFIX = ":again"
 
@@ -140,6 +142,7 @@ def create_upgrade_link(
     upgrade_client_subacc: str | None = None,
     upgrade_type_id: str | None = None,
     idempotency_key: str | None = None,
+    identify_by: str | None = None,
     now: datetime | None = None,
 ) -> dict:
     """A signed, expiring link to the consumer upgrade page, and CCBill's form fields (see the module docstring).
@@ -158,6 +161,9 @@ def create_upgrade_link(
     refusal = method_refusal(security, method)
     if refusal is not None:
         raise param_wrong_value(refusal, "method")
+    identify_by = identify_by or "subscription_id"
+    if identify_by not in IDENTITIES:
+        raise param_wrong_value("identify_by must be subscription_id (the default) or username.", "identify_by")
     moment = now or datetime.now(UTC)
     if moment.tzinfo is None:
         raise ValueError("now must carry a time zone")
@@ -172,9 +178,11 @@ def create_upgrade_link(
     settings = UpgradeLinkSettings.from_env()
     subscription_id = str(record["subscription_id"])
     accnum, subacc = str(record["client_accnum"]), str(record["client_subacc"])
+    username = _username_of(record) if identify_by == "username" else None
     try:
         form = configuration.form(accnum, subacc, subscription_id, option.key,
-                                  "enc" if method == "enc" else "backend_post")
+                                  "enc" if method == "enc" else "backend_post",
+                                  username=username if method == "enc" else None)
     except CCBillRequestInvalid as exc:
         raise param_wrong_value(f"{exc.param} {exc.message}", exc.param) from None
     except CCBillConfigurationError:
@@ -189,21 +197,25 @@ def create_upgrade_link(
     expires_at = moment.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
     nonce = nonce_for_request(idempotency_key) if idempotency_key else new_nonce()
     claims = UpgradeLinkClaims(subscription_id=subscription_id, method=method, expires_at=expires_at, nonce=nonce,
-                               upgrade=option.key)
+                               upgrade=option.key, enc=form.fields["enc"] if username and method == "enc" else None)
+    fields = dict(form.fields)
+    if username is not None and method == "allow_upgrade":
+        fields.pop("subscriptionId", None)  # the consumer's page adds the username; no answer or store holds it
     token = sign(claims, signing_keys(settings).signing_key())
     base_url = resolve_public_base_url(settings)
     link: dict[str, Any] = {
         "url": f"{base_url}{UPGRADE_PATH_PREFIX}{token}",
         "action_url": form.url,
-        "form_fields": dict(form.fields),
+        "form_fields": fields,
         "expires_at": expires_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "method": method,
+        "identify_by": identify_by,
         # An enc is a bearer credential that outlives the link: every answer that hands one out says so.
         "credential_warning": ENC_CREDENTIAL_WARNING if method == "enc" else None,
     }
     if method == "allow_upgrade":
         # Last, once everything else worked: a refused link leaves no operation behind.
-        link["operation_id"] = _record_allow_upgrade(subscription_id, subacc, option.key, nonce)
+        link["operation_id"] = _record_allow_upgrade(subscription_id, subacc, option.key, nonce, username)
     else:
         _record_offer(subscription_id, option.key, method, moment)
     return link
@@ -228,18 +240,42 @@ def _record_offer(subscription_id: str, upgrade: str, method: str, moment: datet
                        "invalid_state_for_request", "invalid_request", None)
 
 
-def _record_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str, nonce: str) -> str:
+def _username_of(record: Mapping[str, Any]) -> str:
+    """The subscriber's username as CCBill knows it (from its webhooks; revealed with the merchant API's right to
+    read personal data), or 409 when no webhook brought one."""
+    from billops.privacy.subscriber_view import revealed_subscriber
+
+    try:
+        username = revealed_subscriber(record).get("username")
+    except Exception:  # noqa: BLE001 - KMS or a damaged ciphertext: logged without the data
+        logger.exception("the subscriber's username could not be read")
+        raise internal_error() from None
+    if not username:
+        raise ApiError(409, "The subscription's username is not known (no webhook carried one); identify it by "
+                            "subscription_id.", "invalid_state_for_request", "invalid_request", "identify_by")
+    return str(username)
+
+
+def _record_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str, nonce: str,
+                          username: str | None = None) -> str:
     """Record the link's allowUpgrade operation and queue it: recorded first, so the ID the answer names can be
-    looked up at once, however long the message waits behind the subscription's other operations."""
+    looked up at once, however long the message waits behind the subscription's other operations. A username is
+    sealed for the operation (billops.privacy.upgrade_identity); a repeat reuses the sealed value recorded first
+    (a new seal would differ, and make the repeat look like another request)."""
+    from billops.operations.operation_records import operation_id_for
     from billops.operations.operation_submission import NotQueued, RequestConflict, record_and_queue
 
+    parameters: dict[str, Any] = {"method": "allow_upgrade", "upgrade": upgrade}
+    if username is not None:
+        parameters["username_ciphertext"] = _sealed_username(operation_id_for(idempotency_key_for(nonce)),
+                                                             subscription_id, username)
     try:
         submitted = record_and_queue({
             "operation_type": "upgrade",
             "subscription_id": subscription_id,
             "idempotency_key": idempotency_key_for(nonce),
             "client_subacc": client_subacc,
-            "parameters": {"method": "allow_upgrade", "upgrade": upgrade},
+            "parameters": parameters,
         })
     except NotQueued:  # logged; the merchant repeats the request with its Idempotency-Key, which sends it again
         raise internal_error() from None
@@ -248,6 +284,22 @@ def _record_allow_upgrade(subscription_id: str, client_subacc: str, upgrade: str
                             "kept. Use a new key for a new request.", "idempotency_key_reused", "invalid_request",
                        "Idempotency-Key") from None
     return str(submitted.record["operation_id"])
+
+
+def _sealed_username(operation_id: str, subscription_id: str, username: str) -> str:
+    from billops.operations.operation_settings import operation_settings_from_env
+    from billops.privacy.upgrade_identity import UpgradeIdentityUnavailable, seal_username
+    from billops.storage.operations_table import OperationsTable
+
+    existing = OperationsTable(operation_settings_from_env().operations_table).get(operation_id)
+    sealed = ((existing or {}).get("parameters") or {}).get("username_ciphertext")
+    if sealed:
+        return str(sealed)
+    try:
+        return seal_username(subscription_id, username)
+    except UpgradeIdentityUnavailable:
+        logger.exception("the username could not be sealed for the upgrade")
+        raise internal_error() from None
 
 
 __all__ = ["ContainerSigningKeys", "create_upgrade_link", "idempotency_key_for", "reset_signing_keys", "signing_keys"]
