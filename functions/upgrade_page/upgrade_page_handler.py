@@ -12,7 +12,13 @@ from billops.operations.subscription_facts_store import SubscriptionFactsStore
 from billops.settings import get_settings
 from billops.storage.operations_table import OperationsTable
 from billops.storage.subscriptions_table import SubscriptionsTable
-from billops.upgrade_page.consumer_page import PageResult, UpgradePage, message, temporarily_unavailable
+from billops.upgrade_page.consumer_page import (
+    PageResult,
+    UpgradePage,
+    message,
+    min_window_remaining_for,
+    temporarily_unavailable,
+)
 from billops.upgrade_page.upgrade_links import ContainerSigningKeys
 from billops.upgrade_page.upgrade_offers import upgrade_configuration
 
@@ -41,6 +47,7 @@ page = UpgradePage(
     configuration=upgrade_configuration,
     sales_from=SubscriptionFactsStore(subscriptions).sales_from,
     submit=submit_operation,
+    min_window_remaining=min_window_remaining_for(operation_settings_from_env().upgrade_window_seconds),
 )
 
 METRIC_NAMES = {

@@ -4,7 +4,7 @@ backend post, upgrades into another account with cancel_original, and failure we
 
 Three stacks: the shared ``local_stack`` (the local default: a "fixed egress address" the sandbox whitelists, so the
 Security Type backend_post), an ``enc_stack`` deployed without it (BILLOPS_FIXED_EGRESS_IP=false: Security Type
-encryption, enc links) and a ``short_window_stack`` whose allowUpgrade window is a few seconds (the late consumer).
+encryption, enc links) and a ``short_window_stack`` whose allowUpgrade window is 20 seconds (the late consumer).
 Everything goes through public doors: the merchant API, the consumer page, the CCBill sandbox's scripts and admin
 API, the tables read-only, the domain events tap.
 """
@@ -78,7 +78,7 @@ def enc_stack(start_local_stack):
 
 @pytest.fixture(scope="module")
 def short_window_stack(start_local_stack):
-    with start_local_stack({"BILLOPS_UPGRADE_WINDOW_SECONDS": "6"}) as stack:
+    with start_local_stack({"BILLOPS_UPGRADE_WINDOW_SECONDS": "20"}) as stack:
         yield stack
 
 
@@ -239,7 +239,7 @@ def test_a_late_consumer_gets_the_backend_post_sent_again_once(short_window_stac
     link = api.post(f"/v1/subscriptions/{original}/upgrade_link", data={"upgrade_type_id": "15"}).json()[
         "upgrade_link"]
     _visit_until(link, "the first window's form", lambda page: "<form" in page.text)
-    # The consumer leaves and comes back after the (6 s) window: the page posts allowUpgrade again.
+    # The consumer leaves and comes back after the (20 s) window: the page posts allowUpgrade again.
     _visit_until(link, "the backend post sent again", lambda page: len(ops.calls("allowUpgrade", original)) == 2)
     page = _visit_until(link, "the second window's form", lambda page: "<form" in page.text)
     operations = [op for op in ops.operations_of(original) if op.get("operation_type") == "upgrade"]

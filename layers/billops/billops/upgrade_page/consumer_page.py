@@ -64,7 +64,12 @@ logger = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 5
 MIN_WINDOW_REMAINING = timedelta(seconds=60)
-"""Less than this left of CCBill’s 30 minutes: too little to read the page and complete CCBill’s form."""
+"""Less than this left of CCBill’s 30 minutes: too little to read the page and complete CCBill’s form (a quarter of
+the window when BILLOPS_UPGRADE_WINDOW_SECONDS is shorter, as in tests: min_window_remaining_for)."""
+
+
+def min_window_remaining_for(window_seconds: float) -> timedelta:
+    return min(MIN_WINDOW_REMAINING, timedelta(seconds=window_seconds / 4))
 PREPARING = frozenset({states.SCHEDULED, states.QUEUED, states.IN_PROGRESS, states.RETRY_WAIT})
 
 ASK_FOR_A_NEW_LINK = "If you still want to upgrade, ask for a new upgrade link."
@@ -117,7 +122,8 @@ class UpgradePage:
                  configuration: Callable[[], UpgradeConfiguration],
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  sales_from: Callable[[str], list[dict[str, Any]] | None] | None = None,
-                 submit: Callable[[dict[str, Any]], Any] | None = None) -> None:
+                 submit: Callable[[dict[str, Any]], Any] | None = None,
+                 min_window_remaining: timedelta = MIN_WINDOW_REMAINING) -> None:
         self.keys = keys
         self.subscriptions = subscriptions
         self.operations = operations
@@ -125,6 +131,7 @@ class UpgradePage:
         self.clock = clock
         self.sales_from = sales_from
         """The subscriptions sold as upgrades of a subscription (the by_original_subscription index), if given."""
+        self.min_window_remaining = min_window_remaining
         self.submit = submit
         """Records and queues an operation message (operation_submission.record_and_queue): the second backend
         post for a consumer who came after the window. None: no re-send, the late consumer gets "expired"."""
@@ -187,7 +194,7 @@ class UpgradePage:
             raise CCBillConfigurationError("BILLOPS_OPERATIONS_TABLE is not set: allow_upgrade links cannot be shown")
         first_key = idempotency_key_for(claims.nonce)
         first = self.operations.get(operation_id_for(first_key))
-        if not _window_over(first, now):
+        if not self._window_over(first, now):
             return self._allow_upgrade_state(first, operation_id_for(first_key), claims, now, current, offer)
         # The consumer came after CCBill's 30 minutes: the backend post is sent again, once per link.
         again_key = resend_key_for(claims.nonce)
@@ -217,7 +224,7 @@ class UpgradePage:
             window = parse_iso(operation.get("window_expires_at"))
             form = operation.get("upgrade_form") or {}
             fields = form.get("fields") or {}
-            if window is None or window - now < MIN_WINDOW_REMAINING:
+            if window is None or window - now < self.min_window_remaining:
                 return expired_link(operation_id)
             if isinstance(fields, Mapping) and form.get("identity") == "username":
                 fields = self._with_username(operation, claims.subscription_id, fields)
@@ -242,6 +249,18 @@ class UpgradePage:
                        hint=ASK_FOR_A_NEW_LINK, operation_id=operation_id)
 
 
+    def _window_over(self, operation: Mapping[str, Any] | None, now: datetime) -> bool:
+        """Whether CCBill's window of this allowUpgrade operation has passed (or leaves too little to use it)."""
+        if operation is None:
+            return False
+        status = operation.get("status")
+        if status == states.FAILED:
+            return operation.get("failure_reason") == states.WINDOW_EXPIRED
+        if status != states.AWAITING_CONSUMER:
+            return False
+        window = parse_iso(operation.get("window_expires_at"))
+        return window is None or window - now < self.min_window_remaining
+
     @staticmethod
     def _with_username(operation: Mapping[str, Any], subscription_id: str, fields: Mapping[str, Any]
                        ) -> dict[str, Any] | None:
@@ -257,19 +276,6 @@ class UpgradePage:
                          operation.get("operation_id"))
             return None
         return {**fields, "username": username}
-
-
-def _window_over(operation: Mapping[str, Any] | None, now: datetime) -> bool:
-    """Whether CCBill's window of this allowUpgrade operation has passed (or leaves too little to use it)."""
-    if operation is None:
-        return False
-    status = operation.get("status")
-    if status == states.FAILED:
-        return operation.get("failure_reason") == states.WINDOW_EXPIRED
-    if status != states.AWAITING_CONSUMER:
-        return False
-    window = parse_iso(operation.get("window_expires_at"))
-    return window is None or window - now < MIN_WINDOW_REMAINING
 
 
 def _offer_gone() -> PageResult:
