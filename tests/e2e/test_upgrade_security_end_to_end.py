@@ -229,8 +229,10 @@ def test_a_queue_message_cannot_bypass_the_rule(local_stack):
 
 def _visit_until(link: dict, what: str, predicate, timeout: float = 45.0) -> requests.Response:
     """The consumer opens the link again and again (as a browser's meta refresh does) until ``predicate``."""
-    return wait_for(what, lambda: (lambda page: page if predicate(page) else None)(
+    # A tuple: a requests.Response of a 4xx is falsy, and wait_for waits for something truthy.
+    (page,) = wait_for(what, lambda: (lambda page: (page,) if predicate(page) else None)(
         requests.get(link["url"], timeout=10)), timeout=timeout)
+    return page
 
 
 def test_a_late_consumer_gets_the_backend_post_sent_again_once(short_window_stack):
