@@ -115,10 +115,11 @@ class CCBillRules:
         self.upgrade_key = upgrade_key  # billops.ccbill.upgrade_encryption.UpgradeKey, to read enc
         self.enc_recipe = enc_recipe
 
-    def handle(self, path: str, params: dict[str, str], client_ip: str, *, decline: bool = False) -> Answer:
+    def handle(self, path: str, params: dict[str, str], client_ip: str, *, decline: bool = False,
+               http_method: str = "POST") -> Answer:
         with self.state.lock:
             if path == UPGRADE_PATH:
-                return self._upgrade_system(params, client_ip)
+                return self._upgrade_system(params, client_ip, perform=http_method != "GET")
             action = (params.get("action") or "").strip()
             allowed = SMS_ACTIONS if path == SMS_PATH else BILLING_ACTIONS
             auth = self._authenticate(params, client_ip, action)
@@ -410,15 +411,18 @@ class CCBillRules:
 
     # --- Subscription Upgrade System -------------------------------------------------------------------------
 
-    def _upgrade_system(self, params: dict[str, str], client_ip: str) -> Answer:
+    def _upgrade_system(self, params: dict[str, str], client_ip: str, *, perform: bool = True) -> Answer:
+        """``perform=False`` (a GET: a link opened in a browser, e.g. ``billops ccbill check``'s test link): the
+        same checks, then CCBill's upgrade form is shown instead of upgrading - the sandbox's stand-in for the
+        form the guide says CCBill shows the consumer ("Upgrades require an upgrade form"); its POST upgrades."""
         action = (params.get("action") or "").strip()
         account = self.state.accounts.get((params.get("clientAccnum") or "").strip())
         if params.get("enc") and not action:
-            return self._upgrade_form_enc(account, params)
+            return self._upgrade_form_enc(account, params, perform=perform)
         if action == ALLOW_UPGRADE:
             return self._allow_upgrade(account, params, client_ip)
         if action == UPGRADE_FORM_ACTION:
-            return self._upgrade_form_allowed(account, params)
+            return self._upgrade_form_allowed(account, params, perform=perform)
         return _page("Upgrade Denied", "Unknown request.")
 
     def _upgrade_target(self, account: SandboxAccount | None, params: dict[str, str]) -> Any:
@@ -464,18 +468,22 @@ class CCBillRules:
         self.state.upgrade_allowances[(sub.subscription_id, upgrade.key)] = self.state.now() + UPGRADE_WINDOW
         return Answer("bare", code=1, applied=True)
 
-    def _upgrade_form_allowed(self, account: SandboxAccount | None, params: dict[str, str]) -> Answer:
+    def _upgrade_form_allowed(self, account: SandboxAccount | None, params: dict[str, str], *,
+                              perform: bool = True) -> Answer:
         target = self._upgrade_target(account, params)
         if isinstance(target, str):
             return _page("Upgrade Denied", f"The upgrade is not available ({target}).")
         sub, upgrade = target
-        until = self.state.upgrade_allowances.pop((sub.subscription_id, upgrade.key), None)
+        allowances = self.state.upgrade_allowances
+        key = (sub.subscription_id, upgrade.key)
+        until = allowances.pop(key, None) if perform else allowances.get(key)
         if until is None or self.state.now() > until:
             return _page("Upgrade Denied", "No allowUpgrade was received for this subscription in the last 30 "
                                            "minutes.")
-        return self._consumer_upgrade(sub, upgrade)
+        return self._consumer_upgrade(sub, upgrade) if perform else _upgrade_form_page(upgrade)
 
-    def _upgrade_form_enc(self, account: SandboxAccount | None, params: dict[str, str]) -> Answer:
+    def _upgrade_form_enc(self, account: SandboxAccount | None, params: dict[str, str], *,
+                          perform: bool = True) -> Answer:
         if account is not None and account.upgrade_security != "encryption":
             return _page("Upgrade Denied", "This account's upgrade security type is Backend HTTPS Post: an enc "
                                            "value is not accepted.")
@@ -499,7 +507,7 @@ class CCBillRules:
         if isinstance(target, str):
             return _page("Upgrade Denied", f"The upgrade is not available ({target}).")
         sub, upgrade = target
-        return self._consumer_upgrade(sub, upgrade)
+        return self._consumer_upgrade(sub, upgrade) if perform else _upgrade_form_page(upgrade)
 
     def _consumer_upgrade(self, sub: Subscription, upgrade: Any) -> Answer:
         destination = self.state.accounts[upgrade.client_accnum].subaccount(upgrade.client_subacc)
@@ -514,6 +522,14 @@ class CCBillRules:
 
 def _page(title: str, message: str) -> Answer:
     return Answer("page", title=title, message=message)
+
+
+def _upgrade_form_page(upgrade: Any) -> Answer:
+    """CCBill's upgrade form, shown and not submitted: nothing is charged."""
+    return Answer("page", title="Upgrade Your Subscription",
+                  message="Confirm the upgrade (CVV2) to be charged; nothing has been charged yet.",
+                  fields={"upgradeTypeId": upgrade.subscription_type_id,
+                          "price": f"{upgrade.initial_price} for {upgrade.initial_period} days"})
 
 
 def _ip_allowed(client_ip: str, allowed: tuple[str, ...]) -> bool:

@@ -344,7 +344,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         if mode == "slow":
             sandbox.stopping.wait(fault.seconds)
         answer = sandbox.rules.handle(path, params, self.client_address[0],
-                                      decline=mode in ("decline", "decline_timeout"))
+                                      decline=mode in ("decline", "decline_timeout"), http_method=method)
         if mode in ("timeout_after", "decline_timeout"):
             sandbox.finish_call(call, {"dropped": "timeout", "would_have_answered": _describe(answer, params)},
                                 answer.applied)

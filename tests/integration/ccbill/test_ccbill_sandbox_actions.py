@@ -329,3 +329,25 @@ def test_several_upgrades_carry_the_three_variables_beside_enc_and_in_posts(sand
     assert post_handle.calls()[-1]["params"]["upgradeTypeID"] == "0014"
     step_two = post_client.upgrade_form("0000", subscription_id=other, upgrade="silver", method="backend_post")
     assert "Upgrade Approved" in requests.post(step_two.url, data=step_two.fields, timeout=5).text
+
+
+def test_a_test_link_opened_in_a_browser_shows_the_form_and_charges_nothing(sandbox, client, new_subscription):
+    """billops ccbill check's test link (billops.ccbill.upgrade_test_link): a GET shows CCBill's upgrade form, and
+    only the consumer's POST of that form upgrades."""
+    import requests
+    from billops.ccbill.upgrade_test_link import build_test_upgrade_link, upgrade_key_check
+
+    sub = new_subscription()
+    charges = len(sandbox.ledger())
+    link = build_test_upgrade_link(client, "0000", subscription_id=sub, upgrade="gold")
+    assert link.url.startswith(sandbox.upgrade_url + "?") and "permanent credential" in link.warning
+    assert link.fields["submit"] == "Upgrade Subscription" and "enc=" in link.url
+    page = requests.get(link.url, timeout=5)
+    assert "Upgrade Your Subscription" in page.text and "Denied" not in page.text
+    assert len(sandbox.ledger()) == charges and sandbox.subscription(sub)["status"] == "active"
+    assert "Upgrade Approved" in requests.post(sandbox.upgrade_url, data=link.fields, timeout=5).text
+    verdict, reason = upgrade_key_check(client._encryptor)
+    assert verdict == "pass" and "hexmod" in reason and UPGRADE_KEY_TEXT not in reason
+
+
+UPGRADE_KEY_TEXT = "0123456789abcdeffedcba987654321089abcdef01234567"

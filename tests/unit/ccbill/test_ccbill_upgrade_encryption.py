@@ -266,3 +266,19 @@ def test_the_key_is_stored_exactly_as_given(kms):
 
 def test_no_key_configured():
     assert UpgradeEncryptor.from_env({}) is None
+
+
+def test_the_key_check_of_billops_ccbill_check():
+    from billops.ccbill.upgrade_test_link import upgrade_key_check
+
+    short = UpgradeEncryptor(lambda: derive_key("8745921457"))
+    verdict, reason = upgrade_key_check(short)
+    assert verdict == "pass" and "single DES" in reason and "8745921457" not in reason
+    assert upgrade_key_check(UpgradeEncryptor(lambda: derive_key(KEY)))[0] == "pass"
+    assert upgrade_key_check(None)[0] == "cannot tell"
+
+    def unusable():
+        raise UpgradeKeyUnavailable("KMS could not decrypt the upgrade key (AccessDeniedException)")
+
+    assert upgrade_key_check(UpgradeEncryptor(unusable)) == (
+        "fail", "KMS could not decrypt the upgrade key (AccessDeniedException)")
