@@ -332,28 +332,34 @@ class Settler:
                        _text(fields.get("clientSubacc")),
                        tuple(m for m in (parse_iso(delivery.get("occurred_at")), parse_iso(delivery.get("received_at")))
                              if m), "webhook", reference)
-        candidates = [op for op in operations if op.get("status") == states.UNKNOWN
+        # In progress too: CCBill may post the decline before the call's answer is lost (a read timeout comes later).
+        candidates = [op for op in operations if op.get("status") in (states.UNKNOWN, states.IN_PROGRESS)
                       and (op.get("parameters") or {}).get("method") == CHARGE_UPGRADE
                       and self._same_destination_and_time(op, decline)]
         if not candidates:
             return []
         record = min(candidates, key=lambda op: str(op.get("call_started_at") or ""))
-        now = iso(self.clock())
         reason = str(fields.get("failureReason") or "CCBill declined the upgrade").strip()[:300]
-        moved = self.writer.move(
-            record, target=states.FAILED,
-            values={"failure": {"reason": UPGRADE_DECLINED, "code": _text(fields.get("failureCode")),
-                                "message": reason, "meaning": reason, "param": None},
-                    "failure_reason": UPGRADE_DECLINED, "completed_at": now, "escalated": False,
-                    "settled_by": {"source": "webhook", "event_type": decline.event_type, "reference": reference},
-                    "settled_at": now},
-            remove=("lease_expires_at", "waiting", "due_at"),
-            event_types=[events.OPERATION_FAILED])
-        if moved is None:
-            return []
-        logger.info("upgrade of unknown outcome settled as declined by a failure webhook",
-                    extra={"operation_id": record["operation_id"], "event_type": decline.event_type})
-        return [moved]
+        for _ in range(3):  # the worker may move it (in_progress -> unknown) between our read and our write
+            now = iso(self.clock())
+            moved = self.writer.move(
+                record, target=states.FAILED,
+                values={"failure": {"reason": UPGRADE_DECLINED, "code": _text(fields.get("failureCode")),
+                                    "message": reason, "meaning": reason, "param": None},
+                        "failure_reason": UPGRADE_DECLINED, "completed_at": now, "escalated": False,
+                        "settled_by": {"source": "webhook", "event_type": decline.event_type,
+                                       "reference": reference},
+                        "settled_at": now},
+                remove=("lease_expires_at", "waiting", "due_at"),
+                event_types=[events.OPERATION_FAILED])
+            if moved is not None:
+                logger.info("upgrade settled as declined by a failure webhook",
+                            extra={"operation_id": record["operation_id"], "event_type": decline.event_type})
+                return [moved]
+            record = self._reread(record)
+            if record.get("status") not in (states.UNKNOWN, states.IN_PROGRESS):
+                return []
+        return []
 
     # --- a sale nothing explains ---------------------------------------------------------------------------------
 
