@@ -316,3 +316,49 @@ def test_an_unknown_upgrade_declined_by_a_failure_webhook_is_failed(local_stack)
     assert failed["failure"]["reason"] == "upgrade_declined"
     assert re.search("Denied", failed["failure"]["message"]) and failed["escalated"] is False
     assert ops.calls("cancelSubscription", original) == [] and ops.sandbox_subscription(original)["status"] == "active"
+
+
+# --- 1. a subscriber known by username ------------------------------------------------------------------------------
+
+
+def test_an_allow_upgrade_link_for_a_subscriber_known_by_username(local_stack, log_leak_scanner):
+    ops, api = OperationsDriver(local_stack), Api(local_stack)
+    username = f"member{RUN[:6]}"
+    log_leak_scanner.add(username, "a subscriber's username")
+    original = ops.create_subscription(username=username)
+    answer = api.post(f"/v1/subscriptions/{original}/upgrade_link",
+                      data={"upgrade_type_id": "15", "identify_by": "username"})
+    assert answer.status_code == 200, answer.text
+    link = answer.json()["upgrade_link"]
+    assert link["identify_by"] == "username" and username not in answer.text
+    page = wait_for("the step-2 form", lambda: (lambda r: r if "<form" in r.text else None)(
+        requests.get(link["url"], timeout=10)), timeout=45)
+    [post] = ops.calls("allowUpgrade")[-1:]
+    assert post["params"]["username"] == username and "subscriptionId" not in post["params"]
+    record = ops.operations.get(link["operation_id"])
+    assert username not in str(record), "the operation holds the username sealed, never in clear"
+    form = Form(page.text)
+    assert form.fields["username"] == username and "subscriptionId" not in form.fields
+    assert "Upgrade Approved" in requests.post(form.action, data=form.fields, timeout=10).text
+    assert api.wait_for_operation(link["operation_id"], ("succeeded",))["new_subscription_id"]
+    assert len(ops.upgrade_charges(original)) == 1
+
+
+def test_an_enc_link_for_a_subscriber_known_by_username(enc_stack):
+    from billops.ccbill.upgrade_encryption import EncRecipe, decrypt, derive_key
+    from billops_local.ccbill_sandbox.local_service import LOCAL_UPGRADE_KEY
+
+    ops, api = OperationsDriver(enc_stack), Api(enc_stack)
+    username = f"member{RUN[-6:]}"
+    original = ops.create_subscription(username=username)
+    answer = api.post(f"/v1/subscriptions/{original}/upgrade_link",
+                      data={"upgrade_type_id": "20", "identify_by": "username"})
+    assert answer.status_code == 200, answer.text
+    link = answer.json()["upgrade_link"]
+    assert decrypt(derive_key(LOCAL_UPGRADE_KEY), link["form_fields"]["enc"], EncRecipe()) == f"username={username}"
+    page = requests.get(link["url"], timeout=10)
+    form = Form(page.text)
+    assert form.fields["enc"] == link["form_fields"]["enc"] and username not in page.text
+    assert "Upgrade Approved" in requests.post(form.action, data=form.fields, timeout=10).text
+    upgraded = ops.sandbox_subscription(original)["upgraded_to"]
+    assert ops.sandbox_subscription(upgraded)["client_accnum"] == "900300"
