@@ -7,7 +7,7 @@ Bus ``BILLOPS_EVENT_BUS_NAME``, source ``billops``, detail-types:
 * ``OperationAwaitingConsumer`` - allowUpgrade opened CCBill's 30-minute window: send the consumer to the form in
   the detail (``upgrade_form.url`` + ``upgrade_form.fields``) before ``window_expires_at``;
 * ``SubscriptionChanged`` - the projector's fold changed a subscription's state (status, price, dates);
-* ``UnexpectedUpgradeSale`` - an UpgradeSuccess / UpSaleSuccess / CrossSaleSuccess for a subscription that was never
+* ``UnexpectedUpgradeSale`` - an UpgradeSuccess / UpSaleSuccess for a subscription that was never
   offered an upgrade link and has no upgrade operation: someone upgraded it with a credential billops did not hand
   out for it (a spliced ``enc``, docs/upgrade-page.md). Also the metric of the same name and its alarm.
 

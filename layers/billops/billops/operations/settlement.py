@@ -67,6 +67,8 @@ logger = logging.getLogger(__name__)
 
 UPGRADE_SALE_EVENTS = frozenset({"UpgradeSuccess", "UpSaleSuccess", "CrossSaleSuccess"})
 UPGRADE_FAILURE_EVENTS = frozenset({"UpgradeFailure", "UpSaleFailure", "CrossSaleFailure"})
+UNEXPECTED_IF_UNOFFERED = frozenset({"UpgradeSuccess", "UpSaleSuccess"})
+"""Sales that raise UnexpectedUpgradeSale when their original was never offered an upgrade (nor upgraded by us)."""
 UPGRADE_DECLINED = "upgrade_declined"
 """failure_reason of an upgrade by API of unknown outcome that a failure webhook showed declined."""
 ALLOW_UPGRADE_SALE_EVENTS = frozenset({"UpgradeSuccess"})
@@ -366,8 +368,8 @@ class Settler:
     def _check_expected(self, sale: Sale, delivery: Mapping[str, Any]) -> None:
         """An upgrade sale for a subscription with no upgrade operation: was it ever offered an upgrade link? If
         not, someone upgraded it with a credential we never handed out for it (a spliced enc): alarm."""
-        if sale.source != "webhook":
-            return
+        if sale.source != "webhook" or sale.event_type not in UNEXPECTED_IF_UNOFFERED:
+            return  # a CrossSaleSuccess is another product bought with the card on file, not an upgrade
         original = self.facts_store.get(sale.original_subscription_id)
         if original is None or (original.get("operation_facts") or {}).get("upgrade_offers"):
             # Unknown to us (another account's, or before billops): nothing to compare with. Offered: expected.
