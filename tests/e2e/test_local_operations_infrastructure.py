@@ -36,7 +36,9 @@ def test_the_banner_lists_the_operations_services(local_stack) -> None:
 
 def test_local_settings_reach_the_stack(local_stack) -> None:
     overview = local_stack.local_overview()
-    assert overview["overridden_parameters"] == {"SettleWindowSeconds": str(local_stack.settle_window_seconds)}
+    # WorkerFixedEgressIp: the local stack's default (the sandbox whitelists 127.0.0.1 for allowUpgrade).
+    assert overview["overridden_parameters"] == {"SettleWindowSeconds": str(local_stack.settle_window_seconds),
+                                                 "WorkerFixedEgressIp": "true"}
     (poller,) = overview["queue_pollers"]
     assert (poller["function"], poller["concurrency"]) == ("OperationWorkerFunction", 2)
     assert poller["failure_visibility_timeout"] == local_stack.visibility_timeout_seconds

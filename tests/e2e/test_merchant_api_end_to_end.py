@@ -398,8 +398,13 @@ def test_upgrades_by_api_and_by_the_upgrade_system(api):
                              "initial_period": 30})
     assert refused.status_code == 400 and refused.json()["param"] == "initial_price"
 
-    system = api.post(f"/v1/subscriptions/{subscription_id}/upgrade", data={"method": "upgrade_system"})
-    assert system.status_code == 202
+    # The same destination again (gold succeeded just now): refused, naming the upgrade; another one is fine.
+    again = api.post(f"/v1/subscriptions/{subscription_id}/upgrade", data={"method": "upgrade_system",
+                                                                           "upgrade_type_id": "15"})
+    assert again.status_code == 409 and again.json()["operation_id"] == upgrade.json()["operation"]["id"]
+    system = api.post(f"/v1/subscriptions/{subscription_id}/upgrade", data={"method": "upgrade_system",
+                                                                            "upgrade_type_id": "20"})
+    assert system.status_code == 202, system.text
     waiting = api.wait_for_operation(system.json()["operation"]["id"], ("in_progress", "failed"))
     deadline = time.monotonic() + 30
     while waiting["upgrade_form"] is None and time.monotonic() < deadline:
@@ -456,22 +461,32 @@ def test_the_event_actions_header_switches_off_one_requests_domain_events(api, l
     assert refused.status_code == 400 and refused.json()["param"] == "billops-event-actions"
 
 
-def test_enc_upgrade_links(api):
+def test_upgrade_links_follow_the_stacks_security_type(api):
+    """The local stack has a fixed egress address the sandbox whitelists: the backend allowUpgrade post is the
+    default, and an enc (a permanent credential of the subscription) is refused, as CCBill would refuse it."""
     subscription_id = api.new_subscription()
     headers = {"Idempotency-Key": idempotency_key("link")}
-    link = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers)
+    link = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
+                    data={"upgrade_type_id": "15"})
     assert link.status_code == 200, link.text
     body = link.json()["upgrade_link"]
-    assert set(body) >= {"url", "action_url", "form_fields", "expires_at"}
+    assert set(body) >= {"url", "action_url", "form_fields", "expires_at", "operation_id", "credential_warning"}
+    assert body["method"] == "allow_upgrade" and body["credential_warning"] is None
     assert body["url"].startswith(f"{api.url}/upgrade/")
     assert body["action_url"] == f"{api.stack.sandbox_url}/jpost/upgradeSubscription.cgi"
-    assert set(body["form_fields"]) == {"clientAccnum", "clientSubacc", "enc"}
+    assert "enc" not in body["form_fields"] and body["form_fields"]["upgradeTypeId"] == "0015"
     page = requests.get(body["url"], timeout=10)
     assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
-    replay = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers)
+    replay = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
+                      data={"upgrade_type_id": "15"})
     assert replay.json() == link.json() and replay.headers["Idempotent-Replayed"] == "true"
     assert api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
-                    data={"method": "allow_upgrade"}).status_code == 409
+                    data={"upgrade_type_id": "20"}).status_code == 409
+    enc = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "enc",
+                                                                              "upgrade_type_id": "15"})
+    assert enc.status_code == 400 and enc.json()["param"] == "method", enc.text
+    several = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link")
+    assert several.status_code == 400 and several.json()["param"] == "upgrade_type_id"
     refused = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "paypal"})
     assert refused.status_code == 400 and refused.json()["param"] == "method"
 
@@ -487,7 +502,8 @@ def test_an_allow_upgrade_links_operation_can_be_followed_at_once(api):
     assert extend.status_code == 202, extend.text
     api.wait_for_operation(extend.json()["operation"]["id"], ("in_progress",), timeout=10)
 
-    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"},
+    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                     data={"method": "allow_upgrade", "upgrade_type_id": "15"},
                      headers={"Idempotency-Key": idempotency_key("allow-link")})
     assert allow.status_code == 200, allow.text
     operation_id = allow.json()["upgrade_link"]["operation_id"]
@@ -495,7 +511,8 @@ def test_an_allow_upgrade_links_operation_can_be_followed_at_once(api):
     assert named.status_code == 200, "the operation exists when it is named"
     assert named.json()["operation"]["status"] == "queued", "it waits behind the slow extension"
     assert named.json()["operation"]["type"] == "upgrade"
-    again = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"},
+    again = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                     data={"method": "allow_upgrade", "upgrade_type_id": "15"},
                      headers={"Idempotency-Key": idempotency_key("allow-link")})
     assert again.json() == allow.json() and again.headers["Idempotent-Replayed"] == "true"
     assert api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "enc"},

@@ -178,7 +178,7 @@ def test_an_upgrade_by_api_charges_once_and_the_new_subscription_links_to_the_or
 
 def test_an_upgrade_by_the_subscription_upgrade_system_waits_for_the_consumer(ops):
     original = ops.create_subscription()
-    ops.send(upgrade_message(original, key("upgrade-system"), {"method": "allow_upgrade"}))
+    ops.send(upgrade_message(original, key("upgrade-system"), {"method": "allow_upgrade", "upgrade": "gold"}))
 
     waiting = ops.wait_for_operation(key("upgrade-system"), lambda r: r["status"] != "in_progress"
                                      and r["status"] != "queued", "the allowUpgrade answer")

@@ -601,10 +601,18 @@ def test_a_parameter_backed_variable_in_the_environment_overrides_its_parameter(
     template = stack.template
     assert template.parameters["SettleWindowSeconds"] == "5"
     assert template.parameters["Environment"] == "local"  # never taken from the environment
-    assert stack.state.overridden_parameters == {"SettleWindowSeconds": "5"}
+    # WorkerFixedEgressIp=true is the local stack's own default (the sandbox whitelists 127.0.0.1 for allowUpgrade).
+    assert stack.state.overridden_parameters == {"SettleWindowSeconds": "5", "WorkerFixedEgressIp": "true"}
     resolver = template.resolver
     worker = template.functions["OperationWorkerFunction"].environment
     assert resolver.resolve_string(worker["BILLOPS_SETTLE_WINDOW_SECONDS"], what="x") == "5"
+
+
+def test_the_local_stack_has_a_fixed_egress_address_unless_told_otherwise() -> None:
+    assert _stack_with({}).template.parameters["WorkerFixedEgressIp"] == "true"
+    assert _stack_with({"BILLOPS_FIXED_EGRESS_IP": "false"}).template.parameters["WorkerFixedEgressIp"] == "false"
+    overridden = _stack_with({"BILLOPS_LOCAL_PARAMETER_OVERRIDES": "WorkerFixedEgressIp=false"})
+    assert overridden.template.parameters["WorkerFixedEgressIp"] == "false"
 
 
 def test_parameter_overrides_in_sams_syntax() -> None:

@@ -20,6 +20,8 @@ What must hold:
     refundTransaction (voidTransaction) calls, than refund (void) requests;
   * the -7 breaker: once open, no call reaches CCBill but those already in flight; the operations wait (none fails
     for it) and end once resumed;
+  * cancel_original (half the upgrades ask for it): exactly one cancellation operation per upgrade that succeeded,
+    none for an upgrade that did not (never a cancel before the upgrade is known to have succeeded), each settled;
   * one record per idempotency key, whatever was delivered twice.
 
 Sizes: BILLOPS_RELIABILITY_OPERATIONS (1000), BILLOPS_RELIABILITY_OPERATION_SUBSCRIPTIONS (300).
@@ -138,7 +140,7 @@ def _plan(rng: random.Random, subscription_ids: list[str], total: int) -> list[d
         message: dict[str, Any] = {"operation_type": kind, "subscription_id": sid,
                                    "idempotency_key": f"{RUN}-{sid}-{len(ops)}-{kind}"}
         if kind == "upgrade":
-            message["parameters"] = GOLD
+            message["parameters"] = {**GOLD, "cancel_original": True} if rng.random() < 0.5 else GOLD
         elif kind == "discount":
             message["parameters"] = ({"discount_amount": rng.choice(["0.50", "1.00", "2.00"])} if rng.random() < 0.7
                                      else {"new_recurring_price": rng.choice(["18.95", "17.95", "16.95"])})
@@ -225,6 +227,10 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
             records = _records(stack)
             open_ones = [oid for oid in wanted if not _settled(records.get(oid))]
             breaker.resume_if_paused()
+            # ... and the cancellations the succeeded cancel_original upgrades asked for, queued and ended.
+            cancels = _cancel_original_records(records)
+            open_ones += [oid for oid in wanted if _wants_cancel(wanted[oid], records.get(oid)) and (
+                oid not in cancels or not _settled(cancels[oid]))]
             if open_ones and time.monotonic() - last_reconciliation[0] > 6:
                 stack.trigger_schedule("ReconciliationFunction")
                 last_reconciliation[0] = time.monotonic()
@@ -299,6 +305,12 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         double_money_back[f"{kind}s_in_ledger"] = sum(in_ledger.values())
     failed_for_the_breaker = [oid for oid, record in ours.items() if (record or {}).get("status") == "failed"
                               and "paused" in str((record or {}).get("failure") or "")]
+    # --- cancel_original: once, and only after the upgrade succeeded ------------------------------------------------
+    cancels = _cancel_original_records(records)
+    cancel_wanted = {oid for oid in wanted if _wants_cancel(wanted[oid], ours[oid])}
+    premature_cancels = sorted(set(cancels) - cancel_wanted)
+    missing_cancels = sorted(cancel_wanted - set(cancels))
+    unsettled_cancels = [oid for oid, record in cancels.items() if not _settled(record)]
 
     faults = Counter(f"{call['action']}:{call['fault']}" for call in calls if call.get("fault"))
     crashes = stack.pattern_counts[CRASH_LOG_LINE]
@@ -323,6 +335,9 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         "double_refunds": double_money_back["refund"], "double_voids": double_money_back["void"],
         "breaker_openings": breaker.openings, "calls_after_opening": breaker.calls_after_opening,
         "http_302": sum(n for k, n in faults.items() if k.endswith("http_302")),
+        "cancel_original_upgrades": sum(1 for m in plan if (m.get("parameters") or {}).get("cancel_original")),
+        "originals_cancelled": sum(1 for r in cancels.values() if r.get("status") == "succeeded"),
+        "premature_cancels": len(premature_cancels), "missing_cancels": len(missing_cancels),
         "sending_seconds": round(sent_seconds), "settling_seconds": round(settle_seconds),
         "seconds": round(time.monotonic() - started),
     }
@@ -338,6 +353,8 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
     assert breaker.openings >= 1 and not failed_for_the_breaker
     # Once open, only calls already in flight (at most one per worker) may still reach CCBill.
     assert max(breaker.calls_after_opening or [0]) <= WORKERS, breaker.calls_after_opening
+    assert not premature_cancels and not missing_cancels and not unsettled_cancels, (
+        premature_cancels[:5], missing_cancels[:5], unsettled_cancels[:5])
     assert duplicate_records == 0
     assert figures["faults_injected"] > 0 and crashes > 0
 
@@ -378,6 +395,24 @@ class Breaker:
                                  "--reason", "reliability suite"], env=env, capture_output=True, text=True,
                                 timeout=120, check=False)
         assert result.returncode == 0, result.stderr
+
+
+def _wants_cancel(message: dict[str, Any], record: dict[str, Any] | None) -> bool:
+    """A cancel_original upgrade that succeeded: its original must be cancelled, once."""
+    return (message["operation_type"] == "upgrade" and bool((message.get("parameters") or {}).get("cancel_original"))
+            and (record or {}).get("status") == "succeeded")
+
+
+def _cancel_original_records(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """upgrade operation ID -> the record of its original's cancellation (key ``cancel-original:<upgrade id>``)."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records.values():
+        key = str(record.get("idempotency_key") or "")
+        if key.startswith("cancel-original:"):
+            upgrade_id = key.split(":", 1)[1]
+            assert upgrade_id not in found, f"two cancellations for {upgrade_id}"
+            found[upgrade_id] = record
+    return found
 
 
 def _depth(sqs: Any, queue_url: str) -> int:

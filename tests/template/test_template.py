@@ -34,6 +34,7 @@ FUNCTIONS = {
 CCBILL_CONNECT_PLUS_READ_TIMEOUT = 5 + 40  # docs/ccbill-client.md: BILLOPS_CCBILL_CONNECT_TIMEOUT + READ_TIMEOUT
 UPGRADE_KEY_CONTEXT = {"kms:EncryptionContext:billops:purpose": "ccbill-upgrade-enc"}
 SUBSCRIBER_PII_CONTEXT = {"kms:EncryptionContext:billops:purpose": "subscriber-pii"}
+UPGRADE_IDENTITY_CONTEXT = {"kms:EncryptionContext:billops:purpose": "upgrade-identity"}
 
 
 def _sam_environment() -> dict[str, str]:
@@ -470,7 +471,11 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         ("ReconciliationDecryptsTheUpgradeKey", "ReconciliationFunction", UPGRADE_KEY_CONTEXT),  # ccbill check
         ("UpgradePageDecryptsTheUpgradeKey", "UpgradePageFunction", UPGRADE_KEY_CONTEXT),
         ("MerchantApiDecryptsTheUpgradeKey", "MerchantApiFunction", UPGRADE_KEY_CONTEXT),
-        ("MerchantApiRevealsSubscriberData", "MerchantApiFunction", SUBSCRIBER_PII_CONTEXT))]
+        ("MerchantApiRevealsSubscriberData", "MerchantApiFunction", SUBSCRIBER_PII_CONTEXT),
+        # An upgrade by username: the sealed username is opened for the call and the step-2 form only.
+        ("MerchantApiOpensUpgradeUsernames", "MerchantApiFunction", UPGRADE_IDENTITY_CONTEXT),
+        ("WorkerOpensUpgradeUsernames", "OperationWorkerFunction", UPGRADE_IDENTITY_CONTEXT),
+        ("UpgradePageOpensUpgradeUsernames", "UpgradePageFunction", UPGRADE_IDENTITY_CONTEXT))]
     # The receiver makes data keys for subscribers' personal data and cannot decrypt them; the projector has no
     # statement at all (it copies ciphertexts); people read personal data through the PersonalDataReader policy.
     by_sid = {s["Sid"]: s for s in statements if "Sid" in s}
@@ -478,6 +483,8 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         "Sid": "WebhookReceiverEncryptsSubscriberData", "Effect": "Allow",
         "Principal": {"AWS": {"Fn::GetAtt": ["WebhookReceiverFunctionRole", "Arn"]}},
         "Action": "kms:GenerateDataKey", "Resource": "*", "Condition": {"StringEquals": SUBSCRIBER_PII_CONTEXT}}
+    assert by_sid["MerchantApiSealsUpgradeUsernames"]["Action"] == "kms:Encrypt"
+    assert by_sid["MerchantApiSealsUpgradeUsernames"]["Condition"] == {"StringEquals": UPGRADE_IDENTITY_CONTEXT}
     assert not [s for s in statements if "SubscriptionProjectorFunctionRole" in json.dumps(s)]
     # People: only the principals named in PersonalDataReaderPrincipals (none by default: the statement is absent).
     (named,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
@@ -808,6 +815,9 @@ def test_upgrade_page_may_only_read_what_it_shows(transformed: dict[str, Any]) -
         "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable")},
         "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_original_subscription")},
         "secretsmanager:GetSecretValue": {_secret_arn("UpgradeLinkSigningSecret")},
+        # A late consumer's link records (never moves) and queues the second allowUpgrade post (issue 12).
+        "dynamodb:PutItem": {_arn("OperationsTable")},
+        "sqs:SendMessage": {_arn("OperationsQueue")},
     }
     role = transformed["Resources"]["UpgradePageFunctionRole"]["Properties"]
     assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
@@ -921,8 +931,8 @@ def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str
                            _arn("DeliveryLogTable"),
                            _sub("${OperationsTable.Arn}/index/by_subscription")},
         # Operations are created, never moved (only the worker moves them); the keys table gets counters and
-        # kept answers only (below).
-        "dynamodb:PutItem": {_arn("OperationsTable"), _arn("ApiKeysTable")},
+        # kept answers only (below); an upgrade link notes its offer on the subscription (issue 12).
+        "dynamodb:PutItem": {_arn("OperationsTable"), _arn("ApiKeysTable"), _arn("SubscriptionsTable")},
         "dynamodb:UpdateItem": {_arn("ApiKeysTable")},
         "sqs:SendMessage": {_arn("OperationsQueue")},
         "ssm:GetParameter": {_sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"

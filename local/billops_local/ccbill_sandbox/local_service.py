@@ -5,9 +5,14 @@ services and then configures the CCBill client exactly as an AWS deployment woul
 
 * the DataLink login goes into the template's CCBillCredentialsSecret (a secret of its own when there is none;
   ``BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN``);
-* ``BILLOPS_UPGRADE_KEY`` (48 hex digits), if set, is encrypted with the template's BillopsKey (a key of its own
-  when there is none) and only its ciphertext is kept (``BILLOPS_UPGRADE_KEY_CIPHERTEXT``); the clear value is removed from the environment, so the services
-  hold the key as production does. The sandbox keeps its own copy: it plays CCBill, which knows the key too;
+* ``BILLOPS_UPGRADE_KEY`` (as Merchant Support hands it out; default LOCAL_UPGRADE_KEY, the guide's own example
+  ``8745921457``) is checked against the recipe (a key that cannot work stops the start with the reason), encrypted
+  exactly as given with the template's BillopsKey (a key of its own when there is none), and only its ciphertext is
+  kept (``BILLOPS_UPGRADE_KEY_CIPHERTEXT``); the clear value is removed from the environment, so the services hold
+  the key as production does. The sandbox keeps its own copy: it plays CCBill, which knows the key too;
+* the sandbox's accounts get the upgrade Security Type the services use (BILLOPS_UPGRADE_SECURITY, resolved as the
+  functions resolve it: billops.ccbill.upgrade_security), as a merchant sets it in CCBill's Admin Portal; with
+  ``backend_post`` allowUpgrade is accepted from 127.0.0.1 only - the local stack's "fixed egress IP";
 * the URLs, BILLOPS_CCBILL_SUBACCOUNTS and BILLOPS_UPGRADE_CATALOGUE describe the sandbox's accounts.
 
 Everything set in os.environ is put back when the stack stops.
@@ -103,17 +108,25 @@ class SandboxService:
         return f"{self.handle.url} (admin API: {self.handle.url}/sandbox/...)"
 
     def start(self, stack: Any) -> None:
+        from billops.ccbill.errors import CCBillConfigurationError
         from billops.ccbill.upgrade_encryption import EncRecipe, derive_key
+        from billops.ccbill.upgrade_security import upgrade_security_from_env
 
         from billops_local.aws_environment import EnvironmentPatch
+        from billops_local.ccbill_sandbox.accounts import with_upgrade_security
 
         webhook_format = (self._env.get("BILLOPS_SANDBOX_WEBHOOK_FORMAT") or "json").strip().lower()
         if webhook_format not in ("json", "urlencoded"):
             raise SandboxConfigurationError("BILLOPS_SANDBOX_WEBHOOK_FORMAT must be json or urlencoded")
-        recipe = EncRecipe.from_env(self._env)
-        upgrade_key = (self._env.get("BILLOPS_UPGRADE_KEY") or "").strip() or LOCAL_UPGRADE_KEY
-        if upgrade_key is not None:
-            derive_key(upgrade_key, recipe.key_encoding)  # refuses a malformed key now, not at the first upgrade
+        try:
+            recipe = EncRecipe.from_env(self._env)
+            security = upgrade_security_from_env(self._env)
+            upgrade_key = (self._env.get("BILLOPS_UPGRADE_KEY") or "").strip() or LOCAL_UPGRADE_KEY
+            derive_key(upgrade_key, recipe.key_encoding)  # refuses a key that cannot work now, not at the first use
+        except CCBillConfigurationError as problem:
+            raise SandboxConfigurationError(f"BILLOPS_UPGRADE_KEY / BILLOPS_UPGRADE_*: {problem}") from None
+        self.accounts = with_upgrade_security(self.accounts, security.value,
+                                              ("127.0.0.1/32",) if security.value == "backend_post" else None)
         self.handle = start_sandbox(stack.settings.host, stack.settings.sandbox_port, stack.webhook_url,
                                     webhook_format, self.accounts, upgrade_key=upgrade_key, enc_recipe=recipe)
         try:
@@ -136,9 +149,10 @@ class SandboxService:
             self.handle = None
 
 
-LOCAL_UPGRADE_KEY = "0123456789abcdeffedcba987654321089abcdef01234567"
-"""The local stack's documented default TripleDES key (48 hex digits), so `enc` upgrade links work out of the box.
-A test key only: production keys come from CCBill Merchant Support and live only as KMS ciphertext."""
+LOCAL_UPGRADE_KEY = "8745921457"
+"""The local stack's default TripleDES key: the guide's own example, in the shape Merchant Support hands keys out
+(not 48 hex digits), so `enc` upgrade links work out of the box with the default key derivation. A test key only:
+production keys come from CCBill Merchant Support and live only as KMS ciphertext."""
 
 
 def add_to_stack(stack: Any, env: Mapping[str, str] | None = None) -> SandboxService:

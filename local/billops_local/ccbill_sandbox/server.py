@@ -210,8 +210,26 @@ class Sandbox:
                                    account.datalink_users],
                 "upgrades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in vars(u).items()}
                              for u in account.upgrades],
+                "upgrade_security": account.upgrade_security,
             })
         return result
+
+    def set_upgrade_security(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Every account's upgrade Security Type, as a merchant switches it in CCBill's Admin Portal."""
+        from billops_local.ccbill_sandbox.accounts import UPGRADE_SECURITY_TYPES, with_upgrade_security
+
+        security = body.get("upgrade_security")
+        if security not in UPGRADE_SECURITY_TYPES:
+            raise AdminError(400, f"upgrade_security must be one of {', '.join(UPGRADE_SECURITY_TYPES)}",
+                             "upgrade_security")
+        allowed = body.get("allowed_ips")
+        if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(i, str) for i in allowed)):
+            raise AdminError(400, "allowed_ips must be a list of addresses or CIDR ranges", "allowed_ips")
+        with self.state.lock:
+            accounts = with_upgrade_security(tuple(self.state.accounts.values()), security,
+                                             tuple(allowed) if allowed is not None else None)
+            self.state.accounts = {account.client_accnum: account for account in accounts}
+        return {"upgrade_security": security}
 
     def reset(self) -> None:
         self.state.reset()
@@ -322,13 +340,14 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         call = sandbox.record_call(method, path, action, params, self.client_address[0], fault)
         mode = fault.mode if fault else None
 
-        if fault is not None and mode not in ("slow", "decline") and not fault.applies_change:
+        if fault is not None and mode not in ("slow", "decline", "decline_timeout") and not fault.applies_change:
             self._fault_without_change(fault, call)
             return
         if mode == "slow":
             sandbox.stopping.wait(fault.seconds)
-        answer = sandbox.rules.handle(path, params, self.client_address[0], decline=mode == "decline")
-        if mode == "timeout_after":
+        answer = sandbox.rules.handle(path, params, self.client_address[0],
+                                      decline=mode in ("decline", "decline_timeout"), http_method=method)
+        if mode in ("timeout_after", "decline_timeout"):
             sandbox.finish_call(call, {"dropped": "timeout", "would_have_answered": _describe(answer, params)},
                                 answer.applied)
             sandbox.stopping.wait(fault.seconds)
@@ -421,6 +440,7 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             ("GET", "/sandbox/clock"): lambda: (200, {"now": iso(sandbox.state.now())}),
             ("POST", "/sandbox/clock"): lambda: (200, sandbox.advance_clock(body)),
             ("GET", "/sandbox/accounts"): lambda: (200, sandbox.accounts()),
+            ("POST", "/sandbox/accounts/upgrade_security"): lambda: (200, sandbox.set_upgrade_security(body)),
             ("POST", "/sandbox/reset"): lambda: (sandbox.reset(), (200, {"reset": True}))[1],
         }
         route = routes.get((method, path))
@@ -525,6 +545,11 @@ class SandboxHandle:
     def calls(self) -> list[dict[str, Any]]:
         return self.sandbox.calls()
 
+    def set_upgrade_security(self, security: str, allowed_ips: tuple[str, ...] | None = None) -> None:
+        """Switch every account's upgrade Security Type ("encryption" | "backend_post")."""
+        self.sandbox.set_upgrade_security({"upgrade_security": security,
+                                           "allowed_ips": list(allowed_ips) if allowed_ips is not None else None})
+
     def webhooks(self) -> list[dict[str, Any]]:
         return self.sandbox.dispatcher.records()
 
@@ -567,13 +592,14 @@ def start_sandbox(
 ) -> SandboxHandle:
     """Start the sandbox on ``host:port`` (0 = a free port) in a background thread.
 
-    ``upgrade_key``: the account's TripleDES key text (48 hex digits, as BILLOPS_UPGRADE_KEY) or an UpgradeKey, so
-    the upgrade form can read ``enc``; ``enc_recipe``: an upgrade_encryption.EncRecipe (default recipe otherwise).
+    ``upgrade_key``: the account's TripleDES key text (as Merchant Support hands it out, as BILLOPS_UPGRADE_KEY) or
+    an UpgradeKey, so the upgrade form can read ``enc``; ``enc_recipe``: an upgrade_encryption.EncRecipe (default
+    recipe otherwise).
     """
     if isinstance(upgrade_key, str):
-        from billops.ccbill.upgrade_encryption import KeyEncoding, derive_key
+        from billops.ccbill.upgrade_encryption import EncRecipe, derive_key
 
-        encoding = enc_recipe.key_encoding if enc_recipe is not None else KeyEncoding.HEX
+        encoding = (enc_recipe or EncRecipe()).key_encoding
         upgrade_key = derive_key(upgrade_key, encoding)
     sandbox = Sandbox(accounts, webhook_url, webhook_format, upgrade_key=upgrade_key, enc_recipe=enc_recipe,
                       clock=clock, webhook_retry_delays=webhook_retry_delays)

@@ -164,10 +164,10 @@ def test_a_status_read_survives_transient_faults(sandbox, client, new_subscripti
     assert outcome.succeeded and outcome.attempts == 3
 
 
-def test_allow_upgrade_is_repeated_after_a_lost_answer(sandbox, client, new_subscription):
-    sub = new_subscription()
-    sandbox.add_fault("allowUpgrade", "reset_before")
-    outcome = client.allow_upgrade("0000", subscription_id=sub)
+def test_allow_upgrade_is_repeated_after_a_lost_answer(post_sandbox, client_factory, new_subscription):
+    sub = new_subscription(post_sandbox)
+    post_sandbox.add_fault("allowUpgrade", "reset_before")
+    outcome = client_factory(post_sandbox).allow_upgrade("0000", subscription_id=sub, upgrade="gold")
     assert outcome.succeeded and outcome.attempts == 2
 
 
