@@ -89,22 +89,27 @@ class SandboxService:
     def describe(self) -> str:
         if self.handle is None:
             return "not running"
-        return f"{self.handle.url} (admin API: {self.handle.url}/sandbox/...)"
+        config = self.handle.sandbox.dispatcher.generator.config
+        return f"{self.handle.url} (admin API: {self.handle.url}/sandbox/...; {config.describe()})"
 
     def start(self, stack: Any) -> None:
         from billops.ccbill.upgrade_encryption import EncRecipe, derive_key
 
         from billops_local.aws_environment import EnvironmentPatch
 
-        webhook_format = (self._env.get("BILLOPS_SANDBOX_WEBHOOK_FORMAT") or "json").strip().lower()
-        if webhook_format not in ("json", "urlencoded"):
-            raise SandboxConfigurationError("BILLOPS_SANDBOX_WEBHOOK_FORMAT must be json or urlencoded")
+        from billops_local.ccbill_sandbox.webhook_config import WebhookConfig, WebhookConfigError
+
+        try:
+            webhook_config = WebhookConfig.from_env(self._env)
+        except WebhookConfigError as error:
+            raise SandboxConfigurationError(f"{error.param} {error.message}") from None
         recipe = EncRecipe.from_env(self._env)
         upgrade_key = (self._env.get("BILLOPS_UPGRADE_KEY") or "").strip() or LOCAL_UPGRADE_KEY
         if upgrade_key is not None:
             derive_key(upgrade_key, recipe.key_encoding)  # refuses a malformed key now, not at the first upgrade
         self.handle = start_sandbox(stack.settings.host, stack.settings.sandbox_port, stack.webhook_url,
-                                    webhook_format, self.accounts, upgrade_key=upgrade_key, enc_recipe=recipe)
+                                    webhook_config.format, self.accounts, upgrade_key=upgrade_key,
+                                    enc_recipe=recipe, webhook_config=webhook_config)
         try:
             client_env = client_environment(stack.aws_endpoint, self.handle, upgrade_key, self.accounts)
         except BaseException:

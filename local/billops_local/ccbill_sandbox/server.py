@@ -32,6 +32,8 @@ from billops_local.ccbill_sandbox.faults import DATALINK_TEXT, Fault, FaultInjec
 from billops_local.ccbill_sandbox.lifecycle import Lifecycle
 from billops_local.ccbill_sandbox.rules import CCBILL_PATHS, UPGRADE_PATH, Answer, CCBillRules, action_of
 from billops_local.ccbill_sandbox.state import ACTIVE, EXPIRED, SandboxState, iso
+from billops_local.ccbill_sandbox.webhook_config import WebhookConfig, WebhookConfigError, new_seed
+from billops_local.ccbill_sandbox.webhook_generator import WebhookGenerator
 from billops_local.ccbill_sandbox.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("billops_local.ccbill_sandbox")
@@ -59,10 +61,12 @@ class Sandbox:
 
     def __init__(self, accounts: Iterable[SandboxAccount], webhook_url: str | None, webhook_format: str, *,
                  upgrade_key: Any = None, enc_recipe: Any = None, clock: Callable[[], datetime] | None = None,
-                 webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0)) -> None:
+                 webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0),
+                 webhook_config: WebhookConfig | None = None) -> None:
         self.state = SandboxState(accounts, clock)
-        self.dispatcher = WebhookDispatcher(webhook_url, webhook_format, retry_delays=webhook_retry_delays,
-                                            now=self.state.now)
+        generator = WebhookGenerator(webhook_config or WebhookConfig(seed=new_seed(), format=webhook_format))
+        self.dispatcher = WebhookDispatcher(webhook_url, generator.config.format, retry_delays=webhook_retry_delays,
+                                            now=self.state.now, generator=generator)
         self.lifecycle = Lifecycle(self.state, self.dispatcher.enqueue)
         self.rules = CCBillRules(self.state, self.lifecycle, upgrade_key=upgrade_key, enc_recipe=enc_recipe)
         self.faults = FaultInjector()
@@ -415,6 +419,8 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             ("POST", "/sandbox/clock"): lambda: (200, sandbox.advance_clock(body)),
             ("GET", "/sandbox/accounts"): lambda: (200, sandbox.accounts()),
             ("POST", "/sandbox/reset"): lambda: (sandbox.reset(), (200, {"reset": True}))[1],
+            ("GET", "/sandbox/config"): lambda: (200, sandbox.dispatcher.generator.config.as_dict()),
+            ("POST", "/sandbox/config"): lambda: self._configure_webhooks(body),
         }
         route = routes.get((method, path))
         if route is not None:
@@ -431,6 +437,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _all_subscriptions(self) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
             return [sub.as_dict() for sub in self.sandbox.state.subscriptions.values()]
+
+    def _configure_webhooks(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """Version per event type, format, variation and seed of the deliveries to come (webhook_config.py)."""
+        try:
+            config = self.sandbox.dispatcher.generator.configure(body)
+        except WebhookConfigError as exc:
+            raise AdminError(400, exc.message, exc.param) from None
+        logger.info("CCBill sandbox %s", config.describe())
+        return 200, config.as_dict()
 
     def _add_fault(self, body: dict[str, Any]) -> tuple[int, Any]:
         try:
@@ -523,6 +538,10 @@ class SandboxHandle:
         with self.sandbox.state.lock:
             return list(self.sandbox.state.ledger)
 
+    def configure_webhooks(self, **changes: Any) -> dict[str, Any]:
+        """As ``POST /sandbox/config``: format, versions, variation, seed (webhook_config.py)."""
+        return self.sandbox.dispatcher.generator.configure(changes).as_dict()
+
     def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
         """Wait until every webhook queued so far has been delivered or given up."""
         return self.sandbox.dispatcher.wait_idle(timeout)
@@ -555,11 +574,14 @@ def start_sandbox(
     enc_recipe: Any = None,
     clock: Callable[[], datetime] | None = None,
     webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0),
+    webhook_config: WebhookConfig | None = None,
 ) -> SandboxHandle:
     """Start the sandbox on ``host:port`` (0 = a free port) in a background thread.
 
     ``upgrade_key``: the account's TripleDES key text (48 hex digits, as BILLOPS_UPGRADE_KEY) or an UpgradeKey, so
     the upgrade form can read ``enc``; ``enc_recipe``: an upgrade_encryption.EncRecipe (default recipe otherwise).
+    ``webhook_config``: versions, format, variation and seed of the webhooks (default: ``webhook_format``, the
+    newest versions, no variation, a random seed).
     """
     if isinstance(upgrade_key, str):
         from billops.ccbill.upgrade_encryption import KeyEncoding, derive_key
@@ -567,7 +589,7 @@ def start_sandbox(
         encoding = enc_recipe.key_encoding if enc_recipe is not None else KeyEncoding.HEX
         upgrade_key = derive_key(upgrade_key, encoding)
     sandbox = Sandbox(accounts, webhook_url, webhook_format, upgrade_key=upgrade_key, enc_recipe=enc_recipe,
-                      clock=clock, webhook_retry_delays=webhook_retry_delays)
+                      clock=clock, webhook_retry_delays=webhook_retry_delays, webhook_config=webhook_config)
     try:
         server = SandboxHTTPServer((host, port), sandbox)
     except BaseException:
@@ -579,5 +601,6 @@ def start_sandbox(
     handle = SandboxHandle(server, thread)
     # The webhook URL carries the receiver's token: never logged.
     logger.info("CCBill sandbox listening on %s (webhooks: %s, %s)", handle.url,
-                re.sub(r"(?i)(token=)[^&]*", r"\1***", webhook_url) if webhook_url else "none", webhook_format)
+                re.sub(r"(?i)(token=)[^&]*", r"\1***", webhook_url) if webhook_url else "none",
+                sandbox.dispatcher.generator.config.describe())
     return handle
