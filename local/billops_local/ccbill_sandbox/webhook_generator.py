@@ -104,6 +104,8 @@ class Consumer:
     payment_account: str = "57bc7327b5d721d7d20b240c0357e6ed"
     three_d_secure: str = "AUTH_SUCCESS"
     sca_response: str = "Y"
+    avs_response: str = "Y"
+    cvv2_response: str = "M"
     flexform: bool = True
     cvv2: bool = True
     blank: frozenset[str] = frozenset()
@@ -148,7 +150,8 @@ class Consumer:
             reservation_id=f"0126{rng.randrange(10**15):015d}",
             payment_account=hashlib.md5(str(rng.random()).encode(), usedforsecurity=False).hexdigest(),
             three_d_secure=rng.choice(("AUTH_SUCCESS", "AUTH_SUCCESS", "NOT_ENROLLED", "AUTH_ATTEMPTED")),
-            sca_response=rng.choice(("Y", "Y", "A", "N", "U")),
+            sca_response=rng.choice(("Y", "Y", "A", "N", "U")), avs_response=rng.choice(("Y", "Y", "Z", "N", "U")),
+            cvv2_response=rng.choice(("M", "M", "N", "P")),
             flexform=rng.random() < CHANCE["flexform"], cvv2=rng.random() < CHANCE["cvv2"],
             blank=blank, passthrough_user_id=passthrough, variations=tuple(variations), **card)
 
@@ -172,6 +175,7 @@ class Consumer:
             "paymentType": "CHECK" if self.bank else "CREDIT", "cardType": self.card_type,
             "cardSubType": self.card_sub_type, "paymentAccount": self.payment_account,
             "threeDSecure": self.three_d_secure, "scaResponseStatus": self.sca_response,
+            "avsResponse": self.avs_response, "cvv2Response": self.cvv2_response,
             "flexId": "cb617dcc-8467-49ab-b3a7-735ce1d60ad9", "flexID": "cb617dcc-8467-49ab-b3a7-735ce1d60ad9",
             "email": email or _ascii(f"{self.first_name}.{self.last_name}@example.com".lower()),
         }.get(name)
