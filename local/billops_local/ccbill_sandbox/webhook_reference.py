@@ -46,8 +46,9 @@ class EventSpec:
     event_type: str
     group: str
     versions: tuple[VersionSpec, ...]
-    observed: tuple[str, ...] = ()
-    """Fields real payloads carry that no version of the changelog dates (e.g. billedCurrency on sales)."""
+    observed: tuple[tuple[str, int], ...] = ()
+    """(field, from version): fields real payloads carry that no changelog entry dates (billedCurrency on sales;
+    paymentType and cardType on NewSaleSuccess from v5, where CCBill's field page puts them)."""
 
     @property
     def newest(self) -> int:
@@ -67,7 +68,7 @@ class EventSpec:
         """The fields of a version, in the documents' order: version 1's, then each later version's additions, then
         the undated fields real payloads carry."""
         names = [name for entry in self.versions if entry.version <= number for name in entry.added]
-        return (*names, *(name for name in self.observed if name not in names))
+        return (*names, *(name for name, since in self.observed if since <= number and name not in names))
 
     @property
     def all_fields(self) -> frozenset[str]:
@@ -113,7 +114,8 @@ def _load(path: Path) -> FieldTable:
                                      formats=tuple(entry["formats"]), source=entry["source"])
                          for entry in spec["versions"])
         events[event_type] = EventSpec(event_type=event_type, group=spec["group"], versions=versions,
-                                       observed=tuple(spec.get("observed", ())))
+                                       observed=tuple((name, entry["from_version"])
+                                                      for name, entry in spec.get("observed", {}).items()))
     return FieldTable(fields=fields, events=events)
 
 

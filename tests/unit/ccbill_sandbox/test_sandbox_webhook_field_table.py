@@ -90,6 +90,15 @@ def test_fields_release_6_added_to_all_versions_are_in_version_1():
             assert name in TABLE.event(event_type).fields(1), (name, event_type)
 
 
+def test_new_sale_success_v5_adds_only_bin_and_carries_the_payment_type_it_does_not_date():
+    """Release 5 lists only bin for NewSaleSuccess; paymentType and cardType are on real sales (and on CCBill's
+    field page from v5) but no changelog entry dates them, so they mark no version."""
+    spec = TABLE.event("NewSaleSuccess")
+    assert spec.version(5).added == ("bin",)
+    assert not any(name in entry.added for entry in spec.versions for name in ("paymentType", "cardType"))
+    assert {"paymentType", "cardType"} <= set(spec.fields(5)) and "paymentType" not in spec.fields(4)
+
+
 def test_failures_carry_no_subscription_id_and_user_reactivation_no_timestamp():
     for event_type in ("NewSaleFailure", "UpgradeFailure", "UpSaleFailure", "CrossSaleFailure"):
         assert "subscriptionId" not in TABLE.event(event_type).all_fields
