@@ -230,9 +230,9 @@ class WebhookGenerator:
     def generate(self, event_type: str, values: Mapping[str, str | None], *, key: str | None = None,
                  consumer_key: str | None = None) -> GeneratedDelivery:
         """One delivery of ``event_type``. ``values``: documented fields the caller knows (None: leave the field
-        out), plus pass-through ``X-`` fields; ``key`` identifies the delivery among the seed's draws (default:
-        its transaction and subscription IDs, else its timestamp); ``consumer_key`` who pays (default: the subscription ID,
-        else the username or email)."""
+        out), plus pass-through ``X-`` fields; ``key`` identifies the delivery among the seed's draws (default: its
+        transaction and subscription IDs, else its timestamp); ``consumer_key`` who pays (default: the
+        subscription ID, else the username or email)."""
         config = self.config
         spec = self.table.event(event_type)
         unknown = sorted(name for name in values if name not in spec.all_fields and not name.startswith("X-"))
