@@ -79,7 +79,7 @@ class WebhookConfig:
         table = table or field_table()
         unknown = sorted(set(changes) - {"format", "variation", "versions", "seed"})
         if unknown:
-            raise WebhookConfigError(f"unknown setting; use format, versions, variation or seed", unknown[0])
+            raise WebhookConfigError("unknown setting; use format, versions, variation or seed", unknown[0])
         config = self
         if "format" in changes:
             config = replace(config, format=_choice(changes["format"], FORMAT_CHOICES, "format"))
@@ -103,7 +103,6 @@ class WebhookConfig:
                 raise WebhookConfigError(
                     f"{event_type} version {choice} is delivered {' or '.join(spec.formats(choice))} only "
                     f"(the CCBill documents' 'Supported Formats'), not {self.format}", f"versions.{event_type}")
-        return
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], table: FieldTable | None = None) -> WebhookConfig:
@@ -122,8 +121,8 @@ class WebhookConfig:
         try:
             return config.updated(changes, table)
         except WebhookConfigError as error:
-            setting = {"format": "BILLOPS_SANDBOX_WEBHOOK_FORMAT", "variation": "BILLOPS_SANDBOX_WEBHOOK_VARIATION"}.get(
-                error.param, "BILLOPS_SANDBOX_WEBHOOK_VERSIONS")
+            settings = {"format": "BILLOPS_SANDBOX_WEBHOOK_FORMAT", "variation": "BILLOPS_SANDBOX_WEBHOOK_VARIATION"}
+            setting = settings.get(error.param, "BILLOPS_SANDBOX_WEBHOOK_VERSIONS")
             raise WebhookConfigError(error.message, setting) from None
 
 

@@ -35,6 +35,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from random import Random
 from typing import Any
 from urllib.parse import urlencode
@@ -181,6 +182,12 @@ class Consumer:
         }.get(name)
 
 
+@lru_cache(maxsize=4096)
+def _drawn_consumer(seed: int, consumer_key: str, blankable: tuple[str, ...]) -> Consumer:
+    rng = Random(f"{seed}|consumer|{consumer_key}")  # nosec B311  # seeded test data, not security
+    return Consumer.drawn(rng, blankable)
+
+
 PLAIN_CONSUMER = Consumer()
 """The consumer of ``variation=off``: every documented field present, plain ASCII values, a card payment."""
 
@@ -197,6 +204,8 @@ class GeneratedDelivery:
     text_fields: dict[str, str]
     """The same fields as text: what a reader that decodes the body right gets (a JSON number's digits, zero-filled
     fields without their lost zeros: ``317`` reads ``"317"``)."""
+    values: dict[str, str]
+    """The fields' values as CCBill holds them, before they were written (``"0317"``, ``"0000"``)."""
     variations: tuple[str, ...] = field(default=())
 
 
@@ -224,8 +233,7 @@ class WebhookGenerator:
         config = config or self.config
         if not config.varied:
             return PLAIN_CONSUMER
-        rng = Random(f"{config.seed}|consumer|{consumer_key}")  # nosec B311  # seeded test data, not security
-        return Consumer.drawn(rng, self._blankable)
+        return _drawn_consumer(config.seed, consumer_key, self._blankable)
 
     def generate(self, event_type: str, values: Mapping[str, str | None], *, key: str | None = None,
                  consumer_key: str | None = None) -> GeneratedDelivery:
@@ -288,7 +296,7 @@ class WebhookGenerator:
             read_back = dict(text_fields)
         return GeneratedDelivery(event_type=event_type, version=version, body_format=body_format,
                                  content_type=content_type, body=body, fields=written, text_fields=read_back,
-                                 variations=tuple(sorted(set(variations), key=VARIATIONS.index)))
+                                 values=text_fields, variations=tuple(sorted(set(variations), key=VARIATIONS.index)))
 
     # --- choices -----------------------------------------------------------------------------------------------
 

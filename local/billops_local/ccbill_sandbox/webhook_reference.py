@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 TABLE_PATH = Path(__file__).with_name("webhook_fields.json")
@@ -67,10 +67,17 @@ class EventSpec:
     def fields(self, number: int) -> tuple[str, ...]:
         """The fields of a version, in the documents' order: version 1's, then each later version's additions, then
         the undated fields real payloads carry."""
-        names = [name for entry in self.versions if entry.version <= number for name in entry.added]
-        return (*names, *(name for name, since in self.observed if since <= number and name not in names))
+        return self._fields_by_version[number]
 
-    @property
+    @cached_property
+    def _fields_by_version(self) -> dict[int, tuple[str, ...]]:
+        result = {}
+        for number in self.version_numbers:
+            names = [name for entry in self.versions if entry.version <= number for name in entry.added]
+            result[number] = (*names, *(name for name, since in self.observed if since <= number and name not in names))
+        return result
+
+    @cached_property
     def all_fields(self) -> frozenset[str]:
         return frozenset(self.fields(self.newest))
 
