@@ -131,6 +131,7 @@ class Sandbox:
         if currency is None:
             raise AdminError(400, f"unknown currency {body.get('currency_code')!r}", "currency_code")
         cancel_discount = _admin_price(body, "cancel_discount_price")
+        passthrough = _admin_passthrough(body)
         with self.state.lock:
             sub = self.lifecycle.create_subscription(
                 client_accnum=accnum, client_subacc=subacc, initial_price=initial_price,
@@ -138,7 +139,7 @@ class Sandbox:
                 rebills=rebills, currency_code=currency, username=_admin_text(body, "username"),
                 email=_admin_text(body, "email"), password=_admin_text(body, "password"),
                 subscription_type_id=_admin_text(body, "subscription_type_id"),
-                cancel_discount_price=cancel_discount,
+                cancel_discount_price=cancel_discount, passthrough=passthrough,
             )
             return {"subscription_id": sub.subscription_id, "transaction_id": sub.charges[0].transaction_id}
 
@@ -229,6 +230,16 @@ def _admin_text(body: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, (str, int)):
         raise AdminError(400, f"{name} must be text", name)
     return str(value)
+
+
+def _admin_passthrough(body: dict[str, Any]) -> dict[str, str]:
+    """``{"X-user_id": "1234"}``: the form's pass-through variables, which CCBill echoes on the sale's webhook."""
+    value = body.get("passthrough") or {}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.startswith("X-") and len(k) > 2 and isinstance(v, (str, int))
+            and not isinstance(v, bool) for k, v in value.items()):
+        raise AdminError(400, "passthrough must be an object of X-... names to text values", "passthrough")
+    return {name: str(text) for name, text in value.items()}
 
 
 def _admin_price(body: dict[str, Any], name: str, required: bool = False) -> Decimal | None:

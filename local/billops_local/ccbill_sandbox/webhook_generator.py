@@ -270,7 +270,9 @@ class WebhookGenerator:
                 text_fields[name] = value
         text_fields.update({name: value for name, value in values.items()
                             if name.startswith("X-") and value is not None})
-        if spec.is_purchase and consumer.passthrough_user_id is not None:
+        # The merchant's own pass-through fields (values) replace the ones drawn for the consumer.
+        if spec.is_purchase and consumer.passthrough_user_id is not None and not any(
+                name.startswith("X-") for name in values):
             text_fields.update({"X-user_id": consumer.passthrough_user_id, "X-email": text_fields.get("email", ""),
                                 "X-customer_fname": text_fields.get("firstName", consumer.first_name)})
 

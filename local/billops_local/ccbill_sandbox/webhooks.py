@@ -104,6 +104,7 @@ def sale_fields(event_type: str, sub: Subscription, now: datetime, *, transactio
         "dynamicPricingValidationDigest": hashlib.md5(
             (sub.subscription_id + "1" + webhook_samples.SAMPLE_SALT).encode("ascii"), usedforsecurity=False
         ).hexdigest(),
+        **sub.passthrough,
     }
     if original is not None:
         values.update({

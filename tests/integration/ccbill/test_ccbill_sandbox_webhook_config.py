@@ -76,3 +76,19 @@ def test_varied_deliveries_replay_from_their_seed(sandbox_factory, receiver, new
     assert any(variations for _, _, variations in bodies[0])
     first_run = [d.body for d in receiver.deliveries[:8]]
     assert first_run == [d.body for d in receiver.deliveries[8:]]
+
+
+def test_pass_through_fields_of_the_form_come_back_on_the_sale(sandbox, receiver):
+    created = requests.post(f"{sandbox.url}/sandbox/subscriptions", json={
+        "initial_price": "9.95", "initial_period": 30, "passthrough": {"X-user_id": "1234", "X-plan": "gold"}},
+        timeout=5)
+    assert created.status_code == 201, created.text
+    sandbox.sandbox.subscription_operation(created.json()["subscription_id"], "expire", {})
+    assert sandbox.wait_for_webhooks()
+    sale, expiration = receiver.deliveries
+    assert {k: v for k, v in _body_fields(sale).items() if k.startswith("X-")} == {"X-user_id": "1234",
+                                                                                  "X-plan": "gold"}
+    assert not any(name.startswith("X-") for name in _body_fields(expiration))
+    refused = requests.post(f"{sandbox.url}/sandbox/subscriptions", json={
+        "initial_price": "9.95", "initial_period": 30, "passthrough": {"user_id": "1"}}, timeout=5)
+    assert refused.status_code == 400 and refused.json()["param"] == "passthrough"

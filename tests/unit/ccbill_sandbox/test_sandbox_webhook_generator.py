@@ -210,3 +210,11 @@ def test_older_versions_appear_when_any_version_is_configured():
     assert any(OLDER_VERSION in d.variations for d in varied_deliveries(5))
     assert not any(OLDER_VERSION in d.variations
                    for d in (generator(variation="varied").generate(t, {}) for t in TABLE.event_types))
+
+
+def test_the_merchants_own_pass_through_fields_replace_the_drawn_ones():
+    made = generator(variation="varied")
+    for n in range(40):
+        delivery = made.generate("NewSaleSuccess", {"X-user_id": "merchant-7"}, key=str(n), consumer_key=str(n))
+        assert [name for name in delivery.fields if name.startswith("X-")] == ["X-user_id"]
+        assert delivery.fields["X-user_id"] == "merchant-7"
