@@ -162,8 +162,13 @@ def _quarantined_by_an_older_receiver(local_stack, subscription_id: str) -> str:
 
 
 def test_a_quarantined_delivery_is_fixed_and_replayed(local_stack):
-    from billops.webhooks.delivery_keys import quarantine_key
+    from billops.webhooks.delivery_keys import DeliveryKeys
     from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
+
+    # Quarantine keys are keyed hashes: computed here with the stack's own key, as its receiver does.
+    key_secret = local_stack.boto3_client("secretsmanager").get_secret_value(
+        SecretId="billops-local-DeliveryKeySecret")["SecretString"].encode()
+    quarantine_key = DeliveryKeys(lambda: key_secret).quarantine_key
 
     subscription_id = f"01263267{uuid.uuid4().int % 10**11:011d}"
     fixed = _quarantined_by_an_older_receiver(local_stack, subscription_id)

@@ -54,12 +54,13 @@ def sent(local_stack, log_leak_scanner):
     update = sample_fields("CustomerDataUpdate", subscriptionId=SUBSCRIPTION_ID,
                            transactionId=f"0126{RUN}02{random.randrange(10**7):07d}", timestamp="2026-06-02 10:00:00",
                            **{**PERSONAL, "email": NEW_EMAIL})
-    broken = sample_fields("NewSaleSuccess", subscriptionId=f"0126{RUN}02{random.randrange(10**7):07d}",
-                           initialPeriod="three", password=PASSWORD, **PERSONAL)
+    # malformed by its identity (issue 11: any other field that does not parse is stored as received)
+    broken = sample_fields("NewSaleSuccess", subscriptionId=f"0126-{RUN}-{random.randrange(10**7):07d}",
+                           password=PASSWORD, **PERSONAL)
     assert _post(local_stack, "NewSaleSuccess", sale, "urlencoded").status_code == 200
     assert _post(local_stack, "CustomerDataUpdate", update, "json").status_code == 200
     refused = _post(local_stack, "NewSaleSuccess", broken, "urlencoded")
-    assert refused.status_code == 400 and refused.json()["param"] == "initialPeriod"
+    assert refused.status_code == 400 and refused.json()["param"] == "subscriptionId"
     return _wait_for_customer(local_stack, lambda customer: len(customer) >= len(PERSONAL))
 
 

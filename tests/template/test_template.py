@@ -281,9 +281,13 @@ def test_webhook_receiver_may_only_put_items_into_the_events_table(transformed: 
         for action in _actions(statement)
     ]
     dynamodb = [(action, resource) for action, resource in granted if action.startswith("dynamodb:")]
-    assert dynamodb == [("dynamodb:PutItem", json.dumps({"Fn::GetAtt": ["EventsTable", "Arn"]}))]
-    others = sorted(action for action, _ in granted if not action.startswith(("dynamodb:", "kms:")))
-    assert others == ["secretsmanager:GetSecretValue"]
+    events_table = json.dumps({"Fn::GetAtt": ["EventsTable", "Arn"]})
+    # PutItem; GetItem only to find a delivery stored under its key of before keyed hashes (issue 11).
+    assert dynamodb == [("dynamodb:PutItem", events_table), ("dynamodb:GetItem", events_table)]
+    others = sorted((action, resource) for action, resource in granted if not action.startswith(("dynamodb:", "kms:")))
+    assert [action for action, _ in others] == ["secretsmanager:GetSecretValue"] * 2
+    assert all("WebhookTokenSecret" in resource or "DeliveryKeySecret" in resource for _, resource in others)
+    assert any("DeliveryKeySecret" in resource for _, resource in others)
 
 
 def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(transformed: dict[str, Any]) -> None:
@@ -474,8 +478,13 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
     assert (delegated["Action"], delegated["Condition"]) == (["kms:Decrypt", "kms:GenerateDataKey"],
                                                              {"StringEquals": SUBSCRIBER_PII_CONTEXT})
     replayer = resources["PersonalDataReplayer"]["Properties"]["PolicyDocument"]["Statement"]
-    assert [(s["Action"], s["Condition"]) for s in replayer] == [
+    assert [(s["Action"], s["Condition"]) for s in replayer[:1]] == [
         ("kms:GenerateDataKey", {"StringEquals": SUBSCRIBER_PII_CONTEXT})]
+    # and the delivery key, through Secrets Manager only, that secret only (issue 11: replays are keyed as received)
+    assert [(s["Action"], s["Resource"]) for s in replayer[1:]] == [
+        ("secretsmanager:GetSecretValue", {"Ref": "DeliveryKeySecret"}),
+        ("kms:Decrypt", {"Fn::GetAtt": ["StorageKey", "Arn"]})]
+    assert replayer[2]["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"] == {"Ref": "DeliveryKeySecret"}
     reader = resources["PersonalDataReader"]["Properties"]["PolicyDocument"]["Statement"]
     assert reader == [{"Sid": "DecryptSubscriberPersonalData", "Effect": "Allow", "Action": "kms:Decrypt",
                        "Resource": {"Fn::GetAtt": ["BillopsKey", "Arn"]},

@@ -35,6 +35,15 @@ class Settings:
     client_subaccs: tuple[str, ...] = ()
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=(), repr=False)
+    ccbill_timezone: str = "America/Phoenix"
+    """The zone of CCBill's webhook timestamps (billops.webhooks.ccbill_time, docs/ccbill-assumptions.md)."""
+    delivery_key_secret: str | None = field(default=None, repr=False)
+    """The HMAC key of hashed delivery keys, given in clear (setups without Secrets Manager); wins over the ARN."""
+    delivery_key_secret_arn: str | None = None
+    check_legacy_delivery_keys: bool = True
+    """Look for a hash-keyed delivery under its pre-HMAC key too (deliveries stored before the upgrade)."""
+    upgrade_catalogue: str | None = None
+    """BILLOPS_UPGRADE_CATALOGUE: upgrades into these accounts/subaccounts are accepted from another account."""
 
     @property
     def is_local(self) -> bool:
@@ -72,6 +81,12 @@ def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Se
         client_subaccs=_csv(env.get("BILLOPS_CLIENT_SUBACCS")),
         max_body_bytes=max_body,
         allowed_networks=tuple(networks),
+        ccbill_timezone=(env.get("BILLOPS_CCBILL_TIMEZONE") or "").strip() or "America/Phoenix",
+        delivery_key_secret=env.get("BILLOPS_DELIVERY_KEY_SECRET") or None,
+        delivery_key_secret_arn=env.get("BILLOPS_DELIVERY_KEY_SECRET_ARN") or None,
+        check_legacy_delivery_keys=env.get("BILLOPS_CHECK_LEGACY_DELIVERY_KEYS", "true").strip().lower()
+        not in ("false", "0", "no", "off"),
+        upgrade_catalogue=env.get("BILLOPS_UPGRADE_CATALOGUE") or None,
     )
 
 

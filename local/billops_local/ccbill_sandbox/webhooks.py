@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -28,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from billops.reference.currencies import alpha_for
+from billops.webhooks.ccbill_time import ccbill_zone
 
 from billops_local import webhook_samples
 from billops_local.ccbill_sandbox.state import Subscription
@@ -43,6 +45,10 @@ Values = dict[str, str | None]
 
 
 def ccbill_timestamp(moment: datetime) -> str:
+    """CCBill's ``timestamp``: the moment in CCBill's time zone (BILLOPS_CCBILL_TIMEZONE, docs/ccbill-assumptions.md),
+    without a zone, as CCBill writes it."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(ccbill_zone(os.environ.get("BILLOPS_CCBILL_TIMEZONE")))
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
