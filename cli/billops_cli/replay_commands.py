@@ -457,6 +457,18 @@ def _parse_time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _customer_reference_field(target: Target) -> str | None:
+    """The stack's BILLOPS_CUSTOMER_REFERENCE_FIELD (read from its webhook receiver), so a replayed fold keeps the
+    customer reference as the projector would; without it the fold goes on without one."""
+    from billops.settings import settings_from_env
+
+    try:
+        environment = target.receiver_environment()
+    except CliError:
+        environment = {}
+    return settings_from_env({**os.environ, **environment}).customer_reference_field
+
+
 class ProjectorReplayer:
     """Applies stored deliveries as the projector does (fold, upgrade settlement, SubscriptionChanged)."""
 
@@ -470,7 +482,8 @@ class ProjectorReplayer:
         self.events = EventsTable(target.table("EventsTable"), dynamodb)
         self.subscriptions = SubscriptionsTable(target.table("SubscriptionsTable"), dynamodb)
         self.bus = target.event_bus()
-        self.projection = SubscriptionProjection(self.subscriptions, on_change=self._publish_change)
+        self.projection = SubscriptionProjection(self.subscriptions, on_change=self._publish_change,
+                                                 customer_reference_field=_customer_reference_field(target))
         self.settler = self._settler(target, dynamodb)
 
     @staticmethod

@@ -352,7 +352,7 @@ class AwsTarget(Target):
                   # a replayed delivery is keyed, dated and authorised as the receiver would (needs
                   # secretsmanager:GetSecretValue on the DeliveryKeySecretArn output)
                   "BILLOPS_DELIVERY_KEY_SECRET_ARN", "BILLOPS_CHECK_LEGACY_DELIVERY_KEYS", "BILLOPS_CCBILL_TIMEZONE",
-                  "BILLOPS_UPGRADE_CATALOGUE")
+                  "BILLOPS_UPGRADE_CATALOGUE", "BILLOPS_PASSTHROUGH_CLEAR_FIELDS", "BILLOPS_CUSTOMER_REFERENCE_FIELD")
         return {name: value for name, value in variables.items() if name in wanted}
 
 

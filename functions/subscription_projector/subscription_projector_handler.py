@@ -80,7 +80,8 @@ def publish_change(previous, current) -> None:
         _count("DomainEventPublishFailed")
 
 
-projection = SubscriptionProjection(SubscriptionsTable(get_settings().subscriptions_table), on_change=publish_change)
+projection = SubscriptionProjection(SubscriptionsTable(get_settings().subscriptions_table), on_change=publish_change,
+                                    customer_reference_field=get_settings().customer_reference_field)
 delivery_log = DeliveryLogTable(get_settings().delivery_log_table)
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from billops.privacy.subscriber_data import is_pass_through
+
 MIN_NEEDLE_LENGTH = 6
 """Shorter values ("US", "IL", "Jane") match innocent text; the patterns and longer values catch a leak anyway."""
 
@@ -123,8 +125,10 @@ class LeakScanner:
 
 
 def add_stack_secrets(scanner: LeakScanner, aws_endpoint: str) -> None:
-    """What a running local stack holds that must never be logged: every Secrets Manager value and the data keys
-    behind every encrypted value in its tables (opened with KMS, as the merchant API would)."""
+    """What a running local stack holds that must never be logged: every Secrets Manager value, the data keys
+    behind every encrypted value in its tables (opened with KMS, as the merchant API would), and every pass-through
+    value (X-..., referringUrl) it stored encrypted - whoever sent them (a test, the sandbox), they are personal
+    data the run cannot know in advance."""
     from billops_local.aws_environment import aws_client
 
     secrets = aws_client("secretsmanager", aws_endpoint)
@@ -138,21 +142,36 @@ def add_stack_secrets(scanner: LeakScanner, aws_endpoint: str) -> None:
     kms = aws_client("kms", aws_endpoint)
     dynamodb = aws_client("dynamodb", aws_endpoint)
     encrypted_keys: set[str] = set()
+    pass_through: list[tuple[str, str, dict[str, str]]] = []
     for table in dynamodb.list_tables()["TableNames"]:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:
-                for reference_map in (item.get("subscriber_keys") or {}).get("M", {}).values():
-                    encrypted_keys.add(reference_map["S"])
+                keys = {reference: value["S"]
+                        for reference, value in (item.get("subscriber_keys") or {}).get("M", {}).items()}
+                encrypted_keys.update(keys.values())
+                for name, value in (item.get("subscriber") or {}).get("M", {}).items():
+                    if is_pass_through(name) and "S" in value:
+                        pass_through.append((name, value["S"], keys))
+    _add_pass_through_values(scanner, kms, pass_through)
     for encrypted in encrypted_keys:
         plaintext = kms.decrypt(CiphertextBlob=base64.b64decode(encrypted),
                                 EncryptionContext=ENCRYPTION_CONTEXT)["Plaintext"]
         scanner.add_binary(plaintext, "a personal-data data key")
 
 
+def _add_pass_through_values(scanner: LeakScanner, kms: Any, values: list[tuple[str, str, dict[str, str]]]) -> None:
+    from billops.privacy.field_encryption import FieldCipher, is_encrypted
+
+    cipher = FieldCipher(None, lambda: kms)  # decrypts only: the data keys named in each item
+    for name, value, keys in values:
+        if is_encrypted(value):
+            scanner.add(cipher.decrypt_fields({name: value}, keys)[name], f"a pass-through field ({name})")
+
+
 def seeded_scanner(webhook_token: str) -> LeakScanner:
     """A scanner that knows the values every end-to-end run sends: the samples' personal data and password, the
     webhook token, the local API key and upgrade key, the sandbox's DataLink password."""
-    from billops.privacy.subscriber_data import PERSONAL_FIELDS
+    from billops.privacy.subscriber_data import is_personal
 
     from billops_local.api_key_seed import DEFAULT_API_KEY
     from billops_local.ccbill_sandbox.accounts import DEFAULT_DATALINK_PASSWORD
@@ -161,7 +180,9 @@ def seeded_scanner(webhook_token: str) -> LeakScanner:
 
     scanner = LeakScanner()
     for event_type in EVENT_TYPES:
-        scanner.add_personal_fields(sample_fields(event_type), PERSONAL_FIELDS, f"a subscriber's data ({event_type})")
+        fields = sample_fields(event_type)  # CCBill's personal fields and the pass-through ones (X-..., referringUrl)
+        scanner.add_personal_fields(fields, [name for name in fields if is_personal(name)],
+                                    f"a subscriber's data ({event_type})")
     scanner.add(SAMPLE_PASSWORD, "a consumer's password")
     scanner.add(webhook_token, "the webhook token")
     scanner.add(DEFAULT_API_KEY, "the local API key")

@@ -474,6 +474,7 @@ class LocalStack:
             self._env.remove(["BILLOPS_WEBHOOK_TOKEN"])
         self._env.set(environment)
         _forget_cached_settings()
+        _refuse_impossible_settings()
 
     def _start_domain_events(self, _: LocalStack) -> None:
         tap = DomainEventsTap(self.aws_endpoint, [bus.name for bus in self.resources.event_buses.values()])
@@ -689,6 +690,17 @@ class LocalStack:
             lines += ["Run a schedule now:", f"  curl -sS -X POST {self.api_url}/__local/schedules/{first}"]
         lines += ["", READY_LINE]
         print("\n".join(line for line in lines), file=out, flush=True)
+
+
+def _refuse_impossible_settings() -> None:
+    """Settings every function would refuse at its cold start (billops.settings.SettingsError): the stack refuses
+    to start, with the same message, rather than answer every request with an import error."""
+    from billops.settings import SettingsError, settings_from_env
+
+    try:
+        settings_from_env()
+    except SettingsError as error:
+        raise LocalStackError(str(error)) from None
 
 
 def _forget_cached_settings() -> None:

@@ -153,3 +153,48 @@ def test_personal_fields_are_copied_encrypted_newest_value_first_with_the_data_k
     clear = revealed_subscriber(record)
     assert clear["email"] == "new.address@example.org"  # the newest value of each field wins
     assert clear["username"] == "janesale"  # only the sale carried it
+
+
+@pytest.mark.parametrize("event_type", ["NewSaleFailure", "UpgradeFailure", "UpSaleFailure", "CrossSaleFailure"])
+def test_a_declined_purchase_naming_a_subscription_never_makes_it_active(stack, event_type):
+    assert stack.post(event_type, transactionId="0117240102000000990", timestamp="2026-01-01 09:00:00",
+                      failureCode="BE-31", failureReason="Insufficient Funds") == 200
+    assert stack.project() == {"batchItemFailures": []}
+    record = _state(stack)
+    assert record["status"] == "declined" and record["known_from_sale"] is False
+    assert [entry["event_type"] for entry in record["history"]] == [event_type]
+    # The sale CCBill then approved under that ID makes it active, whatever the order.
+    sale_type, sale = LIFECYCLE[0]
+    assert stack.post(sale_type, **sale) == 200
+    stack.project()
+    assert _state(stack)["status"] == "active"
+
+
+def test_a_declined_purchase_never_reactivates_an_expired_subscription(stack):
+    sale_type, sale = LIFECYCLE[0]
+    stack.post(sale_type, **sale)
+    stack.post("Expiration", timestamp="2026-03-01 10:00:00")
+    stack.project()
+    assert _state(stack)["status"] == "expired"
+    for number, event_type in enumerate(["NewSaleFailure", "UpgradeFailure", "UpSaleFailure", "CrossSaleFailure"]):
+        assert stack.post(event_type, transactionId=f"011724010200000095{number}", timestamp="2026-03-05 10:00:00",
+                          clientSubacc="0001") == 200
+    stack.project()
+    record = _state(stack)
+    assert record["status"] == "expired" and record["client_subacc"] == "0000" and record["event_count"] == 6
+
+
+def test_a_reactivation_sorts_after_an_expiration_received_before_it_even_one_stamped_later(stack):
+    """CCBill's clock or time zone ahead of ours: the expiration reads a later time than our clock when the
+    reactivation arrives. CCBill sent the expiration first, so the reactivation wins."""
+    sale_type, sale = LIFECYCLE[0]
+    stack.post(sale_type, **sale)
+    assert stack.post("Expiration", timestamp="2099-01-01 10:00:00") == 200
+    stack.project()
+    assert _state(stack)["status"] == "expired"
+    assert stack.post("UserReactivation", nextRenewalDate="2099-02-01") == 200
+    stack.project()
+    record = _state(stack)
+    assert record["status"] == "active" and record.get("expired_at") is None
+    assert [entry["event_type"] for entry in record["history"]] == ["NewSaleSuccess", "Expiration",
+                                                                      "UserReactivation"]

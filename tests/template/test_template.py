@@ -191,12 +191,18 @@ def test_tables_have_the_documented_keys_indexes_and_stream(resources: dict[str,
     subscriptions = resources["SubscriptionsTable"]["Properties"]
     assert subscriptions["KeySchema"] == [{"AttributeName": "subscription_id", "KeyType": "HASH"}]
     indexes = {index["IndexName"]: index for index in subscriptions["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"by_status", "by_original_subscription"}
+    assert set(indexes) == {"by_status", "by_original_subscription", "by_customer_reference"}
     assert [k["AttributeName"] for k in indexes["by_status"]["KeySchema"]] == ["status", "updated_at"]
     # Never ALL: every fold rewrites the entry (updated_at changes), so it must stay small.
     assert indexes["by_status"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["client_subacc", "ccbill_view"]}
     assert [k["AttributeName"] for k in indexes["by_original_subscription"]["KeySchema"]] == [
         "original_subscription_id", "signed_up_at"]
+    # Keyed by created_at, which no fold changes, and carrying only the list's filters: a fold writes nothing here
+    # unless the status, subaccount or reference itself changed.
+    assert [k["AttributeName"] for k in indexes["by_customer_reference"]["KeySchema"]] == [
+        "customer_reference", "created_at"]
+    assert indexes["by_customer_reference"]["Projection"] == {"ProjectionType": "INCLUDE",
+                                                              "NonKeyAttributes": ["status", "client_subacc"]}
     _assert_index_attributes_are_strings(subscriptions)
 
 
@@ -893,6 +899,7 @@ def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str
         "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable"), _arn("ApiKeysTable")},
         "dynamodb:BatchGetItem": {_arn("SubscriptionsTable")},
         "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_status"),
+                           _sub("${SubscriptionsTable.Arn}/index/by_customer_reference"),
                            _arn("DeliveryLogTable"),
                            _sub("${OperationsTable.Arn}/index/by_subscription")},
         # Operations are created, never moved (only the worker moves them); the keys table gets counters and

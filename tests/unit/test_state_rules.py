@@ -111,3 +111,135 @@ def test_reactivation_after_cancellation_and_billing_date_change():
 def test_unknown_event_types_are_kept_without_changing_state():
     unknown = event("SomethingNew", "2026-01-02T00:00:00Z")
     assert derive_state(SUB, [NEW_SALE, unknown])["status"] == derive_state(SUB, [NEW_SALE])["status"]
+
+
+# --- declined purchases (issue 11, part 4) --------------------------------------------------------------------------
+
+SALE_FAILURES = ("NewSaleFailure", "UpgradeFailure", "UpSaleFailure", "CrossSaleFailure")
+
+
+def declined(event_type, occurred_at, **fields):
+    return event(event_type, occurred_at, key=f"{event_type}#sha256#{occurred_at}", failureCode="BE-31",
+                 failureReason="Insufficient Funds", subscriptionInitialPrice="2.95", initialPeriod="3", **fields)
+
+
+def test_a_declined_purchase_that_names_a_subscription_never_makes_it_active():
+    for event_type in SALE_FAILURES:
+        state = derive_state(SUB, [declined(event_type, "2026-01-01T10:00:00Z")])
+        assert state["status"] == "declined", event_type
+        assert state["signed_up_at"] is None and state["initial_price"] is None and not state["known_from_sale"]
+
+
+def test_declined_purchases_never_reactivate_a_subscription_nor_move_it():
+    expired = [NEW_SALE, RENEWAL_1, CANCEL, EXPIRE]
+    cancelled = [NEW_SALE, RENEWAL_1, CANCEL]
+    for history, status in ((expired, "expired"), (cancelled, "cancelled")):
+        before = derive_state(SUB, history)
+        for event_type in SALE_FAILURES:
+            for moment in ("2025-12-31T00:00:00Z", "2026-02-09T00:00:00Z", "2026-04-01T00:00:00Z"):
+                failure = declined(event_type, moment, clientSubacc="0009")
+                after = derive_state(SUB, [*history, failure])
+                assert after["status"] == status, (event_type, moment)
+                assert after["client_subacc"] == "0000"  # a declined up-sale into another subaccount moves nothing
+                assert {k: v for k, v in after.items() if k != "last_event_at"} == {
+                    k: v for k, v in before.items() if k != "last_event_at"}
+
+
+def test_a_sale_after_a_declined_attempt_is_active_in_any_order():
+    failure = declined("NewSaleFailure", "2025-12-31T23:00:00Z")
+    for order in itertools.permutations([failure, NEW_SALE, RENEWAL_1]):
+        state = derive_state(SUB, order)
+        assert state["status"] == "active" and state["known_from_sale"]
+
+
+def test_a_renewal_failure_keeps_the_status_and_records_the_decline():
+    for history, status in (([NEW_SALE], "active"), ([NEW_SALE, CANCEL], "cancelled"),
+                            ([NEW_SALE, CANCEL, EXPIRE], "expired")):
+        failure = event("RenewalFailure", "2026-03-09T10:00:00Z", transactionId="77", failureCode="BE-29",
+                        failureReason="Card Expired", nextRetryDate="2026-03-12", renewalDate="2026-03-09")
+        state = derive_state(SUB, [*history, failure])
+        assert state["status"] == status
+        assert state["last_renewal_failure"] == {
+            "transaction_id": "77", "failure_code": "BE-29", "failure_reason": "Card Expired",
+            "decline_text": "Card Expired", "renewal_date": "2026-03-09", "next_retry_date": "2026-03-12",
+            "occurred_at": "2026-03-09T10:00:00Z"}
+
+
+# --- events without a timestamp (issue 11, part 6) ------------------------------------------------------------------
+
+
+def received(event_type, received_at, occurred_at=None, key=None, **fields):
+    delivery = {
+        "pk": key or f"{event_type}#{received_at}",
+        "event_type": event_type,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+        "fields": {"subscriptionId": SUB, "clientAccnum": "900100", "clientSubacc": "0000", **fields},
+    }
+    return history_entry(delivery)
+
+
+def test_a_reactivation_received_in_the_second_of_an_expiration_sorts_after_it():
+    # CCBill's timestamps have whole seconds; ours have microseconds. The expiration happened before CCBill sent
+    # the reactivation, so within 10:00:00 it cannot be later than a reactivation received at 10:00:00.5.
+    expire = received("Expiration", "2026-03-08T10:00:00.200000Z", "2026-03-08T10:00:00Z")
+    reactivate = received("UserReactivation", "2026-03-08T10:00:00.500000Z", transactionId="91")
+    for order in itertools.permutations([NEW_SALE, expire, reactivate]):
+        assert derive_state(SUB, order)["status"] == "active"
+
+
+def test_a_reactivation_sorts_after_what_was_received_before_it_whatever_its_timestamp_says():
+    # CCBill's clock or zone runs ahead of ours: the cancellation reads 15:00 though it reached us at 10:00:01.
+    # The reactivation we received at 12:00 came after it (CCBill sent it later) and must win.
+    cancel = received("Cancellation", "2026-02-08T10:00:01.000000Z", "2026-02-08T15:00:00Z", reason="Other")
+    expire = received("Expiration", "2026-02-08T11:00:00.000000Z", "2026-02-08T16:00:00Z")
+    reactivate = received("UserReactivation", "2026-02-08T12:00:00.000000Z", transactionId="92")
+    for order in itertools.permutations([NEW_SALE, cancel, expire, reactivate]):
+        state = derive_state(SUB, order)
+        assert state["status"] == "active" and state["cancelled_at"] is None and state["expired_at"] is None
+        assert state["reactivated_at"] == "2026-02-08T12:00:00.000000Z"
+
+
+def test_a_cancellation_sent_after_a_reactivation_still_cancels():
+    expire = received("Expiration", "2026-02-08T10:00:01.000000Z", "2026-02-08T10:00:00Z")
+    reactivate = received("UserReactivation", "2026-02-08T12:00:00.000000Z", transactionId="93")
+    cancel_later = received("Cancellation", "2026-02-09T09:00:00.000000Z", "2026-02-09T09:00:00Z", reason="Other")
+    for order in itertools.permutations([NEW_SALE, expire, reactivate, cancel_later]):
+        assert derive_state(SUB, order)["status"] == "cancelled"
+
+
+def test_histories_with_reactivations_converge_in_every_order_and_with_repeats():
+    history = [NEW_SALE, RENEWAL_1,
+               received("Cancellation", "2026-02-08T10:00:01.000000Z", "2026-02-08T15:00:00Z"),
+               received("UserReactivation", "2026-02-08T12:00:00.000000Z", transactionId="94"),
+               received("RenewalSuccess", "2026-03-10T10:00:02.000000Z", "2026-03-10T10:00:00Z", transactionId="95"),
+               received("Cancellation", "2026-03-20T10:00:01.000000Z", "2026-03-20T10:00:00Z", key="second-cancel"),
+               received("UserReactivation", "2026-03-21T08:00:00.000000Z", transactionId="96"),
+               received("Expiration", "2026-04-20T10:00:01.000000Z", "2026-04-20T10:00:00Z")]
+    expected = derive_state(SUB, history)
+    assert expected["status"] == "expired" and expected["times_rebilled"] == 2
+    rng = random.Random(11)
+    for _ in range(200):
+        shuffled = history + rng.sample(history, 3)
+        rng.shuffle(shuffled)
+        assert derive_state(SUB, shuffled) == expected
+
+
+# --- the customer reference (issue 11, part 5) ----------------------------------------------------------------------
+
+
+def test_the_customer_reference_comes_from_the_declared_field_newest_first():
+    def with_reference(event_type, occurred_at, value, **fields):
+        delivery = {"pk": f"{event_type}#{occurred_at}", "event_type": event_type, "occurred_at": occurred_at,
+                    "received_at": "2026-11-22T00:00:00.000000Z",
+                    "fields": {"subscriptionId": SUB, "X-user_id": value, **fields}}
+        return history_entry(delivery, "x-USER_ID")
+
+    sale = with_reference("NewSaleSuccess", "2026-01-01T10:00:00Z", " 1234 ")
+    assert sale["customer_reference"] == "1234"
+    assert "X-user_id" not in sale["fields"]  # the history keeps no pass-through field itself
+    update = with_reference("CustomerDataUpdate", "2026-02-01T10:00:00Z", "5678")
+    for order in itertools.permutations([sale, update, RENEWAL_1]):
+        assert derive_state(SUB, order)["customer_reference"] == "5678"
+    assert derive_state(SUB, [NEW_SALE])["customer_reference"] is None
+    assert "customer_reference" not in history_entry({"pk": "k", "event_type": "Expiration", "fields": {}}, None)

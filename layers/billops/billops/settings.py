@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -20,6 +21,10 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 def _csv(value: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be honoured: raised at start-up (container init), with the setting's name."""
 
 
 @dataclass(frozen=True)
@@ -44,13 +49,19 @@ class Settings:
     """Look for a hash-keyed delivery under its pre-HMAC key too (deliveries stored before the upgrade)."""
     upgrade_catalogue: str | None = None
     """BILLOPS_UPGRADE_CATALOGUE: upgrades into these accounts/subaccounts are accepted from another account."""
+    passthrough_clear_fields: tuple[str, ...] = ()
+    """Pass-through fields (X-..., referringUrl) the merchant declared safe to keep in clear; every other one is
+    personal data (billops.privacy.subscriber_data)."""
+    customer_reference_field: str | None = None
+    """The clear pass-through field that becomes a subscription's customer_reference (e.g. X-user_id)."""
 
     @property
     def is_local(self) -> bool:
         return self.environment == "local"
 
 
-def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Settings:
+def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
+    """The settings; raises SettingsError when one cannot be honoured (the container refuses to start)."""
     environment = env.get("BILLOPS_ENV", "local").strip() or "local"
     cidrs = _csv(env.get("BILLOPS_ALLOWED_CIDRS")) if "BILLOPS_ALLOWED_CIDRS" in env else CCBILL_WEBHOOK_CIDRS
     trust_loopback = env.get("BILLOPS_LOCAL_ALLOW_LOOPBACK", "true").strip().lower() not in ("false", "0", "no")
@@ -69,6 +80,7 @@ def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Se
         max_body = int(env.get("BILLOPS_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
     except ValueError:
         max_body = DEFAULT_MAX_BODY_BYTES
+    clear_fields, reference_field = _pass_through_settings(env)
     return Settings(
         environment=environment,
         events_table=env.get("BILLOPS_EVENTS_TABLE", "billops-events"),
@@ -87,7 +99,28 @@ def settings_from_env(env: dict[str, str] | os._Environ[str] = os.environ) -> Se
         check_legacy_delivery_keys=env.get("BILLOPS_CHECK_LEGACY_DELIVERY_KEYS", "true").strip().lower()
         not in ("false", "0", "no", "off"),
         upgrade_catalogue=env.get("BILLOPS_UPGRADE_CATALOGUE") or None,
+        passthrough_clear_fields=clear_fields,
+        customer_reference_field=reference_field,
     )
+
+
+def _pass_through_settings(env: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """BILLOPS_PASSTHROUGH_CLEAR_FIELDS and BILLOPS_CUSTOMER_REFERENCE_FIELD, refused when they would put personal
+    data in clear: only pass-through fields can be declared clear, and the reference must be one of them."""
+    from billops.privacy.subscriber_data import is_pass_through
+
+    clear_fields = _csv(env.get("BILLOPS_PASSTHROUGH_CLEAR_FIELDS"))
+    for name in clear_fields:
+        if not is_pass_through(name):
+            raise SettingsError(f"BILLOPS_PASSTHROUGH_CLEAR_FIELDS names {name!r}, which is not a pass-through field: "
+                                "only X-... fields (and referringUrl) can be declared safe to keep in clear.")
+    reference = (env.get("BILLOPS_CUSTOMER_REFERENCE_FIELD") or "").strip() or None
+    if reference is not None and reference.lower() not in {name.lower() for name in clear_fields}:
+        raise SettingsError(f"BILLOPS_CUSTOMER_REFERENCE_FIELD is {reference!r}, which BILLOPS_PASSTHROUGH_CLEAR_FIELDS "
+                            "does not declare clear: a customer reference is stored and indexed in clear, so add "
+                            f"{reference} to BILLOPS_PASSTHROUGH_CLEAR_FIELDS (if it holds no personal data) or "
+                            "unset BILLOPS_CUSTOMER_REFERENCE_FIELD.")
+    return clear_fields, reference
 
 
 @lru_cache(maxsize=1)

@@ -84,3 +84,28 @@ def test_the_session_check_fails_on_a_leak_and_on_a_collector_that_failed(tmp_pa
 
     logs.collect(unreachable)
     assert any("could not collect" in leak.what for leak in logs.check())
+
+
+def test_pass_through_values_are_looked_for_those_of_the_samples_and_those_a_stack_stored():
+    from billops.privacy.field_encryption import FieldCipher
+    from billops_local.log_leaks import _add_pass_through_values
+
+    scanner = seeded_scanner("e2e-webhook-token")
+    fields = sample_fields("NewSaleSuccess")
+    sample_values = [fields[name] for name in fields if name.startswith("X-") or name == "referringUrl"]
+    assert sample_values
+    for value in sample_values:
+        assert [leak.what for leak in scanner.scan_text(f"debug {value}", "a")], value
+
+    class FakeKms:
+        def generate_data_key(self, **_):
+            return {"Plaintext": bytes(32), "CiphertextBlob": b"wrapped-data-key"}
+
+        def decrypt(self, **_):
+            return {"Plaintext": bytes(32)}
+
+    kms = FakeKms()
+    sealed, keys = FieldCipher("key", lambda: kms).encrypt_fields({"X-email": "someone.unknown@example.org"})
+    _add_pass_through_values(scanner, kms, [("X-email", sealed["X-email"], keys)])
+    found = scanner.scan_text('{"message": "oops", "value": "someone.unknown@example.org"}', "b")
+    assert "a pass-through field (X-email)" in {leak.what for leak in found}

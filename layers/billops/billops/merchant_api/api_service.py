@@ -59,6 +59,21 @@ def _suppress_domain_events(headers: Mapping[str, str]) -> bool:
     return False
 
 
+MAX_CUSTOMER_REFERENCE_CHARS = 200
+
+
+def _customer_reference(value: str | None) -> str | None:
+    """A customer reference to search by (stored as the pass-through field carried it, stripped)."""
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    if not text or len(text) > MAX_CUSTOMER_REFERENCE_CHARS or any(ord(char) < 32 or ord(char) == 127
+                                                                   for char in text):
+        raise failures.param_wrong_value(f"customer_reference must be 1 to {MAX_CUSTOMER_REFERENCE_CHARS} characters, "
+                                         "without control characters.", "customer_reference")
+    return text
+
+
 def _digits(value: str | None, param: str, *, length: int) -> str | None:
     if value is None or value == "":
         return None
@@ -153,16 +168,17 @@ class MerchantApi:
 
     def list_subscriptions(self, key: ApiKey, raw_query: str | None) -> Answer:
         require_scope(key, READ)
-        query = parse_query(raw_query, ("status", "client_subacc", "limit", "offset"))
+        query = parse_query(raw_query, ("status", "client_subacc", "customer_reference", "limit", "offset"))
         status = query.get("status") or None
         if status is not None and status not in SUBSCRIPTION_STATUSES:
             raise failures.param_wrong_value(f"status must be one of {', '.join(SUBSCRIPTION_STATUSES)}.", "status")
         subacc = _digits(query.get("client_subacc"), "client_subacc", length=4)
+        customer_reference = _customer_reference(query.get("customer_reference"))
         limit = parse_limit(query.get("limit"))
         position = decode_offset(query.get("offset"))
         found = self._read(lambda: self.queries.subscriptions(
             status=status, client_subacc=subacc.zfill(4) if subacc else None, limit=limit, position=position,
-            start_key=dynamodb_key(position)))
+            start_key=dynamodb_key(position), customer_reference=customer_reference))
         return Answer(200, page([{"subscription": subscription_resource(item)} for item in found.items],
                                 found.next_position))
 

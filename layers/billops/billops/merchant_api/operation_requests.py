@@ -214,6 +214,9 @@ class OperationRequests:
             return self._queued(lambda: submit_again(existing, message, settings=self.settings, sqs=self.sqs))
 
         facts = self.facts_store.facts(request.subscription_id, subscription)
+        if subscription.get("status") == "declined":
+            raise failures.invalid_state(f"Subscription {request.subscription_id} is known only from declined "
+                                         "purchases: CCBill never started it, so no operation can change it.")
         if facts.state is SubscriptionState.EXPIRED:
             raise failures.invalid_state(f"Subscription {request.subscription_id} has expired; no operation can "
                                          "change it.")

@@ -5,6 +5,8 @@
   filter on the page (DynamoDB reads past the non-matching ones). The index holds keys and ``client_subacc`` only
   (a whole-record projection would make every fold write the record twice), so a page's records are then read
   with BatchGetItem - only the attributes a resource shows (never the history: it can be large).
+  With ``customer_reference``: the ``by_customer_reference`` index (customer_reference, created_at), newest
+  first, ``status`` and ``client_subacc`` as filters on the page (the index carries both).
 * a subscription's events: its record's history (the webhooks folded into it), newest first.
 * a subscription's operations: the operations table's ``by_subscription`` index, newest first.
 * recent webhook deliveries: the delivery log table (billops.storage.delivery_log_table: envelope only, no body, no
@@ -22,16 +24,17 @@ from billops.storage.delivery_log_table import QUARANTINED, envelope
 from billops.storage.errors import StorageUnavailable
 from billops.storage.events_table import from_dynamodb
 
-SUBSCRIPTION_STATUSES = ("active", "cancelled", "expired")
+SUBSCRIPTION_STATUSES = ("active", "cancelled", "expired", "declined")
 SUBSCRIPTION_ATTRIBUTES = (
     "subscription_id", "status", "client_accnum", "client_subacc", "initial_price", "recurring_price", "currency",
     "currency_code", "initial_period", "recurring_period", "rebills", "recurring", "subscription_type_id",
     "times_rebilled", "next_renewal_date", "signed_up_at", "last_renewal_at", "last_renewal_failure", "cancelled_at",
     "cancel_reason", "expired_at", "reactivated_at", "original_subscription_id", "original_client_accnum",
     "original_client_subacc", "card", "billed", "chargebacks", "refunds", "voids", "returns", "subscriber",
-    "operation_facts", "created_at", "updated_at",
+    "operation_facts", "created_at", "updated_at", "customer_reference",
 )
 BY_STATUS = "by_status"
+BY_CUSTOMER_REFERENCE = "by_customer_reference"
 BY_SUBSCRIPTION = "by_subscription"
 
 
@@ -82,7 +85,11 @@ class MerchantQueries:
         return self._client_factory()
 
     def subscriptions(self, *, status: str | None, client_subacc: str | None, limit: int,
-                      position: dict[str, Any] | None, start_key: dict[str, Any] | None) -> Page:
+                      position: dict[str, Any] | None, start_key: dict[str, Any] | None,
+                      customer_reference: str | None = None) -> Page:
+        if customer_reference is not None:
+            return self._subscriptions_of_customer(customer_reference, status=status, client_subacc=client_subacc,
+                                                   limit=limit, start_key=start_key)
         statuses = [status] if status else list(SUBSCRIPTION_STATUSES)
         index = int((position or {}).get("s", 0)) if not status else 0
         if not 0 <= index < len(statuses):
@@ -110,6 +117,31 @@ class MerchantQueries:
             index += 1
         more = index < len(statuses)
         return Page(found, {"s": index, "key": None} if more else None)
+
+    def _subscriptions_of_customer(self, customer_reference: str, *, status: str | None, client_subacc: str | None,
+                                   limit: int, start_key: dict[str, Any] | None) -> Page:
+        """One customer's subscriptions, newest first: a Query of the sparse by_customer_reference index."""
+        names = {"#reference": "customer_reference", "#id": "subscription_id"}
+        values: dict[str, Any] = {":reference": {"S": customer_reference}}
+        filters = []
+        for attribute, value in (("status", status), ("client_subacc", client_subacc)):
+            if value:
+                names[f"#{attribute}"] = attribute
+                values[f":{attribute}"] = {"S": value}
+                filters.append(f"#{attribute} = :{attribute}")
+        base: dict[str, Any] = {
+            "TableName": self.subscriptions_table, "IndexName": BY_CUSTOMER_REFERENCE,
+            "KeyConditionExpression": "#reference = :reference", "ScanIndexForward": False,
+            "ProjectionExpression": "#id", "ExpressionAttributeNames": names, "ExpressionAttributeValues": values,
+        }
+        if filters:
+            base["FilterExpression"] = " AND ".join(filters)
+        items, key = _fill(self.client, base, limit, start_key)
+        records = self._subscription_records([str(item["subscription_id"]) for item in items])
+        # The index lags the table a little: a record whose reference has changed since is left out.
+        found = [record for record in records if record.get("customer_reference") == customer_reference
+                 and (not status or record.get("status") == status)]
+        return Page(found, {"key": key} if key else None)
 
     def _subscription_records(self, ids: list[str]) -> list[dict[str, Any]]:
         """The records of ``ids`` (one BatchGetItem: a page is at most 100), in that order; unprocessed keys retried."""

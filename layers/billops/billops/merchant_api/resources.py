@@ -75,7 +75,8 @@ def _money(value: Any) -> str | None:
 
 
 def customer_fields(subscriber: Mapping[str, str]) -> dict[str, str]:
-    return {snake(name): value for name, value in sorted(subscriber.items())}
+    """CCBill's personal fields in snake_case; pass-through fields (the merchant's own ``X-...`` names) as named."""
+    return {name if name[:2].lower() == "x-" else snake(name): value for name, value in sorted(subscriber.items())}
 
 
 def subscription_resource(record: Mapping[str, Any], *, customer: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -137,6 +138,7 @@ def subscription_resource(record: Mapping[str, Any], *, customer: Mapping[str, s
         "voids": _int(record.get("voids")) or 0,
         "returns": _int(record.get("returns")) or 0,
         "customer": customer_fields(customer if customer is not None else masked_subscriber(record)),
+        "customer_reference": _text(record.get("customer_reference")),
         "created_at": _text(record.get("created_at")),
         "updated_at": _text(record.get("updated_at")),
     }

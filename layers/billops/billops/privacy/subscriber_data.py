@@ -7,7 +7,7 @@ encryption (issue 6) changes one place. The consumer's `password` is dropped at 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 NEVER_STORED = frozenset({"password"})
 """Fields dropped on arrival. CCBill sends the consumer's site password on some events; we have no use for it."""
@@ -31,6 +31,11 @@ PERSONAL_FIELDS = frozenset(
     }
 )
 """Names, contact data, address, IP address and username: personal data, kept only in the `subscriber` map."""
+
+FORM_VARIABLE_PREFIX = "x-"
+"""Merchants add their own variables to CCBill's payment form; CCBill echoes them back as `X-<name>` fields."""
+PASS_THROUGH_FIELDS = frozenset({"referringUrl"})
+"""CCBill fields that carry what the merchant or the consumer put in a URL (a referring URL can hold a user name)."""
 
 CARD_FIELDS_ALLOWED = frozenset({"bin", "last4", "expDate", "paymentAccount", "cardType", "paymentType", "cardSubType"})
 """Card data CCBill sends that PCI allows us to keep: never more than the BIN, the last four digits and the expiry."""
@@ -89,10 +94,28 @@ def scrub_fields(fields: Mapping[str, str]) -> dict[str, str]:
     return clean
 
 
-def split_personal(fields: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-    """(non-personal fields, personal fields). Both keep CCBill's names."""
-    public = {name: value for name, value in fields.items() if name not in PERSONAL_FIELDS}
-    personal = {name: value for name, value in fields.items() if name in PERSONAL_FIELDS}
+def is_pass_through(name: str) -> bool:
+    """A pass-through field: `X-...` (any case) or referringUrl. billops cannot know what these hold."""
+    return name.lower().startswith(FORM_VARIABLE_PREFIX) or name in PASS_THROUGH_FIELDS
+
+
+def is_personal(name: str, clear_pass_through: frozenset[str] | set[str] = frozenset()) -> bool:
+    """Personal data: CCBill's personal fields, and every pass-through field the merchant did not declare clear
+    (BILLOPS_PASSTHROUGH_CLEAR_FIELDS; ``clear_pass_through`` holds those names lower-cased: matched ignoring case)."""
+    if name in PERSONAL_FIELDS:
+        return True
+    return is_pass_through(name) and name.lower() not in clear_pass_through
+
+
+def split_personal(fields: Mapping[str, str], clear_pass_through: Iterable[str] = ()
+                   ) -> tuple[dict[str, str], dict[str, str]]:
+    """(non-personal fields, personal fields). Both keep CCBill's names; pass-through fields are personal unless
+    named in ``clear_pass_through``."""
+    clear = {name.lower() for name in clear_pass_through}
+    public: dict[str, str] = {}
+    personal: dict[str, str] = {}
+    for name, value in fields.items():
+        (personal if is_personal(name, clear) else public)[name] = value
     return public, personal
 
 

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from billops.privacy.field_encryption import data_key_references
 from billops.storage.errors import RevisionConflict
 from billops.storage.subscriptions_table import SubscriptionsTable
-from billops.subscriptions.state_rules import derive_state, history_entry, sort_key
+from billops.subscriptions.state_rules import derive_state, history_entry, ordered, sort_key
 
 MAX_ATTEMPTS = 8
 CARRIED_ATTRIBUTES = ("ccbill_view", "operation_facts", "cancel_discount_price")
@@ -38,18 +38,21 @@ def _now() -> str:
 
 class SubscriptionProjection:
     def __init__(self, table: SubscriptionsTable, clock: Callable[[], str] = _now,
-                 on_change: Callable[[Mapping[str, Any] | None, Mapping[str, Any]], None] | None = None) -> None:
+                 on_change: Callable[[Mapping[str, Any] | None, Mapping[str, Any]], None] | None = None,
+                 customer_reference_field: str | None = None) -> None:
         self.table = table
         self.clock = clock
         self.on_change = on_change
         """Called after each successful write with (the record before, the record written)."""
+        self.customer_reference_field = customer_reference_field
+        """BILLOPS_CUSTOMER_REFERENCE_FIELD: the clear pass-through field kept as the record's customer_reference."""
 
     def apply_delivery(self, delivery: Mapping[str, Any]) -> str:
         """Merge one stored delivery. Returns "applied", "already_applied" or "skipped" (nothing to project)."""
         if delivery.get("record_type") != "delivery" or not delivery.get("subscription_id"):
             return "skipped"
         subscription_id = str(delivery["subscription_id"])
-        entry = history_entry(delivery)
+        entry = history_entry(delivery, self.customer_reference_field)
         personal = {name: str(value) for name, value in (delivery.get("subscriber") or {}).items() if value}
         delivery_keys = dict(delivery.get("subscriber_keys") or {})
         for _ in range(MAX_ATTEMPTS):
@@ -58,7 +61,7 @@ class SubscriptionProjection:
             if any(existing["key"] == entry["key"] for existing in history):
                 return "already_applied"
             history.append(entry)
-            history.sort(key=sort_key)
+            history = list(ordered(history))
             state = derive_state(subscription_id, history)
             subscriber = dict((current or {}).get("subscriber") or {})
             subscriber_as_of = dict((current or {}).get("subscriber_as_of") or {})

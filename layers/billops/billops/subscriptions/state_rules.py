@@ -7,12 +7,21 @@ the order and number of deliveries; an event for a subscription not yet seen (a 
 NewSaleSuccess) simply waits in the history until the rest arrives.
 
 Status vocabulary: `active`; `cancelled` = recurring billing stopped but paid through (access continues until
-expiration); `expired` = access ended. A subscription known only from later events starts `active`.
+expiration); `expired` = access ended; `declined` = known only from declined purchases (NewSaleFailure,
+UpgradeFailure, UpSaleFailure, CrossSaleFailure carrying a subscriptionId): CCBill never started it. A declined
+purchase changes nothing of a subscription that exists; a subscription known only from later events starts
+`active`.
+
+Order: events with CCBill's `timestamp` sort by it; an event without one (UserReactivation) cannot be placed by a
+clock it does not carry, so it is placed by facts we have: it happened no earlier than we received it, and after
+every event we had received before it (CCBill sent those first, whatever their timestamps say: the time zone of
+CCBill's timestamps is an assumption). See `ordered`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -23,6 +32,7 @@ from billops.webhooks.event_types import EventType
 ACTIVE = "active"
 CANCELLED = "cancelled"
 EXPIRED = "expired"
+DECLINED = "declined"
 
 SALE_EVENTS = {
     EventType.NEW_SALE_SUCCESS.value,
@@ -31,6 +41,13 @@ SALE_EVENTS = {
     EventType.CROSS_SALE_SUCCESS.value,
     EventType.MANUAL_ADD.value,
 }
+SALE_FAILURE_EVENTS = {
+    EventType.NEW_SALE_FAILURE.value,
+    EventType.UPGRADE_FAILURE.value,
+    EventType.UP_SALE_FAILURE.value,
+    EventType.CROSS_SALE_FAILURE.value,
+}
+"""Declined purchases: they never make a subscription exist, active or otherwise (issue 11, part 4)."""
 COUNTED_REVERSALS = {
     EventType.CHARGEBACK.value: "chargebacks",
     EventType.REFUND.value: "refunds",
@@ -71,21 +88,84 @@ HISTORY_FIELDS = frozenset(
 """The non-personal fields an event keeps in the subscription's history: all the fold needs, nothing personal."""
 
 
-def history_entry(delivery: Mapping[str, Any]) -> dict[str, Any]:
-    """The compact history entry of a stored delivery (an events-table item)."""
+def history_entry(delivery: Mapping[str, Any], customer_reference_field: str | None = None) -> dict[str, Any]:
+    """The compact history entry of a stored delivery (an events-table item).
+
+    ``customer_reference_field`` (BILLOPS_CUSTOMER_REFERENCE_FIELD, a pass-through field the merchant declared
+    clear) is kept as the entry's ``customer_reference`` when the delivery carries it.
+    """
     fields = delivery.get("fields") or {}
-    return {
+    entry = {
         "key": delivery["pk"],
         "event_type": delivery["event_type"],
         "occurred_at": delivery.get("occurred_at"),
         "received_at": delivery.get("received_at"),
         "fields": {name: str(value) for name, value in fields.items() if name in HISTORY_FIELDS and value != ""},
     }
+    reference = _field_value(fields, customer_reference_field) if customer_reference_field else None
+    if reference:
+        entry["customer_reference"] = reference
+    return entry
+
+
+def _field_value(fields: Mapping[str, Any], name: str) -> str | None:
+    """A field by name, exactly or, failing that, ignoring case (CCBill echoes pass-through names as the form had
+    them; the merchant's setting may spell them otherwise)."""
+    value = fields.get(name)
+    if value is None:
+        folded = name.lower()
+        value = next((item for key, item in fields.items() if str(key).lower() == folded), None)
+    text = str(value).strip() if value is not None else ""
+    return text or None
 
 
 def sort_key(entry: Mapping[str, Any]) -> tuple[str, int, str]:
+    """One entry's own place (its moment, then the lifecycle order): what personal fields' "newest wins" uses.
+
+    The fold itself orders the whole history with `ordered`, which places events without a timestamp better.
+    """
     moment = entry.get("occurred_at") or entry.get("received_at") or ""
     return (moment, _PRECEDENCE.get(entry["event_type"], _UNKNOWN_PRECEDENCE), entry["key"])
+
+
+def _instant(text: Any) -> str:
+    """An ISO-8601 time as UTC text with microseconds, so that `...10:00:00Z` and `...10:00:00.500000Z` compare by
+    time (as plain text `.` sorts before `Z`: a delivery received at 10:00:00.5 sorted before an event of 10:00:00)."""
+    if not text:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(text))
+    except ValueError:
+        return str(text)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def ordered(history: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The history, deduplicated by key, in the order the fold applies it.
+
+    An event with CCBill's timestamp sorts by it (the lifecycle order breaks same-second ties). An event without
+    one (UserReactivation) sorts at the latest of: when we received it, and the timestamp of every event we had
+    received before it - CCBill sent those first, so they happened first, even when their timestamps (in a time
+    zone we assume, from a clock we do not control) read later than our clock. It sorts after a timestamped event
+    of the same moment. Everything here is a fact stored with each delivery, so the same set of events always
+    gives the same order (convergence), whatever the order they arrived or were folded in.
+    """
+    unique = {entry["key"]: entry for entry in history}
+    received_timed = sorted(
+        (_instant(entry.get("received_at")), _instant(entry["occurred_at"]))
+        for entry in unique.values() if entry.get("occurred_at"))
+
+    def place(entry: Mapping[str, Any]) -> tuple[str, int, str, int, str]:
+        precedence = _PRECEDENCE.get(entry["event_type"], _UNKNOWN_PRECEDENCE)
+        if entry.get("occurred_at"):
+            return (_instant(entry["occurred_at"]), 0, "", precedence, entry["key"])
+        received = _instant(entry.get("received_at"))
+        moment = max([received, *(occurred for seen, occurred in received_timed if seen < received)])
+        return (moment, 1, received, precedence, entry["key"])
+
+    return sorted(unique.values(), key=place)
 
 
 def _money(value: str | None) -> str | None:
@@ -149,6 +229,7 @@ def initial_state(subscription_id: str) -> dict[str, Any]:
         "reactivated_at": None,
         "last_event_at": None,
         "known_from_sale": False,
+        "customer_reference": None,
     }
 
 
@@ -204,6 +285,14 @@ def _apply(state: dict[str, Any], entry: Mapping[str, Any]) -> None:
     event_type = entry["event_type"]
     fields: Mapping[str, str] = entry.get("fields") or {}
     moment = entry.get("occurred_at") or entry.get("received_at")
+    state["customer_reference"] = entry.get("customer_reference") or state["customer_reference"]
+    if event_type in SALE_FAILURE_EVENTS:
+        # A declined purchase is kept in the history and changes nothing else: not the status (never active,
+        # never reactivated), not the account (a declined up-sale may name another subaccount).
+        state["client_accnum"] = state["client_accnum"] or fields.get("clientAccnum")
+        state["client_subacc"] = state["client_subacc"] or fields.get("clientSubacc")
+        state["last_event_at"] = moment
+        return
     state["client_accnum"] = fields.get("clientAccnum") or state["client_accnum"]
     state["client_subacc"] = fields.get("clientSubacc") or state["client_subacc"]
     if event_type in SALE_EVENTS:
@@ -254,8 +343,10 @@ def _apply(state: dict[str, Any], entry: Mapping[str, Any]) -> None:
 
 def derive_state(subscription_id: str, history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The subscription's state from its history. Pure: depends only on the set of entries, not their order."""
-    unique = {entry["key"]: entry for entry in history}
+    entries = ordered(history)
     state = initial_state(subscription_id)
-    for entry in sorted(unique.values(), key=sort_key):
+    for entry in entries:
         _apply(state, entry)
+    if entries and all(entry["event_type"] in SALE_FAILURE_EVENTS for entry in entries):
+        state["status"] = DECLINED
     return state

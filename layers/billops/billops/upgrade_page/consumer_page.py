@@ -135,7 +135,7 @@ class UpgradePage:
 
     def _render(self, claims: UpgradeLinkClaims, now: datetime) -> PageResult:
         record = self.subscriptions.get(claims.subscription_id)
-        if record is None or record.get("status") in ("expired", "cancelled"):
+        if record is None or record.get("status") in ("expired", "cancelled", "declined"):
             return message(410, "unavailable", "This subscription can’t be upgraded",
                            "The subscription this offer was made for is no longer active, so it can’t be upgraded.",
                            hint="Nothing was changed or charged.")

@@ -197,7 +197,7 @@ def is_current_plan(record: Mapping[str, Any], option: UpgradeOption) -> bool:
 def require_upgradable(record: Mapping[str, Any]) -> None:
     """409 invalid_state_for_request unless the subscription may be upgraded now."""
     status = record.get("status")
-    if status in ("expired", "cancelled"):
+    if status in ("expired", "cancelled", "declined"):
         raise ApiError(409, f"The subscription is {status}; only an active subscription can be upgraded.",
                        "invalid_state_for_request", "invalid_request", None)
     if not record.get("client_accnum") or not record.get("client_subacc"):

@@ -241,7 +241,7 @@ class WebhookIntake:
             detected_version = detect_version(event_type, fields.keys())
         check_delivery_account(event_type_name, fields, self.settings)
         plan = self.keys.plan(event_type_name, fields, transaction_id, legacy_fields)
-        public, personal = split_personal(fields)
+        public, personal = split_personal(fields, self.settings.passthrough_clear_fields)
         subscriber, subscriber_keys = self.cipher.encrypt_fields(personal)
         item = {
             "pk": plan.key,
