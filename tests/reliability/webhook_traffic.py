@@ -338,14 +338,18 @@ class ReferenceRun:
     events: dict[str, dict[str, Any]]
 
 
-def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str) -> ReferenceRun:
-    """Every event once, in order, through WebhookIntake (as an HTTP API event from 127.0.0.1) and the projection."""
+def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str,
+                      delivery_key_secret: str | None = None) -> ReferenceRun:
+    """Every event once, in order, through WebhookIntake (as an HTTP API event from 127.0.0.1) and the projection.
+    ``delivery_key_secret``: the stack's HMAC key of hashed delivery keys, so both runs key deliveries alike."""
     from billops.settings import settings_from_env
     from billops.subscriptions.projection import SubscriptionProjection
     from billops.webhooks.intake import WebhookIntake, WebhookRequest
     from billops_local.http_api_events import http_api_event
 
-    settings = settings_from_env({"BILLOPS_ENV": "local", "BILLOPS_WEBHOOK_TOKEN": token})
+    settings = settings_from_env({"BILLOPS_ENV": "local", "BILLOPS_WEBHOOK_TOKEN": token,
+                                  **({"BILLOPS_DELIVERY_KEY_SECRET": delivery_key_secret} if delivery_key_secret
+                                     else {})})
     events_table = MemoryEvents()
     subscriptions = MemorySubscriptions()
     intake = WebhookIntake(settings, events_table)
