@@ -156,10 +156,10 @@ class Consumer:
             flexform=rng.random() < CHANCE["flexform"], cvv2=rng.random() < CHANCE["cvv2"],
             blank=blank, passthrough_user_id=passthrough, variations=tuple(variations), **card)
 
-    def value(self, name: str, email: str | None) -> str | None:
-        """This consumer's value of a documented field; None when the consumer has none (the field is absent)."""
-        if self.bank and name in ("bin", "cardType", "cardSubType", "avsResponse", "cvv2Response", "threeDSecure",
-                                  "scaResponseStatus"):
+    def value(self, name: str, email: str | None, card_only: frozenset[str]) -> str | None:
+        """This consumer's value of a documented field; None when the consumer has none (the field is absent).
+        ``card_only``: the fields a bank payment lacks (the table's ``card_only``; expDate has its own forms)."""
+        if self.bank and name in card_only and name != "expDate":
             return None
         if name in ("flexId", "flexID") and not self.flexform:
             return None
@@ -218,6 +218,10 @@ class WebhookGenerator:
         self._config = config
         self._lock = threading.Lock()
         self._blankable = tuple(name for name, spec in self.table.fields.items() if spec.may_be_blank)
+        self._card_only = frozenset(name for name, spec in self.table.fields.items() if spec.card_only)
+        # Fields a consumer may lack (bank payments, sales without a FlexForm or a CVV2 check): left out, never
+        # replaced by the table's example.
+        self._consumer_owned = self._card_only | {"flexId", "flexID"}
 
     @property
     def config(self) -> WebhookConfig:
@@ -262,8 +266,8 @@ class WebhookGenerator:
             if name in values:
                 value = values[name]
             else:
-                value = consumer.value(name, values.get("email"))
-                if value is None and name not in _CONSUMER_OWNED:
+                value = consumer.value(name, values.get("email"), self._card_only)
+                if value is None and name not in self._consumer_owned:
                     documented = self.table.field(name)
                     value = None if documented.conditional else documented.example
             if value is not None:
@@ -328,11 +332,6 @@ class WebhookGenerator:
             kind = spec.json_number if spec is not None else None
             written[name] = _number(value, kind) if kind else value
         return written
-
-
-_CONSUMER_OWNED = frozenset({"bin", "cardType", "cardSubType", "avsResponse", "cvv2Response", "threeDSecure",
-                             "scaResponseStatus", "flexId", "flexID", "expDate"})
-"""Fields a consumer may lack (bank payments, sales without a FlexForm or CVV2 check): absent, not the example."""
 
 
 def _shows(variation: str, fields: Mapping[str, str], consumer: Consumer) -> bool:
