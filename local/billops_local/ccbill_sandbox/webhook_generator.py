@@ -261,7 +261,22 @@ class WebhookGenerator:
         version = self._version(spec, config, rng)
         body_format = self._format(spec, version, config, rng)
 
-        text_fields: dict[str, str] = {}
+        text_fields = self._text_fields(spec, version, values, consumer)
+        variations = [name for name in consumer.variations if _shows(name, text_fields, consumer)]
+        if version < spec.newest:
+            variations.append(OLDER_VERSION)
+        written, body, read_back, written_variations = self._write(text_fields, body_format, config, rng)
+        return GeneratedDelivery(
+            event_type=event_type, version=version, body_format=body_format,
+            content_type=JSON_CONTENT_TYPE if body_format == "json" else FORM_CONTENT_TYPE, body=body,
+            fields=written, text_fields=read_back, values=text_fields,
+            variations=tuple(sorted({*variations, *written_variations}, key=VARIATIONS.index)))
+
+    def _text_fields(self, spec: EventSpec, version: int, values: Mapping[str, str | None],
+                     consumer: Consumer) -> dict[str, str]:
+        """The version's fields in the documents' order: the caller's value, else the consumer's, else the table's
+        example (a conditional field without a value is left out), then the pass-through fields."""
+        fields: dict[str, str] = {}
         for name in spec.fields(version):
             if name in values:
                 value = values[name]
@@ -271,38 +286,29 @@ class WebhookGenerator:
                     documented = self.table.field(name)
                     value = None if documented.conditional else documented.example
             if value is not None:
-                text_fields[name] = value
-        text_fields.update({name: value for name, value in values.items()
-                            if name.startswith("X-") and value is not None})
-        # The merchant's own pass-through fields (values) replace the ones drawn for the consumer.
-        if spec.is_purchase and consumer.passthrough_user_id is not None and not any(
-                name.startswith("X-") for name in values):
-            text_fields.update({"X-user_id": consumer.passthrough_user_id, "X-email": text_fields.get("email", ""),
-                                "X-customer_fname": text_fields.get("firstName", consumer.first_name)})
+                fields[name] = value
+        own = {name: value for name, value in values.items() if name.startswith("X-") and value is not None}
+        fields.update(own)
+        # The merchant's own pass-through fields replace the ones drawn for the consumer.
+        if spec.is_purchase and consumer.passthrough_user_id is not None and not own:
+            fields.update({"X-user_id": consumer.passthrough_user_id, "X-email": fields.get("email", ""),
+                           "X-customer_fname": fields.get("firstName", consumer.first_name)})
+        return fields
 
-        variations = [name for name in consumer.variations if _shows(name, text_fields, consumer)]
-        if version < spec.newest:
-            variations.append(OLDER_VERSION)
+    def _write(self, fields: dict[str, str], body_format: str, config: WebhookConfig,
+               rng: Random) -> tuple[dict[str, Any], bytes, dict[str, str], list[str]]:
+        """(fields as written, body, fields as read back, variations of the writing)."""
         if body_format == "json":
             numbers = config.varied and rng.random() < CHANCE["json_numbers"]
-            written = self._json_values(text_fields) if numbers else dict(text_fields)
-            if numbers and written != text_fields:
-                variations.append(JSON_NUMBERS)
+            written = self._json_values(fields) if numbers else dict(fields)
             body = json.dumps(written, ensure_ascii=config.varied and rng.random() < CHANCE["ensure_ascii"]
                               ).encode("utf-8")
-            content_type = JSON_CONTENT_TYPE
             read_back = {name: _as_text(value) for name, value in written.items()}
-        else:
-            written = dict(text_fields)
-            body = _form_body(text_fields)
-            if config.varied and rng.random() < CHANCE["stray_ampersand"]:
-                body = _stray_ampersand(body, rng)
-                variations.append(STRAY_AMPERSAND)
-            content_type = FORM_CONTENT_TYPE
-            read_back = dict(text_fields)
-        return GeneratedDelivery(event_type=event_type, version=version, body_format=body_format,
-                                 content_type=content_type, body=body, fields=written, text_fields=read_back,
-                                 values=text_fields, variations=tuple(sorted(set(variations), key=VARIATIONS.index)))
+            return written, body, read_back, [JSON_NUMBERS] if written != fields else []
+        body = _form_body(fields)
+        if config.varied and rng.random() < CHANCE["stray_ampersand"]:
+            return dict(fields), _stray_ampersand(body, rng), dict(fields), [STRAY_AMPERSAND]
+        return dict(fields), body, dict(fields), []
 
     # --- choices -----------------------------------------------------------------------------------------------
 
