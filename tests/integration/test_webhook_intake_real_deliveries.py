@@ -160,6 +160,19 @@ def test_every_version_of_every_event_type_in_both_formats(receiver, aws_tables,
     assert len(_items(aws_tables)) == len(versions_of(known))
 
 
+def test_fields_real_sales_carry_beyond_the_changelog_mark_no_version(receiver, aws_tables):
+    """Release 5 gave NewSaleSuccess (v5) the bin only; paymentType and cardType went to other types. A bank sale of
+    version 4 or later (expDate and last4, no bin) that carries them, as real sales do, is version 4, not 5."""
+    sale = {name: value for name, value in sample_fields("NewSaleSuccess").items()
+            if name in fields_of(EventType.NEW_SALE_SUCCESS, 4)}
+    status, body = receiver("NewSaleSuccess", {**sale, "paymentType": "CHECK", "cardType": "", "last4": "6789"})
+    assert status == 200 and _one(aws_tables, body["id"])["detected_version"] == 4
+    up_sale = {name: value for name, value in sample_fields("UpSaleSuccess").items()
+               if name in fields_of(EventType.UP_SALE_SUCCESS, 1)}
+    status, body = receiver("UpSaleSuccess", {**up_sale, "threeDSecure": "NOT_APPLICABLE", "paymentType": "CREDIT"})
+    assert status == 200 and _one(aws_tables, body["id"])["detected_version"] == 1
+
+
 # --- 2. two refunds are two refunds ---------------------------------------------------------------------------------
 
 

@@ -146,10 +146,12 @@ class WebhookIntake:
             check_account(query.get("clientAccnum"), query.get("clientSubacc"), self.settings)
             return None, on_malformed
         except ApiError as error:
-            def refuse(*_: Any) -> IntakeResult:
-                return IntakeResult(error.status, error.body(), "rejected", metrics=(metric,))
+            refusal = error  # `error` is unbound when the except block ends; refuse() runs later
 
-            return (None if query.get("eventType") in CROSS_ACCOUNT_TYPES else refuse()), refuse
+        def refuse(*_: Any) -> IntakeResult:
+            return IntakeResult(refusal.status, refusal.body(), "rejected", metrics=(metric,))
+
+        return (None if query.get("eventType") in CROSS_ACCOUNT_TYPES else refuse()), refuse
 
     def replay(self, raw_body: bytes, content_type: str | None, query: Mapping[str, str], *,
                received_at: datetime | None = None, replayed_from: str | None = None) -> IntakeResult:
