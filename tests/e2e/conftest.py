@@ -3,6 +3,11 @@
 Tests here talk to it over HTTP with `requests`, exactly as a developer's curl or the CCBill sandbox would, and are
 marked `e2e` automatically.
 
+The CCBill sandbox plays a varied CCBill (SANDBOX_WEBHOOKS): each webhook in either format, in any version of its
+event type, with the variations of billops_local/ccbill_sandbox/webhook_generator.py, drawn from one seed per test
+process. The seed is printed in the summary and in the report of every failed e2e test; replay a run with
+``BILLOPS_SANDBOX_SEED=<seed> pytest ...``.
+
 Local timings are short (LOCAL_TIMINGS): a message the worker failed comes back after 1 s, the operation scheduler
 runs every second and the reconciliation job every 15 s (AWS periods x 1/60), an unknown outcome is settled after
 5 s. Tests that must not race the clock trigger a schedule themselves: ``local_stack.trigger_schedule(
@@ -38,6 +43,30 @@ LOCAL_TIMINGS = {
     "BILLOPS_LOCAL_SCHEDULE_SCALE": SCHEDULE_SCALE,  # rate(1 minute) -> 1 s, rate(15 minutes) -> 15 s
     "BILLOPS_SETTLE_WINDOW_SECONDS": str(SETTLE_WINDOW_SECONDS),  # the template's SettleWindowSeconds, locally
 }
+
+
+SANDBOX_SEED = int(os.environ.get("BILLOPS_SANDBOX_SEED") or 0) or int.from_bytes(os.urandom(4), "big") % 10**9
+SANDBOX_WEBHOOKS = {
+    "BILLOPS_SANDBOX_WEBHOOK_FORMAT": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VERSIONS": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VARIATION": "varied",
+    "BILLOPS_SANDBOX_SEED": str(SANDBOX_SEED),
+}
+SEED_LINE = f"CCBill sandbox webhooks varied, seed {SANDBOX_SEED} (replay: BILLOPS_SANDBOX_SEED={SANDBOX_SEED})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Every e2e test's report names the sandbox's seed (shown with a failure, also under pytest-xdist)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and Path(__file__).parent in Path(str(item.fspath)).parents:
+        report.sections.append(("sandbox webhooks", SEED_LINE))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.write_sep("-", "CCBill sandbox")
+    terminalreporter.write_line(SEED_LINE)
 
 
 # Every process's log is kept under test-artifacts/ and scanned when the session ends: no subscriber's personal
@@ -165,6 +194,7 @@ def running_local_stack(extra_env: Mapping[str, str] | None = None,
             "BILLOPS_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "PYTHONUNBUFFERED": "1",
             **LOCAL_TIMINGS,
+            **SANDBOX_WEBHOOKS,
             **(extra_env or {}),
         }
     )

@@ -36,6 +36,15 @@ OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
 KEPT_LINES = 4000
 PURGEABLE_TAP = {"MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"}
 """moto refuses a second PurgeQueue within 60 s by default; DomainEventsPurger needs it more often."""
+SANDBOX_SEED = int(os.environ.get("BILLOPS_SANDBOX_SEED") or 0) or int.from_bytes(os.urandom(4), "big") % 10**9
+VARIED_SANDBOX = {
+    "BILLOPS_SANDBOX_WEBHOOK_FORMAT": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VERSIONS": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VARIATION": "varied",
+    "BILLOPS_SANDBOX_SEED": str(SANDBOX_SEED),
+}
+"""The CCBill sandbox's webhooks as a varied CCBill posts them (any format and version, every variation of
+billops_local/ccbill_sandbox/webhook_generator.py), from a seed the suites print (replay: BILLOPS_SANDBOX_SEED)."""
 
 
 try:

@@ -47,7 +47,9 @@ from reliability_stack import (
     OPERATIONS_QUEUE,
     OPERATIONS_TABLE,
     PURGEABLE_TAP,
+    SANDBOX_SEED,
     SUBSCRIPTIONS_TABLE,
+    VARIED_SANDBOX,
     DomainEventsPurger,
     running_stack,
     wait_until,
@@ -99,6 +101,7 @@ def operations_stack():
         # Four workers (the template's default is 2): a worker waiting out a timeout fault holds no one else up.
         "BILLOPS_LOCAL_PARAMETER_OVERRIDES": f"WorkerConcurrency={WORKERS} CCBillBreakerThreshold={BREAKER_THRESHOLD}",
         "BILLOPS_OPERATION_PAUSED_RECHECK_SECONDS": "2",
+        **VARIED_SANDBOX,  # the sandbox's webhooks (sales, upgrades, cancellations...) varied, from a printed seed
         **PURGEABLE_TAP,
     }
     # A lease longer than a claim-to-outcome (read timeout 2 s), far shorter than the template's 180 s, so that a
@@ -315,6 +318,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
     faults = Counter(f"{call['action']}:{call['fault']}" for call in calls if call.get("fault"))
     crashes = stack.pattern_counts[CRASH_LOG_LINE]
     figures = {
+        "sandbox_seed": SANDBOX_SEED,
         "operations": len(plan), "subscriptions": SUBSCRIPTIONS,
         "types": "/".join(f"{kind}:{n}" for kind, n in sorted(Counter(m["operation_type"] for m in plan).items())),
         "duplicates": same_id_repeats + other_id_repeats, "duplicates_same_dedup_id": same_id_repeats,

@@ -105,7 +105,8 @@ class SandboxService:
     def describe(self) -> str:
         if self.handle is None:
             return "not running"
-        return f"{self.handle.url} (admin API: {self.handle.url}/sandbox/...)"
+        config = self.handle.sandbox.dispatcher.generator.config
+        return f"{self.handle.url} (admin API: {self.handle.url}/sandbox/...; {config.describe()})"
 
     def start(self, stack: Any) -> None:
         from billops.ccbill.errors import CCBillConfigurationError
@@ -115,9 +116,12 @@ class SandboxService:
         from billops_local.aws_environment import EnvironmentPatch
         from billops_local.ccbill_sandbox.accounts import with_upgrade_security
 
-        webhook_format = (self._env.get("BILLOPS_SANDBOX_WEBHOOK_FORMAT") or "json").strip().lower()
-        if webhook_format not in ("json", "urlencoded"):
-            raise SandboxConfigurationError("BILLOPS_SANDBOX_WEBHOOK_FORMAT must be json or urlencoded")
+        from billops_local.ccbill_sandbox.webhook_config import WebhookConfig, WebhookConfigError
+
+        try:
+            webhook_config = WebhookConfig.from_env(self._env)
+        except WebhookConfigError as error:
+            raise SandboxConfigurationError(f"{error.param} {error.message}") from None
         try:
             recipe = EncRecipe.from_env(self._env)
             security = upgrade_security_from_env(self._env)
@@ -128,7 +132,8 @@ class SandboxService:
         self.accounts = with_upgrade_security(self.accounts, security.value,
                                               ("127.0.0.1/32",) if security.value == "backend_post" else None)
         self.handle = start_sandbox(stack.settings.host, stack.settings.sandbox_port, stack.webhook_url,
-                                    webhook_format, self.accounts, upgrade_key=upgrade_key, enc_recipe=recipe)
+                                    webhook_config.format, self.accounts, upgrade_key=upgrade_key,
+                                    enc_recipe=recipe, webhook_config=webhook_config)
         try:
             client_env = client_environment(stack.aws_endpoint, self.handle, upgrade_key, self.accounts)
         except BaseException:
