@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from support.e2e_log_check import leaks_from_worker, report_leaks
+
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {
     "webhook_receiver": ROOT / "functions/webhook_receiver/webhook_receiver_handler.py",
@@ -80,3 +82,20 @@ def aws_credentials(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+# --- pytest-xdist: the controller merges what its workers found (docs/testing.md) ----------------------------------
+
+_worker_leaks: list[list[str]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    leaks = leaks_from_worker(node)
+    if leaks is not None:
+        _worker_leaks.append(leaks)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _worker_leaks:  # only in an xdist controller whose workers ran e2e tests
+        report_leaks(session, [leak for leaks in _worker_leaks for leak in leaks])
