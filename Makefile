@@ -47,9 +47,14 @@ run: install
 	$(PY) -m billops_local
 
 ## Every test: the security checks (below), then unit, integration (moto), template checks (sam validate --lint,
-## sam build) and end-to-end.
+## sam build) and end-to-end, in TEST_WORKERS processes (pytest-xdist, one test file per worker at a time, the slow
+## files first; each worker has its own local stack and moto on its own ports). TEST_WORKERS=0: one process.
+## The rules a test must follow to run in parallel: docs/testing.md.
+TEST_WORKERS ?= 2
+PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
 test: install browser security
-	$(PY) -m pytest
+	$(PY) -m pytest $(PARALLEL)
 
 ## cfn-lint over the template; checkov over the CloudFormation the SAM transform makes of it (no failed check: each
 ## suppression is in the resource's Metadata with its reason); bandit over the code; pip-audit over the locks (it
@@ -63,20 +68,29 @@ security: install $(SCAN_INSTALLED)
 	$(PY) requirements/scan_audit.py $(SCAN_VENV)/bin/pip-audit requirements/dev.lock layers/billops/requirements.txt
 
 test-unit: install
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PARALLEL) tests/unit
 
 test-integration: install
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest $(PARALLEL) tests/integration
 
 test-e2e: install
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest $(PARALLEL) tests/e2e
 
 test-template: install
-	$(PY) -m pytest tests/template
+	$(PY) -m pytest $(PARALLEL) tests/template
 
 ## The reliability suites (10,000 webhooks with faults, 1,000 operations with faults, fuzzing, a minute of load).
+## Each suite starts its own stack, so those that only count outcomes run side by side (one per worker); the ones
+## whose timing is part of what they check (load: the rate held; fuzzing: per-example deadlines; marked
+## runs_alone) run afterwards, alone. Both runs always run; the target fails if either did.
+RELIABILITY_WORKERS ?= 2
+
 test-reliability: install wrk
-	$(PY) -m pytest tests/reliability -m reliability
+	@status=0; \
+	$(PY) -m pytest tests/reliability -m "reliability and not runs_alone" \
+	  $(if $(filter 0,$(RELIABILITY_WORKERS)),-p no:xdist,-n $(RELIABILITY_WORKERS) --dist loadfile) || status=$$?; \
+	$(PY) -m pytest tests/reliability -m "reliability and runs_alone" -p no:xdist || status=$$?; \
+	exit $$status
 
 ## Benchmarks and the cost model, ours beside the Powertools-tutorial baseline: writes bench/results.json,
 ## bench/report.md and bench/chart.png. Not part of `make test`.

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -247,10 +248,62 @@ def running_local_stack(extra_env: Mapping[str, str] | None = None,
         assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{stack.output}"
 
 
+class _SharedStack:
+    """The session's shared stack (the ``local_stack`` fixture), stopped as soon as the next test this process runs
+    is not an end-to-end test: a pytest-xdist worker that goes on with unit tests must not keep an idle stack
+    polling its queues and stream on a 2-core machine. Should the worker be handed more e2e tests later, the stack is
+    started again and the same ``LocalStackProcess`` object points at the new one (module fixtures are made afresh
+    for a new module, so none keeps the old ports)."""
+
+    def __init__(self) -> None:
+        self.stack: LocalStackProcess | None = None
+        self._running: Any = None  # the running_local_stack context of the current process
+
+    @property
+    def stopped(self) -> bool:
+        return self.stack is not None and self._running is None
+
+    def get(self) -> LocalStackProcess:
+        if self._running is None:
+            context = running_local_stack()
+            fresh = context.__enter__()
+            self._running = context
+            if self.stack is None:
+                self.stack = fresh
+            else:
+                vars(self.stack).update(vars(fresh))
+        assert self.stack is not None
+        return self.stack
+
+    def stop(self) -> None:
+        context, self._running = self._running, None
+        if context is not None:
+            context.__exit__(None, None, None)
+
+
+_SHARED = _SharedStack()
+
+
+def _is_e2e(item: pytest.Item | None) -> bool:
+    return item is not None and Path(__file__).parent in Path(str(item.fspath)).parents
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _SHARED.stopped and "local_stack" in item.fixturenames:
+        _SHARED.get()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if _is_e2e(item) and nextitem is not None and not _is_e2e(nextitem):
+        _SHARED.stop()
+
+
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStackProcess]:
-    with running_local_stack() as stack:
-        yield stack
+    yield _SHARED.get()
+    _SHARED.stop()
 
 
 @pytest.fixture(scope="session")

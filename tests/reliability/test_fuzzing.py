@@ -53,6 +53,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from reliability_stack import free_ports, running_stack
 
+pytestmark = pytest.mark.runs_alone  # per-example deadlines: run alone (Makefile, test-reliability)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "reliability"
