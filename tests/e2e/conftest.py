@@ -53,21 +53,24 @@ CAPTURED_LOGS = CapturedLogs(E2E_LOGS / worker_id(), seeded_scanner(WEBHOOK_TOKE
 TEST_PROCESS_LOG = CAPTURED_LOGS.directory / "test-process.log"
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    # A worker keeps its own tests' output; the controller (which sees every report again) keeps none.
-    here = Path(__file__).parent
-    if (is_xdist_worker() or not _IS_XDIST_CONTROLLER) and here in Path(report.fspath).resolve().parents \
-            and report.sections:
-        CAPTURED_LOGS.append(TEST_PROCESS_LOG, "".join(f"--- {report.nodeid} {title}\n{text}\n"
-                                                       for title, text in report.sections))
-
-
-_IS_XDIST_CONTROLLER = False
+_CONFIG: list[pytest.Config] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _IS_XDIST_CONTROLLER
-    _IS_XDIST_CONTROLLER = config.pluginmanager.hasplugin("dsession")
+    _CONFIG.append(config)
+
+
+def _is_xdist_controller() -> bool:
+    # xdist registers its scheduler ("dsession") in a trylast pytest_configure: ask when a report comes, not before.
+    return bool(_CONFIG) and _CONFIG[-1].pluginmanager.hasplugin("dsession")
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # A worker keeps its own tests' output; the controller (which sees every report again) keeps none.
+    here = Path(__file__).parent
+    if here in Path(report.fspath).resolve().parents and report.sections and not _is_xdist_controller():
+        CAPTURED_LOGS.append(TEST_PROCESS_LOG, "".join(f"--- {report.nodeid} {title}\n{text}\n"
+                                                       for title, text in report.sections))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

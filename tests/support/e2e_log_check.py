@@ -41,5 +41,6 @@ def report_leaks(session: pytest.Session, leaks: Iterable[str]) -> None:
                f"({LEAKS_REPORT.relative_to(E2E_LOGS.parents[1])}):\n" + "\n".join(f"  {leak}" for leak in leaks[:50]))
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
+        reporter.ensure_newline()
         reporter.write_line(message, red=True)
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
