@@ -84,7 +84,23 @@ def aws_credentials(monkeypatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
-# --- pytest-xdist: the controller merges what its workers found (docs/testing.md) ----------------------------------
+# --- pytest-xdist (docs/testing.md) -----------------------------------------------------------------------------------
+
+SUITE_ORDER = ("e2e", "template", "integration", "unit")
+"""The slowest suites first (their files are the longest, and `make test` hands whole files to its workers in this
+order: a long file started last would leave the other workers idle at the end)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = Path(str(item.fspath)).resolve().relative_to(ROOT).parts
+        suite = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
+
+    items.sort(key=rank)  # stable: the order inside each suite and file is kept
+
+
+# The controller merges what its workers found.
 
 _worker_leaks: list[list[str]] = []
 
