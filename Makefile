@@ -53,8 +53,15 @@ run: install
 TEST_WORKERS ?= 2
 PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
-test: install browser security
-	$(PY) -m pytest $(PARALLEL)
+## The security scans run beside the tests (mostly one core, while the e2e tests wait on the stacks); their output
+## is printed after pytest's, and `make test` fails if either failed.
+test: install browser $(SCAN_INSTALLED)
+	@mkdir -p $(SECURITY_OUT)
+	@$(MAKE) --no-print-directory security > $(SECURITY_OUT)/security.log 2>&1 & scans=$$!; \
+	$(PY) -m pytest $(PARALLEL); tests=$$?; \
+	wait $$scans; security=$$?; \
+	echo "--- make security (ran beside the tests; exit $$security) ---"; cat $(SECURITY_OUT)/security.log; \
+	[ $$tests -eq 0 ] && [ $$security -eq 0 ]
 
 ## cfn-lint over the template; checkov over the CloudFormation the SAM transform makes of it (no failed check: each
 ## suppression is in the resource's Metadata with its reason); bandit over the code; pip-audit over the locks (it
