@@ -1,5 +1,5 @@
-"""Every sample event in events/ through its function's handler, as ``sam local invoke -e`` runs it (conftest.py),
-and what the function stored or answered."""
+"""Every sample event in events/ through its function's handler, as ``sam local invoke -e`` runs it
+(sam_local_invoke.py), and what the function stored or answered."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import requests
 from sam_local_invoke import EVENTS, SAMPLE_SUBSCRIPTION, SAMPLE_UPGRADED_SUBSCRIPTION, sample
 from support.waiting import eventually
 
-def test_the_files_are_the_readme_s_and_every_function_has_one(sam_local):
+
+def test_the_files_are_the_readme_s_and_every_function_has_one():
+    from billops_local.template_resources import load_template
+
     readme = (EVENTS / "README.md").read_text(encoding="utf-8")
     files = sorted(path.relative_to(EVENTS).as_posix()
                    for path in EVENTS.glob("*/*.json") if path.parent.name != "webhooks")
     for path in files:
         assert f"events/{path}" in readme, f"{path} is not in events/README.md"
-    for logical_id in sam_local.template.functions:
+    for logical_id in load_template().functions:
         assert f"sam local invoke {logical_id} -e events/" in readme, f"no sample for {logical_id}"
 
 
