@@ -14,6 +14,7 @@ import pytest
 
 from billops_local import aws_call_recording
 from billops_local.aws_call_recording import acting_as
+from support.e2e_log_check import leaks_from_worker, report_leaks
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {
@@ -120,3 +121,36 @@ def aws_credentials(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+# --- pytest-xdist (docs/testing.md) -----------------------------------------------------------------------------------
+
+SUITE_ORDER = ("e2e", "template", "integration", "unit")
+"""The slowest suites first (their files are the longest, and `make test` hands whole files to its workers in this
+order: a long file started last would leave the other workers idle at the end)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = Path(str(item.fspath)).resolve().relative_to(ROOT).parts
+        suite = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
+
+    items.sort(key=rank)  # stable: the order inside each suite and file is kept
+
+
+# The controller merges what its workers found.
+
+_worker_leaks: list[list[str]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    leaks = leaks_from_worker(node)
+    if leaks is not None:
+        _worker_leaks.append(leaks)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _worker_leaks:  # only in an xdist controller whose workers ran e2e tests
+        report_leaks(session, [leak for leaks in _worker_leaks for leak in leaks])

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +47,6 @@ def cli_json(local_stack, *argv: str, expect: int = 0, timeout: float = 300) -> 
     result = cli(local_stack, *argv, "--json", timeout=timeout)
     assert result.returncode == expect, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return json.loads(result.stdout)
-
-
-def eventually(check, timeout: float = 60.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "the local stack did not get there in time"
-        time.sleep(interval)
 
 
 def new_subscription(local_stack, *, price: str = "19.95", **extra) -> str:

@@ -18,7 +18,6 @@ import base64
 import http.client
 import json
 import os
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from billops.merchant_api.openapi import openapi_document
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -90,25 +90,26 @@ class Api:
                              timeout=10).ok
 
     def wait_for_subscription(self, subscription_id: str, condition, timeout: float = 30.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            answer = self.get(f"/v1/subscriptions/{subscription_id}")
-            if answer.status_code == 200 and condition(answer.json()["subscription"]):
-                return answer.json()["subscription"]
-            assert time.monotonic() < deadline, f"subscription {subscription_id}: {answer.status_code} {answer.text}"
-            time.sleep(0.2)
+        seen: list[requests.Response] = []
+
+        def matching() -> dict | None:
+            seen[:] = [answer := self.get(f"/v1/subscriptions/{subscription_id}")]
+            return answer.json()["subscription"] if answer.status_code == 200 and condition(
+                answer.json()["subscription"]) else None
+
+        return eventually(matching, timeout, what=f"subscription {subscription_id} as expected",
+                          show=lambda: f"{seen[0].status_code} {seen[0].text}")
 
     def wait_for_operation(self, operation_id: str, statuses: tuple[str, ...] = ("succeeded", "failed"),
                            timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
+        def operation() -> dict:
             answer = self.get(f"/v1/operations/{operation_id}")
             assert answer.status_code == 200, answer.text
-            operation = answer.json()["operation"]
-            if operation["status"] in statuses:
-                return operation
-            assert time.monotonic() < deadline, f"operation {operation_id} stayed {operation['status']}"
-            time.sleep(0.2)
+            return answer.json()["operation"]
+
+        return eventually(lambda: (found := operation())["status"] in statuses and found, timeout,
+                          what=f"operation {operation_id} {' or '.join(statuses)}",
+                          show=lambda: operation()["status"])
 
     def keys_table(self):
         from billops.merchant_api.api_keys import ApiKeysTable
@@ -248,14 +249,12 @@ def test_recent_deliveries_with_quarantined_ones(api):
                         timeout=10)
     assert bad.status_code == 400
     # The delivery log is written by the projector from the events stream: the new entry shows up within seconds.
-    deadline = time.monotonic() + 30
-    while True:
+    def newly_quarantined() -> list[dict]:
         quarantined = api.get("/v1/events", params=query)
         assert quarantined.status_code == 200
-        new = [item["event"] for item in quarantined.json()["list"] if item["event"]["id"] not in before]
-        if new or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return [item["event"] for item in quarantined.json()["list"] if item["event"]["id"] not in before]
+
+    new = eventually(newly_quarantined, 30, what="the quarantined delivery in the delivery log")
     assert len(new) == 1 and new[0]["quarantine"]["reason"] and new[0]["quarantine"]["param"] == "subscriptionId"
     assert api.get("/v1/events", params={"days": 99}).json()["param"] == "days"
 
@@ -406,10 +405,8 @@ def test_upgrades_by_api_and_by_the_upgrade_system(api):
                                                                             "upgrade_type_id": "20"})
     assert system.status_code == 202, system.text
     waiting = api.wait_for_operation(system.json()["operation"]["id"], ("in_progress", "failed"))
-    deadline = time.monotonic() + 30
-    while waiting["upgrade_form"] is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        waiting = api.get(f"/v1/operations/{waiting['id']}").json()["operation"]
+    waiting = eventually(lambda: (found := api.get(f"/v1/operations/{waiting['id']}").json()["operation"])[
+        "upgrade_form"] is not None and found, 30, what="the upgrade form recorded on the operation")
     assert waiting["status"] == "in_progress" and waiting["upgrade_form"]["fields"]["subscriptionId"] == \
         subscription_id
 
@@ -450,12 +447,14 @@ def test_the_event_actions_header_switches_off_one_requests_domain_events(api, l
     for operation_id in (quiet_id, loud_id):
         assert api.wait_for_operation(operation_id)["status"] == "succeeded"
     seen: set[str] = set()
-    deadline = time.monotonic() + 15
-    while loud_id not in seen and time.monotonic() < deadline:
-        for event in local_stack.domain_events(wait_seconds=1):
-            if event.get("detail-type", "").startswith("Operation"):
-                seen.add(event["detail"].get("operation_id"))
-    assert loud_id in seen and quiet_id not in seen
+
+    def loud_published() -> bool:
+        seen.update(event["detail"].get("operation_id") for event in local_stack.domain_events(wait_seconds=1)
+                    if event.get("detail-type", "").startswith("Operation"))
+        return loud_id in seen
+
+    eventually(loud_published, 15, what="the loud operation's domain event", show=lambda: seen)
+    assert quiet_id not in seen
     refused = api.post(f"/v1/subscriptions/{subscription_id}/extend", json={"days": 1},
                        headers={"billops-event-actions": "some"})
     assert refused.status_code == 400 and refused.json()["param"] == "billops-event-actions"

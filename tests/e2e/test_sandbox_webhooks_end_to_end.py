@@ -3,10 +3,9 @@ HTTP, and the subscription record follows what happened at "CCBill"."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -19,18 +18,9 @@ def _record(local_stack, subscription_id: str) -> dict | None:
     return SubscriptionsTable(SUBSCRIPTIONS_TABLE, local_stack.boto3_client("dynamodb")).get(subscription_id)
 
 
-def _eventually(check, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "the local stack did not converge in time"
-        time.sleep(0.2)
-
-
 def _history(local_stack, subscription_id: str, length: int) -> dict:
-    return _eventually(lambda: (r := _record(local_stack, subscription_id)) and len(r["history"]) >= length and r)
+    return eventually(lambda: (r := _record(local_stack, subscription_id)) and len(r["history"]) >= length and r,
+                      what=f"{length} deliveries in the record's history")
 
 
 def test_a_sandbox_subscription_lives_its_life_in_our_record(local_stack):

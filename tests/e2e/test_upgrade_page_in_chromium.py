@@ -15,12 +15,12 @@ browser download (``playwright install``) is never used.
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -32,16 +32,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 API_KEY = "local-api-key"
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
 SIGNING_SECRET = "billops-local-UpgradeLinkSigningSecret"
-
-
-def _eventually(check, timeout: float = 30.0, what: str = "the local stack to converge"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _record(local_stack, subscription_id: str) -> dict | None:
@@ -78,7 +68,7 @@ def _sold_subscription(local_stack) -> dict:
         "username": "browser1", "email": "browser@example.com"}, timeout=10)
     assert answer.status_code == 201, answer.text
     subscription_id = answer.json()["subscription_id"]
-    return _eventually(lambda: _record(local_stack, subscription_id), what="NewSaleSuccess to reach our table")
+    return eventually(lambda: _record(local_stack, subscription_id), what="NewSaleSuccess to reach our table")
 
 
 def _upgrade_link(local_stack, subscription_id: str, **body: str) -> dict:
@@ -162,7 +152,7 @@ def test_the_consumer_upgrades_in_chromium_and_the_sandbox_charges_once(local_st
     assert calls[-1]["params"] == {**link["form_fields"], "submit": "Upgrade Subscription"}
 
     # Once the UpgradeSuccess webhook is in, the link is spent: opening it again offers nothing.
-    _eventually(lambda: _record(local_stack, upgraded_to), what="UpgradeSuccess to reach our table")
+    eventually(lambda: _record(local_stack, upgraded_to), what="UpgradeSuccess to reach our table")
     again = page.goto(link["url"])
     assert again.status == 410
     assert "already been upgraded" in page.get_by_role("heading", level=1).inner_text()

@@ -54,6 +54,8 @@ from hypothesis import strategies as st
 from reliability_stack import SANDBOX_SEED, free_ports, running_stack
 from webhook_traffic import traffic_generator
 
+pytestmark = pytest.mark.runs_alone  # per-example deadlines: run alone (Makefile, test-reliability)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "reliability"

@@ -29,6 +29,8 @@ from billops_local.webhook_samples import webhook_query
 from reliability_stack import EVENTS_TABLE, PURGEABLE_TAP, SANDBOX_SEED, DomainEventsPurger, running_stack
 from webhook_traffic import traffic_generator
 
+pytestmark = pytest.mark.runs_alone  # the rate it holds is what it checks: run alone (Makefile, test-reliability)
+
 SECONDS = int(os.environ.get("BILLOPS_RELIABILITY_LOAD_SECONDS", "60"))
 CONNECTIONS = int(os.environ.get("BILLOPS_RELIABILITY_LOAD_CONNECTIONS", "4"))
 THREADS = int(os.environ.get("BILLOPS_RELIABILITY_LOAD_THREADS", "2"))

@@ -52,8 +52,8 @@ from reliability_stack import (
     VARIED_SANDBOX,
     DomainEventsPurger,
     running_stack,
-    wait_until,
 )
+from support.waiting import eventually
 
 OPERATIONS = int(os.environ.get("BILLOPS_RELIABILITY_OPERATIONS", "1000"))
 SUBSCRIPTIONS = int(os.environ.get("BILLOPS_RELIABILITY_OPERATION_SUBSCRIPTIONS", str(max(1, OPERATIONS * 3 // 10))))
@@ -179,7 +179,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         # 1. Subscriptions at CCBill; their NewSaleSuccess webhooks reach our subscriptions table (prices known).
         subscription_ids = [sandbox.call("POST", "/sandbox/subscriptions", BASE_SUBSCRIPTION, expect=201)[
             "subscription_id"] for _ in range(SUBSCRIPTIONS)]
-        wait_until(lambda: len(stack.scan(SUBSCRIPTIONS_TABLE, ProjectionExpression="subscription_id"))
+        eventually(lambda: len(stack.scan(SUBSCRIPTIONS_TABLE, ProjectionExpression="subscription_id"))
                    >= SUBSCRIPTIONS, 300, interval=2, what="every NewSaleSuccess to be projected")
 
         # 2. The operations, in waves, with faults queued at CCBill before each wave and duplicates.
@@ -213,7 +213,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
             if wave == BREAKER_WAVE:
                 breaker.deliberate(sandbox)
             breaker.resume_if_paused()
-            wait_until(lambda: _depth(sqs, queue_url) < wave_size // 2, 300, interval=1,
+            eventually(lambda: _depth(sqs, queue_url) < wave_size // 2, 300, interval=1,
                        what=f"wave {wave + 1} to be taken by the workers")
         for message in late_repeats:
             sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message),
@@ -240,7 +240,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
             return not open_ones
 
         try:
-            wait_until(all_settled, SETTLE_TIMEOUT_SECONDS, interval=3, what="every operation to end")
+            eventually(all_settled, SETTLE_TIMEOUT_SECONDS, interval=3, what="every operation to end")
         except AssertionError:
             pass  # reported (unsettled) and asserted below, with the figures
         settle_seconds = time.monotonic() - started - sent_seconds
@@ -381,7 +381,7 @@ class Breaker:
 
     def deliberate(self, sandbox: Sandbox) -> None:
         """The wave's run of -7: wait for the breaker, watch that nothing more reaches CCBill, then resume."""
-        wait_until(self.is_open, 120, interval=0.5, what="the -7 run to open the circuit breaker")
+        eventually(self.is_open, 120, interval=0.5, what="the -7 run to open the circuit breaker")
         at_opening = len(sandbox.call("GET", "/sandbox/calls"))
         time.sleep(6)  # the scheduler re-sends waiting operations every 2 s meanwhile
         self.calls_after_opening.append(len(sandbox.call("GET", "/sandbox/calls")) - at_opening)

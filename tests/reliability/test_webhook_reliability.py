@@ -34,8 +34,8 @@ from reliability_stack import (
     SUBSCRIPTIONS_TABLE,
     DomainEventsPurger,
     running_stack,
-    wait_until,
 )
+from support.waiting import eventually
 from webhook_traffic import (
     build_traffic,
     clean_ordered_run,
@@ -129,7 +129,7 @@ def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(fault
         posting = post_like_ccbill(faulty_stack.webhook_url, TOKEN, traffic, threads=THREADS)
         drain_started = time.monotonic()
         try:
-            wait_until(lambda: _projected_counts(faulty_stack) == expected_counts, DRAIN_TIMEOUT_SECONDS,
+            eventually(lambda: _projected_counts(faulty_stack) == expected_counts, DRAIN_TIMEOUT_SECONDS,
                        interval=10, what="the stream projector to fold every stored delivery")
         finally:
             drain_seconds = time.monotonic() - drain_started

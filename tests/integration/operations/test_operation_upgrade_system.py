@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import requests
 from billops.operations.operation_records import parse_iso
+from support.waiting import eventually
 
 
 def _allow_upgrade(subscription_id: str, key: str) -> dict:
@@ -94,16 +95,22 @@ def test_the_denial_post_fails_the_operation_with_ccbills_reason(ops):
 
 
 def test_an_expired_window_fails_the_operation_and_a_late_approval_still_proves_it(ops, monkeypatch):
-    monkeypatch.setenv("BILLOPS_UPGRADE_WINDOW_SECONDS", "5")  # room for a slow machine between the two looks
+    # 5 s: long enough that the reconciliation run right after the call finds the window still open on a loaded
+    # machine (1 s was not: the run came 1.2 s after the call), short enough to wait for it to close.
+    monkeypatch.setenv("BILLOPS_UPGRADE_WINDOW_SECONDS", "5")
     ops.reload("operation_worker")
     original = ops.new_subscription()
     ops.send(_allow_upgrade(original, "allow-expired"))
     ops.work()
     ops.run_reconciliation()
     assert ops.operation("allow-expired")["status"] == "awaiting_consumer"
-    ops.wait(5.2)
-    ops.run_reconciliation()
-    record = ops.operation("allow-expired")
+
+    def expired_by_reconciliation() -> dict | None:
+        ops.run_reconciliation()
+        record = ops.operation("allow-expired")
+        return record if record["status"] != "awaiting_consumer" else None
+
+    record = eventually(expired_by_reconciliation, 30, 0.5, what="the reconciliation to close the window")
     assert record["status"] == "failed" and record["failure_reason"] == "upgrade_window_expired"
     [event] = ops.events_of("OperationFailed", record["operation_id"])
     assert event["detail"]["failure_reason"] == "upgrade_window_expired"
