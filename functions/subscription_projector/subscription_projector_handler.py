@@ -12,10 +12,11 @@ Two additions for operations (issue 4), both only when their environment is conf
 * a fold that changed a subscription's state publishes SubscriptionChanged on the domain event bus (best effort:
   a failed put is logged and counted, never retried - the record itself is the truth).
 
-Before folding, the batch's inserts are written to the delivery log (billops.storage.delivery_log_table: what the
-API's recent deliveries, the CLI's quarantine list and its dead-letter replay read), so a batch that then fails to
-fold is still logged. If the log cannot be written the whole batch fails and the stream retries it: the fold is
-idempotent, and the log item of a delivery is always the same item.
+Before folding, one batch write (25 puts per request) logs the batch's inserts (billops.storage.delivery_log_table:
+what the API's recent deliveries, the CLI's quarantine list and its dead-letter replay read) and writes each
+delivery's history entry (billops.storage.subscriptions_table), so a batch that then fails to fold is still logged.
+If that write fails the whole batch fails and the stream retries it: the fold is idempotent, and the log and history
+items of a batch are always the same items.
 """
 
 import os
@@ -26,7 +27,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from billops.settings import get_settings
+from billops.storage.batch_writes import put_all
 from billops.storage.delivery_log_table import DeliveryLogTable, entries_from_stream
+from billops.storage.events_table import from_dynamodb
 from billops.storage.subscriptions_table import SubscriptionsTable
 from billops.subscriptions.projection import SubscriptionProjection
 
@@ -105,5 +108,8 @@ def project_record(record: DynamoDBRecord) -> str:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict, context: object) -> dict:
-    delivery_log.record(entries_from_stream(event.get("Records") or []))
+    records = event.get("Records") or []
+    images = [from_dynamodb(record["dynamodb"]["NewImage"]) for record in records
+              if record.get("eventName") in ("INSERT", "MODIFY") and (record.get("dynamodb") or {}).get("NewImage")]
+    put_all(delivery_log.client, delivery_log.puts(entries_from_stream(records)) + projection.history_puts(images))
     return process_partial_response(event=event, record_handler=project_record, processor=processor, context=context)

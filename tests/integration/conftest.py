@@ -46,9 +46,13 @@ class AwsTables:
         return [from_dynamodb(item) for item in self.dynamodb.scan(TableName=self.events_table)["Items"]]
 
     def subscription(self, subscription_id: str) -> dict[str, Any] | None:
+        """The record as readers know it (state, history and personal data: billops.storage.subscriptions_table)."""
+        import os
+
         from billops.storage.subscriptions_table import SubscriptionsTable
 
-        return SubscriptionsTable(self.subscriptions_table, self.dynamodb).get(subscription_id)
+        return SubscriptionsTable(self.subscriptions_table, self.dynamodb,
+                                  os.environ["BILLOPS_SUBSCRIPTION_HISTORY_TABLE"]).get(subscription_id)
 
     def drop_events_table(self) -> None:
         self.dynamodb.delete_table(TableName=self.events_table)
@@ -78,6 +82,7 @@ def aws_tables(moto_server, aws_credentials, monkeypatch) -> AwsTables:
     monkeypatch.setenv("BILLOPS_EVENTS_TABLE", events.name)
     monkeypatch.setenv("BILLOPS_SUBSCRIPTIONS_TABLE", subscriptions.name)
     monkeypatch.setenv("BILLOPS_DELIVERY_LOG_TABLE", created.tables["DeliveryLogTable"].name)
+    monkeypatch.setenv("BILLOPS_SUBSCRIPTION_HISTORY_TABLE", created.tables["SubscriptionHistoryTable"].name)
     # Personal data is encrypted under the template's key; a fresh cipher, since moto forgot the last test's keys.
     from billops.privacy.field_encryption import reset_default_cipher
 

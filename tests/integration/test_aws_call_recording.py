@@ -47,7 +47,7 @@ def test_a_functions_calls_are_recorded_as_iam_authorizes_them(aws_tables, hooke
     with acting_as("MerchantApiFunction"):
         dynamodb.update_item(TableName="billops-local-ApiKeysTable", Key={"key_hash": {"S": "throttle#1.2.3.4#60"}},
                              UpdateExpression="SET a = :a", ExpressionAttributeValues={":a": {"S": "x"}})
-        dynamodb.query(TableName=aws_tables.subscriptions_table, IndexName="by_status",
+        dynamodb.query(TableName=aws_tables.subscriptions_table, IndexName="by_status_created",
                        KeyConditionExpression="#s = :s", ExpressionAttributeNames={"#s": "status"},
                        ExpressionAttributeValues={":s": {"S": "active"}})
         kms.generate_data_key(KeyId=key_id, KeySpec="AES_256",
@@ -60,7 +60,7 @@ def test_a_functions_calls_are_recorded_as_iam_authorizes_them(aws_tables, hooke
     table = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/"
     assert set(recorded) == {
         ("dynamodb:UpdateItem", table + "billops-local-ApiKeysTable"),
-        ("dynamodb:Query", table + "billops-local-SubscriptionsTable/index/by_status"),
+        ("dynamodb:Query", table + "billops-local-SubscriptionsTable/index/by_status_created"),
         ("kms:GenerateDataKey", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/BillopsKey"),  # moto's random id, canonical
         ("sqs:SendMessage", f"arn:aws:sqs:us-east-1:{ACCOUNT}:billops-local-OperationsQueue.fifo"),
     }

@@ -192,10 +192,11 @@ def test_tables_have_the_documented_keys_indexes_and_stream(resources: dict[str,
     subscriptions = resources["SubscriptionsTable"]["Properties"]
     assert subscriptions["KeySchema"] == [{"AttributeName": "subscription_id", "KeyType": "HASH"}]
     indexes = {index["IndexName"]: index for index in subscriptions["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"by_status", "by_original_subscription", "by_customer_reference"}
-    assert [k["AttributeName"] for k in indexes["by_status"]["KeySchema"]] == ["status", "updated_at"]
-    # Never ALL: every fold rewrites the entry (updated_at changes), so it must stay small.
-    assert indexes["by_status"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["client_subacc", "ccbill_view"]}
+    assert set(indexes) == {"by_status_created", "by_original_subscription", "by_customer_reference"}
+    # Keyed by created_at, which no fold changes: a renewal writes nothing here (issue 14). Never ALL.
+    assert [k["AttributeName"] for k in indexes["by_status_created"]["KeySchema"]] == ["status", "created_at"]
+    assert indexes["by_status_created"]["Projection"] == {"ProjectionType": "INCLUDE",
+                                                          "NonKeyAttributes": ["client_subacc", "ccbill_view"]}
     assert [k["AttributeName"] for k in indexes["by_original_subscription"]["KeySchema"]] == [
         "original_subscription_id", "signed_up_at"]
     # Keyed by created_at, which no fold changes, and carrying only the list's filters: a fold writes nothing here
@@ -205,6 +206,14 @@ def test_tables_have_the_documented_keys_indexes_and_stream(resources: dict[str,
     assert indexes["by_customer_reference"]["Projection"] == {"ProjectionType": "INCLUDE",
                                                               "NonKeyAttributes": ["status", "client_subacc"]}
     _assert_index_attributes_are_strings(subscriptions)
+    # The history and personal data beside the bounded state item (issue 14): no index, no TTL (kept as long as
+    # the subscription), encrypted and restorable like the others.
+    history = resources["SubscriptionHistoryTable"]["Properties"]
+    assert history["KeySchema"] == [{"AttributeName": "subscription_id", "KeyType": "HASH"},
+                                    {"AttributeName": "position", "KeyType": "RANGE"}]
+    assert "GlobalSecondaryIndexes" not in history and "TimeToLiveSpecification" not in history
+    assert history["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    _assert_index_attributes_are_strings(history)
 
 
 def _assert_index_attributes_are_strings(properties: dict[str, Any]) -> None:
@@ -311,11 +320,12 @@ def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(tra
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",  # SubscriptionsTable (Query: its indexes)
         "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem",  # OperationsTable: settles upgrades
         "sqs:SendMessage",
-        "dynamodb:BatchWriteItem",  # DeliveryLogTable: each batch's deliveries, logged before the fold
+        "dynamodb:BatchWriteItem",  # DeliveryLogTable and history entries: each batch's, written before the fold
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",  # SubscriptionHistoryTable (issue 14)
         "events:PutEvents",  # SubscriptionChanged
     ])
     granted = _grants(transformed, "SubscriptionProjectorFunction")
-    assert granted["dynamodb:BatchWriteItem"] == {_arn("DeliveryLogTable")}
+    assert granted["dynamodb:BatchWriteItem"] == {_arn("DeliveryLogTable"), _arn("SubscriptionHistoryTable")}
     assert granted["dynamodb:UpdateItem"] >= {_arn("OperationsTable")}
     assert _arn("OperationsTable") not in granted["dynamodb:PutItem"]
     assert granted["events:PutEvents"] == {_bus_arn()}
@@ -398,7 +408,7 @@ def test_operation_worker_permissions_are_exactly_what_it_does(transformed: dict
     # No access to the events table: webhook evidence reaches operations through the projector. Query only on the
     # indexes (no code queries a table itself).
     assert granted["dynamodb:Query"] == {_sub("${OperationsTable.Arn}/index/*"),
-                                         _sub("${SubscriptionsTable.Arn}/index/*")}
+                                         _sub("${SubscriptionsTable.Arn}/index/*"), _arn("SubscriptionHistoryTable")}
     assert granted["sqs:SendMessage"] == {_arn("OperationsQueue"), _arn("OperationsDeadLetterQueue")}
     assert granted["events:PutEvents"] == {_bus_arn()}
     assert granted["secretsmanager:GetSecretValue"] == {_secret_arn("CCBillCredentialsSecret")}
@@ -813,7 +823,8 @@ def test_upgrade_page_may_only_read_what_it_shows(transformed: dict[str, Any]) -
     granted = _grants(transformed, "UpgradePageFunction")
     assert granted == {
         "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable")},
-        "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_original_subscription")},
+        "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_original_subscription"),
+                           _arn("SubscriptionHistoryTable")},  # the subscription's personal data and history
         "secretsmanager:GetSecretValue": {_secret_arn("UpgradeLinkSigningSecret")},
         # A late consumer's link records (never moves) and queues the second allowUpgrade post (issue 12).
         "dynamodb:PutItem": {_arn("OperationsTable")},
@@ -925,8 +936,8 @@ def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str
     granted = _grants(transformed, "MerchantApiFunction")
     assert granted == {
         "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable"), _arn("ApiKeysTable")},
-        "dynamodb:BatchGetItem": {_arn("SubscriptionsTable")},
-        "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_status"),
+        "dynamodb:BatchGetItem": {_arn("SubscriptionsTable"), _arn("SubscriptionHistoryTable")},
+        "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_status_created"), _arn("SubscriptionHistoryTable"),
                            _sub("${SubscriptionsTable.Arn}/index/by_customer_reference"),
                            _arn("DeliveryLogTable"),
                            _sub("${OperationsTable.Arn}/index/by_subscription")},

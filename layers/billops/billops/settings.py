@@ -33,6 +33,7 @@ class Settings:
     events_table: str = "billops-events"
     subscriptions_table: str = "billops-subscriptions"
     delivery_log_table: str = "billops-delivery-log"
+    subscription_history_table: str = "billops-subscription-history"
     webhook_token: str | None = None
     webhook_token_secret_arn: str | None = None
     allowed_cidrs: tuple[str, ...] = CCBILL_WEBHOOK_CIDRS
@@ -86,6 +87,7 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         events_table=env.get("BILLOPS_EVENTS_TABLE", "billops-events"),
         subscriptions_table=env.get("BILLOPS_SUBSCRIPTIONS_TABLE", "billops-subscriptions"),
         delivery_log_table=env.get("BILLOPS_DELIVERY_LOG_TABLE", "billops-delivery-log"),
+        subscription_history_table=env.get("BILLOPS_SUBSCRIPTION_HISTORY_TABLE", "billops-subscription-history"),
         webhook_token=env.get("BILLOPS_WEBHOOK_TOKEN") or None,
         webhook_token_secret_arn=env.get("BILLOPS_WEBHOOK_TOKEN_SECRET_ARN") or None,
         allowed_cidrs=cidrs,

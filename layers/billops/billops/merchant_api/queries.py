@@ -1,6 +1,6 @@
 """The reads behind the API's list routes, one DynamoDB Query (or a few) per page, never a Scan.
 
-* subscriptions: the subscriptions table's ``by_status`` index (status, updated_at), newest update first; without a
+* subscriptions: the subscriptions table's ``by_status_created`` index (status, created_at), newest first; without a
   status filter the statuses are listed one after the other (active, cancelled, expired). ``client_subacc`` is a
   filter on the page (DynamoDB reads past the non-matching ones). The index holds keys and ``client_subacc`` only
   (a whole-record projection would make every fold write the record twice), so a page's records are then read
@@ -10,7 +10,7 @@
 * a subscription's events: its record's history (the webhooks folded into it), newest first.
 * a subscription's operations: the operations table's ``by_subscription`` index, newest first.
 * recent webhook deliveries: the delivery log table (billops.storage.delivery_log_table: envelope only, no body, no
-  personal data; written by the projector), day by day from today back ``days`` days, newest first.
+  personal data; written by the projector), from today back ``days`` days, newest first (its shards merged).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ SUBSCRIPTION_ATTRIBUTES = (
     "original_client_subacc", "card", "billed", "chargebacks", "refunds", "voids", "returns", "subscriber",
     "operation_facts", "created_at", "updated_at", "customer_reference",
 )
-BY_STATUS = "by_status"
+BY_STATUS = "by_status_created"
 BY_CUSTOMER_REFERENCE = "by_customer_reference"
 BY_SUBSCRIPTION = "by_subscription"
 
@@ -169,6 +169,14 @@ class MerchantQueries:
             time.sleep(min(0.5, 0.05 * 2 ** attempt))
         if request:
             raise StorageUnavailable("DynamoDB left subscription reads unprocessed (throttled)")
+        # Personal data lives beside the state (billops.storage.subscriptions_table): which fields exist is shown.
+        without = [key for key, record in records.items() if "subscriber" not in record]
+        if without:
+            from billops.storage.subscriptions_table import SubscriptionsTable
+
+            personal = SubscriptionsTable(self.subscriptions_table, self.client).personal_fields(without)
+            for key in without:
+                records[key]["subscriber"] = personal.get(key, {})
         return [records[key] for key in ids if key in records]
 
     def operations_of(self, subscription_id: str, *, limit: int, start_key: dict[str, Any] | None) -> Page:
@@ -183,42 +191,33 @@ class MerchantQueries:
     def deliveries(self, *, days: int, status: str | None, event_type: str | None, subscription_id: str | None,
                    limit: int, position: dict[str, Any] | None, start_key: dict[str, Any] | None,
                    today: date | None = None) -> Page:
+        """Newest first from the delivery log (billops.storage.delivery_log_table: packed by minute, sharded by
+        day); ``position`` is where the last page stopped: its day, the window's last day and the arrival key of
+        its last delivery (``start_key`` is not used: one cursor serves every shard)."""
+        from billops.storage.delivery_log_table import DeliveryLogTable, arrival_key
+
         today = today or datetime.now(UTC).date()
+        day, until, before = today, today - timedelta(days=days - 1), None
         if position and isinstance(position.get("d"), str) and isinstance(position.get("until"), str):
             try:
-                day = date.fromisoformat(position["d"])
-                until = date.fromisoformat(position["until"])
+                day, until = date.fromisoformat(position["d"]), date.fromisoformat(position["until"])
+                before = position.get("c") if isinstance(position.get("c"), str) else None
             except ValueError:
-                day, until = today, today - timedelta(days=days - 1)
-        else:
-            day, until, start_key = today, today - timedelta(days=days - 1), None
-        filters, names, values = [], {}, {}
-        if status:
-            filters.append("#outcome = :quarantined" if status == "quarantined" else "#outcome <> :quarantined")
-            names["#outcome"] = "outcome"
-            values[":quarantined"] = {"S": QUARANTINED}
-        if event_type:
-            filters.append("#event_type = :event_type")
-            names["#event_type"] = "event_type"
-            values[":event_type"] = {"S": event_type}
-        if subscription_id:
-            filters.append("#subscription_id = :subscription_id")
-            names["#subscription_id"] = "subscription_id"
-            values[":subscription_id"] = {"S": subscription_id}
+                day, until, before = today, today - timedelta(days=days - 1), None
+
+        def matches(entry: dict[str, Any]) -> bool:
+            if status and (entry.get("outcome") == QUARANTINED) != (status == "quarantined"):
+                return False
+            return (not event_type or entry.get("event_type") == event_type) and \
+                (not subscription_id or entry.get("subscription_id") == subscription_id)
+
+        log = DeliveryLogTable(self.delivery_log_table, self.client)
         found: list[dict[str, Any]] = []
-        while day >= until and len(found) < limit:
-            base: dict[str, Any] = {
-                "TableName": self.delivery_log_table,
-                "KeyConditionExpression": "#day = :day", "ScanIndexForward": False,
-                "ExpressionAttributeNames": {**names, "#day": "received_day"},
-                "ExpressionAttributeValues": {**values, ":day": {"S": day.isoformat()}},
-            }
-            if filters:
-                base["FilterExpression"] = " AND ".join(filters)
-            items, start_key = _fill(self.client, base, limit - len(found), start_key)
-            found.extend(envelope(item) for item in items)
-            if start_key:
-                return Page(found, {"d": day.isoformat(), "until": until.isoformat(), "key": start_key})
-            day -= timedelta(days=1)
-        more = day >= until
-        return Page(found, {"d": day.isoformat(), "until": until.isoformat(), "key": None} if more else None)
+        for entry in log.newest_first(first_day=day, last_day=until, before=before, matches=matches):
+            if len(found) == limit:
+                # One more exists: the next page starts after the last one shown.
+                last = found[-1]
+                return Page([envelope(item) for item in found],
+                            {"d": last["received_at"][:10], "until": until.isoformat(), "c": arrival_key(last)})
+            found.append(entry)
+        return Page([envelope(item) for item in found], None)

@@ -197,7 +197,7 @@ class Reconciler:
         for status in SUBSCRIPTION_STATUSES_TO_REFRESH:
             kwargs: dict[str, Any] = {
                 "TableName": self.subscriptions.table_name,
-                "IndexName": "by_status",
+                "IndexName": "by_status_created",
                 "KeyConditionExpression": "#status = :status",
                 "ExpressionAttributeNames": {"#status": "status"},
                 "ExpressionAttributeValues": {":status": {"S": status}},

@@ -33,12 +33,16 @@ def revealed_subscriber(record: Mapping[str, Any]) -> dict[str, str]:
 
 def record_ids(record: Mapping[str, Any]) -> set[str]:
     """The records whose encrypted values may be read in this one: a delivery's own key; for a subscription, the
-    deliveries in its history (the projector copies their values, still bound to them)."""
+    deliveries in its history (the projector copies their values, still bound to them) or, read without its
+    history, the delivery each personal field came from (``subscriber_as_of``: its place ends with that delivery's
+    key)."""
     if record.get("pk"):
         keys = {str(record["pk"])}
-    else:
+    elif "history" in record:
         keys = {str(entry["key"]) for entry in record.get("history") or [] if isinstance(entry, Mapping)
                 and entry.get("key")}
+    else:
+        keys = {str(place).rsplit("|", 1)[-1] for place in (record.get("subscriber_as_of") or {}).values() if place}
     # A second reversal of a transaction is stored under `<key>#hmac#<digest>` but sealed, before the receiver knew
     # which key it would get, under <key> (billops.webhooks.intake).
     return keys | {key.split("#hmac#", 1)[0] for key in keys if "#txn#" in key and "#hmac#" in key}

@@ -128,7 +128,13 @@ def sort_key(entry: Mapping[str, Any]) -> tuple[str, int, str]:
     return (moment, _PRECEDENCE.get(entry["event_type"], _UNKNOWN_PRECEDENCE), entry["key"])
 
 
-def _instant(text: Any) -> str:
+def sort_position(entry: Mapping[str, Any]) -> str:
+    """`sort_key` as text that sorts like it (the moment as UTC with microseconds): a history item's sort key."""
+    moment = instant(entry.get("occurred_at") or entry.get("received_at"))
+    return f"{moment}|{_PRECEDENCE.get(entry['event_type'], _UNKNOWN_PRECEDENCE):02d}|{entry['key']}"
+
+
+def instant(text: Any) -> str:
     """An ISO-8601 time as UTC text with microseconds, so that `...10:00:00Z` and `...10:00:00.500000Z` compare by
     time (as plain text `.` sorts before `Z`: a delivery received at 10:00:00.5 sorted before an event of 10:00:00)."""
     if not text:
@@ -142,8 +148,12 @@ def _instant(text: Any) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
-def ordered(history: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The history, deduplicated by key, in the order the fold applies it.
+Place = tuple[str, int, str, int, str]
+"""Where an entry sorts in the fold: (moment, 0 timed / 1 untimed, received for untimed, type precedence, key)."""
+
+
+def placements(history: Iterable[Mapping[str, Any]]) -> list[tuple[Place, Mapping[str, Any]]]:
+    """The history, deduplicated by key, with each entry's place, in the order the fold applies it.
 
     An event with CCBill's timestamp sorts by it (the lifecycle order breaks same-second ties). An event without
     one (UserReactivation) sorts at the latest of: when we received it, and the timestamp of every event we had
@@ -154,18 +164,54 @@ def ordered(history: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """
     unique = {entry["key"]: entry for entry in history}
     received_timed = sorted(
-        (_instant(entry.get("received_at")), _instant(entry["occurred_at"]))
+        (instant(entry.get("received_at")), instant(entry["occurred_at"]))
         for entry in unique.values() if entry.get("occurred_at"))
 
-    def place(entry: Mapping[str, Any]) -> tuple[str, int, str, int, str]:
+    def place(entry: Mapping[str, Any]) -> Place:
         precedence = _PRECEDENCE.get(entry["event_type"], _UNKNOWN_PRECEDENCE)
         if entry.get("occurred_at"):
-            return (_instant(entry["occurred_at"]), 0, "", precedence, entry["key"])
-        received = _instant(entry.get("received_at"))
+            return (instant(entry["occurred_at"]), 0, "", precedence, entry["key"])
+        received = instant(entry.get("received_at"))
         moment = max([received, *(occurred for seen, occurred in received_timed if seen < received)])
         return (moment, 1, received, precedence, entry["key"])
 
-    return sorted(unique.values(), key=place)
+    return sorted(((place(entry), entry) for entry in unique.values()), key=lambda pair: pair[0])
+
+
+def ordered(history: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The history, deduplicated by key, in the order the fold applies it (see `placements`)."""
+    return [entry for _, entry in placements(history)]
+
+
+def place_after(entry: Mapping[str, Any], last: Place | None) -> Place | None:
+    """The place of ``entry`` received after every entry of a history whose last place is ``last``, if it is
+    certain without the history; None when only the whole history can tell (an untimed entry received before the
+    last place's moment: the timestamps of the entries received before it decide where it goes).
+
+    A timed entry's place is its own. An untimed one received after everything sorts at its reception, unless an
+    entry received before it carries a later timestamp: the last place's moment is the latest of those, so a
+    reception after it is certainly its place.
+    """
+    precedence = _PRECEDENCE.get(entry["event_type"], _UNKNOWN_PRECEDENCE)
+    if entry.get("occurred_at"):
+        return (instant(entry["occurred_at"]), 0, "", precedence, entry["key"])
+    received = instant(entry.get("received_at"))
+    if last is not None and received <= last[0]:
+        return None
+    return (received, 1, received, precedence, entry["key"])
+
+
+def place_text(place: Place) -> str:
+    """A place as stored on the record (read back by `parse_place`)."""
+    moment, untimed, received, precedence, key = place
+    return f"{moment}|{untimed}|{received}|{precedence:02d}|{key}"
+
+
+def parse_place(text: str | None) -> Place | None:
+    if not text:
+        return None
+    moment, untimed, received, precedence, key = str(text).split("|", 4)
+    return (moment, int(untimed), received, int(precedence), key)
 
 
 def _money(value: str | None) -> str | None:
@@ -341,12 +387,30 @@ def _apply(state: dict[str, Any], entry: Mapping[str, Any]) -> None:
     state["last_event_at"] = moment
 
 
+def fold_step(state: Mapping[str, Any] | None, subscription_id: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The state after ``entry``, folded onto ``state`` (the state of the entries placed before it; None: none).
+
+    `derive_state` is this step over the ordered history, so a record that applies its newest entry alone reaches
+    the state the whole history gives. A history of declined purchases only is `declined`; the status underneath is
+    the initial one (a declined purchase never moves it), which the next entry starts from.
+    """
+    step = initial_state(subscription_id) if state is None else dict(state)
+    declined_so_far = state is None or step["status"] == DECLINED
+    if step["status"] == DECLINED:
+        step["status"] = ACTIVE
+    _apply(step, entry)
+    if declined_so_far and entry["event_type"] in SALE_FAILURE_EVENTS:
+        step["status"] = DECLINED
+    return step
+
+
 def derive_state(subscription_id: str, history: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The subscription's state from its history. Pure: depends only on the set of entries, not their order."""
-    entries = ordered(history)
-    state = initial_state(subscription_id)
-    for entry in entries:
-        _apply(state, entry)
-    if entries and all(entry["event_type"] in SALE_FAILURE_EVENTS for entry in entries):
-        state["status"] = DECLINED
-    return state
+    state: dict[str, Any] | None = None
+    for entry in ordered(history):
+        state = fold_step(state, subscription_id, entry)
+    return state if state is not None else initial_state(subscription_id)
+
+
+STATE_FIELDS = frozenset(initial_state("").keys())
+"""The attributes the fold derives (a record's other attributes are bookkeeping or carried facts)."""
