@@ -17,6 +17,7 @@ from billops.api_errors import ApiError, internal_error
 from billops.merchant_api import api_failures as failures
 from billops.merchant_api.api_service import MerchantApi
 from billops.merchant_api.openapi import openapi_document_text
+from billops.merchant_api.report_routes import ReportRoutes
 from billops.merchant_api.request_bodies import parse_body, parse_query
 
 
@@ -47,6 +48,7 @@ def _count(name: str) -> None:
 
 
 api = MerchantApi.from_env(on_metric=_count)
+reports = ReportRoutes.from_env()
 
 OPENAPI_PATH = "/v1/openapi.json"
 ROUTES: list[tuple[str, str]] = []
@@ -179,6 +181,16 @@ def retrieve_operation(operation_id: str) -> Response:
 @route("GET", "/v1/events")
 def list_events() -> Response:
     return _answer(api.list_events(_key(), _query()))
+
+
+@route("GET", "/v1/reports/summary")
+def report_summary() -> Response:
+    return _answer(reports.summary(_key(), _query()))
+
+
+@route("GET", "/v1/reports/daily")
+def report_daily() -> Response:
+    return _answer(reports.daily(_key(), _query()))
 
 
 # --- everything else ------------------------------------------------------------------------------------------------
