@@ -154,6 +154,9 @@ def test_built_template_points_at_built_artifacts(sam_build: Path) -> None:
         assert built[name]["Properties"]["CodeUri"] == name
         handler_module = built[name]["Properties"]["Handler"].rpartition(".")[0]
         assert (sam_build / name / f"{handler_module}.py").is_file(), f"{name}: the handler is not in the build"
+    # The optional analytics export (AnalyticsExport) is built beside them, as a nested template.
+    assert built["AnalyticsExportStack"]["Properties"]["Location"] == "AnalyticsExportStack/template.yaml"
+    assert "DeliveryStream" in load_yaml(sam_build / "AnalyticsExportStack" / "template.yaml")["Resources"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
