@@ -115,3 +115,22 @@ def test_png_without_matplotlib_says_what_to_do(counted, run_cli, tmp_path, monk
 def test_usage_errors(counted, run_cli, argv, message):
     result = run_cli("report", *argv)
     assert result.code == 2 and message in result.err
+
+
+def test_the_projector_dead_letter_replay_counts_each_delivery_once(local_resources, run_cli):
+    """A batch the projector gave up on is counted when an operator replays it, and only once however often it is
+    replayed (or was counted before it failed to fold)."""
+    from test_replay_commands import _log_deliveries, _on_failure_record, _store_delivery
+
+    _store_delivery(local_resources, transactionId="0117240102000000049", timestamp="2026-11-03 10:00:00",
+                    nextRenewalDate="2026-12-03")
+    _store_delivery(local_resources, "Chargeback", timestamp="2026-11-04 10:00:00")
+    _log_deliveries(local_resources)
+    record = json.dumps(_on_failure_record(local_resources))
+    sqs = local_resources.client("sqs")
+    for _ in range(2):
+        sqs.send_message(QueueUrl=local_resources.queue_url("ProjectorDeadLetterQueue"), MessageBody=record)
+        assert run_cli("dlq", "replay", "--queue", "projector", "--json").code == 0
+    report = run_cli("report", "--from", "2026-11-01", "--to", "2026-11-30", "--json").json()["summary"]["report"]
+    assert (report["sales"], report["chargebacks"]["count"], report["active_subscriptions"], report["mrr"]) == (
+        {"count": 1, "amount": "19.95"}, 1, 1, "19.95")
