@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install browser wrk run test test-unit test-integration test-e2e test-template test-reliability bench lock clean \
-	security scan-lock
+	security scan-lock check-iam
 
 $(INSTALLED): pyproject.toml requirements/dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "billops needs Python 3.11 (the Lambda runtime; sam build needs the same interpreter)")'
@@ -47,9 +47,33 @@ run: install
 	$(PY) -m billops_local
 
 ## Every test: the security checks (below), then unit, integration (moto), template checks (sam validate --lint,
-## sam build) and end-to-end.
-test: install browser security
-	$(PY) -m pytest
+## sam build) and end-to-end, in TEST_WORKERS processes (pytest-xdist, one test file per worker at a time, the slow
+## files first; each worker has its own local stack and moto on its own ports). TEST_WORKERS=0: one process.
+## The rules a test must follow to run in parallel: docs/testing.md.
+## Every AWS call the functions make is recorded (one file per process), then check-iam runs over those calls.
+TEST_WORKERS ?= 2
+PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+AWS_CALLS := $(CURDIR)/test-artifacts/aws-calls
+
+## The security scans run beside the tests (mostly one core, while the e2e tests wait on the stacks); their output
+## is printed after pytest's, and `make test` fails if either failed.
+test: export BILLOPS_RECORD_AWS_CALLS = $(AWS_CALLS)/test
+test: install browser $(SCAN_INSTALLED)
+	@mkdir -p $(SECURITY_OUT)
+	@$(MAKE) --no-print-directory security > $(SECURITY_OUT)/security.log 2>&1 & scans=$$!; \
+	$(PY) -m pytest $(PARALLEL); tests=$$?; \
+	wait $$scans; security=$$?; \
+	echo "--- make security (ran beside the tests; exit $$security) ---"; cat $(SECURITY_OUT)/security.log; \
+	[ $$tests -eq 0 ] && [ $$security -eq 0 ]
+	$(MAKE) --no-print-directory check-iam
+
+## Least privilege that works on the first deploy: the AWS calls the last test run recorded (under
+## test-artifacts/aws-calls; none yet = a short recording run first) against the deployed template's roles and key
+## policies (denied = failure, naming the call; unused grants listed in test-artifacts/iam/report.txt), then
+## parliament over every policy.
+check-iam: install $(SCAN_INSTALLED)
+	$(PY) -m iam_check --record-if-missing
+	$(SCAN_VENV)/bin/python iam_check/policy_lint.py test-artifacts/iam/policies.json
 
 ## cfn-lint over the template; checkov over the CloudFormation the SAM transform makes of it (no failed check: each
 ## suppression is in the resource's Metadata with its reason); bandit over the code; pip-audit over the locks (it
@@ -65,20 +89,32 @@ security: install $(SCAN_INSTALLED)
 	$(PY) requirements/scan_audit.py $(SCAN_VENV)/bin/pip-audit requirements/dev.lock layers/billops/requirements.txt
 
 test-unit: install
-	$(PY) -m pytest tests/unit
+	$(PY) -m pytest $(PARALLEL) tests/unit
 
 test-integration: install
-	$(PY) -m pytest tests/integration
+	$(PY) -m pytest $(PARALLEL) tests/integration
 
 test-e2e: install
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest $(PARALLEL) tests/e2e
 
 test-template: install
-	$(PY) -m pytest tests/template
+	$(PY) -m pytest $(PARALLEL) tests/template
 
 ## The reliability suites (10,000 webhooks with faults, 1,000 operations with faults, fuzzing, a minute of load).
+## Each suite starts its own stack, so those that only count outcomes run side by side (one per worker); the ones
+## whose timing is part of what they check (load: the rate held; fuzzing: per-example deadlines; marked
+## runs_alone) run afterwards, alone. Both runs always run; the target fails if either did. Then check-iam over the
+## calls they recorded.
+RELIABILITY_WORKERS ?= 2
+
+test-reliability: export BILLOPS_RECORD_AWS_CALLS = $(AWS_CALLS)/reliability
 test-reliability: install wrk
-	$(PY) -m pytest tests/reliability -m reliability
+	@status=0; \
+	$(PY) -m pytest tests/reliability -m "reliability and not runs_alone" \
+	  $(if $(filter 0,$(RELIABILITY_WORKERS)),-p no:xdist,-n $(RELIABILITY_WORKERS) --dist loadfile) || status=$$?; \
+	$(PY) -m pytest tests/reliability -m "reliability and runs_alone" -p no:xdist || status=$$?; \
+	exit $$status
+	$(MAKE) --no-print-directory check-iam
 
 ## Benchmarks and the cost model, ours beside the Powertools-tutorial baseline: writes bench/results.json,
 ## bench/report.md and bench/chart.png. Not part of `make test`.

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
+import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+from billops_local import aws_call_recording
+from billops_local.aws_call_recording import acting_as
+from support.e2e_log_check import leaks_from_worker, report_leaks
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLERS = {
@@ -42,8 +49,42 @@ def load_handler(name: str):
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    logical_id = _function_logical_ids()[path.resolve()]
+    with acting_as(logical_id):  # the cold start's AWS calls are the function's
+        spec.loader.exec_module(module)
+    module.handler = _acting_as_function(module.handler, logical_id)
     return module
+
+
+@functools.cache
+def _function_logical_ids() -> dict[Path, str]:
+    """Handler file -> the template function running it (whose role its AWS calls are checked against)."""
+    from billops_local.template_resources import load_template
+
+    return {spec.module_path.resolve(): logical_id for logical_id, spec in load_template().functions.items()}
+
+
+def _acting_as_function(handler, logical_id: str):
+    """The handler, with its AWS calls recorded as the function's (billops_local.aws_call_recording)."""
+
+    @functools.wraps(handler)
+    def invoke(event, context):
+        with acting_as(logical_id):
+            return handler(event, context)
+
+    return invoke
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """BILLOPS_RECORD_AWS_CALLS=<directory> (make test): record every AWS call the handlers make, in this process
+    and in the local stacks it starts (they inherit the variable), for `make check-iam`. The first process of a run
+    (not a pytest-xdist worker) empties the directory: the check reads this run's calls only."""
+    directory = os.environ.get(aws_call_recording.RECORD_VARIABLE, "").strip()
+    if not directory:
+        return
+    if not hasattr(config, "workerinput"):
+        shutil.rmtree(directory, ignore_errors=True)
+    aws_call_recording.install(directory)
 
 
 class LambdaContext:
@@ -80,3 +121,36 @@ def aws_credentials(monkeypatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+# --- pytest-xdist (docs/testing.md) -----------------------------------------------------------------------------------
+
+SUITE_ORDER = ("e2e", "template", "integration", "unit")
+"""The slowest suites first (their files are the longest, and `make test` hands whole files to its workers in this
+order: a long file started last would leave the other workers idle at the end)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        parts = Path(str(item.fspath)).resolve().relative_to(ROOT).parts
+        suite = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+        return SUITE_ORDER.index(suite) if suite in SUITE_ORDER else len(SUITE_ORDER)
+
+    items.sort(key=rank)  # stable: the order inside each suite and file is kept
+
+
+# The controller merges what its workers found.
+
+_worker_leaks: list[list[str]] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    leaks = leaks_from_worker(node)
+    if leaks is not None:
+        _worker_leaks.append(leaks)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _worker_leaks:  # only in an xdist controller whose workers ran e2e tests
+        report_leaks(session, [leak for leaks in _worker_leaks for leak in leaks])

@@ -8,6 +8,7 @@ out, operations left ``unknown``); 130 interrupted.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
@@ -47,20 +48,44 @@ def plain(value: Any) -> Any:
     return value
 
 
+# Characters a terminal acts on instead of showing: C0 and C1 controls (ESC starts a control sequence that can
+# rewrite the screen, set the window title, ...), DEL, and the Unicode bidi controls that reorder what is shown.
+_TERMINAL_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str, keep: str = "") -> str:
+    """``text`` with every character a terminal would act on written as an escape (``\\x1b``, ``\\u202e``);
+    the characters in ``keep`` (e.g. a raw body's newlines) are left as they are. Webhook data is a stranger's
+    text: printed raw, it could move the cursor, rewrite earlier lines or hide what follows."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group(0)
+        if char in keep:
+            return char
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _TERMINAL_CONTROLS.sub(escape, text)
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(plain(value), indent=2, sort_keys=False, ensure_ascii=False)
+    # json escapes C0 controls itself; C1 and bidi controls would pass through with ensure_ascii=False.
+    text = json.dumps(plain(value), indent=2, sort_keys=False, ensure_ascii=False)
+    return _TERMINAL_CONTROLS.sub(lambda match: match.group(0) if match.group(0) == "\n"  # the indentation's
+                                  else f"\\u{ord(match.group(0)):04x}", text)
 
 
 def cell(value: Any) -> str:
+    """One value, on one line, safe for a terminal."""
     if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)) and all(isinstance(item, (str, int, Decimal)) for item in value):
-        return ", ".join(str(plain(item)) for item in value)
+        return terminal_safe(", ".join(str(plain(item)) for item in value))
     if isinstance(value, (Mapping, list, tuple)):
-        return json.dumps(plain(value), ensure_ascii=False, separators=(",", ":"))
-    return str(plain(value))
+        return terminal_safe(json.dumps(plain(value), ensure_ascii=False, separators=(",", ":")))
+    return terminal_safe(str(plain(value)))
 
 
 def render_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *,
@@ -102,4 +127,4 @@ class Output:
 
     def note(self, text: str) -> None:
         """A remark for the human operator (stderr, so --json output stays one document)."""
-        print(text, file=self.errors, flush=True)
+        print(terminal_safe(text, keep="\n"), file=self.errors, flush=True)

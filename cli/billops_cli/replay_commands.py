@@ -37,7 +37,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from billops_cli.aws_batches import batch_get, chunks
-from billops_cli.output import EXIT_FAILED, EXIT_OK, CliError, Output, render_fields, render_table
+from billops_cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    Output,
+    render_fields,
+    render_table,
+    terminal_safe,
+)
 from billops_cli.progress import Progress
 from billops_cli.targets import Target
 
@@ -706,7 +714,8 @@ def quarantine_show(args: argparse.Namespace, target: Target, out: Output) -> in
     if view["attempts"]:
         human += "\n\nReplays:\n" + render_table(view["attempts"], [("at", "at"), ("outcome", "outcome"),
                                                                     ("reason", "reason"), ("by", "by")], max_width=80)
-    human += ("\n\nRaw body (redacted at receipt; personal data):\n" + str(view.get("raw_body") or "")
+    human += ("\n\nRaw body (redacted at receipt; personal data):\n"
+              + terminal_safe(str(view.get("raw_body") or ""), keep="\n\t")
               if args.reveal else "\n\nThe raw body holds personal data: --reveal prints it.")
     out.emit(view, human)
     return EXIT_OK

@@ -229,6 +229,10 @@ class LocalTarget(Target):
         return [name for name in os.environ
                 if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")]
 
+    def receiver_environment(self) -> dict[str, str]:
+        # The local stack's receiver keys hashed deliveries with the stack's own secret (the template's).
+        return {"BILLOPS_DELIVERY_KEY_SECRET_ARN": LOCAL_PREFIX + "DeliveryKeySecret"}
+
     def run_schedule(self, function_logical_id: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         url = f"{self.api_url}/__local/schedules/{function_logical_id}"
         data = json.dumps(payload).encode("utf-8") if payload else b""
@@ -359,7 +363,11 @@ class AwsTarget(Target):
                            f"WebhookReceiverFunction): {error}") from None
         variables = dict((configuration.get("Environment") or {}).get("Variables") or {})
         wanted = ("BILLOPS_ENV", "BILLOPS_CLIENT_ACCNUM", "BILLOPS_CLIENT_SUBACCS", "BILLOPS_MAX_BODY_BYTES",
-                  "BILLOPS_PASSTHROUGH_CLEAR_FIELDS", "BILLOPS_CUSTOMER_REFERENCE_FIELD")
+                  "BILLOPS_PASSTHROUGH_CLEAR_FIELDS", "BILLOPS_CUSTOMER_REFERENCE_FIELD",
+                  # a replayed delivery is keyed, dated and authorised as the receiver would (needs
+                  # secretsmanager:GetSecretValue on the DeliveryKeySecretArn output)
+                  "BILLOPS_DELIVERY_KEY_SECRET_ARN", "BILLOPS_CHECK_LEGACY_DELIVERY_KEYS", "BILLOPS_CCBILL_TIMEZONE",
+                  "BILLOPS_UPGRADE_CATALOGUE")
         return {name: value for name, value in variables.items() if name in wanted}
 
 

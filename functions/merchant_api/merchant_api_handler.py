@@ -15,6 +15,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from billops.api_errors import ApiError, internal_error
 from billops.merchant_api import api_failures as failures
+from billops.merchant_api.api_authentication import require_scope
+from billops.merchant_api.api_keys import WRITE
 from billops.merchant_api.api_service import MerchantApi
 from billops.merchant_api.openapi import openapi_document_text
 from billops.merchant_api.report_routes import ReportRoutes
@@ -73,6 +75,9 @@ def _headers() -> dict:
 
 
 def _body() -> dict:
+    # Only the write routes read a body: a key that may not write is refused before its body is even parsed
+    # (a stranger's body costs nothing, and cannot turn a 403 into anything else).
+    require_scope(_key(), WRITE)
     event = app.current_event.raw_event
     return parse_body(event.get("body"), bool(event.get("isBase64Encoded")), _headers().get("content-type"),
                       api.settings.max_body_bytes)

@@ -12,7 +12,13 @@ from billops.operations.subscription_facts_store import SubscriptionFactsStore
 from billops.settings import get_settings
 from billops.storage.operations_table import OperationsTable
 from billops.storage.subscriptions_table import SubscriptionsTable
-from billops.upgrade_page.consumer_page import PageResult, UpgradePage, message, temporarily_unavailable
+from billops.upgrade_page.consumer_page import (
+    PageResult,
+    UpgradePage,
+    message,
+    min_window_remaining_for,
+    temporarily_unavailable,
+)
 from billops.upgrade_page.upgrade_links import ContainerSigningKeys
 from billops.upgrade_page.upgrade_offers import upgrade_configuration
 
@@ -21,12 +27,27 @@ metrics = Metrics()
 app = APIGatewayHttpResolver()
 
 subscriptions = SubscriptionsTable(get_settings().subscriptions_table)
+
+
+def submit_operation(message: dict) -> None:
+    """The second allowUpgrade post for a late consumer: recorded, then queued (a failed send is logged; the page's
+    next load sends it again)."""
+    from billops.operations.operation_submission import NotQueued, record_and_queue
+
+    try:
+        record_and_queue(message)
+    except NotQueued:
+        logger.warning("the repeated allowUpgrade is recorded but not queued yet")
+
+
 page = UpgradePage(
     keys=ContainerSigningKeys(),
     subscriptions=subscriptions,
     operations=OperationsTable(operation_settings_from_env().operations_table),
     configuration=upgrade_configuration,
     sales_from=SubscriptionFactsStore(subscriptions).sales_from,
+    submit=submit_operation,
+    min_window_remaining=min_window_remaining_for(operation_settings_from_env().upgrade_window_seconds),
 )
 
 METRIC_NAMES = {

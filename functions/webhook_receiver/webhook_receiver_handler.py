@@ -7,7 +7,8 @@ body carries subscribers' personal data.
 What a delivery costs in CloudWatch Logs is paid on every webhook, so the common case writes nothing of ours: an
 accepted delivery is logged at DEBUG (dropped at the template's default level) and publishes no metric (the access
 log's metric filter counts the 200s); a duplicate is logged at DEBUG and counted (WebhookDuplicate: CCBill sent it
-again); rejections, quarantines, unknown types and storage failures are logged at WARNING and counted.
+again); rejections, quarantines, unknown types, deliveries with fields stored as received (WebhookFieldWarnings)
+and storage failures are logged at WARNING and counted.
 """
 
 import warnings
@@ -36,9 +37,12 @@ def receive_ccbill_webhook() -> Response:
     result = intake.receive(WebhookRequest.from_http_api_event(app.current_event.raw_event))
     for name in result.metrics:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-    level = "debug" if result.outcome in QUIET_OUTCOMES else "warning"
+    level = "debug" if result.outcome in QUIET_OUTCOMES and not result.field_warnings else "warning"
+    # Keys are keyed hashes or CCBill IDs (billops.webhooks.delivery_keys): they reveal no personal data. Fields
+    # stored as received are named, never their values.
     getattr(logger, level)("webhook answered", extra={"outcome": result.outcome, "status": result.status,
-                                                      "event_type": result.event_type, "delivery_key": result.key})
+                                                      "event_type": result.event_type, "delivery_key": result.key,
+                                                      "fields_with_warnings": list(result.field_warnings) or None})
     return _json(result.status, result.body)
 
 

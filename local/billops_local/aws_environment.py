@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from billops_local.aws_call_recording import acting_as
 from billops_local.template_resources import (
     LOCAL_ACCOUNT_ID,
     LOCAL_REGION,
@@ -394,7 +395,20 @@ def create_resources(
         arn = events.create_archive(**kwargs)["ArchiveArn"]
         created.event_archives[logical_id] = CreatedArchive(archive.physical_name, arn)
 
+    _register_for_recording(template, created)
     return created
+
+
+def _register_for_recording(template: LocalTemplate, created: CreatedResources) -> None:
+    """What the AWS call recorder needs to write these resources' identities canonically (aws_call_recording)."""
+    from billops_local import aws_call_recording
+
+    aws_call_recording.register_resources(
+        key_ids={key.key_id: logical_id for logical_id, key in created.kms_keys.items()},
+        aliases={alias.name: alias.key_logical_id for alias in created.kms_aliases.values()},
+        hash_keys={spec.physical_name: element.attribute_name for spec in template.tables.values()
+                   for element in spec.key_schema if element.key_type == "HASH"},
+    )
 
 
 def _queue_attribute(value: Any) -> str:
@@ -549,7 +563,8 @@ class LocalFunction:
         with self._load_lock:
             if self._handler is not None:
                 return self._handler
-            return self._import()
+            with acting_as(self.logical_id):  # AWS calls at import time are the function's too
+                return self._import()
 
     def _import(self) -> Callable[[Any, Any], Any]:
         if self.module_path is None:
@@ -588,7 +603,8 @@ class LocalFunction:
                 context = LambdaContext(self.name, self.memory_size, self.timeout)
                 started = time.monotonic()
                 try:
-                    return handler(event, context)
+                    with acting_as(self.logical_id):  # its AWS calls are recorded as its role's
+                        return handler(event, context)
                 finally:
                     elapsed = time.monotonic() - started
                     if elapsed > self.timeout:

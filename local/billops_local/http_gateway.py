@@ -36,6 +36,16 @@ from billops_local.template_resources import HttpRouteSpec
 
 log = logging.getLogger("billops_local.http")
 
+# An upgrade link's token (billops.upgrade_page.link_tokens: base64url claims "." a 43-character HMAC-SHA256).
+UPGRADE_TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
+
+
+def loggable_path(raw_path: str) -> str:
+    """The request path for the log: an upgrade link's token (whoever holds it may act on the consumer's upgrade
+    page) is masked, as API Gateway's access log shows only the route key."""
+    return "/".join("<upgrade token>" if UPGRADE_TOKEN.fullmatch(segment) else segment
+                    for segment in raw_path.split("/"))
+
 MAX_REQUEST_BYTES = 10 * 1024 * 1024
 NOT_FOUND = {"message": "Not Found"}
 INTERNAL_ERROR = {"message": "Internal Server Error"}
@@ -238,8 +248,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             status = response.status
             self._send(response)
         finally:
-            # Never the query string: it carries the webhook token.
-            log.info("%s %s -> %s (%d ms)", self.command, raw_path, status, (time.monotonic() - started) * 1000)
+            # Never the query string (it carries the webhook token), nor an upgrade link's token (the path is the
+            # consumer's credential).
+            log.info("%s %s -> %s (%d ms)", self.command, loggable_path(raw_path), status,
+                     (time.monotonic() - started) * 1000)
 
     def _invoke(
         self, route: Route, parameters: dict[str, str], raw_path: str, raw_query: str, body: bytes

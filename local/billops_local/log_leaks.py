@@ -3,8 +3,8 @@
 Two kinds of needle: exact values a run knows (the webhook token, the DataLink password, every secret in the local
 Secrets Manager, the data keys behind the stored ciphertexts, the personal values the samples send) in the forms
 they take on the wire (as is, URL-encoded, JSON-escaped, base64/hex for binary keys), and patterns for what a run
-generates without telling anyone (API keys ``bo_<env>_...``, the sandbox consumers' passwords and e-mail
-addresses, a full card number). A finding names the file, the line and what leaked - never the value itself, so the
+generates without telling anyone (API keys ``bo_<env>_...``, upgrade links' tokens, the sandbox consumers'
+passwords and e-mail addresses, a full card number). A finding names the file, the line and what leaked - never the value itself, so the
 report can be printed in CI without leaking in turn.
 """
 
@@ -33,6 +33,9 @@ PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\bbo_[a-z]+_[0-9A-Za-z]{32}\b"), "a merchant API key"),
     (re.compile(r"sandbox-pw-\d{4}"), "a sandbox consumer's password"),
     (re.compile(r"sandbox-datalink-password"), "the sandbox DataLink password"),
+    # billops.upgrade_page.link_tokens: base64url claims, ".", base64url HMAC-SHA256 (43 characters).
+    (re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"),
+     "an upgrade link's token"),
     (re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)example\.(?:com|org|net)\b"), "a subscriber's e-mail address"),
     # 15-16 digits, one run or grouped by 4, Luhn-checked below; 19-digit CCBill IDs and epoch times never match.
     (re.compile(r"(?<![\d.])(?:[3-6]\d{14,15}|[3-6]\d{3}[ -]\d{4}[ -]\d{4}[ -]\d{3,4})(?![\d.])"),

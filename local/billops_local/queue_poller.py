@@ -42,6 +42,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from billops_local.aws_call_recording import acting_as, not_recorded
 from billops_local.aws_environment import LocalFunction, aws_client
 from billops_local.template_resources import LOCAL_REGION, QueueSourceSpec
 
@@ -181,10 +182,12 @@ class QueuePoller:
 
     def run_once(self) -> bool:
         """Receive one batch and invoke the function with it; True when there was a batch."""
-        batch = self._receive()
-        if not batch:
-            return False
-        self._invoke(batch)
+        # Lambda's event source mapping receives and deletes with the function's role (recorded as its calls).
+        with acting_as(self.function.logical_id, "event-source-mapping"):
+            batch = self._receive()
+            if not batch:
+                return False
+            self._invoke(batch)
         return True
 
     def _receive_some(self, count: int) -> list[dict[str, Any]]:
@@ -276,12 +279,13 @@ class QueuePoller:
                             self.name, failure.get("Code"))
         if kept and self.failure_visibility_timeout is not None:
             for chunk in _chunks(kept, 10):
-                self._sqs.change_message_visibility_batch(
-                    QueueUrl=self.queue_url,
-                    Entries=[{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"],
-                              "VisibilityTimeout": int(self.failure_visibility_timeout)}
-                             for index, message in enumerate(chunk)],
-                )
+                with not_recorded():  # a local shortcut: Lambda lets the visibility timeout run out instead
+                    self._sqs.change_message_visibility_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[{"Id": str(index), "ReceiptHandle": message["ReceiptHandle"],
+                                  "VisibilityTimeout": int(self.failure_visibility_timeout)}
+                                 for index, message in enumerate(chunk)],
+                    )
         with self._stats_lock:
             self.stats.deleted_messages += len(succeeded)
             if kept:

@@ -32,6 +32,7 @@ Settings (environment variables; see LocalSettings):
   BILLOPS_LOCAL_SCHEDULE_SECONDS (unset): every schedule this often instead; 0 = only when triggered
   BILLOPS_LOCAL_MAX_CONCURRENCY (unset): a cap on every function's concurrency (1 = one invocation at a time)
   BILLOPS_LOCAL_PARAMETER_OVERRIDES (unset): template parameters, as sam's --parameter-overrides
+  BILLOPS_FIXED_EGRESS_IP (true locally: the sandbox whitelists 127.0.0.1; the template parameter WorkerFixedEgressIp)
       ("SettleWindowSeconds=5 WorkerConcurrency=3")
   and any variable the template sets to a bare !Ref <Parameter> (BILLOPS_SETTLE_WINDOW_SECONDS,
   BILLOPS_ALLOWED_CIDRS, ...): its value here overrides that parameter (Environment excepted: always local)
@@ -58,6 +59,7 @@ from pathlib import Path
 from typing import Any, Self, TextIO
 from urllib.parse import urlencode
 
+from billops_local import aws_call_recording
 from billops_local.aws_environment import (
     CreatedResources,
     EnvironmentPatch,
@@ -157,9 +159,26 @@ class LocalSettings:
                                                      DEFAULT_FAILURE_VISIBILITY_TIMEOUT, 0) or 0,
             schedule_timing=timing,
             max_concurrency=_whole_number(env, "BILLOPS_LOCAL_MAX_CONCURRENCY", None, 1),
-            parameter_overrides=parse_parameter_overrides(env.get("BILLOPS_LOCAL_PARAMETER_OVERRIDES", "")),
-            environment=dict(env),
+            parameter_overrides=(overrides := parse_parameter_overrides(
+                env.get("BILLOPS_LOCAL_PARAMETER_OVERRIDES", ""))),
+            environment=_with_local_defaults(env, overrides),
         )
+
+
+LOCAL_ENVIRONMENT_DEFAULTS = {
+    # The sandbox whitelists 127.0.0.1 for allowUpgrade: locally the worker has a fixed egress address, so the stack
+    # runs as if deployed with WorkerFixedEgressIp=true (the upgrade default is then the backend allowUpgrade post).
+    # BILLOPS_FIXED_EGRESS_IP=false (or the parameter override) shows a deployment without it (enc links).
+    "BILLOPS_FIXED_EGRESS_IP": ("WorkerFixedEgressIp", "true"),
+}
+
+
+def _with_local_defaults(env: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
+    environment = dict(env)
+    for variable, (parameter, value) in LOCAL_ENVIRONMENT_DEFAULTS.items():
+        if variable not in environment and parameter not in overrides:
+            environment[variable] = value
+    return environment
 
 
 @dataclass
@@ -327,6 +346,8 @@ class LocalStack:
         if self._running:
             return self
         self._running = True
+        # BILLOPS_RECORD_AWS_CALLS: every function's AWS calls (make check-iam)
+        aws_call_recording.install_from_environment(label="local stack")
         try:
             for service in self._services + self._late_services:
                 log.debug("starting %s", service.name)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from billops_local.aws_call_recording import acting_as
 from billops_local.aws_environment import LocalFunction, aws_client
 from billops_local.template_resources import LOCAL_ACCOUNT_ID, LOCAL_REGION, StreamSourceSpec
 
@@ -163,7 +164,8 @@ class StreamPoller:
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._refresh_shards()  # fixes LATEST at start, as creating an event source mapping does
+        with acting_as(self.function.logical_id, "event-source-mapping", stream_arn=self.stream_arn):
+            self._refresh_shards()  # fixes LATEST at start, as creating an event source mapping does
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"billops-stream-{self.function.logical_id}",
                                         daemon=True)
@@ -196,6 +198,12 @@ class StreamPoller:
 
     def run_once(self) -> bool:
         """Read what is new and invoke the function at most once per shard; True when anything happened."""
+        # Lambda's event source mapping reads the stream (and sends to the on-failure destination) with the
+        # function's role: recorded as its calls.
+        with acting_as(self.function.logical_id, "event-source-mapping", stream_arn=self.stream_arn):
+            return self._run_once()
+
+    def _run_once(self) -> bool:
         now = time.monotonic()
         if self._refreshed_at is None or now - self._refreshed_at >= self.shard_refresh_interval:
             self._refresh_shards()

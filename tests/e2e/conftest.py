@@ -3,6 +3,11 @@
 Tests here talk to it over HTTP with `requests`, exactly as a developer's curl or the CCBill sandbox would, and are
 marked `e2e` automatically.
 
+The CCBill sandbox plays a varied CCBill (SANDBOX_WEBHOOKS): each webhook in either format, in any version of its
+event type, with the variations of billops_local/ccbill_sandbox/webhook_generator.py, drawn from one seed per test
+process. The seed is printed in the summary and in the report of every failed e2e test; replay a run with
+``BILLOPS_SANDBOX_SEED=<seed> pytest ...``.
+
 Local timings are short (LOCAL_TIMINGS): a message the worker failed comes back after 1 s, the operation scheduler
 runs every second and the reconciliation job every 15 s (AWS periods x 1/60), an unknown outcome is settled after
 5 s. Tests that must not race the clock trigger a schedule themselves: ``local_stack.trigger_schedule(
@@ -13,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,13 +26,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "billops local stack ready"
-START_TIMEOUT_SECONDS = 60
-STOP_TIMEOUT_SECONDS = 10
+START_TIMEOUT_SECONDS = 180  # a bound, not a wait: a loaded 2-core machine took over 60 s to start one
+STOP_TIMEOUT_SECONDS = 60  # a bound: a loaded machine took over 10 s to stop one
 WEBHOOK_TOKEN = "e2e-webhook-token"
 VISIBILITY_TIMEOUT_SECONDS = 1
 SCHEDULE_SCALE = "1/60"
@@ -40,17 +45,59 @@ LOCAL_TIMINGS = {
 }
 
 
-# Every process's log is kept under test-artifacts/ and scanned when the session ends: no subscriber's personal
-# data, no password, key or secret may appear in any (billops_local.log_leaks; the run fails otherwise).
-from billops_local.log_leaks import CapturedLogs, add_stack_secrets, seeded_scanner
+SANDBOX_SEED = int(os.environ.get("BILLOPS_SANDBOX_SEED") or 0) or int.from_bytes(os.urandom(4), "big") % 10**9
+SANDBOX_WEBHOOKS = {
+    "BILLOPS_SANDBOX_WEBHOOK_FORMAT": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VERSIONS": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VARIATION": "varied",
+    "BILLOPS_SANDBOX_SEED": str(SANDBOX_SEED),
+}
+SEED_LINE = f"CCBill sandbox webhooks varied, seed {SANDBOX_SEED} (replay: BILLOPS_SANDBOX_SEED={SANDBOX_SEED})"
 
-CAPTURED_LOGS = CapturedLogs(ROOT / "test-artifacts" / "e2e-logs", seeded_scanner(WEBHOOK_TOKEN))
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Every e2e test's report names the sandbox's seed (shown with a failure, also under pytest-xdist)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and Path(__file__).parent in Path(str(item.fspath)).parents:
+        report.sections.append(("sandbox webhooks", SEED_LINE))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    terminalreporter.write_sep("-", "CCBill sandbox")
+    terminalreporter.write_line(SEED_LINE)
+
+
+# Every process's log is kept under test-artifacts/ and scanned when the session ends: no subscriber's personal
+# data, no password, key or secret may appear in any (billops_local.log_leaks; the run fails otherwise). Each test
+# process (pytest-xdist worker) keeps its own directory, test-artifacts/e2e-logs/<worker>/, scans it at its own
+# session end, and hands its findings to the controller, which merges them (tests/conftest.py).
+from billops_local.log_leaks import CapturedLogs, add_stack_secrets, seeded_scanner
+from support.e2e_log_check import E2E_LOGS, report_leaks, send_leaks_to_controller
+from support.parallel import is_xdist_worker, worker_id
+from support.ports import START_ATTEMPTS, free_ports, is_port_taken
+
+CAPTURED_LOGS = CapturedLogs(E2E_LOGS / worker_id(), seeded_scanner(WEBHOOK_TOKEN))
 TEST_PROCESS_LOG = CAPTURED_LOGS.directory / "test-process.log"
 
 
+_CONFIG: list[pytest.Config] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _CONFIG.append(config)
+
+
+def _is_xdist_controller() -> bool:
+    # xdist registers its scheduler ("dsession") in a trylast pytest_configure: ask when a report comes, not before.
+    return bool(_CONFIG) and _CONFIG[-1].pluginmanager.hasplugin("dsession")
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # A worker keeps its own tests' output; the controller (which sees every report again) keeps none.
     here = Path(__file__).parent
-    if here in Path(report.fspath).resolve().parents and report.sections:
+    if here in Path(report.fspath).resolve().parents and report.sections and not _is_xdist_controller():
         CAPTURED_LOGS.append(TEST_PROCESS_LOG, "".join(f"--- {report.nodeid} {title}\n{text}\n"
                                                        for title, text in report.sections))
 
@@ -58,14 +105,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not CAPTURED_LOGS.files:
         return
-    leaks = CAPTURED_LOGS.check()
-    if leaks:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        message = (f"{len(leaks)} secret(s) or personal data found in captured logs "
-                   f"(test-artifacts/e2e-logs/leaks.txt):\n" + "\n".join(f"  {leak}" for leak in leaks[:50]))
-        if reporter is not None:
-            reporter.write_line(message, red=True)
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    leaks = [str(leak) for leak in CAPTURED_LOGS.check()]
+    if is_xdist_worker():
+        send_leaks_to_controller(session.config, leaks)  # the controller reports every worker's together
+    else:
+        report_leaks(session, leaks)
 
 
 @pytest.fixture(scope="session")
@@ -79,19 +123,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            probe.bind(("127.0.0.1", 0))
-            sockets.append(probe)
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
 
 
 @dataclass
@@ -149,13 +180,10 @@ class LocalStackProcess:
         )
 
 
-@contextmanager
-def running_local_stack(extra_env: Mapping[str, str] | None = None,
-                        command: list[str] | None = None) -> Iterator[LocalStackProcess]:
-    """Start a local stack in a subprocess on free ports (``python -m billops_local`` unless ``command`` is given),
-    wait for its ready line, yield it, stop it with SIGTERM. ``extra_env`` is added to the stack's environment after
-    the e2e timings (a second stack with other settings, e.g. tests/e2e/test_operations_end_to_end.py's)."""
-    aws_port, api_port, sandbox_port = _free_ports(3)
+def _start_process(extra_env: Mapping[str, str] | None, command: list[str] | None):
+    """Start the stack on free ports and wait for its ready line: (process, lines, reader thread, ports), or None
+    when another process took one of its ports first (the caller tries again with new ones)."""
+    aws_port, api_port, sandbox_port = free_ports(3)
     env = {name: value for name, value in os.environ.items() if not name.startswith(("AWS_", "BILLOPS_LOCAL_"))}
     env.update(
         {
@@ -165,6 +193,7 @@ def running_local_stack(extra_env: Mapping[str, str] | None = None,
             "BILLOPS_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "PYTHONUNBUFFERED": "1",
             **LOCAL_TIMINGS,
+            **SANDBOX_WEBHOOKS,
             **(extra_env or {}),
         }
     )
@@ -198,12 +227,32 @@ def running_local_stack(extra_env: Mapping[str, str] | None = None,
     started = time.monotonic()
     ready.wait(START_TIMEOUT_SECONDS)
     if process.poll() is not None or not any(line.strip() == READY_LINE for line in lines):
-        process.kill()
+        if process.poll() is None:
+            process.kill()
         process.wait(5)
+        reader.join(5)
+        if is_port_taken("".join(lines)):
+            return None
         pytest.fail(
             f"the local stack was not ready after {time.monotonic() - started:.0f} s "
             f"(exit code {process.returncode}):\n{''.join(lines)}"
         )
+    return process, lines, reader, (aws_port, api_port, sandbox_port)
+
+
+@contextmanager
+def running_local_stack(extra_env: Mapping[str, str] | None = None,
+                        command: list[str] | None = None) -> Iterator[LocalStackProcess]:
+    """Start a local stack in a subprocess on free ports (``python -m billops_local`` unless ``command`` is given),
+    wait for its ready line, yield it, stop it with SIGTERM. ``extra_env`` is added to the stack's environment after
+    the e2e timings (a second stack with other settings, e.g. tests/e2e/test_operations_end_to_end.py's)."""
+    for _ in range(START_ATTEMPTS):
+        started = _start_process(extra_env, command)
+        if started is not None:
+            break
+    else:  # pragma: no cover - only when every attempt lost its ports to another process
+        pytest.fail(f"the local stack found its ports taken {START_ATTEMPTS} times in a row")
+    process, lines, reader, (aws_port, api_port, sandbox_port) = started
 
     api_url = f"http://127.0.0.1:{api_port}"
     stack = LocalStackProcess(
@@ -232,10 +281,62 @@ def running_local_stack(extra_env: Mapping[str, str] | None = None,
         assert process.returncode == 0, f"the local stack exited with {process.returncode}:\n{stack.output}"
 
 
+class _SharedStack:
+    """The session's shared stack (the ``local_stack`` fixture), stopped as soon as the next test this process runs
+    is not an end-to-end test: a pytest-xdist worker that goes on with unit tests must not keep an idle stack
+    polling its queues and stream on a 2-core machine. Should the worker be handed more e2e tests later, the stack is
+    started again and the same ``LocalStackProcess`` object points at the new one (module fixtures are made afresh
+    for a new module, so none keeps the old ports)."""
+
+    def __init__(self) -> None:
+        self.stack: LocalStackProcess | None = None
+        self._running: Any = None  # the running_local_stack context of the current process
+
+    @property
+    def stopped(self) -> bool:
+        return self.stack is not None and self._running is None
+
+    def get(self) -> LocalStackProcess:
+        if self._running is None:
+            context = running_local_stack()
+            fresh = context.__enter__()
+            self._running = context
+            if self.stack is None:
+                self.stack = fresh
+            else:
+                vars(self.stack).update(vars(fresh))
+        assert self.stack is not None
+        return self.stack
+
+    def stop(self) -> None:
+        context, self._running = self._running, None
+        if context is not None:
+            context.__exit__(None, None, None)
+
+
+_SHARED = _SharedStack()
+
+
+def _is_e2e(item: pytest.Item | None) -> bool:
+    return item is not None and Path(__file__).parent in Path(str(item.fspath)).parents
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _SHARED.stopped and "local_stack" in item.fixturenames:
+        _SHARED.get()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if _is_e2e(item) and nextitem is not None and not _is_e2e(nextitem):
+        _SHARED.stop()
+
+
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[LocalStackProcess]:
-    with running_local_stack() as stack:
-        yield stack
+    yield _SHARED.get()
+    _SHARED.stop()
 
 
 @pytest.fixture(scope="session")

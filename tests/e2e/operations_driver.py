@@ -3,7 +3,8 @@
 Everything goes through the stack's public doors, as the merchant's systems, CCBill and an operator would use them:
 the CCBill sandbox's admin API (subscriptions, faults, the call log, the ledger), the FIFO OperationsQueue (SQS in
 moto), the tables (read-only, except an operator's ``cancel_discount_price``), the domain events tap. Waits are
-bounded: they poll every 0.2 s and fail with a message that says what was awaited and what was seen last.
+bounded (``eventually``): they poll every 0.2 s and fail with a message that says what was awaited and what was
+seen last.
 
 Run as a script (``python tests/e2e/operations_driver.py``) it is ``python -m billops_local`` with some of the
 template's function variables replaced, from the JSON object in ``E2E_FUNCTION_ENVIRONMENT`` - a stack deployed
@@ -45,17 +46,10 @@ BASE_SUBSCRIPTION = {"client_accnum": "900100", "client_subacc": "0000", "initia
 
 def wait_for(what: str, probe: Callable[[], T], *, timeout: float = 30.0, interval: float = POLL_SECONDS,
              show: Callable[[], Any] | None = None) -> T:
-    """``probe()`` until it returns something truthy; AssertionError naming ``what`` (and the last value seen, or
-    ``show()``) after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            seen = show() if show is not None else value
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last seen: {seen!r}")
-        time.sleep(interval)
+    """The older name of ``eventually`` (tests/support/waiting.py), kept for the callers that use it."""
+    from support.waiting import eventually  # here: this file also runs as a script, without tests/ on sys.path
+
+    return eventually(probe, timeout, interval, what=what, show=show)
 
 
 def is_settled(record: dict[str, Any] | None) -> bool:

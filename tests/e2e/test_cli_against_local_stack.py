@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +47,6 @@ def cli_json(local_stack, *argv: str, expect: int = 0, timeout: float = 300) -> 
     result = cli(local_stack, *argv, "--json", timeout=timeout)
     assert result.returncode == expect, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     return json.loads(result.stdout)
-
-
-def eventually(check, timeout: float = 60.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "the local stack did not get there in time"
-        time.sleep(interval)
 
 
 def new_subscription(local_stack, *, price: str = "19.95", **extra) -> str:
@@ -162,8 +153,13 @@ def _quarantined_by_an_older_receiver(local_stack, subscription_id: str) -> str:
 
 
 def test_a_quarantined_delivery_is_fixed_and_replayed(local_stack):
-    from billops.webhooks.delivery_keys import quarantine_key
+    from billops.webhooks.delivery_keys import DeliveryKeys
     from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
+
+    # Quarantine keys are keyed hashes: computed here with the stack's own key, as its receiver does.
+    key_secret = local_stack.boto3_client("secretsmanager").get_secret_value(
+        SecretId="billops-local-DeliveryKeySecret")["SecretString"].encode()
+    quarantine_key = DeliveryKeys(lambda: key_secret).quarantine_key
 
     subscription_id = f"01263267{uuid.uuid4().int % 10**11:011d}"
     fixed = _quarantined_by_an_older_receiver(local_stack, subscription_id)

@@ -4,26 +4,15 @@ queue, the schedules and their trigger, the domain event bus - as a developer or
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import pytest
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
 OPERATIONS_QUEUE = "billops-local-OperationsQueue.fifo"
 OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
-
-
-def _wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("the local stack did not get there in time")
-        time.sleep(0.2)
 
 
 def test_the_banner_lists_the_operations_services(local_stack) -> None:
@@ -36,7 +25,9 @@ def test_the_banner_lists_the_operations_services(local_stack) -> None:
 
 def test_local_settings_reach_the_stack(local_stack) -> None:
     overview = local_stack.local_overview()
-    assert overview["overridden_parameters"] == {"SettleWindowSeconds": str(local_stack.settle_window_seconds)}
+    # WorkerFixedEgressIp: the local stack's default (the sandbox whitelists 127.0.0.1 for allowUpgrade).
+    assert overview["overridden_parameters"] == {"SettleWindowSeconds": str(local_stack.settle_window_seconds),
+                                                 "WorkerFixedEgressIp": "true"}
     (poller,) = overview["queue_pollers"]
     assert (poller["function"], poller["concurrency"]) == ("OperationWorkerFunction", 2)
     assert poller["failure_visibility_timeout"] == local_stack.visibility_timeout_seconds
@@ -49,7 +40,7 @@ def test_the_scheduler_runs_by_itself_and_on_demand(local_stack) -> None:
         return next(s["fired"] for s in local_stack.local_overview()["schedules"]
                     if s["function"] == "OperationSchedulerFunction")
 
-    _wait_for(lambda: fired() >= 1, timeout=15)
+    eventually(lambda: fired() >= 1, timeout=15, what="the scheduler to fire by itself")
     answer = local_stack.trigger_schedule("OperationSchedulerFunction")
     assert answer["function"] == "OperationSchedulerFunction"
     assert answer["event"]["detail-type"] == "Scheduled Event"
@@ -64,8 +55,9 @@ def test_published_domain_events_can_be_read(local_stack) -> None:
     answer = events.put_events(Entries=[{"EventBusName": "billops-local-DomainEventBus", "Source": "billops.e2e",
                                          "DetailType": "E2eProbe", "Detail": json.dumps({"marker": marker})}])
     assert answer["FailedEntryCount"] == 0
-    received = _wait_for(lambda: [e for e in local_stack.domain_events(wait_seconds=1)
-                                  if e.get("detail", {}).get("marker") == marker], timeout=10)
+    received = eventually(lambda: [e for e in local_stack.domain_events(wait_seconds=1)
+                                    if e.get("detail", {}).get("marker") == marker], timeout=10,
+                          what="the probe event on the tap queue")
     (event,) = received
     assert (event["source"], event["detail-type"]) == ("billops.e2e", "E2eProbe")
 
@@ -85,7 +77,7 @@ def test_an_unusable_operation_message_ends_in_the_dead_letter_queue(local_stack
 
     # The worker rejects it (copied to the dead-letter queue), or fails it until the redrive policy moves it
     # (maxReceiveCount 5 x the 1 s local visibility timeout): either way it ends there, and leaves the queue.
-    (message,) = _wait_for(dead_lettered, timeout=30)
+    (message,) = eventually(dead_lettered, timeout=30, what="the message in the dead-letter queue")
     assert json.loads(message["Body"])["marker"] == marker
-    _wait_for(lambda: int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"][
-        "ApproximateNumberOfMessages"]) == 0, timeout=30)
+    eventually(lambda: int(sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["All"])["Attributes"][
+        "ApproximateNumberOfMessages"]) == 0, timeout=30, what="the operations queue to be empty")

@@ -18,7 +18,6 @@ import base64
 import http.client
 import json
 import os
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +26,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from billops.merchant_api.openapi import openapi_document
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -90,25 +90,26 @@ class Api:
                              timeout=10).ok
 
     def wait_for_subscription(self, subscription_id: str, condition, timeout: float = 30.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            answer = self.get(f"/v1/subscriptions/{subscription_id}")
-            if answer.status_code == 200 and condition(answer.json()["subscription"]):
-                return answer.json()["subscription"]
-            assert time.monotonic() < deadline, f"subscription {subscription_id}: {answer.status_code} {answer.text}"
-            time.sleep(0.2)
+        seen: list[requests.Response] = []
+
+        def matching() -> dict | None:
+            seen[:] = [answer := self.get(f"/v1/subscriptions/{subscription_id}")]
+            return answer.json()["subscription"] if answer.status_code == 200 and condition(
+                answer.json()["subscription"]) else None
+
+        return eventually(matching, timeout, what=f"subscription {subscription_id} as expected",
+                          show=lambda: f"{seen[0].status_code} {seen[0].text}")
 
     def wait_for_operation(self, operation_id: str, statuses: tuple[str, ...] = ("succeeded", "failed"),
                            timeout: float = 60.0) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
+        def operation() -> dict:
             answer = self.get(f"/v1/operations/{operation_id}")
             assert answer.status_code == 200, answer.text
-            operation = answer.json()["operation"]
-            if operation["status"] in statuses:
-                return operation
-            assert time.monotonic() < deadline, f"operation {operation_id} stayed {operation['status']}"
-            time.sleep(0.2)
+            return answer.json()["operation"]
+
+        return eventually(lambda: (found := operation())["status"] in statuses and found, timeout,
+                          what=f"operation {operation_id} {' or '.join(statuses)}",
+                          show=lambda: operation()["status"])
 
     def keys_table(self):
         from billops.merchant_api.api_keys import ApiKeysTable
@@ -248,14 +249,12 @@ def test_recent_deliveries_with_quarantined_ones(api):
                         timeout=10)
     assert bad.status_code == 400
     # The delivery log is written by the projector from the events stream: the new entry shows up within seconds.
-    deadline = time.monotonic() + 30
-    while True:
+    def newly_quarantined() -> list[dict]:
         quarantined = api.get("/v1/events", params=query)
         assert quarantined.status_code == 200
-        new = [item["event"] for item in quarantined.json()["list"] if item["event"]["id"] not in before]
-        if new or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+        return [item["event"] for item in quarantined.json()["list"] if item["event"]["id"] not in before]
+
+    new = eventually(newly_quarantined, 30, what="the quarantined delivery in the delivery log")
     assert len(new) == 1 and new[0]["quarantine"]["reason"] and new[0]["quarantine"]["param"] == "subscriptionId"
     assert api.get("/v1/events", params={"days": 99}).json()["param"] == "days"
 
@@ -398,13 +397,16 @@ def test_upgrades_by_api_and_by_the_upgrade_system(api):
                              "initial_period": 30})
     assert refused.status_code == 400 and refused.json()["param"] == "initial_price"
 
-    system = api.post(f"/v1/subscriptions/{subscription_id}/upgrade", data={"method": "upgrade_system"})
-    assert system.status_code == 202
+    # The same destination again (gold succeeded just now): refused, naming the upgrade; another one is fine.
+    again = api.post(f"/v1/subscriptions/{subscription_id}/upgrade", data={"method": "upgrade_system",
+                                                                           "upgrade_type_id": "15"})
+    assert again.status_code == 409 and again.json()["operation_id"] == upgrade.json()["operation"]["id"]
+    system = api.post(f"/v1/subscriptions/{subscription_id}/upgrade", data={"method": "upgrade_system",
+                                                                            "upgrade_type_id": "20"})
+    assert system.status_code == 202, system.text
     waiting = api.wait_for_operation(system.json()["operation"]["id"], ("in_progress", "failed"))
-    deadline = time.monotonic() + 30
-    while waiting["upgrade_form"] is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-        waiting = api.get(f"/v1/operations/{waiting['id']}").json()["operation"]
+    waiting = eventually(lambda: (found := api.get(f"/v1/operations/{waiting['id']}").json()["operation"])[
+        "upgrade_form"] is not None and found, 30, what="the upgrade form recorded on the operation")
     assert waiting["status"] == "in_progress" and waiting["upgrade_form"]["fields"]["subscriptionId"] == \
         subscription_id
 
@@ -445,33 +447,45 @@ def test_the_event_actions_header_switches_off_one_requests_domain_events(api, l
     for operation_id in (quiet_id, loud_id):
         assert api.wait_for_operation(operation_id)["status"] == "succeeded"
     seen: set[str] = set()
-    deadline = time.monotonic() + 15
-    while loud_id not in seen and time.monotonic() < deadline:
-        for event in local_stack.domain_events(wait_seconds=1):
-            if event.get("detail-type", "").startswith("Operation"):
-                seen.add(event["detail"].get("operation_id"))
-    assert loud_id in seen and quiet_id not in seen
+
+    def loud_published() -> bool:
+        seen.update(event["detail"].get("operation_id") for event in local_stack.domain_events(wait_seconds=1)
+                    if event.get("detail-type", "").startswith("Operation"))
+        return loud_id in seen
+
+    eventually(loud_published, 15, what="the loud operation's domain event", show=lambda: seen)
+    assert quiet_id not in seen
     refused = api.post(f"/v1/subscriptions/{subscription_id}/extend", json={"days": 1},
                        headers={"billops-event-actions": "some"})
     assert refused.status_code == 400 and refused.json()["param"] == "billops-event-actions"
 
 
-def test_enc_upgrade_links(api):
+def test_upgrade_links_follow_the_stacks_security_type(api):
+    """The local stack has a fixed egress address the sandbox whitelists: the backend allowUpgrade post is the
+    default, and an enc (a permanent credential of the subscription) is refused, as CCBill would refuse it."""
     subscription_id = api.new_subscription()
     headers = {"Idempotency-Key": idempotency_key("link")}
-    link = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers)
+    link = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
+                    data={"upgrade_type_id": "15"})
     assert link.status_code == 200, link.text
     body = link.json()["upgrade_link"]
-    assert set(body) >= {"url", "action_url", "form_fields", "expires_at"}
+    assert set(body) >= {"url", "action_url", "form_fields", "expires_at", "operation_id", "credential_warning"}
+    assert body["method"] == "allow_upgrade" and body["credential_warning"] is None
     assert body["url"].startswith(f"{api.url}/upgrade/")
     assert body["action_url"] == f"{api.stack.sandbox_url}/jpost/upgradeSubscription.cgi"
-    assert set(body["form_fields"]) == {"clientAccnum", "clientSubacc", "enc"}
+    assert "enc" not in body["form_fields"] and body["form_fields"]["upgradeTypeId"] == "0015"
     page = requests.get(body["url"], timeout=10)
     assert page.status_code == 200 and "text/html" in page.headers["Content-Type"]
-    replay = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers)
+    replay = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
+                      data={"upgrade_type_id": "15"})
     assert replay.json() == link.json() and replay.headers["Idempotent-Replayed"] == "true"
     assert api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", headers=headers,
-                    data={"method": "allow_upgrade"}).status_code == 409
+                    data={"upgrade_type_id": "20"}).status_code == 409
+    enc = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "enc",
+                                                                              "upgrade_type_id": "15"})
+    assert enc.status_code == 400 and enc.json()["param"] == "method", enc.text
+    several = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link")
+    assert several.status_code == 400 and several.json()["param"] == "upgrade_type_id"
     refused = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "paypal"})
     assert refused.status_code == 400 and refused.json()["param"] == "method"
 
@@ -487,7 +501,8 @@ def test_an_allow_upgrade_links_operation_can_be_followed_at_once(api):
     assert extend.status_code == 202, extend.text
     api.wait_for_operation(extend.json()["operation"]["id"], ("in_progress",), timeout=10)
 
-    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"},
+    allow = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                     data={"method": "allow_upgrade", "upgrade_type_id": "15"},
                      headers={"Idempotency-Key": idempotency_key("allow-link")})
     assert allow.status_code == 200, allow.text
     operation_id = allow.json()["upgrade_link"]["operation_id"]
@@ -495,7 +510,8 @@ def test_an_allow_upgrade_links_operation_can_be_followed_at_once(api):
     assert named.status_code == 200, "the operation exists when it is named"
     assert named.json()["operation"]["status"] == "queued", "it waits behind the slow extension"
     assert named.json()["operation"]["type"] == "upgrade"
-    again = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "allow_upgrade"},
+    again = api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                     data={"method": "allow_upgrade", "upgrade_type_id": "15"},
                      headers={"Idempotency-Key": idempotency_key("allow-link")})
     assert again.json() == allow.json() and again.headers["Idempotent-Replayed"] == "true"
     assert api.post(f"/v1/subscriptions/{subscription_id}/upgrade_link", data={"method": "enc"},

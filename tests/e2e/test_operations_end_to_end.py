@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 from billops.operations.operation_records import parse_iso
-from operations_driver import FUNCTION_ENVIRONMENT_VARIABLE, OperationsDriver, is_settled, wait_for
+from operations_driver import FUNCTION_ENVIRONMENT_VARIABLE, OperationsDriver, is_settled
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -178,7 +179,7 @@ def test_an_upgrade_by_api_charges_once_and_the_new_subscription_links_to_the_or
 
 def test_an_upgrade_by_the_subscription_upgrade_system_waits_for_the_consumer(ops):
     original = ops.create_subscription()
-    ops.send(upgrade_message(original, key("upgrade-system"), {"method": "allow_upgrade"}))
+    ops.send(upgrade_message(original, key("upgrade-system"), {"method": "allow_upgrade", "upgrade": "gold"}))
 
     waiting = ops.wait_for_operation(key("upgrade-system"), lambda r: r["status"] != "in_progress"
                                      and r["status"] != "queued", "the allowUpgrade answer")
@@ -317,8 +318,8 @@ def test_a_crash_after_an_upgrade_charged_is_settled_by_the_webhook_with_one_cha
     [call] = crashing.calls(CHARGE, original)
     assert call["applied"] is True and call["fault"] is None
     # The crashed invocation handed the message back; its redelivery sent nothing.
-    wait_for("the crashed message to come back", lambda: crashing.worker_stats()["failed_messages"] > failed_before,
-             timeout=10)
+    eventually(lambda: crashing.worker_stats()["failed_messages"] > failed_before, 10,
+               what="the crashed message to come back")
     crashing.settle_quietly(2.5)
     assert len(crashing.calls(CHARGE, original)) == 1 and len(crashing.upgrade_charges(original)) == 1
     assert "SimulatedCrash" in crashing.stack.output
@@ -359,7 +360,7 @@ def test_the_same_message_delivered_twice_is_one_operation_and_one_call(ops):
 
     record = ops.wait_for_operation(key("upgrade-twice"))
     assert record["status"] == "succeeded", record
-    wait_for("the operations queue to be drained (both deliveries handled)", lambda: _queue_drained(ops), timeout=20)
+    eventually(lambda: _queue_drained(ops), 20, what="the operations queue to be drained (both deliveries handled)")
     assert len(ops.calls(CHARGE, original)) == 1
     assert_one_upgrade_charge(ops, original, record)
     assert [r["operation_id"] for r in ops.operations_of(original)
@@ -379,8 +380,8 @@ def test_a_second_request_under_a_used_key_is_a_conflict_and_never_runs(ops):
                                     "the first request settled and the second noted as a conflict")
     assert (record["status"], record["operation_type"]) == ("succeeded", "discount"), record
     assert len(record["conflicts"]) == 1
-    (dead,) = wait_for("the conflicting message in the dead-letter queue",
-                       lambda: ops.dead_letters(record["operation_id"]), timeout=10)
+    (dead,) = eventually(lambda: ops.dead_letters(record["operation_id"]), 10,
+                         what="the conflicting message in the dead-letter queue")
     assert '"cancel"' in dead["Body"]
     assert dead["MessageAttributes"]["reason"]["StringValue"].startswith("idempotency_key_conflict")
     [rejected] = ops.wait_for_events(record["operation_id"], "OperationRejected")

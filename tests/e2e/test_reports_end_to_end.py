@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
-from conftest import ROOT, running_local_stack
-from operations_driver import wait_for
+from conftest import ROOT
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -125,9 +125,10 @@ OCTOBER_DAYS = {
 
 
 @pytest.fixture(scope="module")
-def reports_stack():
-    with running_local_stack({"BILLOPS_CHARGEBACK_THRESHOLDS": json.dumps(THRESHOLDS),
-                              "BILLOPS_REPORT_GAUGE_SECONDS": "5"}) as stack:
+def reports_stack(start_local_stack):
+    """A stack of its own (own ports, tables, bus): the shared one runs other files' webhooks."""
+    with start_local_stack({"BILLOPS_CHARGEBACK_THRESHOLDS": json.dumps(THRESHOLDS),
+                            "BILLOPS_REPORT_GAUGE_SECONDS": "5"}) as stack:
         yield stack
 
 
@@ -155,8 +156,9 @@ def october(reports_stack):
     rng.shuffle(deliveries)  # renewals before their sales, chargebacks before their sales...
     for event_type, fields, body_format in deliveries:
         _post(reports_stack, event_type, fields, body_format)
-    wait_for("October's figures", lambda: _get(reports_stack, "/v1/reports/summary", **{
+    eventually(lambda: _get(reports_stack, "/v1/reports/summary", **{
         "from": "2026-10-01", "to": "2026-10-31"})["report"] == OCTOBER_SUMMARY, timeout=90,
+        what="October's figures",
         show=lambda: _get(reports_stack, "/v1/reports/summary", **{"from": "2026-10-01", "to": "2026-10-31"}))
     return reports_stack
 
@@ -190,7 +192,7 @@ def test_the_visa_breach_and_warning_are_published_once(october):
         return [event for event in seen if event["detail-type"] == "ChargebackRatioBreached"]
 
     seen: list[dict] = []
-    wait_for("the breach event", ratio_events, timeout=30)
+    eventually(ratio_events, timeout=30, what="the breach event")
     for _ in range(3):  # and nothing more comes, whatever the stream still carries
         ratio_events()
     assert sorted(event["detail-type"] for event in seen) == ["ChargebackRatioBreached", "ChargebackRatioWarning"]
@@ -217,5 +219,3 @@ def test_billops_report_prints_the_month_and_draws_it(october, tmp_path):
     with Image.open(png) as image:
         assert (image.format, image.size) == ("PNG", (1400, 900))
         assert len(image.convert("RGB").getcolors(maxcolors=1_000_000)) > 100
-    if os.environ.get("BILLOPS_WRITE_REPORT_EXAMPLE"):
-        (ROOT / "docs" / "report-example.png").write_bytes(png.read_bytes())  # README's picture, on request

@@ -1,10 +1,12 @@
 """The consumer upgrade page in a real browser: headless Chromium (Debian's ``chromium`` package) driven by Playwright.
 
-A subscription is sold at the CCBill sandbox, its NewSaleSuccess reaches our table, the merchant API makes an `enc`
-upgrade link, and Chromium - with JavaScript switched off, as the page must work without it - opens the link, sees
-the current plan and the offer, ticks the consent box, submits the form and lands on the sandbox's
-upgradeSubscription.cgi answer. The sandbox must have charged exactly once for the upgrade. A tampered and an
-expired link must each get a plain page. Screenshots go to test-artifacts/ (git-ignored) for the CI run's record.
+A subscription is sold at the CCBill sandbox, its NewSaleSuccess reaches our table, the merchant API makes an upgrade
+link - by default the backend allowUpgrade post, the local stack having a "fixed egress IP" the sandbox whitelists -
+and Chromium - with JavaScript switched off, as the page must work without it - opens the link, waits (meta refresh)
+for the worker's post, sees the current plan and the offer, ticks the consent box, submits the form (its button named
+``submit``, as in CCBill's example) and lands on the sandbox's upgradeSubscription.cgi answer. The sandbox must have
+charged exactly once for the upgrade. A tampered and an expired link must each get a plain page. Screenshots go to
+test-artifacts/ (git-ignored) for the CI run's record.
 
 Needs ``/usr/bin/chromium`` (``apt-get install -y chromium``) and the ``playwright`` package; Playwright's own
 browser download (``playwright install``) is never used.
@@ -13,12 +15,12 @@ browser download (``playwright install``) is never used.
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -30,16 +32,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 API_KEY = "local-api-key"
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
 SIGNING_SECRET = "billops-local-UpgradeLinkSigningSecret"
-
-
-def _eventually(check, timeout: float = 30.0, what: str = "the local stack to converge"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _record(local_stack, subscription_id: str) -> dict | None:
@@ -76,7 +68,7 @@ def _sold_subscription(local_stack) -> dict:
         "username": "browser1", "email": "browser@example.com"}, timeout=10)
     assert answer.status_code == 201, answer.text
     subscription_id = answer.json()["subscription_id"]
-    return _eventually(lambda: _record(local_stack, subscription_id), what="NewSaleSuccess to reach our table")
+    return eventually(lambda: _record(local_stack, subscription_id), what="NewSaleSuccess to reach our table")
 
 
 def _upgrade_link(local_stack, subscription_id: str, **body: str) -> dict:
@@ -85,6 +77,21 @@ def _upgrade_link(local_stack, subscription_id: str, **body: str) -> dict:
                            auth=(API_KEY, ""), json=body, timeout=30)
     assert answer.status_code == 200, answer.text
     return answer.json()["upgrade_link"]
+
+
+def _open_offer(page, url: str, screenshot: str | None = None):
+    """Open the link; while the allowUpgrade post is being made the page reloads itself until the form shows."""
+    response = page.goto(url)
+    assert response.status == 200
+    assert response.headers["content-type"].startswith("text/html")
+    if page.locator("form").count() == 0:  # the worker may be quicker than the browser
+        assert page.get_by_role("heading", level=1).inner_text() == "We’re preparing your upgrade"
+        assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "5"
+        if screenshot:
+            _screenshot(page, screenshot)
+        page.wait_for_selector("form", timeout=30_000)
+    assert page.url == url
+    return response
 
 
 def _screenshot(page, name: str) -> Path:
@@ -98,17 +105,18 @@ def test_the_consumer_upgrades_in_chromium_and_the_sandbox_charges_once(local_st
     sandbox = local_stack.sandbox_url
     record = _sold_subscription(local_stack)
     original = record["subscription_id"]
-    link = _upgrade_link(local_stack, original)
+    link = _upgrade_link(local_stack, original, upgrade_type_id="15")  # two upgrades are configured
+    assert link["method"] == "allow_upgrade" and link["credential_warning"] is None  # the safe default
     assert link["url"].startswith(f"{local_stack.api_url}/upgrade/")
     assert link["action_url"] == f"{sandbox}/jpost/upgradeSubscription.cgi"
-    assert set(link["form_fields"]) == {"clientAccnum", "clientSubacc", "enc"}  # one upgrade configured
+    assert link["form_fields"] == {"clientAccnum": "900100", "clientSubacc": "0000", "action": "upgradeSubscription",
+                                   "subscriptionId": original, "upgradeClientAccnum": "900100",
+                                   "upgradeClientSubacc": "0001", "upgradeTypeId": "0015"}
     calls_before = [c for c in requests.get(f"{sandbox}/sandbox/calls", timeout=10).json()
                     if c["action"] == "upgradeSubscription"]
 
     page = browser_context.new_page()
-    response = page.goto(link["url"])
-    assert response.status == 200
-    assert response.headers["content-type"].startswith("text/html")
+    _open_offer(page, link["url"], "upgrade-page-preparing.png")
     assert page.title() == "Upgrade to Gold"
     assert page.get_by_role("heading", level=1).inner_text() == "Upgrade your subscription"
     current = page.get_by_role("region", name="Your current plan").inner_text()
@@ -120,6 +128,7 @@ def test_the_consumer_upgrades_in_chromium_and_the_sandbox_charges_once(local_st
     _screenshot(page, "upgrade-page-offer.png")
 
     button = page.get_by_role("button", name="Upgrade to Gold")
+    assert (button.get_attribute("name"), button.get_attribute("value")) == ("submit", "Upgrade Subscription")
     button.click()  # not ticked yet: the browser's own validation keeps the consumer here, nothing is sent
     page.wait_for_timeout(300)
     assert page.url == link["url"]
@@ -139,9 +148,11 @@ def test_the_consumer_upgrades_in_chromium_and_the_sandbox_charges_once(local_st
     calls = [c for c in requests.get(f"{sandbox}/sandbox/calls", timeout=10).json()
              if c["action"] == "upgradeSubscription"]
     assert len(calls) == len(calls_before) + 1
+    # What CCBill received: the hidden fields and the button, as from the guide's example form.
+    assert calls[-1]["params"] == {**link["form_fields"], "submit": "Upgrade Subscription"}
 
     # Once the UpgradeSuccess webhook is in, the link is spent: opening it again offers nothing.
-    _eventually(lambda: _record(local_stack, upgraded_to), what="UpgradeSuccess to reach our table")
+    eventually(lambda: _record(local_stack, upgraded_to), what="UpgradeSuccess to reach our table")
     again = page.goto(link["url"])
     assert again.status == 410
     assert "already been upgraded" in page.get_by_role("heading", level=1).inner_text()
@@ -153,7 +164,7 @@ def test_tampered_and_expired_links_get_a_clear_page(local_stack, browser_contex
     from billops.upgrade_page.link_tokens import UpgradeLinkClaims, new_nonce, sign
 
     record = _sold_subscription(local_stack)
-    link = _upgrade_link(local_stack, record["subscription_id"])
+    link = _upgrade_link(local_stack, record["subscription_id"], upgrade_type_id="15")
     base, token = link["url"].rsplit("/", 1)
     payload, signature = token.split(".")
     swapped = "A" if payload[5] != "A" else "B"
@@ -176,32 +187,32 @@ def test_tampered_and_expired_links_get_a_clear_page(local_stack, browser_contex
     page.close()
 
 
-def test_an_allow_upgrade_link_refreshes_itself_until_ccbill_is_ready(local_stack, browser_context):
-    """The backend allowUpgrade post goes through the operations queue; the page, without any script, reloads itself
-    (meta refresh) until the worker has made it, then shows CCBill's step-2 form."""
+def test_an_upgrade_into_another_account_in_chromium(local_stack, browser_context):
+    """The second configured upgrade leads into another account (900300): the same page, the same single charge,
+    and the destination's UpgradeSuccess settles the link's operation."""
     record = _sold_subscription(local_stack)
     original = record["subscription_id"]
-    link = _upgrade_link(local_stack, original, method="allow_upgrade")
-    assert link["operation_id"] and link["form_fields"]["action"] == "upgradeSubscription"
+    link = _upgrade_link(local_stack, original, upgrade_type_id="20")
+    assert link["operation_id"] and link["form_fields"]["upgradeClientAccnum"] == "900300"
 
     page = browser_context.new_page()
-    response = page.goto(link["url"])
-    assert response.status == 200
-    if page.locator("form").count() == 0:  # the worker may be quicker than the browser
-        assert page.get_by_role("heading", level=1).inner_text() == "We’re preparing your upgrade"
-        assert page.locator('meta[http-equiv="refresh"]').get_attribute("content") == "5"
-        _screenshot(page, "upgrade-page-preparing.png")
-        page.wait_for_selector("form", timeout=30_000)
-    assert page.url == link["url"]
+    _open_offer(page, link["url"])
     hidden = {name: page.locator(f'form input[name="{name}"]').get_attribute("value") for name in link["form_fields"]}
     assert hidden == link["form_fields"]
-    _screenshot(page, "upgrade-page-allow-upgrade-offer.png")
-    page.get_by_label("I want to upgrade to Gold at $19.95 every 30 days").check()
+    _screenshot(page, "upgrade-page-cross-account-offer.png")
+    page.get_by_label("I want to upgrade to Platinum at $29.95 every 30 days").check()
     with page.expect_navigation():
-        page.get_by_role("button", name="Upgrade to Gold").click()
+        page.get_by_role("button", name="Upgrade to Platinum").click()
     assert "Upgrade Approved" in page.content()
     upgraded_to = requests.get(f"{local_stack.sandbox_url}/sandbox/subscriptions/{original}", timeout=10).json()[
         "upgraded_to"]
     ledger = requests.get(f"{local_stack.sandbox_url}/sandbox/ledger", timeout=10).json()
-    assert len([entry for entry in ledger if entry["subscription_id"] == upgraded_to]) == 1
+    charges = [entry for entry in ledger if entry["subscription_id"] == upgraded_to]
+    assert len(charges) == 1 and charges[0]["client_accnum"] == "900300"
+    new = _eventually(lambda: _record(local_stack, upgraded_to), what="the destination's UpgradeSuccess")
+    assert (new["client_accnum"], new["original_subscription_id"]) == ("900300", original)
+    operation = _eventually(lambda: (lambda o: o if o["status"] == "succeeded" else None)(requests.get(
+        f"{local_stack.api_url}/v1/operations/{link['operation_id']}", auth=(API_KEY, ""), timeout=10).json()[
+        "operation"]), what="the link's operation to be settled by the UpgradeSuccess")
+    assert operation["new_subscription_id"] == upgraded_to
     page.close()

@@ -7,7 +7,6 @@ DynamoDB, as a merchant's engineer would.
 from __future__ import annotations
 
 import random
-import time
 from urllib.parse import urlencode
 
 import boto3
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
+from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -40,17 +40,6 @@ def _subscription(local_stack, subscription_id: str) -> dict | None:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
     return SubscriptionsTable(SUBSCRIPTIONS_TABLE, _dynamodb(local_stack)).get(subscription_id)
-
-
-def _wait_for(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("the local stack did not get there in time")
-        time.sleep(0.2)
 
 
 def _lifecycle(subscription_id: str, seed: int) -> list[tuple[str, dict]]:
@@ -87,7 +76,7 @@ def test_a_delivery_in_each_format_is_stored_once_and_becomes_a_subscription(loc
     stored = _dynamodb(local_stack).query(TableName=EVENTS_TABLE, KeyConditionExpression="pk = :k",
                                           ExpressionAttributeValues={":k": {"S": key}})["Items"]
     assert len(stored) == 1 and stored[0]["body_format"]["S"] == "urlencoded"
-    record = _wait_for(lambda: _subscription(local_stack, "0126050101000000101"))
+    record = eventually(lambda: _subscription(local_stack, "0126050101000000101"), what="the sale folded")
     assert record["status"] == "active" and record["client_accnum"] == fields["clientAccnum"]
 
 
@@ -106,8 +95,8 @@ def test_shuffled_duplicated_deliveries_reach_the_state_of_an_ordered_run(local_
         record = _subscription(local_stack, subscription_id)
         return record if record and len(record["history"]) == 5 else None
 
-    ordered = _wait_for(lambda: settled(ordered_id))
-    shuffled = _wait_for(lambda: settled(shuffled_id))
+    ordered = eventually(lambda: settled(ordered_id), what="the ordered lifecycle folded")
+    shuffled = eventually(lambda: settled(shuffled_id), what="the shuffled lifecycle folded")
     assert ordered["status"] == "expired" and ordered["times_rebilled"] == 1
     assert ordered["last_renewal_failure"]["decline_text"] == "Card Expired"
     assert ordered["currency"] == "EUR" and ordered["recurring_price"] == "24.95"

@@ -82,5 +82,7 @@ def aws_tables(moto_server, aws_credentials, monkeypatch) -> AwsTables:
     from billops.privacy.field_encryption import reset_default_cipher
 
     monkeypatch.setenv("BILLOPS_PII_KEY_ID", created.kms_keys["BillopsKey"].key_id)
+    # Hash-keyed deliveries are keyed with the template's secret, read from Secrets Manager as in AWS.
+    monkeypatch.setenv("BILLOPS_DELIVERY_KEY_SECRET_ARN", created.secrets["DeliveryKeySecret"].arn)
     reset_default_cipher()
     return AwsTables(moto_server.endpoint_url, events.name, subscriptions.name, events.stream_arn, {})

@@ -90,3 +90,25 @@ def test_warm_path_is_one_dynamodb_request_per_new_delivery_and_per_duplicate(co
     for fields in new_deliveries[:10]:
         assert counted_receiver("RenewalSuccess", fields, "urlencoded") == 200
     assert dict(calls) == {"dynamodb.PutItem": 10}, "a duplicate costs one conditional write, no read"
+
+
+def test_hash_keyed_deliveries_and_reversals_cost_what_the_key_rules_say(counted_receiver, monkeypatch):
+    """Issue 11: the delivery key's secret is read once per container; a delivery without a transactionId costs one
+    key read (its older key) and one write; a reversal one write, a second reversal of its transaction two."""
+    assert counted_receiver("NewSaleSuccess", sample_fields("NewSaleSuccess")) == 200
+    calls = counted_receiver.calls
+    calls.clear()
+    cancellations = [sample_fields("Cancellation", timestamp=f"2026-02-01 10:{n:02d}:00") for n in range(5)]
+    assert [counted_receiver("Cancellation", fields) for fields in cancellations] == [200] * 5
+    assert dict(calls) == {"secrets-manager.GetSecretValue": 1, "dynamodb.GetItem": 5, "dynamodb.PutItem": 5}, \
+        json.dumps(calls)
+    calls.clear()
+    refund = sample_fields("Refund", amount="5.00")
+    assert counted_receiver("Refund", refund) == 200
+    assert dict(calls) == {"dynamodb.PutItem": 1}, json.dumps(calls)
+    calls.clear()
+    assert counted_receiver("Refund", refund, "urlencoded") == 200  # the same refund again: one write, no read
+    assert dict(calls) == {"dynamodb.PutItem": 1}, json.dumps(calls)
+    calls.clear()
+    assert counted_receiver("Refund", {**refund, "amount": "7.00"}) == 200  # another refund of the transaction
+    assert dict(calls) == {"dynamodb.PutItem": 2}, json.dumps(calls)

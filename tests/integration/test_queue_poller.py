@@ -22,6 +22,7 @@ import requests
 from billops_local.aws_environment import LocalFunction, MotoServer, aws_client
 from billops_local.queue_poller import QueuePoller, lambda_record
 from billops_local.template_resources import QueueSourceSpec
+from support.waiting import eventually
 
 SOURCE = QueueSourceSpec(
     function_logical_id="FakeWorker",
@@ -353,9 +354,7 @@ def test_concurrency_is_capped_and_a_group_is_never_worked_on_twice_at_once(endp
     poller = _poller(function, url, arn, endpoint, concurrency=2, batch_size=2)
     poller.start()
     try:
-        deadline = time.monotonic() + 20
-        while _depth(sqs, url) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: _depth(sqs, url) == 0, 20, 0.05, what="the queue to be drained")
     finally:
         poller.stop()
     assert _depth(sqs, url) == 0
@@ -374,9 +373,7 @@ def test_the_function_limit_holds_even_with_more_pollers(endpoint, sqs) -> None:
     poller = _poller(function, url, arn, endpoint, concurrency=3, batch_size=1)
     poller.start()
     try:
-        deadline = time.monotonic() + 20
-        while _depth(sqs, url) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: _depth(sqs, url) == 0, 20, 0.05, what="the queue to be drained")
     finally:
         poller.stop()
     assert _depth(sqs, url) == 0 and state["peak"] == 1
@@ -391,9 +388,7 @@ def test_a_message_in_work_is_not_delivered_again_while_the_function_runs(endpoi
     poller = _poller(function, url, arn, endpoint, concurrency=2, failure_visibility_timeout=0)
     poller.start()
     try:
-        deadline = time.monotonic() + 10
-        while _depth(sqs, url) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: _depth(sqs, url) == 0, 10, 0.05, what="the queue to be drained")
     finally:
         poller.stop()
     assert state["order"] == {None: ["slow"]}

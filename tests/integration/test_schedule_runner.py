@@ -32,6 +32,7 @@ from billops_local.schedule_runner import (
     scheduled_event,
 )
 from billops_local.template_resources import ScheduleSpec, TemplateError
+from support.waiting import eventually
 
 SCHEDULE = ScheduleSpec(
     function_logical_id="FakeScheduler",
@@ -50,10 +51,7 @@ def _at(text: str) -> datetime:
 
 
 def _wait(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "not there in time"
-        time.sleep(0.02)
+    eventually(predicate, timeout, 0.02, what="the schedule runner to get there")
 
 
 class Recorder:

@@ -18,6 +18,7 @@ import requests
 from billops_local.aws_environment import LocalFunction, MotoServer, aws_client
 from billops_local.stream_poller import StreamPoller, lambda_record
 from billops_local.template_resources import StreamSourceSpec
+from support.waiting import eventually
 
 SOURCE = StreamSourceSpec(
     function_logical_id="FakeFunction",
@@ -247,10 +248,8 @@ def test_polls_in_a_thread_and_loads_handlers_from_a_module_file(endpoint, table
     poller.start()
     try:
         _put(endpoint, table_name, "x", "y", "z")
-        deadline = time.monotonic() + 10
-        while not (output.exists() and len(output.read_text().splitlines()) >= 3):
-            assert time.monotonic() < deadline, "nothing delivered"
-            time.sleep(0.05)
+        eventually(lambda: output.exists() and len(output.read_text().splitlines()) >= 3, 10, 0.05,
+                   what="three records delivered")
     finally:
         poller.stop()
     assert [json.loads(line) for line in output.read_text().splitlines()] == ["x", "y", "z"]

@@ -114,7 +114,7 @@ def test_a_renewal_before_its_sale_is_not_lost(stack):
 
 
 def test_quarantined_and_failure_events_do_not_create_subscriptions(stack):
-    assert stack.post("NewSaleSuccess", initialPeriod="soon") == 400
+    assert stack.post("NewSaleSuccess", eventType="RenewalSuccess") == 400  # a contradictory identity: quarantined
     fields_without_subscription = sample_fields("NewSaleFailure")
     assert "subscriptionId" not in fields_without_subscription
     stack.project()

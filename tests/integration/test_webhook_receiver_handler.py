@@ -89,23 +89,35 @@ def test_wrong_token_and_wrong_source_are_refused_and_nothing_is_stored(receiver
     assert _items(aws_tables) == []
 
 
-def test_mistyped_field_is_quarantined_with_reason_and_answered_400(receiver, aws_tables):
+def test_mistyped_field_is_stored_as_received_flagged_counted_and_answered_200(receiver, aws_tables, capsys):
     fields = sample_fields("RenewalSuccess", billedAmount="nineteen")
+    status, body = receiver("RenewalSuccess", fields)
+    assert status == 200 and body["duplicate"] is False
+    [item] = _items(aws_tables)
+    assert item["record_type"] == "delivery" and item["fields"]["billedAmount"] == "nineteen"
+    assert item["field_warnings"] == {"billedAmount": "must be a decimal amount"}
+    logged = capsys.readouterr().out
+    assert "WebhookFieldWarnings" in logged and '"fields_with_warnings":["billedAmount"]' in logged
+    assert "nineteen" not in logged
+
+
+def test_an_unreadable_identity_is_quarantined_with_reason_and_answered_400(receiver, aws_tables):
+    fields = sample_fields("RenewalSuccess", subscriptionId="01-26-0154")
     status, body = receiver("RenewalSuccess", fields)
     assert status == 400
     assert set(body) == {"message", "type", "api_error_code", "param"}
-    assert body["param"] == "billedAmount" and "nineteen" not in body["message"]
+    assert body["param"] == "subscriptionId" and "01-26-0154" not in body["message"]
     [item] = _items(aws_tables)
-    assert item["record_type"] == "quarantine" and item["param"] == "billedAmount"
+    assert item["record_type"] == "quarantine" and item["param"] == "subscriptionId"
     # The raw body may hold personal data: stored encrypted, read back with kms:Decrypt.
-    assert is_encrypted(item["raw_body"]) and "nineteen" not in json.dumps(item, default=str)
-    assert "nineteen" in quarantined_raw_body(item)
+    assert is_encrypted(item["raw_body"]) and "01-26-0154" not in json.dumps(item, default=str)
+    assert "01-26-0154" in quarantined_raw_body(item)
 
 
 def test_a_quarantined_body_keeps_no_personal_data_in_clear(receiver, aws_tables):
-    fields = sample_fields("NewSaleSuccess", initialPeriod="three")
+    fields = sample_fields("NewSaleSuccess", subscriptionId=None)
     status, body = receiver("NewSaleSuccess", fields)
-    assert status == 400 and body["param"] == "initialPeriod"
+    assert status == 400 and body["param"] == "subscriptionId"
     [item] = _items(aws_tables)
     stored = json.dumps(item, default=str)
     email_in_form = fields["email"].replace("@", "%40")  # the body as posted (URL-encoded)
@@ -133,7 +145,7 @@ def test_unparseable_bodies_are_quarantined_never_5xx(receiver, aws_tables, body
 
 
 def test_quarantined_password_is_redacted(receiver, aws_tables):
-    raw = b"subscriptionId=0123&password=hunter2&initialPeriod=abc&clientAccnum=900100&clientSubacc=0000"
+    raw = b"password=hunter2&initialPeriod=abc&clientAccnum=900100&clientSubacc=0000"  # no subscriptionId
     status, _ = receiver("NewSaleSuccess", {}, body=raw, content_type="application/x-www-form-urlencoded",
                          query={"eventType": "NewSaleSuccess", "token": TOKEN})
     assert status == 400
@@ -200,6 +212,6 @@ def test_without_a_data_key_nothing_is_stored_in_clear_and_ccbill_is_asked_again
     fields = sample_fields("NewSaleSuccess")
     status, body = receiver("NewSaleSuccess", fields)
     assert status == 503 and body["api_error_code"] == "internal_error"
-    status, _ = receiver("RenewalSuccess", sample_fields("RenewalSuccess", billedAmount="nineteen"))
+    status, _ = receiver("RenewalSuccess", sample_fields("RenewalSuccess", subscriptionId=None))
     assert status == 503  # the quarantine is not written in clear either
     assert _items(aws_tables) == []

@@ -4,6 +4,7 @@ operator CLI does after a fix (no source or token check; everything else as rece
 from __future__ import annotations
 
 import base64
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -71,10 +72,13 @@ def test_replay_needs_no_source_or_token_but_keeps_the_account_check(aws_tables,
     refused = _replay(WebhookIntake(strict, events), quarantined)
     assert (refused.status, refused.outcome) == (403, "rejected")
 
-    no_token_no_sources = settings_from_env({"BILLOPS_ENV": "prod", "BILLOPS_ALLOWED_CIDRS": ""})
+    no_token_no_sources = settings_from_env({"BILLOPS_ENV": "prod", "BILLOPS_ALLOWED_CIDRS": "",
+                                             # the receiver's delivery key (the template's secret)
+                                             "BILLOPS_DELIVERY_KEY_SECRET_ARN":
+                                             os.environ["BILLOPS_DELIVERY_KEY_SECRET_ARN"]})
     result = _replay(WebhookIntake(no_token_no_sources, events), quarantined)
     assert (result.status, result.outcome) == (200, "accepted")
-    assert result.key.startswith("Cancellation#sha256#")
+    assert result.key.startswith("Cancellation#hmac#")
     # receive() itself still refuses the same settings' deliveries: replay is not a way in for strangers.
     request = WebhookRequest("64.38.240.10", quarantined["query"], {"content-type": quarantined["content_type"]},
                              quarantined_raw_body(quarantined), False)

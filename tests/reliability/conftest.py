@@ -36,6 +36,8 @@ def reliability_requested(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "reliability: a long reliability suite against the local stack "
                                        "(issue 7; run with -m reliability or BILLOPS_RELIABILITY=1)")
+    config.addinivalue_line("markers", "runs_alone: a suite whose timing is part of what it checks (a rate, "
+                                       "deadlines): `make test-reliability` runs it after the others, alone")
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -51,6 +53,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.reliability)
 
 
+FIGURES_PROPERTY = "reliability figures"
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # The figures ride on the test's report (user_properties), so a pytest-xdist controller gets them from its
+    # workers as a single process gets them from itself.
+    for name, line in report.user_properties:
+        if name == FIGURES_PROPERTY and line not in _figures:
+            _figures.append(line)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     if _figures:
         terminalreporter.section("reliability figures")
@@ -59,12 +72,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 @pytest.fixture
-def report_figures():
+def report_figures(request: pytest.FixtureRequest):
     """``report_figures("webhooks", {"deliveries": 10000, ...})``: print and keep a suite's figures line."""
 
     def report(suite: str, figures: dict[str, object], details: str = "") -> str:
         line = f"reliability {suite}: " + " ".join(f"{name}={value}" for name, value in figures.items())
-        _figures.append(line)
+        request.node.user_properties.append((FIGURES_PROPERTY, line))
         print(line)
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         (ARTIFACTS / f"{suite}.txt").write_text((details + "\n" if details else "") + line + "\n")

@@ -11,7 +11,6 @@ import collections
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,6 +19,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from support.ports import START_ATTEMPTS, free_ports, is_port_taken
+
+__all__ = ["free_ports", "running_stack", "start_stack"]
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "billops local stack ready"
@@ -36,6 +39,15 @@ OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
 KEPT_LINES = 4000
 PURGEABLE_TAP = {"MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"}
 """moto refuses a second PurgeQueue within 60 s by default; DomainEventsPurger needs it more often."""
+SANDBOX_SEED = int(os.environ.get("BILLOPS_SANDBOX_SEED") or 0) or int.from_bytes(os.urandom(4), "big") % 10**9
+VARIED_SANDBOX = {
+    "BILLOPS_SANDBOX_WEBHOOK_FORMAT": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VERSIONS": "any",
+    "BILLOPS_SANDBOX_WEBHOOK_VARIATION": "varied",
+    "BILLOPS_SANDBOX_SEED": str(SANDBOX_SEED),
+}
+"""The CCBill sandbox's webhooks as a varied CCBill posts them (any format and version, every variation of
+billops_local/ccbill_sandbox/webhook_generator.py), from a seed the suites print (replay: BILLOPS_SANDBOX_SEED)."""
 
 
 try:
@@ -48,19 +60,6 @@ def _die_with_parent() -> None:
     """In the child, before exec: SIGTERM when the test process dies (PR_SET_PDEATHSIG), so a killed run leaves no
     stack behind. One libc call resolved in the parent: nothing that could wait for a lock between fork and exec."""
     _PRCTL(1, signal.SIGTERM)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            probe.bind(("127.0.0.1", 0))
-            sockets.append(probe)
-        return [probe.getsockname()[1] for probe in sockets]
-    finally:
-        for probe in sockets:
-            probe.close()
 
 
 @dataclass
@@ -140,7 +139,25 @@ def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = 
                 count_lines_with: tuple[str, ...] = ()) -> StackProcess:
     """Start ``python -m billops_local`` with ``settings`` added to a clean environment; wait for its ready line.
     ``function_environment`` replaces template values of the functions' variables (stack_launcher.py);
-    ``count_lines_with``: texts whose output lines are counted (``stack.pattern_counts``)."""
+    ``count_lines_with``: texts whose output lines are counted (``stack.pattern_counts``). Tried again on new ports
+    when another process took one of its ports first (suites run side by side: tests/support/ports.py)."""
+    for attempt in range(1, START_ATTEMPTS + 1):
+        try:
+            return _start_stack_once(name, settings, webhook_token=webhook_token, start_timeout=start_timeout,
+                                     function_environment=function_environment, count_lines_with=count_lines_with)
+        except _PortTaken:
+            if attempt == START_ATTEMPTS:
+                raise RuntimeError(f"the {name} stack found its ports taken {START_ATTEMPTS} times in a row") from None
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_stack_once(name: str, settings: Mapping[str, str], *, webhook_token: str, start_timeout: float,
+                      function_environment: Mapping[str, str] | None,
+                      count_lines_with: tuple[str, ...]) -> StackProcess:
     aws_port, api_port, sandbox_port = free_ports(3)
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "BILLOPS_"))}
     env.update({
@@ -151,6 +168,9 @@ def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = 
         "PYTHONUNBUFFERED": "1",
         **settings,
     })
+    recording = os.environ.get("BILLOPS_RECORD_AWS_CALLS")  # make check-iam's record of the functions' AWS calls
+    if recording:
+        env["BILLOPS_RECORD_AWS_CALLS"] = recording
     command = [sys.executable, "-m", "billops_local"]
     if function_environment:
         import json
@@ -182,6 +202,8 @@ def start_stack(name: str, settings: Mapping[str, str], *, webhook_token: str = 
     ready.wait(start_timeout)
     if process.poll() is not None or not any(line.strip() == READY_LINE for line in stack.lines):
         stack.stop()
+        if is_port_taken(stack.output):
+            raise _PortTaken(name)
         raise RuntimeError(f"the {name} stack was not ready after {time.monotonic() - started:.0f} s "
                            f"(exit code {process.returncode}):\n{stack.tail(200)}")
     return stack
@@ -197,18 +219,6 @@ def running_stack(name: str, settings: Mapping[str, str], **options: Any) -> Ite
         code = stack.stop()
         print(f"the {name} stack stopped in {time.monotonic() - stopping:.1f} s (exit code {code})")
         assert code == 0, f"the {name} stack exited with {code}:\n{stack.tail(200)}"
-
-
-def wait_until(predicate: Any, timeout: float, interval: float = 0.5, what: str = "the condition") -> Any:
-    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` seconds pass (AssertionError)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout:.0f} s")
-        time.sleep(interval)
 
 
 class DomainEventsPurger:

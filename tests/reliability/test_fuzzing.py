@@ -51,7 +51,10 @@ from billops_local.webhook_samples import (
 )
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from reliability_stack import free_ports, running_stack
+from reliability_stack import SANDBOX_SEED, free_ports, running_stack
+from webhook_traffic import traffic_generator
+
+pytestmark = pytest.mark.runs_alone  # per-example deadlines: run alone (Makefile, test-reliability)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -72,6 +75,8 @@ OVER_HTTP = settings(max_examples=max(20, EXAMPLES // 3), deadline=timedelta(sec
                      phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 _counts: dict[str, int] = {}
+GENERATOR = traffic_generator(SANDBOX_SEED)
+"""The CCBill sandbox's generator, varied: real-shaped deliveries of any version and format (seed in the figures)."""
 
 
 def _count(name: str) -> None:
@@ -137,8 +142,13 @@ def mutated_bytes(draw: st.DrawFn, data: bytes) -> bytes:
 @st.composite
 def bodies(draw: st.DrawFn) -> tuple[bytes, str | None, str | None]:
     """(raw body, content type, event type of the query): arbitrary, JSON-shaped, form-shaped or a mutated sample."""
-    kind = draw(st.sampled_from(("bytes", "json", "form", "sample", "mutated_sample")))
+    kind = draw(st.sampled_from(("bytes", "json", "form", "sample", "mutated_sample", "generated")))
     event_type: str | None = draw(st.sampled_from(EVENT_TYPES))
+    if kind == "generated":  # a varied delivery of the sandbox's generator, as it is or mutated
+        number = draw(st.integers(0, 10**6))
+        delivery = GENERATOR.generate(event_type, {}, key=str(number), consumer_key=str(number))
+        body = draw(mutated_bytes(delivery.body)) if draw(st.booleans()) else delivery.body
+        return body, delivery.content_type, event_type
     if kind == "bytes":
         return draw(st.binary(max_size=300)), draw(CONTENT_TYPES), event_type
     if kind == "json":
@@ -510,6 +520,10 @@ def test_atheris_over_the_intake(tmp_path, personal_data_kms):
             body, _ = encode_body(sample_fields(event_type), body_format)
             # Two bytes choose the target's event type and content type, the rest is the body.
             (corpus / f"{event_type}-{body_format}").write_bytes(bytes([index % 9, selector]) + body)
+        for number in range(3):  # and varied deliveries of the sandbox's generator (any version, either format)
+            delivery = GENERATOR.generate(event_type, {}, key=f"atheris-{number}", consumer_key=f"atheris-{number}")
+            selector = 0 if delivery.body_format == "json" else 1
+            (corpus / f"{event_type}-generated-{number}").write_bytes(bytes([index % 9, selector]) + delivery.body)
     target = tmp_path / "intake_target.py"
     target.write_text(ATHERIS_TARGET)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -531,6 +545,6 @@ def test_zz_fuzzing_figures(request, report_figures):
     answered_5xx = sum(count for name, count in _counts.items()
                        if name.rsplit("_", 1)[-1].isdigit() and int(name.rsplit("_", 1)[-1]) >= 500)
     report_figures("fuzzing", {
-        "examples_per_test": EXAMPLES, **dict(sorted(_counts.items())),
+        "sandbox_seed": SANDBOX_SEED, "examples_per_test": EXAMPLES, **dict(sorted(_counts.items())),
         "answered_5xx": answered_5xx, "failed_properties": request.session.testsfailed,
     })

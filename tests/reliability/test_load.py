@@ -1,7 +1,8 @@
 """Load: wrk posts webhooks to the local stack for a minute, as fast as the stack answers them, on a few connections.
 
 Every request is a distinct NewSaleSuccess (a Lua counter makes each transaction/subscription ID unique), half of
-them JSON, half URL-encoded, so "nothing lost" means something: each 2xx answer names its delivery key, wrk's Lua
+them JSON, half URL-encoded (two bodies made by the CCBill sandbox's generator, varied, from the printed seed
+BILLOPS_SANDBOX_SEED), so "nothing lost" means something: each 2xx answer names its delivery key, wrk's Lua
 writes every answer (time, status, key) to a file per thread, and afterwards every key answered 2xx must be in the
 events table. No errors are allowed: no non-2xx answer, no socket error, no timeout.
 
@@ -24,8 +25,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
-from reliability_stack import EVENTS_TABLE, PURGEABLE_TAP, DomainEventsPurger, running_stack
+from billops_local.webhook_samples import webhook_query
+from reliability_stack import EVENTS_TABLE, PURGEABLE_TAP, SANDBOX_SEED, DomainEventsPurger, running_stack
+from webhook_traffic import traffic_generator
+
+pytestmark = pytest.mark.runs_alone  # the rate it holds is what it checks: run alone (Makefile, test-reliability)
 
 SECONDS = int(os.environ.get("BILLOPS_RELIABILITY_LOAD_SECONDS", "60"))
 CONNECTIONS = int(os.environ.get("BILLOPS_RELIABILITY_LOAD_CONNECTIONS", "4"))
@@ -82,10 +86,14 @@ def load_stack():
 
 
 def _script(directory: Path, stack) -> Path:
-    fields = sample_fields("NewSaleSuccess", subscriptionId=ID_PLACEHOLDER, transactionId=ID_PLACEHOLDER)
+    generator = traffic_generator(SANDBOX_SEED, os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_VARIATION", "varied"))
+    ids = {"subscriptionId": ID_PLACEHOLDER, "transactionId": ID_PLACEHOLDER}
     for body_format in ("json", "urlencoded"):
-        body, _ = encode_body(fields, body_format)
-        (directory / f"{body_format}.body").write_bytes(body.replace(ID_PLACEHOLDER.encode(), b"__PLACEHOLDER__"))
+        generator.configure({"format": body_format})
+        delivery = generator.generate("NewSaleSuccess", ids, key=f"load-{body_format}")
+        body = delivery.body.replace(ID_PLACEHOLDER.encode(), b"__PLACEHOLDER__")
+        (directory / f"{body_format}.body").write_bytes(body)
+        fields = delivery.values
     path = "/webhooks/ccbill?" + urlencode(list(webhook_query("NewSaleSuccess", fields, TOKEN).items()))
     script = directory / "webhooks.lua"
     script.write_text(LUA.replace("__PREFIX__", ID_PREFIX).replace("__PATH__", path))
@@ -134,7 +142,7 @@ def test_a_minute_of_webhooks_at_the_rate_the_stack_holds(load_stack, tmp_path, 
     socket_error_count = sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
     non_2xx = int(_number(r"Non-2xx or 3xx responses: (\d+)", output))
     figures = {
-        "seconds": SECONDS, "connections": CONNECTIONS, "requests": len(answers),
+        "sandbox_seed": SANDBOX_SEED, "seconds": SECONDS, "connections": CONNECTIONS, "requests": len(answers),
         "rate_per_second": round(len(answers) / SECONDS, 1),
         "wrk_requests_per_second": _number(r"Requests/sec:\s+([\d.]+)", output),
         "slowest_10s_window_per_second": round(min(windows), 1) if windows else 0,

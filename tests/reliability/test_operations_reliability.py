@@ -20,6 +20,8 @@ What must hold:
     refundTransaction (voidTransaction) calls, than refund (void) requests;
   * the -7 breaker: once open, no call reaches CCBill but those already in flight; the operations wait (none fails
     for it) and end once resumed;
+  * cancel_original (half the upgrades ask for it): exactly one cancellation operation per upgrade that succeeded,
+    none for an upgrade that did not (never a cancel before the upgrade is known to have succeeded), each settled;
   * one record per idempotency key, whatever was delivered twice.
 
 Sizes: BILLOPS_RELIABILITY_OPERATIONS (1000), BILLOPS_RELIABILITY_OPERATION_SUBSCRIPTIONS (300).
@@ -45,11 +47,13 @@ from reliability_stack import (
     OPERATIONS_QUEUE,
     OPERATIONS_TABLE,
     PURGEABLE_TAP,
+    SANDBOX_SEED,
     SUBSCRIPTIONS_TABLE,
+    VARIED_SANDBOX,
     DomainEventsPurger,
     running_stack,
-    wait_until,
 )
+from support.waiting import eventually
 
 OPERATIONS = int(os.environ.get("BILLOPS_RELIABILITY_OPERATIONS", "1000"))
 SUBSCRIPTIONS = int(os.environ.get("BILLOPS_RELIABILITY_OPERATION_SUBSCRIPTIONS", str(max(1, OPERATIONS * 3 // 10))))
@@ -97,6 +101,7 @@ def operations_stack():
         # Four workers (the template's default is 2): a worker waiting out a timeout fault holds no one else up.
         "BILLOPS_LOCAL_PARAMETER_OVERRIDES": f"WorkerConcurrency={WORKERS} CCBillBreakerThreshold={BREAKER_THRESHOLD}",
         "BILLOPS_OPERATION_PAUSED_RECHECK_SECONDS": "2",
+        **VARIED_SANDBOX,  # the sandbox's webhooks (sales, upgrades, cancellations...) varied, from a printed seed
         **PURGEABLE_TAP,
     }
     # A lease longer than a claim-to-outcome (read timeout 2 s), far shorter than the template's 180 s, so that a
@@ -138,7 +143,7 @@ def _plan(rng: random.Random, subscription_ids: list[str], total: int) -> list[d
         message: dict[str, Any] = {"operation_type": kind, "subscription_id": sid,
                                    "idempotency_key": f"{RUN}-{sid}-{len(ops)}-{kind}"}
         if kind == "upgrade":
-            message["parameters"] = GOLD
+            message["parameters"] = {**GOLD, "cancel_original": True} if rng.random() < 0.5 else GOLD
         elif kind == "discount":
             message["parameters"] = ({"discount_amount": rng.choice(["0.50", "1.00", "2.00"])} if rng.random() < 0.7
                                      else {"new_recurring_price": rng.choice(["18.95", "17.95", "16.95"])})
@@ -174,7 +179,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         # 1. Subscriptions at CCBill; their NewSaleSuccess webhooks reach our subscriptions table (prices known).
         subscription_ids = [sandbox.call("POST", "/sandbox/subscriptions", BASE_SUBSCRIPTION, expect=201)[
             "subscription_id"] for _ in range(SUBSCRIPTIONS)]
-        wait_until(lambda: len(stack.scan(SUBSCRIPTIONS_TABLE, ProjectionExpression="subscription_id"))
+        eventually(lambda: len(stack.scan(SUBSCRIPTIONS_TABLE, ProjectionExpression="subscription_id"))
                    >= SUBSCRIPTIONS, 300, interval=2, what="every NewSaleSuccess to be projected")
 
         # 2. The operations, in waves, with faults queued at CCBill before each wave and duplicates.
@@ -208,7 +213,7 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
             if wave == BREAKER_WAVE:
                 breaker.deliberate(sandbox)
             breaker.resume_if_paused()
-            wait_until(lambda: _depth(sqs, queue_url) < wave_size // 2, 300, interval=1,
+            eventually(lambda: _depth(sqs, queue_url) < wave_size // 2, 300, interval=1,
                        what=f"wave {wave + 1} to be taken by the workers")
         for message in late_repeats:
             sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message),
@@ -225,13 +230,17 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
             records = _records(stack)
             open_ones = [oid for oid in wanted if not _settled(records.get(oid))]
             breaker.resume_if_paused()
+            # ... and the cancellations the succeeded cancel_original upgrades asked for, queued and ended.
+            cancels = _cancel_original_records(records)
+            open_ones += [oid for oid in wanted if _wants_cancel(wanted[oid], records.get(oid)) and (
+                oid not in cancels or not _settled(cancels[oid]))]
             if open_ones and time.monotonic() - last_reconciliation[0] > 6:
                 stack.trigger_schedule("ReconciliationFunction")
                 last_reconciliation[0] = time.monotonic()
             return not open_ones
 
         try:
-            wait_until(all_settled, SETTLE_TIMEOUT_SECONDS, interval=3, what="every operation to end")
+            eventually(all_settled, SETTLE_TIMEOUT_SECONDS, interval=3, what="every operation to end")
         except AssertionError:
             pass  # reported (unsettled) and asserted below, with the figures
         settle_seconds = time.monotonic() - started - sent_seconds
@@ -299,10 +308,17 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         double_money_back[f"{kind}s_in_ledger"] = sum(in_ledger.values())
     failed_for_the_breaker = [oid for oid, record in ours.items() if (record or {}).get("status") == "failed"
                               and "paused" in str((record or {}).get("failure") or "")]
+    # --- cancel_original: once, and only after the upgrade succeeded ------------------------------------------------
+    cancels = _cancel_original_records(records)
+    cancel_wanted = {oid for oid in wanted if _wants_cancel(wanted[oid], ours[oid])}
+    premature_cancels = sorted(set(cancels) - cancel_wanted)
+    missing_cancels = sorted(cancel_wanted - set(cancels))
+    unsettled_cancels = [oid for oid, record in cancels.items() if not _settled(record)]
 
     faults = Counter(f"{call['action']}:{call['fault']}" for call in calls if call.get("fault"))
     crashes = stack.pattern_counts[CRASH_LOG_LINE]
     figures = {
+        "sandbox_seed": SANDBOX_SEED,
         "operations": len(plan), "subscriptions": SUBSCRIPTIONS,
         "types": "/".join(f"{kind}:{n}" for kind, n in sorted(Counter(m["operation_type"] for m in plan).items())),
         "duplicates": same_id_repeats + other_id_repeats, "duplicates_same_dedup_id": same_id_repeats,
@@ -323,6 +339,9 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
         "double_refunds": double_money_back["refund"], "double_voids": double_money_back["void"],
         "breaker_openings": breaker.openings, "calls_after_opening": breaker.calls_after_opening,
         "http_302": sum(n for k, n in faults.items() if k.endswith("http_302")),
+        "cancel_original_upgrades": sum(1 for m in plan if (m.get("parameters") or {}).get("cancel_original")),
+        "originals_cancelled": sum(1 for r in cancels.values() if r.get("status") == "succeeded"),
+        "premature_cancels": len(premature_cancels), "missing_cancels": len(missing_cancels),
         "sending_seconds": round(sent_seconds), "settling_seconds": round(settle_seconds),
         "seconds": round(time.monotonic() - started),
     }
@@ -338,6 +357,8 @@ def test_a_thousand_operations_with_ccbill_faults_crashes_and_duplicates(operati
     assert breaker.openings >= 1 and not failed_for_the_breaker
     # Once open, only calls already in flight (at most one per worker) may still reach CCBill.
     assert max(breaker.calls_after_opening or [0]) <= WORKERS, breaker.calls_after_opening
+    assert not premature_cancels and not missing_cancels and not unsettled_cancels, (
+        premature_cancels[:5], missing_cancels[:5], unsettled_cancels[:5])
     assert duplicate_records == 0
     assert figures["faults_injected"] > 0 and crashes > 0
 
@@ -360,7 +381,7 @@ class Breaker:
 
     def deliberate(self, sandbox: Sandbox) -> None:
         """The wave's run of -7: wait for the breaker, watch that nothing more reaches CCBill, then resume."""
-        wait_until(self.is_open, 120, interval=0.5, what="the -7 run to open the circuit breaker")
+        eventually(self.is_open, 120, interval=0.5, what="the -7 run to open the circuit breaker")
         at_opening = len(sandbox.call("GET", "/sandbox/calls"))
         time.sleep(6)  # the scheduler re-sends waiting operations every 2 s meanwhile
         self.calls_after_opening.append(len(sandbox.call("GET", "/sandbox/calls")) - at_opening)
@@ -378,6 +399,24 @@ class Breaker:
                                  "--reason", "reliability suite"], env=env, capture_output=True, text=True,
                                 timeout=120, check=False)
         assert result.returncode == 0, result.stderr
+
+
+def _wants_cancel(message: dict[str, Any], record: dict[str, Any] | None) -> bool:
+    """A cancel_original upgrade that succeeded: its original must be cancelled, once."""
+    return (message["operation_type"] == "upgrade" and bool((message.get("parameters") or {}).get("cancel_original"))
+            and (record or {}).get("status") == "succeeded")
+
+
+def _cancel_original_records(records: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """upgrade operation ID -> the record of its original's cancellation (key ``cancel-original:<upgrade id>``)."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records.values():
+        key = str(record.get("idempotency_key") or "")
+        if key.startswith("cancel-original:"):
+            upgrade_id = key.split(":", 1)[1]
+            assert upgrade_id not in found, f"two cancellations for {upgrade_id}"
+            found[upgrade_id] = record
+    return found
 
 
 def _depth(sqs: Any, queue_url: str) -> int:

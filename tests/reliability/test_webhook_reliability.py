@@ -9,8 +9,13 @@ must hold afterwards:
   * once the stream projector has drained, every subscription's record equals the one a clean, ordered run of the
     same events (no duplicates, no faults) gives through the same intake and projection code - minus our clocks.
 
+The deliveries come from the CCBill sandbox's generator in its varied mode (webhook_traffic.py): any format, any
+version of each event type, and the variations real deliveries show, drawn from a seed printed in the figures.
+
 Sizes: BILLOPS_RELIABILITY_WEBHOOK_DELIVERIES (10000), _SUBSCRIPTIONS (2000), _DUPLICATES (0.2), _THREADS (4);
-faults: BILLOPS_RELIABILITY_WEBHOOK_FAULTS (see billops_local.dynamodb_fault_injection).
+faults: BILLOPS_RELIABILITY_WEBHOOK_FAULTS (see billops_local.dynamodb_fault_injection); the traffic's seed:
+BILLOPS_RELIABILITY_WEBHOOK_SEED (else BILLOPS_SANDBOX_SEED, else random: replay a run with the seed it printed);
+variation: BILLOPS_RELIABILITY_WEBHOOK_VARIATION (varied; off = the newest documented shape, plain values).
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from reliability_stack import (
     SUBSCRIPTIONS_TABLE,
     DomainEventsPurger,
     running_stack,
-    wait_until,
 )
+from support.waiting import eventually
 from webhook_traffic import (
     build_traffic,
     clean_ordered_run,
@@ -46,7 +51,9 @@ DUPLICATE_SHARE = float(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_DUPLICATES",
 THREADS = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_THREADS", "4"))
 FAULTS = os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_FAULTS",
                         "throttle:0.03,error:0.02,error_after:0.02,repeat:0.4,backoff_scale:0.05,seed:11")
-SEED = 20260301
+SEED = int(os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_SEED") or os.environ.get("BILLOPS_SANDBOX_SEED")
+           or int.from_bytes(os.urandom(4), "big") % 10**9)
+VARIATION = os.environ.get("BILLOPS_RELIABILITY_WEBHOOK_VARIATION", "varied")
 DRAIN_TIMEOUT_SECONDS = 900
 TOKEN = "reliability-webhook-token"
 
@@ -95,6 +102,14 @@ def personal_data_key_of(stack) -> Iterator[object]:
         reset_clients()
 
 
+def delivery_key_secret_of(stack) -> str | None:
+    """The stack's DeliveryKeySecret (generated in its moto at start), which keys deliveries without a transaction."""
+    secrets = stack.client("secretsmanager")
+    names = [entry["Name"] for page in secrets.get_paginator("list_secrets").paginate()
+             for entry in page["SecretList"] if "DeliveryKeySecret" in entry["Name"]]
+    return secrets.get_secret_value(SecretId=names[0])["SecretString"] if names else None
+
+
 def _projected_counts(stack) -> dict[str, int]:
     items = stack.scan(SUBSCRIPTIONS_TABLE, ProjectionExpression="subscription_id, event_count")
     return {item["subscription_id"]: int(item.get("event_count", 0)) for item in items}
@@ -103,9 +118,10 @@ def _projected_counts(stack) -> dict[str, int]:
 @pytest.mark.timeout(1800)
 def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(faulty_stack, report_figures):
     started = time.monotonic()
-    lifecycles, traffic = build_traffic(SUBSCRIPTIONS, DELIVERIES, DUPLICATE_SHARE, SEED)
+    print(f"webhook traffic: variation {VARIATION}, seed {SEED} (replay: BILLOPS_RELIABILITY_WEBHOOK_SEED={SEED})")
+    lifecycles, traffic = build_traffic(SUBSCRIPTIONS, DELIVERIES, DUPLICATE_SHARE, SEED, VARIATION)
     with personal_data_key_of(faulty_stack) as cipher:  # the cipher opens the stack's data keys afterwards too
-        reference = clean_ordered_run(lifecycles, TOKEN)
+        reference = clean_ordered_run(lifecycles, TOKEN, delivery_key_secret_of(faulty_stack))
     expected_counts = {sid: len(events) for sid, events in lifecycles.items()}
     unique_events = sum(expected_counts.values())
 
@@ -113,7 +129,7 @@ def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(fault
         posting = post_like_ccbill(faulty_stack.webhook_url, TOKEN, traffic, threads=THREADS)
         drain_started = time.monotonic()
         try:
-            wait_until(lambda: _projected_counts(faulty_stack) == expected_counts, DRAIN_TIMEOUT_SECONDS,
+            eventually(lambda: _projected_counts(faulty_stack) == expected_counts, DRAIN_TIMEOUT_SECONDS,
                        interval=10, what="the stream projector to fold every stored delivery")
         finally:
             drain_seconds = time.monotonic() - drain_started
@@ -149,7 +165,13 @@ def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(fault
     duplicates = sum(1 for delivery in traffic if delivery.duplicate)
     answered_duplicate = sum(1 for d in answered if d.answer and d.answer.get("duplicate") is True)
 
+    variations = Counter(name for lifecycle in lifecycles.values() for event in lifecycle
+                         for name in event.delivery.variations)
     figures = {
+        "seed": SEED, "variation": VARIATION,
+        "varied_deliveries": sum(1 for lifecycle in lifecycles.values() for event in lifecycle
+                                 if event.delivery.variations),
+        "variations": "/".join(f"{name}:{count}" for name, count in sorted(variations.items())) or "none",
         "subscriptions": len(lifecycles), "deliveries": len(traffic), "duplicates": duplicates,
         "unique_events": unique_events, "posts": posting.posts, "redeliveries": posting.redeliveries,
         "faults_injected": faults["faults"], "throttles": faults["throttle"], "errors": faults["error"],

@@ -1,6 +1,11 @@
 """CCBill's side of the webhook reliability suite: subscription lifecycles, their deliveries, and a poster that behaves
 like CCBill (concurrent, any order, both formats, delivers again after a 5xx or a timeout).
 
+Each event's delivery is made by the CCBill sandbox's generator (billops_local/ccbill_sandbox/webhook_generator.py)
+from CCBill's field table, varied by default (any format, any version of the event type, JSON numbers, bank
+payments, blank fields, pass-through fields, Latin-1 names, stray ``&``), every choice drawn from the suite's seed.
+A duplicate is the same delivery posted again, byte for byte, as CCBill's redelivery is.
+
 And the reference: the same events run once, in order, without duplicates or faults, through the real intake
 (``WebhookIntake``) and the real projection (``SubscriptionProjection``) over in-memory tables that keep DynamoDB's
 types (every item goes through the same serialiser as moto's). The stack's records must equal that run's.
@@ -19,11 +24,12 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
+from billops_local.ccbill_sandbox.webhook_config import WebhookConfig
+from billops_local.ccbill_sandbox.webhook_generator import GeneratedDelivery, WebhookGenerator
+from billops_local.webhook_samples import webhook_query
 
-FORMATS = ("json", "urlencoded")
 BASE_TIME = datetime(2026, 3, 1, 8, 0, 0)
-CURRENCIES = (("840", "19.95", "29.95"), ("978", "17.95", "24.95"), ("826", "14.95", "21.95"))
+CURRENCIES = (("840", "USD", "19.95", "29.95"), ("978", "EUR", "17.95", "24.95"), ("826", "GBP", "14.95", "21.00"))
 FAILURES = (("BE-900", "transaction declined"), ("BE-29", "Card Expired"), ("BE-51", "Insufficient Funds"))
 EXCLUDED_TYPES = ("UserReactivation",)
 """Types CCBill sends without a ``timestamp``: they are ordered by our receipt time, which a shuffled run changes by
@@ -36,7 +42,12 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 class Event:
     subscription_id: str
     event_type: str
-    fields: dict[str, str]
+    delivery: GeneratedDelivery
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The event's fields as CCBill holds them (before JSON numbers drop a zero-filled field's zeros)."""
+        return self.delivery.values
 
 
 @dataclass
@@ -60,12 +71,19 @@ def _stamp(moment: datetime) -> str:
     return moment.strftime(TIME_FORMAT)
 
 
+def traffic_generator(seed: int, variation: str = "varied") -> WebhookGenerator:
+    """The sandbox's generator as the suite drives it: any format, any version, ``variation``, ``seed``."""
+    return WebhookGenerator(WebhookConfig(seed=seed, format="any", variation=variation, versions={"*": "any"}))
+
+
 class LifecycleFactory:
     """Realistic lifecycles with unique IDs: a sale, renewals (some failing), date changes, data updates, and an end
-    (cancellation, expiration, refund / void / chargeback as the sandbox plays them) - or none (still active)."""
+    (cancellation, expiration, refund / void / chargeback / a bank payment's return as the sandbox plays them) - or
+    none (still active)."""
 
-    def __init__(self, rng: random.Random, id_prefix: str = "0126060") -> None:
+    def __init__(self, rng: random.Random, generator: WebhookGenerator, id_prefix: str = "0126060") -> None:
         self.rng = rng
+        self.generator = generator
         self.prefix = id_prefix
         self._transactions = 0
 
@@ -80,23 +98,29 @@ class LifecycleFactory:
         rng = self.rng
         sid = self.subscription_id(index)
         moment = BASE_TIME + timedelta(seconds=index * 53)
-        code, initial, recurring = rng.choice(CURRENCIES)
+        code, alpha, initial, recurring = rng.choice(CURRENCIES)
         period = rng.choice((30, 30, 60, 90))
         events: list[Event] = []
 
-        def add(event_type: str, **overrides: str | None) -> None:
+        def add(event_type: str, **values: str | None) -> None:
             nonlocal moment
-            fields = sample_fields(event_type, subscriptionId=sid, timestamp=_stamp(moment), **overrides)
-            events.append(Event(sid, event_type, fields))
+            events.append(self.event(event_type, sid, _stamp(moment), **values))
             moment += timedelta(days=rng.choice((1, 2, 3)), seconds=rng.randrange(1, 3600))
+
+        def renewal_success(**values: str) -> None:
+            add("RenewalSuccess", transactionId=self._transaction_id(), billedAmount=recurring,
+                billedCurrencyCode=code, billedCurrency=alpha, accountingAmount=recurring,
+                accountingCurrencyCode=code, accountingCurrency=alpha, **values)
 
         next_renewal = (moment + timedelta(days=period)).strftime("%Y-%m-%d")
         if rng.random() < 0.97:  # a few are known only from later events (their sale never reaches us)
-            add("NewSaleSuccess", transactionId=sid, subscriptionInitialPrice=initial,
-                subscriptionRecurringPrice=recurring, subscriptionCurrencyCode=code, billedCurrencyCode=code,
-                billedInitialPrice=initial, billedRecurringPrice=recurring, initialPeriod=str(period),
-                recurringPeriod=str(period), nextRenewalDate=next_renewal, email=f"member{index}@example.com",
-                username=f"member{index:05d}", firstName=rng.choice(("Ana", "Ben", "Chloe", "Dev", "Eli")))
+            prices = {f"{kind}{which}Price": price for kind in ("billed", "subscription", "accounting")
+                      for which, price in (("Initial", initial), ("Recurring", recurring))}
+            currencies = {f"{kind}CurrencyCode": code for kind in ("billed", "subscription", "accounting")}
+            add("NewSaleSuccess", transactionId=sid, **prices, **currencies,
+                **{f"{kind}Currency": alpha for kind in ("billed", "subscription", "accounting")},
+                initialPeriod=str(period), recurringPeriod=str(period), nextRenewalDate=next_renewal,
+                email=f"member{index}@example.com", username=f"member{index:05d}")
         for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
             moment += timedelta(days=period)
             renewal = moment.strftime("%Y-%m-%d")
@@ -105,9 +129,7 @@ class LifecycleFactory:
                 add("RenewalFailure", transactionId=self._transaction_id(), failureCode=failure_code,
                     failureReason=failure_reason, renewalDate=renewal,
                     nextRetryDate=(moment + timedelta(days=3)).strftime("%Y-%m-%d"))
-            add("RenewalSuccess", transactionId=self._transaction_id(), billedAmount=recurring,
-                billedCurrencyCode=code, renewalDate=renewal,
-                nextRenewalDate=(moment + timedelta(days=period)).strftime("%Y-%m-%d"))
+            renewal_success(renewalDate=renewal, nextRenewalDate=(moment + timedelta(days=period)).strftime("%Y-%m-%d"))
         if rng.random() < 0.15:
             add("BillingDateChange", nextRenewalDate=(moment + timedelta(days=45)).strftime("%Y-%m-%d"))
         if rng.random() < 0.1:
@@ -119,35 +141,45 @@ class LifecycleFactory:
             if rng.random() < 0.6:
                 add("Expiration")
         elif ending < 0.40:
-            reversal = rng.choice(("Refund", "Void", "Chargeback"))
-            add(reversal, transactionId=self._transaction_id(), amount=initial, currencyCode=code)
+            # A bank (ACH/check) payment can also come back as a Return (S2, Release 2: "check returns").
+            banked = self.generator.consumer(sid).bank
+            reversal = rng.choice(("Refund", "Void", "Chargeback", *(("Return",) if banked else ())))
+            money = {"transactionId": self._transaction_id(), "amount": initial, "currencyCode": code,
+                     "accountingAmount": initial, "accountingCurrencyCode": code}
+            if reversal != "Return":  # Return has no alpha currency fields (Release 6 names the other three)
+                money.update(currency=alpha, accountingCurrency=alpha)
+            add(reversal, **money)
             add("Cancellation", reason={"Refund": "Customer Refunded", "Void": "Transaction Voided",
-                                        "Chargeback": "Charged Back"}[reversal], source="ccbill")
+                                        "Chargeback": "Charged Back", "Return": "Check Returned"}[reversal],
+                source="ccbill")
             add("Expiration")
         elif ending < 0.5:
             add("Expiration")
         if not events:  # no sale and nothing else: at least a renewal makes it known
-            add("RenewalSuccess", transactionId=self._transaction_id(), billedAmount=recurring,
-                billedCurrencyCode=code, nextRenewalDate=next_renewal)
+            renewal_success(nextRenewalDate=next_renewal)
         return events
+
+    def event(self, event_type: str, subscription_id: str, timestamp: str, **values: str | None) -> Event:
+        delivery = self.generator.generate(event_type, {"subscriptionId": subscription_id, "clientAccnum": "900100",
+                                                        "clientSubacc": "0000", "timestamp": timestamp, **values})
+        return Event(subscription_id, event_type, delivery)
 
     def extra_renewal(self, events: list[Event]) -> Event:
         """One more RenewalSuccess after the last event (to reach an exact number of events)."""
         last = datetime.strptime(events[-1].fields["timestamp"], TIME_FORMAT) if events else BASE_TIME
         moment = last + timedelta(days=30, seconds=self.rng.randrange(1, 3600))
         sid = events[0].subscription_id
-        return Event(sid, "RenewalSuccess", sample_fields(
-            "RenewalSuccess", subscriptionId=sid, transactionId=self._transaction_id(), timestamp=_stamp(moment),
-            renewalDate=moment.strftime("%Y-%m-%d"),
-            nextRenewalDate=(moment + timedelta(days=30)).strftime("%Y-%m-%d")))
+        return self.event("RenewalSuccess", sid, _stamp(moment), transactionId=self._transaction_id(),
+                          renewalDate=moment.strftime("%Y-%m-%d"),
+                          nextRenewalDate=(moment + timedelta(days=30)).strftime("%Y-%m-%d"))
 
 
-def build_traffic(subscriptions: int, deliveries: int, duplicate_share: float, seed: int) -> tuple[
-        dict[str, list[Event]], list[Delivery]]:
+def build_traffic(subscriptions: int, deliveries: int, duplicate_share: float, seed: int,
+                  variation: str = "varied") -> tuple[dict[str, list[Event]], list[Delivery]]:
     """``subscriptions`` lifecycles holding exactly ``deliveries * (1 - duplicate_share)`` events, and the shuffled
-    deliveries: every event once plus the duplicates (random events again, in a random format)."""
-    rng = random.Random(seed)
-    factory = LifecycleFactory(rng)
+    deliveries: every event once plus the duplicates (random events posted again, byte for byte)."""
+    rng = random.Random(seed)  # nosec B311  # seeded test traffic
+    factory = LifecycleFactory(rng, traffic_generator(seed, variation))
     duplicates = round(deliveries * duplicate_share)
     wanted = deliveries - duplicates
     lifecycles = {factory.subscription_id(i): factory.lifecycle(i) for i in range(subscriptions)}
@@ -166,8 +198,9 @@ def build_traffic(subscriptions: int, deliveries: int, duplicate_share: float, s
         events.append(factory.extra_renewal(events))
         total += 1
     events = [event for lifecycle in lifecycles.values() for event in lifecycle]
-    traffic = [Delivery(0, event, rng.choice(FORMATS), duplicate=False) for event in events]
-    traffic += [Delivery(0, rng.choice(events), rng.choice(FORMATS), duplicate=True) for _ in range(duplicates)]
+    traffic = [Delivery(0, event, event.delivery.body_format, duplicate=False) for event in events]
+    traffic += [Delivery(0, event, event.delivery.body_format, duplicate=True)
+                for event in (rng.choice(events) for _ in range(duplicates))]
     rng.shuffle(traffic)
     for number, delivery in enumerate(traffic):
         delivery.number = number
@@ -216,7 +249,7 @@ def post_like_ccbill(webhook_url: str, token: str, traffic: Iterable[Delivery], 
             if delivery is None:
                 return
             event = delivery.event
-            body, content_type = encode_body(event.fields, delivery.body_format)
+            body, content_type = event.delivery.body, event.delivery.content_type
             query = urlencode(list(webhook_query(event.event_type, event.fields, token).items()))
             status: int | str
             try:
@@ -305,29 +338,39 @@ class ReferenceRun:
     events: dict[str, dict[str, Any]]
 
 
-def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str) -> ReferenceRun:
-    """Every event once, in order, through WebhookIntake (as an HTTP API event from 127.0.0.1) and the projection."""
+def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str,
+                      delivery_key_secret: str | None = None) -> ReferenceRun:
+    """Every event once, in order, through WebhookIntake (as an HTTP API event from 127.0.0.1) and the projection.
+    ``delivery_key_secret``: the stack's HMAC key of hashed delivery keys, so both runs key deliveries alike."""
     from billops.settings import settings_from_env
     from billops.subscriptions.projection import SubscriptionProjection
     from billops.webhooks.intake import WebhookIntake, WebhookRequest
     from billops_local.http_api_events import http_api_event
 
-    settings = settings_from_env({"BILLOPS_ENV": "local", "BILLOPS_WEBHOOK_TOKEN": token})
+    settings = settings_from_env({"BILLOPS_ENV": "local", "BILLOPS_WEBHOOK_TOKEN": token,
+                                  **({"BILLOPS_DELIVERY_KEY_SECRET": delivery_key_secret} if delivery_key_secret
+                                     else {})})
     events_table = MemoryEvents()
     subscriptions = MemorySubscriptions()
     intake = WebhookIntake(settings, events_table)
     projection = SubscriptionProjection(subscriptions)  # type: ignore[arg-type]
     keys: dict[Event, str] = {}
+    refused: list[str] = []
     for lifecycle in lifecycles.values():
         for event in lifecycle:
-            body, content_type = encode_body(event.fields, "json")
+            delivery = event.delivery
             query = urlencode(list(webhook_query(event.event_type, event.fields, token).items()))
-            request = http_api_event("POST", "/webhooks/ccbill", query, {"content-type": content_type}, body,
-                                     "127.0.0.1", route_key="POST /webhooks/ccbill")
+            request = http_api_event("POST", "/webhooks/ccbill", query, {"content-type": delivery.content_type},
+                                     delivery.body, "127.0.0.1", route_key="POST /webhooks/ccbill")
             result = intake.receive(WebhookRequest.from_http_api_event(request))
-            assert result.status == 200 and result.outcome == "accepted", (event, result)
+            if result.status != 200 or result.outcome != "accepted":
+                refused.append(f"{event.event_type} v{delivery.version} {delivery.body_format} "
+                               f"{list(delivery.variations)}: {result.status} {result.outcome} {result.body!r:.300}")
+                continue
             keys[event] = result.key
             projection.apply_delivery(events_table.items[result.key])
+    assert not refused, f"the intake refused {len(refused)} deliveries of the clean run, e.g.:\n" + "\n".join(
+        refused[:15])
     return ReferenceRun(keys, subscriptions.items, events_table.items)
 
 

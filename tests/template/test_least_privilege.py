@@ -68,7 +68,14 @@ def _policy_documents(resources: dict[str, dict[str, Any]]) -> list[tuple[str, d
 
 
 def _statements(document: dict[str, Any]) -> list[dict[str, Any]]:
-    return _as_list(document.get("Statement") or [])
+    """The statements, those behind an !If included (both branches; AWS::NoValue dropped)."""
+    found = []
+    for statement in _as_list(document.get("Statement") or []):
+        if isinstance(statement, dict) and "Fn::If" in statement:
+            found += [branch for branch in statement["Fn::If"][1:] if branch != {"Ref": "AWS::NoValue"}]
+        else:
+            found.append(statement)
+    return found
 
 
 def test_the_scan_sees_every_role_and_key(resources: dict[str, dict[str, Any]]) -> None:
@@ -145,7 +152,7 @@ def test_every_key_rotates_and_every_use_is_conditional(resources: dict[str, dic
         key = resources[name]
         assert key["Properties"]["EnableKeyRotation"] is True, name
         assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
-        for statement in key["Properties"]["KeyPolicy"]["Statement"]:
+        for statement in _statements(key["Properties"]["KeyPolicy"]):
             actions = set(_as_list(statement["Action"]))
             if actions <= KEY_ADMINISTRATION:
                 continue
@@ -213,3 +220,44 @@ def test_the_egress_ip_is_an_output_kept_when_the_stack_goes() -> None:
     assert (output["Condition"], output["Value"]) == ("HasFixedEgressIp", {"Ref": "WorkerNatEip"})
     eip = template["Resources"]["WorkerNatEip"]
     assert (eip["DeletionPolicy"], eip["UpdateReplacePolicy"]) == ("Retain", "Retain")
+
+
+def test_personal_data_is_readable_only_by_the_named_people_and_the_functions() -> None:
+    """Security review: BillopsKey let the whole account decrypt with the subscriber-pii context, so any role with a
+    broad kms:Decrypt (PowerUserAccess's kms:*) could read personal data without PersonalDataReader. Now the
+    account's grant is limited to the principals in PersonalDataReaderPrincipals (none by default)."""
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from iam_check import deployed_template
+    from iam_check.policy_evaluation import Principal, Request, evaluate, statements_of
+
+    account = "123456789012"
+    pii = {"kms:EncryptionContext:billops:purpose": "subscriber-pii", "kms:CallerAccount": account}
+    power_user = f"arn:aws:iam::{account}:role/PowerUser"
+    support = f"arn:aws:iam::{account}:role/support-alice"
+    kms_star = statements_of("PowerUserAccess", {"Statement": [{"Effect": "Allow", "Action": "kms:*",
+                                                                 "Resource": "*"}]})
+    reader = statements_of("PersonalDataReader", {"Statement": [{
+        "Effect": "Allow", "Action": "kms:Decrypt", "Resource": f"arn:aws:kms:us-east-1:{account}:key/BillopsKey",
+        "Condition": {"StringEquals": {"kms:EncryptionContext:billops:purpose": "subscriber-pii"}}}]})
+
+    def decrypts(template, role: str, policies) -> bool:
+        key = next(arn for arn in template.key_policies if arn.endswith("/BillopsKey"))
+        request = Request(Principal(account, arn=role), "kms:Decrypt", key, {**pii, "aws:PrincipalArn": role})
+        return evaluate(request, policies, key_policy=template.key_policies[key]).allowed
+
+    transformed = deployed_template.transform()
+    default = deployed_template.load(transformed=transformed)
+    assert not decrypts(default, power_user, kms_star)
+    assert not decrypts(default, support, reader)
+    named = deployed_template.load(transformed=transformed, parameter_overrides={
+        "PersonalDataReaderPrincipals": f"arn:aws:iam::{account}:role/support-*"})
+    assert decrypts(named, support, reader)
+    assert not decrypts(named, support, [])  # the key policy only delegates: the IAM policy is needed too
+    assert not decrypts(named, power_user, kms_star)
+    merchant_api = default.roles["MerchantApiFunction"]
+    assert decrypts(default, merchant_api.arn, merchant_api.statements)

@@ -34,6 +34,7 @@ FUNCTIONS = {
 CCBILL_CONNECT_PLUS_READ_TIMEOUT = 5 + 40  # docs/ccbill-client.md: BILLOPS_CCBILL_CONNECT_TIMEOUT + READ_TIMEOUT
 UPGRADE_KEY_CONTEXT = {"kms:EncryptionContext:billops:purpose": "ccbill-upgrade-enc"}
 SUBSCRIBER_PII_CONTEXT = {"kms:EncryptionContext:billops:purpose": "subscriber-pii"}
+UPGRADE_IDENTITY_CONTEXT = {"kms:EncryptionContext:billops:purpose": "upgrade-identity"}
 
 
 def _sam_environment() -> dict[str, str]:
@@ -290,9 +291,13 @@ def test_webhook_receiver_may_only_put_items_into_the_events_table(transformed: 
         for action in _actions(statement)
     ]
     dynamodb = [(action, resource) for action, resource in granted if action.startswith("dynamodb:")]
-    assert dynamodb == [("dynamodb:PutItem", json.dumps({"Fn::GetAtt": ["EventsTable", "Arn"]}))]
-    others = sorted(action for action, _ in granted if not action.startswith(("dynamodb:", "kms:")))
-    assert others == ["secretsmanager:GetSecretValue"]
+    events_table = json.dumps({"Fn::GetAtt": ["EventsTable", "Arn"]})
+    # PutItem; GetItem only to find a delivery stored under its key of before keyed hashes (issue 11).
+    assert dynamodb == [("dynamodb:PutItem", events_table), ("dynamodb:GetItem", events_table)]
+    others = sorted((action, resource) for action, resource in granted if not action.startswith(("dynamodb:", "kms:")))
+    assert [action for action, _ in others] == ["secretsmanager:GetSecretValue"] * 2
+    assert all("WebhookTokenSecret" in resource or "DeliveryKeySecret" in resource for _, resource in others)
+    assert any("DeliveryKeySecret" in resource for _, resource in others)
 
 
 def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(transformed: dict[str, Any]) -> None:
@@ -305,8 +310,8 @@ def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(tra
         if not action.startswith("kms:")  # StorageKey, through the services (test_least_privilege.py)
     )
     assert actions == sorted([
-        "dynamodb:GetItem", "dynamodb:Query",  # EventsTable
-        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",  # SubscriptionsTable
+        # No events table: the stream brings the items (make check-iam saw no read).
+        "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",  # SubscriptionsTable (Query: its indexes)
         "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem",  # OperationsTable: settles upgrades
         "sqs:SendMessage",
         "dynamodb:BatchWriteItem",  # DeliveryLogTable: each batch's deliveries, logged before the fold
@@ -382,10 +387,6 @@ def _grants(transformed: dict[str, Any], function: str, *, kms: bool = False) ->
     return granted
 
 
-def _table_and_indexes(table: str) -> set[str]:
-    return {_arn(table), _sub(f"${{{table}.Arn}}/index/*")}
-
-
 def test_every_function_role_scopes_every_statement_to_named_resources(transformed: dict[str, Any]) -> None:
     for function in FUNCTIONS:
         for action, granted in _grants(transformed, function).items():
@@ -398,11 +399,13 @@ def test_operation_worker_permissions_are_exactly_what_it_does(transformed: dict
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
         "sqs:SendMessage", "events:PutEvents", "secretsmanager:GetSecretValue",
     }
-    operations, subscriptions = (_table_and_indexes(t) for t in ("OperationsTable", "SubscriptionsTable"))
-    assert granted["dynamodb:UpdateItem"] == operations
-    assert granted["dynamodb:PutItem"] == operations | subscriptions
-    # No access to the events table: webhook evidence reaches operations through the projector.
-    assert granted["dynamodb:GetItem"] == granted["dynamodb:Query"] == operations | subscriptions
+    operations, subscriptions = _arn("OperationsTable"), _arn("SubscriptionsTable")
+    assert granted["dynamodb:UpdateItem"] == {operations}
+    assert granted["dynamodb:PutItem"] == granted["dynamodb:GetItem"] == {operations, subscriptions}
+    # No access to the events table: webhook evidence reaches operations through the projector. Query only on the
+    # indexes (no code queries a table itself).
+    assert granted["dynamodb:Query"] == {_sub("${OperationsTable.Arn}/index/*"),
+                                         _sub("${SubscriptionsTable.Arn}/index/*")}
     assert granted["sqs:SendMessage"] == {_arn("OperationsQueue"), _arn("OperationsDeadLetterQueue")}
     assert granted["events:PutEvents"] == {_bus_arn()}
     assert granted["secretsmanager:GetSecretValue"] == {_secret_arn("CCBillCredentialsSecret")}
@@ -442,11 +445,10 @@ def test_reconciliation_is_like_the_worker_without_the_dead_letter_queue(transfo
 
 def test_upgrade_postback_reads_the_token_and_settles_operations(transformed: dict[str, Any]) -> None:
     granted = _grants(transformed, "UpgradePostbackFunction")
-    operations = _table_and_indexes("OperationsTable")
     assert granted == {
-        "dynamodb:GetItem": operations,
-        "dynamodb:Query": operations,
-        "dynamodb:UpdateItem": operations,
+        "dynamodb:GetItem": {_arn("OperationsTable")},
+        "dynamodb:Query": {_sub("${OperationsTable.Arn}/index/*")},
+        "dynamodb:UpdateItem": {_arn("OperationsTable")},
         "events:PutEvents": {_bus_arn()},
         "secretsmanager:GetSecretValue": {_secret_arn("WebhookTokenSecret")},
     }
@@ -462,7 +464,8 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         if _secret_arn("CCBillCredentialsSecret") in granted.get("secretsmanager:GetSecretValue", set()):
             assert function in ("OperationWorkerFunction", "ReconciliationFunction")
     statements = resources["BillopsKey"]["Properties"]["KeyPolicy"]["Statement"]
-    decrypting = [s for s in statements if "kms:Decrypt" in _actions(s) and "Fn::GetAtt" in s["Principal"]["AWS"]]
+    decrypting = [s for s in statements if "Fn::If" not in s and "kms:Decrypt" in _actions(s)
+                  and "Fn::GetAtt" in s["Principal"]["AWS"]]
     assert decrypting == [{
         "Sid": sid,
         "Effect": "Allow",
@@ -475,21 +478,35 @@ def test_only_the_worker_reads_ccbill_credentials_or_may_decrypt(transformed: di
         ("ReconciliationDecryptsTheUpgradeKey", "ReconciliationFunction", UPGRADE_KEY_CONTEXT),  # ccbill check
         ("UpgradePageDecryptsTheUpgradeKey", "UpgradePageFunction", UPGRADE_KEY_CONTEXT),
         ("MerchantApiDecryptsTheUpgradeKey", "MerchantApiFunction", UPGRADE_KEY_CONTEXT),
-        ("MerchantApiRevealsSubscriberData", "MerchantApiFunction", SUBSCRIBER_PII_CONTEXT))]
+        ("MerchantApiRevealsSubscriberData", "MerchantApiFunction", SUBSCRIBER_PII_CONTEXT),
+        # An upgrade by username: the sealed username is opened for the call and the step-2 form only.
+        ("MerchantApiOpensUpgradeUsernames", "MerchantApiFunction", UPGRADE_IDENTITY_CONTEXT),
+        ("WorkerOpensUpgradeUsernames", "OperationWorkerFunction", UPGRADE_IDENTITY_CONTEXT),
+        ("UpgradePageOpensUpgradeUsernames", "UpgradePageFunction", UPGRADE_IDENTITY_CONTEXT))]
     # The receiver makes data keys for subscribers' personal data and cannot decrypt them; the projector has no
     # statement at all (it copies ciphertexts); people read personal data through the PersonalDataReader policy.
-    by_sid = {s["Sid"]: s for s in statements}
+    by_sid = {s["Sid"]: s for s in statements if "Sid" in s}
     assert by_sid["WebhookReceiverEncryptsSubscriberData"] == {
         "Sid": "WebhookReceiverEncryptsSubscriberData", "Effect": "Allow",
         "Principal": {"AWS": {"Fn::GetAtt": ["WebhookReceiverFunctionRole", "Arn"]}},
         "Action": "kms:GenerateDataKey", "Resource": "*", "Condition": {"StringEquals": SUBSCRIBER_PII_CONTEXT}}
+    assert by_sid["MerchantApiSealsUpgradeUsernames"]["Action"] == "kms:Encrypt"
+    assert by_sid["MerchantApiSealsUpgradeUsernames"]["Condition"] == {"StringEquals": UPGRADE_IDENTITY_CONTEXT}
     assert not [s for s in statements if "SubscriptionProjectorFunctionRole" in json.dumps(s)]
-    delegated = by_sid["AccountMayGrantPersonalDataReading"]
-    assert (delegated["Action"], delegated["Condition"]) == (["kms:Decrypt", "kms:GenerateDataKey"],
-                                                             {"StringEquals": SUBSCRIBER_PII_CONTEXT})
+    # People: only the principals named in PersonalDataReaderPrincipals (none by default: the statement is absent).
+    (named,) = [s["Fn::If"] for s in statements if "Fn::If" in s]
+    condition, delegated, otherwise = named
+    assert (condition, otherwise) == ("HasPersonalDataReaders", {"Ref": "AWS::NoValue"})
+    assert (delegated["Action"], delegated["Condition"]) == (["kms:Decrypt", "kms:GenerateDataKey"], {
+        "StringEquals": SUBSCRIBER_PII_CONTEXT, "ArnLike": {"aws:PrincipalArn": {"Ref": "PersonalDataReaderPrincipals"}}})
     replayer = resources["PersonalDataReplayer"]["Properties"]["PolicyDocument"]["Statement"]
-    assert [(s["Action"], s["Condition"]) for s in replayer] == [
+    assert [(s["Action"], s["Condition"]) for s in replayer[:1]] == [
         ("kms:GenerateDataKey", {"StringEquals": SUBSCRIBER_PII_CONTEXT})]
+    # and the delivery key, through Secrets Manager only, that secret only (issue 11: replays are keyed as received)
+    assert [(s["Action"], s["Resource"]) for s in replayer[1:]] == [
+        ("secretsmanager:GetSecretValue", {"Ref": "DeliveryKeySecret"}),
+        ("kms:Decrypt", {"Fn::GetAtt": ["StorageKey", "Arn"]})]
+    assert replayer[2]["Condition"]["StringEquals"]["kms:EncryptionContext:SecretARN"] == {"Ref": "DeliveryKeySecret"}
     reader = resources["PersonalDataReader"]["Properties"]["PolicyDocument"]["Statement"]
     assert reader == [{"Sid": "DecryptSubscriberPersonalData", "Effect": "Allow", "Action": "kms:Decrypt",
                        "Resource": {"Fn::GetAtt": ["BillopsKey", "Arn"]},
@@ -501,7 +518,7 @@ def test_billops_key_rotates_is_kept_and_is_administered_by_the_account(resource
     assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain")
     properties = key["Properties"]
     assert properties["EnableKeyRotation"] is True
-    statements = {s["Sid"]: s for s in properties["KeyPolicy"]["Statement"]}
+    statements = {s["Sid"]: s for s in properties["KeyPolicy"]["Statement"] if "Sid" in s}  # not the !If one
     root = {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
     admin = statements["AccountAdministersTheKey"]
     assert admin["Principal"] == root
@@ -805,6 +822,9 @@ def test_upgrade_page_may_only_read_what_it_shows(transformed: dict[str, Any]) -
         "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable")},
         "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_original_subscription")},
         "secretsmanager:GetSecretValue": {_secret_arn("UpgradeLinkSigningSecret")},
+        # A late consumer's link records (never moves) and queues the second allowUpgrade post (issue 12).
+        "dynamodb:PutItem": {_arn("OperationsTable")},
+        "sqs:SendMessage": {_arn("OperationsQueue")},
     }
     role = transformed["Resources"]["UpgradePageFunctionRole"]["Properties"]
     assert role["ManagedPolicyArns"] == ["arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"]
@@ -919,8 +939,8 @@ def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str
                            _arn("DeliveryLogTable"), _arn("ReportsTable"),
                            _sub("${OperationsTable.Arn}/index/by_subscription")},
         # Operations are created, never moved (only the worker moves them); the keys table gets counters and
-        # kept answers only (below).
-        "dynamodb:PutItem": {_arn("OperationsTable"), _arn("ApiKeysTable")},
+        # kept answers only (below); an upgrade link notes its offer on the subscription (issue 12).
+        "dynamodb:PutItem": {_arn("OperationsTable"), _arn("ApiKeysTable"), _arn("SubscriptionsTable")},
         "dynamodb:UpdateItem": {_arn("ApiKeysTable")},
         "sqs:SendMessage": {_arn("OperationsQueue")},
         "ssm:GetParameter": {_sub("arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/"

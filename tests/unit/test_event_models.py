@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -21,29 +21,12 @@ from billops_local.webhook_samples import PASSWORD_TYPES, SAMPLE_PASSWORD, SUBSC
 
 ALL_TYPES = list(EventType)
 
-REQUIRES_TRANSACTION_ID = {
-    EventType.NEW_SALE_SUCCESS,
-    EventType.UPGRADE_SUCCESS,
-    EventType.UP_SALE_SUCCESS,
-    EventType.CROSS_SALE_SUCCESS,
-    EventType.RENEWAL_SUCCESS,
-    EventType.RENEWAL_FAILURE,
-    EventType.USER_REACTIVATION,
-    EventType.CHARGEBACK,
-    EventType.REFUND,
-    EventType.VOID,
-    EventType.RETURN,
-}
 REQUIRES_SUBSCRIPTION_ID = set(EventType) - FAILURE_TYPES - {EventType.MANUAL_ADD}
 
 
 def expected_required(event_type: EventType) -> set[str]:
-    required = {"clientAccnum", "clientSubacc"}
-    if event_type in REQUIRES_SUBSCRIPTION_ID:
-        required.add("subscriptionId")
-    if event_type in REQUIRES_TRANSACTION_ID:
-        required.add("transactionId")
-    return required
+    """Only what identifies a delivery (issue 11): a subscriptionId where the event cannot exist without one."""
+    return {"subscriptionId"} if event_type in REQUIRES_SUBSCRIPTION_ID else set()
 
 
 def parse_error(event_type: EventType, fields: dict) -> EventValidationError:
@@ -123,7 +106,9 @@ def test_a_sale_is_typed():
     assert event.initialPeriod == 30 and event.recurringPeriod == 30 and event.rebills == 99
     assert event.timestamp == datetime(2026, 1, 15, 10, 30, 0)
     assert event.timestamp.tzinfo is None
-    assert event.occurred_at is not None and event.occurred_at.utcoffset().total_seconds() == 0
+    from billops.webhooks.ccbill_time import ccbill_zone
+
+    assert event.occurred_at(ccbill_zone("America/Phoenix")) == datetime(2026, 1, 15, 17, 30, tzinfo=UTC)
     assert event.nextRenewalDate == date(2026, 2, 14)
     assert event.billedCurrencyCode == "840"
     assert (event.bin, event.last4, event.expDate) == ("411111", "1111", "0129")
@@ -358,8 +343,8 @@ MISTYPED = [
     (EventType.UP_SALE_SUCCESS, "originalSubscriptionId", "abc", "must be a string of digits"),
     (EventType.EXPIRATION, "clientAccnum", "9001OO", "must be a string of digits"),
     (EventType.EXPIRATION, "clientSubacc", "00001", "must be a sub-account number"),
-    (EventType.CHARGEBACK, "bin", "41111", "must be the card's 6- to 8-digit BIN"),
-    (EventType.CHARGEBACK, "last4", "111", "must be 4 digits"),
+    (EventType.CHARGEBACK, "bin", "4111-11", "must be the card's BIN"),
+    (EventType.CHARGEBACK, "last4", "11111", "must be 4 digits"),
     (EventType.CHARGEBACK, "expDate", "1329", "must be a card expiry date MMYY"),
     (EventType.CHARGEBACK, "expDate", "01/29", "must be a card expiry date MMYY"),
     (EventType.REFUND, "currencyCode", "dollars", "must be a numeric ISO-4217 currency code"),
@@ -413,3 +398,24 @@ def test_eight_digit_bins_are_accepted_nine_are_not():
     with pytest.raises(EventValidationError) as raised:
         parse_event(EventType.NEW_SALE_SUCCESS, sample_fields("NewSaleSuccess", bin="411111111"))
     assert raised.value.param == "bin"
+
+
+# --- what real deliveries carry (issue 11) --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "sent", "read"), [("expDate", "317", "0317"), ("expDate", 317, "0317"),
+                                                      ("last4", "42", "0042"), ("clientSubacc", "1", "0001"),
+                                                      ("expDate", "0000", "0000")])
+def test_zero_filled_columns_get_their_zeros_back_however_they_come(name, sent, read):
+    assert getattr(parse_event(EventType.REFUND, {**sample_fields("Refund"), name: sent}), name) == read
+
+
+@pytest.mark.parametrize("value", ["4", "41111", "411111", "41111111"])
+def test_a_bin_shorter_than_six_digits_is_a_bin(value):
+    assert parse_event(EventType.NEW_SALE_SUCCESS, sample_fields("NewSaleSuccess", bin=value)).bin == value
+
+
+def test_only_the_identity_is_required():
+    fields = {"subscriptionId": "0126015401000000123"}
+    assert parse_event(EventType.REFUND, fields).transactionId is None
+    assert parse_event(EventType.MANUAL_ADD, {}).clientAccnum is None

@@ -8,9 +8,12 @@ from billops.webhooks.event_types import LATEST_VERSION, EventType
 from billops.webhooks.event_versions import (
     EVENT_VERSIONS,
     SALE_SUCCESS_CORE,
+    accepted_fields_of,
     detect_version,
     fields_of,
     introduced_in,
+    optional_fields_of,
+    versions_in_format,
     versions_of,
 )
 from billops_local.webhook_samples import sample_fields
@@ -212,3 +215,41 @@ def test_fields_of_accumulates_versions():
     assert "renewalDate" in fields_of(E.RENEWAL_SUCCESS, 2)
     assert "cardSubType" not in fields_of(E.RENEWAL_SUCCESS, 6)
     assert "cardSubType" in fields_of(E.RENEWAL_SUCCESS)
+
+
+# --- exactly the changelog (issue 11) ---------------------------------------------------------------------------------
+
+
+def test_release_5_gave_new_sale_success_v5_the_bin_only():
+    """Release 5: bin to NewSaleSuccess (v5); paymentType and cardType to Chargeback, Return, Refund, the renewals
+    and Void, not to NewSaleSuccess. Real sales carry them anyway: accepted, marking no version."""
+    assert introduced_in(E.NEW_SALE_SUCCESS, "paymentType") is None
+    assert introduced_in(E.NEW_SALE_SUCCESS, "cardType") is None
+    assert detect_version(E.NEW_SALE_SUCCESS, {"expDate", "last4", "paymentType", "cardType"}) == 4
+    assert {"paymentType", "cardType"} <= optional_fields_of(E.NEW_SALE_SUCCESS)
+
+
+def test_up_sale_success_is_new_sale_success_plus_its_own_table():
+    """"It's the same as NewSaleSuccess, but with these additional parameters": NewSaleSuccess's core set, the
+    UpSaleSuccess tables' additions by version, and NewSaleSuccess's later fields accepted without marking one."""
+    assert SALE_SUCCESS_CORE <= fields_of(E.UP_SALE_SUCCESS, 1)
+    assert fields_of(E.UP_SALE_SUCCESS, 1) - SALE_SUCCESS_CORE == {"originalSubscriptionId", "originalClientAccnum",
+                                                                   "originalClientSubacc", "source"}
+    assert detect_version(E.UP_SALE_SUCCESS, fields_of(E.UP_SALE_SUCCESS, 1) | {"threeDSecure", "paymentType",
+                                                                                "cardType", "flexId"}) == 2
+    assert detect_version(E.UP_SALE_SUCCESS, fields_of(E.UP_SALE_SUCCESS, 1) | {"threeDSecure", "cardType"}) == 1
+    assert optional_fields_of(E.UP_SALE_SUCCESS) >= {"threeDSecure", "paymentType", "cardType"}
+    assert accepted_fields_of(E.UP_SALE_SUCCESS, 3) == fields_of(E.UP_SALE_SUCCESS, 3) | optional_fields_of(
+        E.UP_SALE_SUCCESS)
+
+
+def test_up_sale_success_versions_1_and_2_are_url_encoded_only():
+    assert versions_in_format(E.UP_SALE_SUCCESS, "urlencoded") == (1, 2, 3, 4, 5, 6, 7)
+    assert versions_in_format(E.UP_SALE_SUCCESS, "json") == (3, 4, 5, 6, 7)
+    assert versions_in_format(E.NEW_SALE_SUCCESS, "json") == tuple(range(1, 9))
+
+
+def test_optional_fields_never_mark_a_version():
+    for event_type in EventType:
+        for name in optional_fields_of(event_type):
+            assert introduced_in(event_type, name) is None, (event_type, name)

@@ -57,3 +57,28 @@ def test_configured_account_and_subaccounts_are_enforced():
     _rejected(lambda: check_account("900101", "0000", settings))
     _rejected(lambda: check_account("900100", "0002", settings))
     check_account("123", "9999", settings_from_env(AWS_ENV))  # not configured: not checked
+
+
+def test_upgrades_into_another_account_pass_on_their_original_account_or_the_catalogue():
+    from billops.webhooks.source_authentication import check_delivery_account
+
+    catalogue = '{"upgrades": [{"key": "gold", "client_accnum": "900300", "client_subacc": "5", ' \
+                '"subscription_type_id": "0015"}]}'
+    settings = settings_from_env({"BILLOPS_ENV": "prod", "BILLOPS_CLIENT_ACCNUM": "900100",
+                                  "BILLOPS_CLIENT_SUBACCS": "0000,1", "BILLOPS_UPGRADE_CATALOGUE": catalogue})
+
+    def fields(accnum, subacc, original_accnum=None, original_subacc=None):
+        values = {"clientAccnum": accnum, "clientSubacc": subacc, "originalClientAccnum": original_accnum,
+                  "originalClientSubacc": original_subacc}
+        return {name: value for name, value in values.items() if value is not None}
+
+    check_delivery_account("UpSaleSuccess", fields("900200", "0007", "900100", "0001"), settings)
+    check_delivery_account("CrossSaleFailure", fields("900200", "0007", "900100", "1"), settings)
+    check_delivery_account("UpgradeSuccess", fields("900300", "0005"), settings)  # in the catalogue
+    check_delivery_account("RenewalSuccess", fields("900100", "0000"), settings)  # the merchant's own
+    _rejected(lambda: check_delivery_account("UpSaleSuccess", fields("900200", "0007", "900100"), settings))
+    _rejected(lambda: check_delivery_account("UpSaleSuccess", fields("900200", "0007", "900999", "0000"), settings))
+    _rejected(lambda: check_delivery_account("RenewalSuccess", fields("900300", "0005", "900100", "0000"), settings))
+    broken = settings_from_env({"BILLOPS_ENV": "prod", "BILLOPS_CLIENT_ACCNUM": "900100",
+                                "BILLOPS_UPGRADE_CATALOGUE": "{not json"})
+    _rejected(lambda: check_delivery_account("UpSaleSuccess", fields("900300", "0005"), broken))

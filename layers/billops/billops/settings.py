@@ -45,6 +45,15 @@ class Settings:
     personal data (billops.privacy.subscriber_data)."""
     customer_reference_field: str | None = None
     """The clear pass-through field that becomes a subscription's customer_reference (e.g. X-user_id)."""
+    ccbill_timezone: str = "America/Phoenix"
+    """The zone of CCBill's webhook timestamps (billops.webhooks.ccbill_time, docs/ccbill-assumptions.md)."""
+    delivery_key_secret: str | None = field(default=None, repr=False)
+    """The HMAC key of hashed delivery keys, given in clear (setups without Secrets Manager); wins over the ARN."""
+    delivery_key_secret_arn: str | None = None
+    check_legacy_delivery_keys: bool = True
+    """Look for a hash-keyed delivery under its pre-HMAC key too (deliveries stored before the upgrade)."""
+    upgrade_catalogue: str | None = None
+    """BILLOPS_UPGRADE_CATALOGUE: upgrades into these accounts/subaccounts are accepted from another account."""
 
     @property
     def is_local(self) -> bool:
@@ -86,6 +95,12 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
         allowed_networks=tuple(networks),
         passthrough_clear_fields=clear_fields,
         customer_reference_field=reference_field,
+        ccbill_timezone=(env.get("BILLOPS_CCBILL_TIMEZONE") or "").strip() or "America/Phoenix",
+        delivery_key_secret=env.get("BILLOPS_DELIVERY_KEY_SECRET") or None,
+        delivery_key_secret_arn=env.get("BILLOPS_DELIVERY_KEY_SECRET_ARN") or None,
+        check_legacy_delivery_keys=env.get("BILLOPS_CHECK_LEGACY_DELIVERY_KEYS", "true").strip().lower()
+        not in ("false", "0", "no", "off"),
+        upgrade_catalogue=env.get("BILLOPS_UPGRADE_CATALOGUE") or None,
     )
 
 

@@ -17,6 +17,7 @@ from billops_local.ccbill_sandbox.accounts import (
     SandboxSubaccount,
     client_subaccounts_setting,
     client_upgrade_catalogue_setting,
+    with_upgrade_security,
 )
 from billops_local.ccbill_sandbox.server import SandboxHandle, start_sandbox
 
@@ -32,4 +33,5 @@ __all__ = [
     "client_subaccounts_setting",
     "client_upgrade_catalogue_setting",
     "start_sandbox",
+    "with_upgrade_security",
 ]

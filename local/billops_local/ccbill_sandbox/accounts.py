@@ -1,8 +1,15 @@
 """The merchant accounts the sandbox knows: subaccounts with their settings, DataLink users, configured upgrades.
 
-The defaults give the local stack one merchant with a main subaccount, an upgrade subaccount on the same account
-and a second account whose User Management settings demand 10-character usernames, so that the -7 'Password too
-short' of a cross-account upgrade can be shown (ccbill-api-error-7-and-upgrades.txt).
+The defaults give the local stack one merchant (900100) with a main subaccount and an upgrade subaccount, and two
+upgrades configured - ``gold`` into its own subaccount 0001, ``platinum`` into another account, 900300 - so that the
+Subscription Upgrade System's "more than one upgrade is configured" rules apply by default (the upgrade variables
+are then required); a second account (900200) whose User Management settings demand 10-character usernames, so
+that the -7 'Password too short' of a cross-account upgrade can be shown (ccbill-api-error-7-and-upgrades.txt).
+
+Each account has one upgrade Security Type, as CCBill's Admin Portal has (Account Admin -> Advanced -> Upgrade
+Security Setup; the guide: "Merchants must choose between two different authorization methods"): ``encryption``
+accepts the ``enc`` form and answers allowUpgrade 0 (authorization denied); ``backend_post`` accepts allowUpgrade
+from ``upgrade_allowed_ips`` and refuses any ``enc``. The local stack sets it from BILLOPS_UPGRADE_SECURITY.
 ``client_subaccounts_setting()`` and ``client_upgrade_catalogue_setting()`` give the same facts in the shape of the
 client's BILLOPS_CCBILL_SUBACCOUNTS and BILLOPS_UPGRADE_CATALOGUE, so the local stack configures both alike.
 """
@@ -67,6 +74,7 @@ class SandboxAccount:
     upgrades: tuple[ConfiguredUpgrade, ...] = ()
     datalink_enabled: bool = True
     upgrade_allowed_ips: tuple[str, ...] | None = None  # allowUpgrade posts must come from these (None = any)
+    upgrade_security: str = "encryption"  # "encryption" (enc) or "backend_post" (allowUpgrade): one per account
 
     def subaccount(self, subacc: str | None) -> SandboxSubaccount | None:
         if subacc is None:
@@ -81,6 +89,7 @@ DEFAULT_ACCOUNTS: tuple[SandboxAccount, ...] = (
         datalink_users=(DataLinkUser(DEFAULT_DATALINK_USERNAME, DEFAULT_DATALINK_PASSWORD),),
         upgrades=(
             ConfiguredUpgrade("gold", "900100", "0001", "0015", Decimal("19.95"), 30, Decimal("19.95"), 30),
+            ConfiguredUpgrade("platinum", "900300", "0000", "0020", Decimal("29.95"), 30, Decimal("29.95"), 30),
         ),
     ),
     SandboxAccount(
@@ -88,7 +97,27 @@ DEFAULT_ACCOUNTS: tuple[SandboxAccount, ...] = (
         subaccounts=(SandboxSubaccount("0000", username_min_length=10, password_min_length=10),),
         datalink_users=(DataLinkUser(DEFAULT_DATALINK_USERNAME, DEFAULT_DATALINK_PASSWORD),),
     ),
+    SandboxAccount(  # the destination of 900100's cross-account upgrade "platinum"
+        client_accnum="900300",
+        subaccounts=(SandboxSubaccount("0000"),),
+        datalink_users=(DataLinkUser(DEFAULT_DATALINK_USERNAME, DEFAULT_DATALINK_PASSWORD),),
+    ),
 )
+
+
+UPGRADE_SECURITY_TYPES = ("encryption", "backend_post")
+
+
+def with_upgrade_security(accounts: tuple[SandboxAccount, ...], security: str,
+                          allowed_ips: tuple[str, ...] | None = None) -> tuple[SandboxAccount, ...]:
+    """``accounts`` with every account's upgrade Security Type (and, for backend_post, the allowed IPs) set."""
+    from dataclasses import replace
+
+    if security not in UPGRADE_SECURITY_TYPES:
+        raise ValueError(f"upgrade security must be one of {', '.join(UPGRADE_SECURITY_TYPES)}")
+    return tuple(replace(account, upgrade_security=security,
+                         upgrade_allowed_ips=allowed_ips if allowed_ips is not None else account.upgrade_allowed_ips)
+                 for account in accounts)
 
 
 def client_subaccounts_setting(accounts: tuple[SandboxAccount, ...] = DEFAULT_ACCOUNTS) -> str:

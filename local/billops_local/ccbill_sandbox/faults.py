@@ -20,6 +20,8 @@ Modes (``POST /sandbox/faults`` with ``{"action", "mode", "count", "seconds"}``)
                    03 inactive username, 04 check IP failed); nothing is applied
 ``decline``        chargeByPreviousTransactionId / upgradeSubscription: answer approved=0 with a decline
                    (and the UpSaleFailure / UpgradeFailure webhook)
+``decline_timeout``  decline as ``decline`` (the failure webhook is sent), then hold and close without an answer:
+                   an unknown outcome that only the failure webhook settles
 =================  =========================================================================================
 
 ``action`` is CCBill's action name (``chargeByPreviousTransactionId``, ``allowUpgrade``...) or ``*`` for any.
@@ -34,11 +36,11 @@ from typing import Any
 
 SIMPLE_MODES = frozenset({
     "timeout_before", "timeout_after", "http_500", "slow", "reset_before", "reset_after", "empty_body",
-    "html_200", "decline", "http_302",
+    "html_200", "decline", "http_302", "decline_timeout",
 })
 _CODE_MODE = re.compile(r"^code:(-?\d{1,4})$")
 _DATALINK_MODE = re.compile(r"^datalink_error:(\d{2})$")
-DEFAULT_SECONDS = {"slow": 1.0, "timeout_before": 45.0, "timeout_after": 45.0}
+DEFAULT_SECONDS = {"slow": 1.0, "timeout_before": 45.0, "timeout_after": 45.0, "decline_timeout": 45.0}
 DATALINK_TEXT = {
     "01": "Error: 01 Too many failed logins",
     "02": "Error: 02 Failed login",
@@ -58,7 +60,7 @@ class Fault:
 
     @property
     def applies_change(self) -> bool:
-        return self.mode in ("timeout_after", "reset_after", "slow", "decline", "http_302")
+        return self.mode in ("timeout_after", "reset_after", "slow", "decline", "http_302", "decline_timeout")
 
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.action, "mode": self.mode, "remaining": self.remaining, "seconds": self.seconds}

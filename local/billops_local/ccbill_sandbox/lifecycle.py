@@ -59,6 +59,7 @@ class Lifecycle:
         password: str | None = None,
         subscription_type_id: str | None = None,
         cancel_discount_price: Decimal | None = None,
+        passthrough: dict[str, str] | None = None,
         event_type: str = "NewSaleSuccess",
         original: Subscription | None = None,
         source: str | None = None,
@@ -85,6 +86,7 @@ class Lifecycle:
             subscription_type_id=subscription_type_id or "0000000000",
             cancel_discount_price=cancel_discount_price,
             upgraded_from=original.subscription_id if original else None,
+            passthrough=dict(passthrough or {}),
         )
         sub.paid_through = now + timedelta(days=initial_period)
         if sub.is_recurring:

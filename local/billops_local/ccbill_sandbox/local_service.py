@@ -3,10 +3,16 @@
 ``add_to_stack(stack)`` (called from ``billops_local.stack.build_stack``) starts the sandbox after the built-in
 services and then configures the CCBill client exactly as an AWS deployment would, only against moto:
 
-* the DataLink login goes into a Secrets Manager secret (``BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN``);
-* ``BILLOPS_UPGRADE_KEY`` (48 hex digits), if set, is encrypted with a key of the local KMS and only its ciphertext
-  is kept (``BILLOPS_UPGRADE_KEY_CIPHERTEXT``); the clear value is removed from the environment, so the services
-  hold the key as production does. The sandbox keeps its own copy: it plays CCBill, which knows the key too;
+* the DataLink login goes into the template's CCBillCredentialsSecret (a secret of its own when there is none;
+  ``BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN``);
+* ``BILLOPS_UPGRADE_KEY`` (as Merchant Support hands it out; default LOCAL_UPGRADE_KEY, the guide's own example
+  ``8745921457``) is checked against the recipe (a key that cannot work stops the start with the reason), encrypted
+  exactly as given with the template's BillopsKey (a key of its own when there is none), and only its ciphertext is
+  kept (``BILLOPS_UPGRADE_KEY_CIPHERTEXT``); the clear value is removed from the environment, so the services hold
+  the key as production does. The sandbox keeps its own copy: it plays CCBill, which knows the key too;
+* the sandbox's accounts get the upgrade Security Type the services use (BILLOPS_UPGRADE_SECURITY, resolved as the
+  functions resolve it: billops.ccbill.upgrade_security), as a merchant sets it in CCBill's Admin Portal; with
+  ``backend_post`` allowUpgrade is accepted from 127.0.0.1 only - the local stack's "fixed egress IP";
 * the URLs, BILLOPS_CCBILL_SUBACCOUNTS and BILLOPS_UPGRADE_CATALOGUE describe the sandbox's accounts.
 
 Everything set in os.environ is put back when the stack stops.
@@ -31,6 +37,10 @@ from billops_local.ccbill_sandbox.server import SandboxHandle, start_sandbox
 
 CREDENTIALS_SECRET_NAME = "billops-local/ccbill-datalink"  # nosec B105  # a secret's name, not its value
 UPGRADE_KEY_ALIAS = "alias/billops-local-ccbill-upgrade"
+# The template's own secret and key, used when the local resources were created from template.yaml (the local stack,
+# the integration tests): the functions then read the same resources as in AWS, and their grants are checked.
+TEMPLATE_CREDENTIALS_SECRET = "billops-local-CCBillCredentialsSecret"  # nosec B105  # a secret's name
+TEMPLATE_UPGRADE_KEY_ALIAS = "alias/billops-local-BillopsKeyAlias"
 
 
 class SandboxConfigurationError(RuntimeError):
@@ -48,10 +58,13 @@ def client_environment(aws_endpoint: str, handle: SandboxHandle, upgrade_key: st
     secrets = aws_client("secretsmanager", aws_endpoint)
     secret_value = json.dumps({"client_accnum": client_accnum, "username": DEFAULT_DATALINK_USERNAME,
                                "password": DEFAULT_DATALINK_PASSWORD})
-    try:
-        arn = secrets.create_secret(Name=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
-    except secrets.exceptions.ResourceExistsException:
-        arn = secrets.put_secret_value(SecretId=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
+    try:  # the template's secret when it was created (as in AWS: make check-iam then checks the real grants)
+        arn = secrets.put_secret_value(SecretId=TEMPLATE_CREDENTIALS_SECRET, SecretString=secret_value)["ARN"]
+    except secrets.exceptions.ResourceNotFoundException:
+        try:
+            arn = secrets.create_secret(Name=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
+        except secrets.exceptions.ResourceExistsException:
+            arn = secrets.put_secret_value(SecretId=CREDENTIALS_SECRET_NAME, SecretString=secret_value)["ARN"]
     env = {
         "BILLOPS_CCBILL_SMS_URL": handle.sms_url,
         "BILLOPS_CCBILL_BILLING_API_URL": handle.billing_api_url,
@@ -62,12 +75,15 @@ def client_environment(aws_endpoint: str, handle: SandboxHandle, upgrade_key: st
     }
     if upgrade_key:
         kms = aws_client("kms", aws_endpoint)
-        key_id = kms.create_key(Description="billops local: CCBill upgrade key (TripleDES) encryption")[
-            "KeyMetadata"]["KeyId"]
-        try:
-            kms.create_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
-        except kms.exceptions.AlreadyExistsException:
-            kms.update_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
+        try:  # the template's BillopsKey, as the README tells a merchant to encrypt it
+            key_id = kms.describe_key(KeyId=TEMPLATE_UPGRADE_KEY_ALIAS)["KeyMetadata"]["KeyId"]
+        except kms.exceptions.NotFoundException:
+            key_id = kms.create_key(Description="billops local: CCBill upgrade key (TripleDES) encryption")[
+                "KeyMetadata"]["KeyId"]
+            try:
+                kms.create_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
+            except kms.exceptions.AlreadyExistsException:
+                kms.update_alias(AliasName=UPGRADE_KEY_ALIAS, TargetKeyId=key_id)
         env["BILLOPS_UPGRADE_KEY_CIPHERTEXT"] = encrypt_key_for_configuration(kms, key_id, upgrade_key)
     return env
 
@@ -89,22 +105,35 @@ class SandboxService:
     def describe(self) -> str:
         if self.handle is None:
             return "not running"
-        return f"{self.handle.url} (admin API: {self.handle.url}/sandbox/...)"
+        config = self.handle.sandbox.dispatcher.generator.config
+        return f"{self.handle.url} (admin API: {self.handle.url}/sandbox/...; {config.describe()})"
 
     def start(self, stack: Any) -> None:
+        from billops.ccbill.errors import CCBillConfigurationError
         from billops.ccbill.upgrade_encryption import EncRecipe, derive_key
+        from billops.ccbill.upgrade_security import upgrade_security_from_env
 
         from billops_local.aws_environment import EnvironmentPatch
+        from billops_local.ccbill_sandbox.accounts import with_upgrade_security
 
-        webhook_format = (self._env.get("BILLOPS_SANDBOX_WEBHOOK_FORMAT") or "json").strip().lower()
-        if webhook_format not in ("json", "urlencoded"):
-            raise SandboxConfigurationError("BILLOPS_SANDBOX_WEBHOOK_FORMAT must be json or urlencoded")
-        recipe = EncRecipe.from_env(self._env)
-        upgrade_key = (self._env.get("BILLOPS_UPGRADE_KEY") or "").strip() or LOCAL_UPGRADE_KEY
-        if upgrade_key is not None:
-            derive_key(upgrade_key, recipe.key_encoding)  # refuses a malformed key now, not at the first upgrade
+        from billops_local.ccbill_sandbox.webhook_config import WebhookConfig, WebhookConfigError
+
+        try:
+            webhook_config = WebhookConfig.from_env(self._env)
+        except WebhookConfigError as error:
+            raise SandboxConfigurationError(f"{error.param} {error.message}") from None
+        try:
+            recipe = EncRecipe.from_env(self._env)
+            security = upgrade_security_from_env(self._env)
+            upgrade_key = (self._env.get("BILLOPS_UPGRADE_KEY") or "").strip() or LOCAL_UPGRADE_KEY
+            derive_key(upgrade_key, recipe.key_encoding)  # refuses a key that cannot work now, not at the first use
+        except CCBillConfigurationError as problem:
+            raise SandboxConfigurationError(f"BILLOPS_UPGRADE_KEY / BILLOPS_UPGRADE_*: {problem}") from None
+        self.accounts = with_upgrade_security(self.accounts, security.value,
+                                              ("127.0.0.1/32",) if security.value == "backend_post" else None)
         self.handle = start_sandbox(stack.settings.host, stack.settings.sandbox_port, stack.webhook_url,
-                                    webhook_format, self.accounts, upgrade_key=upgrade_key, enc_recipe=recipe)
+                                    webhook_config.format, self.accounts, upgrade_key=upgrade_key,
+                                    enc_recipe=recipe, webhook_config=webhook_config)
         try:
             client_env = client_environment(stack.aws_endpoint, self.handle, upgrade_key, self.accounts)
         except BaseException:
@@ -125,9 +154,10 @@ class SandboxService:
             self.handle = None
 
 
-LOCAL_UPGRADE_KEY = "0123456789abcdeffedcba987654321089abcdef01234567"
-"""The local stack's documented default TripleDES key (48 hex digits), so `enc` upgrade links work out of the box.
-A test key only: production keys come from CCBill Merchant Support and live only as KMS ciphertext."""
+LOCAL_UPGRADE_KEY = "8745921457"
+"""The local stack's default TripleDES key: the guide's own example, in the shape Merchant Support hands keys out
+(not 48 hex digits), so `enc` upgrade links work out of the box with the default key derivation. A test key only:
+production keys come from CCBill Merchant Support and live only as KMS ciphertext."""
 
 
 def add_to_stack(stack: Any, env: Mapping[str, str] | None = None) -> SandboxService:

@@ -19,6 +19,18 @@ ccbill-subscription-upgrade-system.txt. Where CCBill documents a code, the sandb
 allowUpgrade's refusal values were lost from every public copy of the guide; the sandbox answers its own:
 0 authorization denied, -1 username/subscriptionId not provided, -2 no active subscription, -3 invalid
 subscription ID (docs/ccbill-client.md). The client does not depend on them: anything but 1 is a refusal.
+
+The Subscription Upgrade System, strict where the guide is:
+* an account accepts the one Security Type it is set up with (SandboxAccount.upgrade_security): ``encryption``
+  reads ``enc`` and answers allowUpgrade 0 (authorization denied), ``backend_post`` answers allowUpgrade from its
+  allowed IPs and refuses every ``enc``;
+* the ``enc`` plaintext must be the subscriber's identity and nothing else - ``subscriptionId=<id>`` or
+  ``username=<name>`` ("Will be inclusive of either the subscriptionId or username"; the bare value with the
+  'bare' recipe); identity fields posted beside it are ignored, the upgrade variables are read from the form;
+* the three upgrade variables are required when more than one upgrade is configured ("These three variables can
+  be omitted if only one upgrade is configured"), in either of the guide's spellings (its tables write
+  ``upgradeclientAccnum``/``upgradeTypeID`` for the backend post, its examples ``upgradeClientAccnum``/
+  ``upgradeTypeId``).
 """
 
 from __future__ import annotations
@@ -30,7 +42,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qsl
 
 from billops.reference.currencies import normalise_numeric
 
@@ -104,10 +115,11 @@ class CCBillRules:
         self.upgrade_key = upgrade_key  # billops.ccbill.upgrade_encryption.UpgradeKey, to read enc
         self.enc_recipe = enc_recipe
 
-    def handle(self, path: str, params: dict[str, str], client_ip: str, *, decline: bool = False) -> Answer:
+    def handle(self, path: str, params: dict[str, str], client_ip: str, *, decline: bool = False,
+               http_method: str = "POST") -> Answer:
         with self.state.lock:
             if path == UPGRADE_PATH:
-                return self._upgrade_system(params, client_ip)
+                return self._upgrade_system(params, client_ip, perform=http_method != "GET")
             action = (params.get("action") or "").strip()
             allowed = SMS_ACTIONS if path == SMS_PATH else BILLING_ACTIONS
             auth = self._authenticate(params, client_ip, action)
@@ -385,24 +397,32 @@ class CCBillRules:
 
         transaction_id = self.state.new_id()
         code, text = DEFAULT_DECLINE
-        self.lifecycle.emit(event_type, webhooks.sale_failure_fields(
+        fields = webhooks.sale_failure_fields(
             event_type, original, self.state.now(), transaction_id=transaction_id, client_accnum=accnum,
             client_subacc=subacc, initial_price=price, initial_period=period, currency_code=currency,
-            decline_code=code, decline_text=text))
+            decline_code=code, decline_text=text)
+        # As the success events do (the guide's UpSaleSuccess table; assumed for the failures,
+        # docs/ccbill-assumptions.md): which subscription the declined upgrade was for.
+        fields.update({"originalSubscriptionId": original.subscription_id,
+                       "originalClientAccnum": original.client_accnum, "originalClientSubacc": original.client_subacc})
+        self.lifecycle.emit(event_type, fields)
         return Answer("document", fields={"approved": "0", "denialId": transaction_id, "declineCode": code,
                                           "declineText": text})
 
     # --- Subscription Upgrade System -------------------------------------------------------------------------
 
-    def _upgrade_system(self, params: dict[str, str], client_ip: str) -> Answer:
+    def _upgrade_system(self, params: dict[str, str], client_ip: str, *, perform: bool = True) -> Answer:
+        """``perform=False`` (a GET: a link opened in a browser, e.g. ``billops ccbill check``'s test link): the
+        same checks, then CCBill's upgrade form is shown instead of upgrading - the sandbox's stand-in for the
+        form the guide says CCBill shows the consumer ("Upgrades require an upgrade form"); its POST upgrades."""
         action = (params.get("action") or "").strip()
         account = self.state.accounts.get((params.get("clientAccnum") or "").strip())
         if params.get("enc") and not action:
-            return self._upgrade_form_enc(account, params)
+            return self._upgrade_form_enc(account, params, perform=perform)
         if action == ALLOW_UPGRADE:
             return self._allow_upgrade(account, params, client_ip)
         if action == UPGRADE_FORM_ACTION:
-            return self._upgrade_form_allowed(account, params)
+            return self._upgrade_form_allowed(account, params, perform=perform)
         return _page("Upgrade Denied", "Unknown request.")
 
     def _upgrade_target(self, account: SandboxAccount | None, params: dict[str, str]) -> Any:
@@ -436,6 +456,8 @@ class CCBillRules:
         return sub, upgrade
 
     def _allow_upgrade(self, account: SandboxAccount | None, params: dict[str, str], client_ip: str) -> Answer:
+        if account is not None and account.upgrade_security != "backend_post":
+            return Answer("bare", code=0)  # "Authorization Denied (Either account is not setup to upgrade, ...)"
         if account is not None and account.upgrade_allowed_ips is not None and not _ip_allowed(
                 client_ip, account.upgrade_allowed_ips):
             return Answer("bare", code=0)
@@ -446,37 +468,46 @@ class CCBillRules:
         self.state.upgrade_allowances[(sub.subscription_id, upgrade.key)] = self.state.now() + UPGRADE_WINDOW
         return Answer("bare", code=1, applied=True)
 
-    def _upgrade_form_allowed(self, account: SandboxAccount | None, params: dict[str, str]) -> Answer:
+    def _upgrade_form_allowed(self, account: SandboxAccount | None, params: dict[str, str], *,
+                              perform: bool = True) -> Answer:
         target = self._upgrade_target(account, params)
         if isinstance(target, str):
             return _page("Upgrade Denied", f"The upgrade is not available ({target}).")
         sub, upgrade = target
-        until = self.state.upgrade_allowances.pop((sub.subscription_id, upgrade.key), None)
+        allowances = self.state.upgrade_allowances
+        key = (sub.subscription_id, upgrade.key)
+        until = allowances.pop(key, None) if perform else allowances.get(key)
         if until is None or self.state.now() > until:
             return _page("Upgrade Denied", "No allowUpgrade was received for this subscription in the last 30 "
                                            "minutes.")
-        return self._consumer_upgrade(sub, upgrade)
+        return self._consumer_upgrade(sub, upgrade) if perform else _upgrade_form_page(upgrade)
 
-    def _upgrade_form_enc(self, account: SandboxAccount | None, params: dict[str, str]) -> Answer:
+    def _upgrade_form_enc(self, account: SandboxAccount | None, params: dict[str, str], *,
+                          perform: bool = True) -> Answer:
+        if account is not None and account.upgrade_security != "encryption":
+            return _page("Upgrade Denied", "This account's upgrade security type is Backend HTTPS Post: an enc "
+                                           "value is not accepted.")
         if self.upgrade_key is None:
             return _page("Upgrade Denied", "The sandbox has no upgrade key (BILLOPS_UPGRADE_KEY).")
-        from billops.ccbill.upgrade_encryption import EncRecipe, decrypt
+        from billops.ccbill.upgrade_encryption import EncRecipe, decrypt, identity_from_plaintext
 
         recipe = self.enc_recipe or EncRecipe()
         try:
             plaintext = decrypt(self.upgrade_key, params["enc"], recipe)
         except (ValueError, UnicodeDecodeError):
             return _page("Upgrade Denied", "The enc value could not be decrypted with the account's key.")
-        if "=" in plaintext:
-            inner = dict(parse_qsl(plaintext, keep_blank_values=True))
-        else:  # the 'bare' plaintext: a subscription ID or a username
-            inner = {"subscriptionId" if plaintext.isdigit() else "username": plaintext}
-        merged = {**params, **inner}
+        identity = identity_from_plaintext(plaintext, recipe)
+        if identity is None:
+            return _page("Upgrade Denied", "The enc value must hold the subscriber's subscriptionId or username "
+                                           "and nothing else.")
+        # The identity is the enc's alone: a subscriptionId or username posted beside it is not read.
+        merged = {name: value for name, value in params.items() if name not in ("subscriptionId", "username")}
+        merged[identity[0]] = identity[1]
         target = self._upgrade_target(account, merged)
         if isinstance(target, str):
             return _page("Upgrade Denied", f"The upgrade is not available ({target}).")
         sub, upgrade = target
-        return self._consumer_upgrade(sub, upgrade)
+        return self._consumer_upgrade(sub, upgrade) if perform else _upgrade_form_page(upgrade)
 
     def _consumer_upgrade(self, sub: Subscription, upgrade: Any) -> Answer:
         destination = self.state.accounts[upgrade.client_accnum].subaccount(upgrade.client_subacc)
@@ -491,6 +522,14 @@ class CCBillRules:
 
 def _page(title: str, message: str) -> Answer:
     return Answer("page", title=title, message=message)
+
+
+def _upgrade_form_page(upgrade: Any) -> Answer:
+    """CCBill's upgrade form, shown and not submitted: nothing is charged."""
+    return Answer("page", title="Upgrade Your Subscription",
+                  message="Confirm the upgrade (CVV2) to be charged; nothing has been charged yet.",
+                  fields={"upgradeTypeId": upgrade.subscription_type_id,
+                          "price": f"{upgrade.initial_price} for {upgrade.initial_period} days"})
 
 
 def _ip_allowed(client_ip: str, allowed: tuple[str, ...]) -> bool:

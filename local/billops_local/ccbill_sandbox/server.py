@@ -32,6 +32,8 @@ from billops_local.ccbill_sandbox.faults import DATALINK_TEXT, Fault, FaultInjec
 from billops_local.ccbill_sandbox.lifecycle import Lifecycle
 from billops_local.ccbill_sandbox.rules import CCBILL_PATHS, UPGRADE_PATH, Answer, CCBillRules, action_of
 from billops_local.ccbill_sandbox.state import ACTIVE, EXPIRED, SandboxState, iso
+from billops_local.ccbill_sandbox.webhook_config import WebhookConfig, WebhookConfigError, new_seed
+from billops_local.ccbill_sandbox.webhook_generator import WebhookGenerator
 from billops_local.ccbill_sandbox.webhooks import WebhookDispatcher
 
 logger = logging.getLogger("billops_local.ccbill_sandbox")
@@ -61,10 +63,12 @@ class Sandbox:
 
     def __init__(self, accounts: Iterable[SandboxAccount], webhook_url: str | None, webhook_format: str, *,
                  upgrade_key: Any = None, enc_recipe: Any = None, clock: Callable[[], datetime] | None = None,
-                 webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0)) -> None:
+                 webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0),
+                 webhook_config: WebhookConfig | None = None) -> None:
         self.state = SandboxState(accounts, clock)
-        self.dispatcher = WebhookDispatcher(webhook_url, webhook_format, retry_delays=webhook_retry_delays,
-                                            now=self.state.now)
+        generator = WebhookGenerator(webhook_config or WebhookConfig(seed=new_seed(), format=webhook_format))
+        self.dispatcher = WebhookDispatcher(webhook_url, generator.config.format, retry_delays=webhook_retry_delays,
+                                            now=self.state.now, generator=generator)
         self.lifecycle = Lifecycle(self.state, self.dispatcher.enqueue)
         self.rules = CCBillRules(self.state, self.lifecycle, upgrade_key=upgrade_key, enc_recipe=enc_recipe)
         self.faults = FaultInjector()
@@ -129,6 +133,7 @@ class Sandbox:
         if currency is None:
             raise AdminError(400, f"unknown currency {body.get('currency_code')!r}", "currency_code")
         cancel_discount = _admin_price(body, "cancel_discount_price")
+        passthrough = _admin_passthrough(body)
         with self.state.lock:
             sub = self.lifecycle.create_subscription(
                 client_accnum=accnum, client_subacc=subacc, initial_price=initial_price,
@@ -136,7 +141,7 @@ class Sandbox:
                 rebills=rebills, currency_code=currency, username=_admin_text(body, "username"),
                 email=_admin_text(body, "email"), password=_admin_text(body, "password"),
                 subscription_type_id=_admin_text(body, "subscription_type_id"),
-                cancel_discount_price=cancel_discount,
+                cancel_discount_price=cancel_discount, passthrough=passthrough,
             )
             return {"subscription_id": sub.subscription_id, "transaction_id": sub.charges[0].transaction_id}
 
@@ -210,8 +215,26 @@ class Sandbox:
                                    account.datalink_users],
                 "upgrades": [{k: (str(v) if isinstance(v, Decimal) else v) for k, v in vars(u).items()}
                              for u in account.upgrades],
+                "upgrade_security": account.upgrade_security,
             })
         return result
+
+    def set_upgrade_security(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Every account's upgrade Security Type, as a merchant switches it in CCBill's Admin Portal."""
+        from billops_local.ccbill_sandbox.accounts import UPGRADE_SECURITY_TYPES, with_upgrade_security
+
+        security = body.get("upgrade_security")
+        if security not in UPGRADE_SECURITY_TYPES:
+            raise AdminError(400, f"upgrade_security must be one of {', '.join(UPGRADE_SECURITY_TYPES)}",
+                             "upgrade_security")
+        allowed = body.get("allowed_ips")
+        if allowed is not None and (not isinstance(allowed, list) or not all(isinstance(i, str) for i in allowed)):
+            raise AdminError(400, "allowed_ips must be a list of addresses or CIDR ranges", "allowed_ips")
+        with self.state.lock:
+            accounts = with_upgrade_security(tuple(self.state.accounts.values()), security,
+                                             tuple(allowed) if allowed is not None else None)
+            self.state.accounts = {account.client_accnum: account for account in accounts}
+        return {"upgrade_security": security}
 
     def reset(self) -> None:
         self.state.reset()
@@ -227,6 +250,16 @@ def _admin_text(body: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, (str, int)):
         raise AdminError(400, f"{name} must be text", name)
     return str(value)
+
+
+def _admin_passthrough(body: dict[str, Any]) -> dict[str, str]:
+    """``{"X-user_id": "1234"}``: the form's pass-through variables, which CCBill echoes on the sale's webhook."""
+    value = body.get("passthrough") or {}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and k.startswith("X-") and len(k) > 2 and isinstance(v, (str, int))
+            and not isinstance(v, bool) for k, v in value.items()):
+        raise AdminError(400, "passthrough must be an object of X-... names to text values", "passthrough")
+    return {name: str(text) for name, text in value.items()}
 
 
 def _admin_price(body: dict[str, Any], name: str, required: bool = False) -> Decimal | None:
@@ -322,13 +355,14 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
         call = sandbox.record_call(method, path, action, params, self.client_address[0], fault)
         mode = fault.mode if fault else None
 
-        if fault is not None and mode not in ("slow", "decline") and not fault.applies_change:
+        if fault is not None and mode not in ("slow", "decline", "decline_timeout") and not fault.applies_change:
             self._fault_without_change(fault, call)
             return
         if mode == "slow":
             sandbox.stopping.wait(fault.seconds)
-        answer = sandbox.rules.handle(path, params, self.client_address[0], decline=mode == "decline")
-        if mode == "timeout_after":
+        answer = sandbox.rules.handle(path, params, self.client_address[0],
+                                      decline=mode in ("decline", "decline_timeout"), http_method=method)
+        if mode in ("timeout_after", "decline_timeout"):
             sandbox.finish_call(call, {"dropped": "timeout", "would_have_answered": _describe(answer, params)},
                                 answer.applied)
             sandbox.stopping.wait(fault.seconds)
@@ -421,7 +455,10 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
             ("GET", "/sandbox/clock"): lambda: (200, {"now": iso(sandbox.state.now())}),
             ("POST", "/sandbox/clock"): lambda: (200, sandbox.advance_clock(body)),
             ("GET", "/sandbox/accounts"): lambda: (200, sandbox.accounts()),
+            ("POST", "/sandbox/accounts/upgrade_security"): lambda: (200, sandbox.set_upgrade_security(body)),
             ("POST", "/sandbox/reset"): lambda: (sandbox.reset(), (200, {"reset": True}))[1],
+            ("GET", "/sandbox/config"): lambda: (200, sandbox.dispatcher.generator.config.as_dict()),
+            ("POST", "/sandbox/config"): lambda: self._configure_webhooks(body),
         }
         route = routes.get((method, path))
         if route is not None:
@@ -438,6 +475,15 @@ class SandboxRequestHandler(BaseHTTPRequestHandler):
     def _all_subscriptions(self) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
             return [sub.as_dict() for sub in self.sandbox.state.subscriptions.values()]
+
+    def _configure_webhooks(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """Version per event type, format, variation and seed of the deliveries to come (webhook_config.py)."""
+        try:
+            config = self.sandbox.dispatcher.generator.configure(body)
+        except WebhookConfigError as exc:
+            raise AdminError(400, exc.message, exc.param) from None
+        logger.info("CCBill sandbox %s", config.describe())
+        return 200, config.as_dict()
 
     def _add_fault(self, body: dict[str, Any]) -> tuple[int, Any]:
         try:
@@ -525,12 +571,21 @@ class SandboxHandle:
     def calls(self) -> list[dict[str, Any]]:
         return self.sandbox.calls()
 
+    def set_upgrade_security(self, security: str, allowed_ips: tuple[str, ...] | None = None) -> None:
+        """Switch every account's upgrade Security Type ("encryption" | "backend_post")."""
+        self.sandbox.set_upgrade_security({"upgrade_security": security,
+                                           "allowed_ips": list(allowed_ips) if allowed_ips is not None else None})
+
     def webhooks(self) -> list[dict[str, Any]]:
         return self.sandbox.dispatcher.records()
 
     def ledger(self) -> list[dict[str, Any]]:
         with self.sandbox.state.lock:
             return list(self.sandbox.state.ledger)
+
+    def configure_webhooks(self, **changes: Any) -> dict[str, Any]:
+        """As ``POST /sandbox/config``: format, versions, variation, seed (webhook_config.py)."""
+        return self.sandbox.dispatcher.generator.configure(changes).as_dict()
 
     def wait_for_webhooks(self, timeout: float = 10.0) -> bool:
         """Wait until every webhook queued so far has been delivered or given up."""
@@ -564,19 +619,23 @@ def start_sandbox(
     enc_recipe: Any = None,
     clock: Callable[[], datetime] | None = None,
     webhook_retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0),
+    webhook_config: WebhookConfig | None = None,
 ) -> SandboxHandle:
     """Start the sandbox on ``host:port`` (0 = a free port) in a background thread.
 
-    ``upgrade_key``: the account's TripleDES key text (48 hex digits, as BILLOPS_UPGRADE_KEY) or an UpgradeKey, so
-    the upgrade form can read ``enc``; ``enc_recipe``: an upgrade_encryption.EncRecipe (default recipe otherwise).
+    ``upgrade_key``: the account's TripleDES key text (as Merchant Support hands it out, as BILLOPS_UPGRADE_KEY) or
+    an UpgradeKey, so the upgrade form can read ``enc``; ``enc_recipe``: an upgrade_encryption.EncRecipe (default
+    recipe otherwise).
+    ``webhook_config``: versions, format, variation and seed of the webhooks (default: ``webhook_format``, the
+    newest versions, no variation, a random seed).
     """
     if isinstance(upgrade_key, str):
-        from billops.ccbill.upgrade_encryption import KeyEncoding, derive_key
+        from billops.ccbill.upgrade_encryption import EncRecipe, derive_key
 
-        encoding = enc_recipe.key_encoding if enc_recipe is not None else KeyEncoding.HEX
+        encoding = (enc_recipe or EncRecipe()).key_encoding
         upgrade_key = derive_key(upgrade_key, encoding)
     sandbox = Sandbox(accounts, webhook_url, webhook_format, upgrade_key=upgrade_key, enc_recipe=enc_recipe,
-                      clock=clock, webhook_retry_delays=webhook_retry_delays)
+                      clock=clock, webhook_retry_delays=webhook_retry_delays, webhook_config=webhook_config)
     try:
         server = SandboxHTTPServer((host, port), sandbox)
     except BaseException:
@@ -588,5 +647,6 @@ def start_sandbox(
     handle = SandboxHandle(server, thread)
     # The webhook URL carries the receiver's token: never logged.
     logger.info("CCBill sandbox listening on %s (webhooks: %s, %s)", handle.url,
-                re.sub(r"(?i)(token=)[^&]*", r"\1***", webhook_url) if webhook_url else "none", webhook_format)
+                re.sub(r"(?i)(token=)[^&]*", r"\1***", webhook_url) if webhook_url else "none",
+                sandbox.dispatcher.generator.config.describe())
     return handle

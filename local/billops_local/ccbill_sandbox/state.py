@@ -104,6 +104,8 @@ class Subscription:
     discounts: list[dict[str, str]] = field(default_factory=list)
     upgraded_from: str | None = None
     upgraded_to: str | None = None
+    passthrough: dict[str, str] = field(default_factory=dict)
+    """The payment form's pass-through variables (``X-…``), echoed back on the sale's webhook."""
 
     @property
     def is_recurring(self) -> bool:

@@ -1,10 +1,12 @@
 """The sandbox's webhook deliveries: CCBill's payloads, posted in the background, retried, recorded.
 
-Payloads are built from ``billops_local.webhook_samples`` (the newest documented field set of each event type) with
-the sandbox's own values laid over them: the subscription's IDs, account, prices, dates and consumer. Deliveries go
-out one at a time, in the order the events happened, to ``{webhook_url}&eventType=...&eventGroupType=Subscription
-&clientAccnum=...&clientSubacc=...`` as CCBill appends them (ccbill-facts.md 1.1), from 127.0.0.1 (the receiver
-allows loopback in local mode) with ``X-Forwarded-For: 64.38.240.10``, a CCBill Phoenix address, for realism only.
+The functions below say what the sandbox knows about an event (the subscription's IDs, account, prices, dates and
+consumer); ``webhook_generator.WebhookGenerator`` makes the delivery from CCBill's field table, in the version and
+format configured (``POST /sandbox/config``, ``BILLOPS_SANDBOX_WEBHOOK_*``), with the variation and seed configured.
+Deliveries go out one at a time, in the order the events happened, to ``{webhook_url}&eventType=...
+&eventGroupType=Subscription&clientAccnum=...&clientSubacc=...`` as CCBill appends them (ccbill-facts.md 1.1), from
+127.0.0.1 (the receiver allows loopback in local mode) with ``X-Forwarded-For: 64.38.240.10``, a CCBill Phoenix
+address, for realism only.
 
 A delivery that fails (connection refused, timeout, 5xx) is retried a few times; a 4xx is the receiver's final word
 and is not. Nothing a delivery does ever reaches the API call that caused it.
@@ -13,6 +15,8 @@ and is not. Nothing a delivery does ever reaches the API call that caused it.
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import threading
 import time
 import urllib.error
@@ -25,15 +29,26 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from billops.reference.currencies import alpha_for
+from billops.webhooks.ccbill_time import ccbill_zone
 
 from billops_local import webhook_samples
 from billops_local.ccbill_sandbox.state import Subscription
+from billops_local.ccbill_sandbox.webhook_config import FORMAT_CHOICES, WebhookConfig, new_seed
+from billops_local.ccbill_sandbox.webhook_generator import GeneratedDelivery, WebhookGenerator
+
+logger = logging.getLogger("billops_local.ccbill_sandbox")
 
 CCBILL_SOURCE_ADDRESS = "64.38.240.10"
-BODY_FORMATS = ("json", "urlencoded")
+BODY_FORMATS = FORMAT_CHOICES
+Values = dict[str, str | None]
+"""Documented fields the sandbox knows for an event (None: leave the field out); the generator adds the rest."""
 
 
 def ccbill_timestamp(moment: datetime) -> str:
+    """CCBill's ``timestamp``: the moment in CCBill's time zone (BILLOPS_CCBILL_TIMEZONE, docs/ccbill-assumptions.md),
+    without a zone, as CCBill writes it."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(ccbill_zone(os.environ.get("BILLOPS_CCBILL_TIMEZONE")))
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -60,12 +75,12 @@ def account_fields(sub: Subscription) -> dict[str, str]:
 
 
 def sale_fields(event_type: str, sub: Subscription, now: datetime, *, transaction_id: str,
-                original: Subscription | None = None, source: str | None = None) -> dict[str, str]:
+                original: Subscription | None = None, source: str | None = None) -> Values:
     """NewSaleSuccess / UpgradeSuccess / UpSaleSuccess for ``sub``."""
     alpha = alpha_for(sub.currency_code) or ""
     description, recurring_description = _price_description(sub)
     recurring_price = _money(sub.recurring_price) if sub.is_recurring else "0.00"
-    overrides: dict[str, str | None] = {
+    values: Values = {
         **account_fields(sub),
         "transactionId": transaction_id,
         "timestamp": ccbill_timestamp(now),
@@ -91,99 +106,95 @@ def sale_fields(event_type: str, sub: Subscription, now: datetime, *, transactio
         "rebills": str(sub.rebills if sub.is_recurring else 0),
         "nextRenewalDate": ccbill_date(sub.next_billing_date),
         "subscriptionTypeId": sub.subscription_type_id,
+        # CCBill's approval digest: MD5(subscriptionId + "1" + salt) (ccbill-facts.md 2.6).
         "dynamicPricingValidationDigest": hashlib.md5(
             (sub.subscription_id + "1" + webhook_samples.SAMPLE_SALT).encode("ascii"), usedforsecurity=False
         ).hexdigest(),
-        "X-customerRef": None,  # the samples' pass-through variable: the sandbox's sales had no form URL
+        **sub.passthrough,
     }
     if original is not None:
-        overrides.update({
+        values.update({
             "originalSubscriptionId": original.subscription_id,
             "originalClientAccnum": original.client_accnum,
             "originalClientSubacc": original.client_subacc,
             "source": source or "API",
         })
-    return webhook_samples.sample_fields(event_type, **overrides)
+    return values
 
 
 def sale_failure_fields(event_type: str, original: Subscription, now: datetime, *, transaction_id: str,
                         client_accnum: str, client_subacc: str, initial_price: Decimal, initial_period: int,
-                        currency_code: str, decline_code: str, decline_text: str) -> dict[str, str]:
+                        currency_code: str, decline_code: str, decline_text: str) -> Values:
     alpha = alpha_for(currency_code) or ""
-    return webhook_samples.sample_fields(
-        event_type,
-        transactionId=transaction_id,
-        clientAccnum=client_accnum,
-        clientSubacc=client_subacc,
-        timestamp=ccbill_timestamp(now),
-        email=original.email,
-        username=original.username,
-        password=original.password,
-        billedInitialPrice=_money(initial_price),
-        billedCurrencyCode=currency_code,
-        billedCurrency=alpha,
-        initialPeriod=str(initial_period),
-        failureCode=decline_code,
-        failureReason=decline_text,
-        dynamicPricingValidationDigest=None,
-        **{"X-customerRef": None},
-    )
+    return {
+        "transactionId": transaction_id,
+        "clientAccnum": client_accnum,
+        "clientSubacc": client_subacc,
+        "timestamp": ccbill_timestamp(now),
+        "email": original.email,
+        "username": original.username,
+        "password": original.password,
+        "billedInitialPrice": _money(initial_price),
+        "billedCurrencyCode": currency_code,
+        "billedCurrency": alpha,
+        "initialPeriod": str(initial_period),
+        "failureCode": decline_code,
+        "failureReason": decline_text,
+        "dynamicPricingValidationDigest": None,
+    }
 
 
-def renewal_fields(sub: Subscription, now: datetime, *, transaction_id: str, amount: Decimal) -> dict[str, str]:
+def renewal_fields(sub: Subscription, now: datetime, *, transaction_id: str, amount: Decimal) -> Values:
     alpha = alpha_for(sub.currency_code) or ""
-    return webhook_samples.sample_fields(
-        "RenewalSuccess",
+    return {
         **account_fields(sub),
-        transactionId=transaction_id,
-        timestamp=ccbill_timestamp(now),
-        billedAmount=_money(amount),
-        billedCurrency=alpha,
-        billedCurrencyCode=sub.currency_code,
-        accountingAmount=_money(amount),
-        accountingCurrency=alpha,
-        accountingCurrencyCode=sub.currency_code,
-        nextRenewalDate=ccbill_date(sub.next_billing_date),
-        renewalDate=ccbill_date(now),
-    )
+        "transactionId": transaction_id,
+        "timestamp": ccbill_timestamp(now),
+        "billedAmount": _money(amount),
+        "billedCurrency": alpha,
+        "billedCurrencyCode": sub.currency_code,
+        "accountingAmount": _money(amount),
+        "accountingCurrency": alpha,
+        "accountingCurrencyCode": sub.currency_code,
+        "nextRenewalDate": ccbill_date(sub.next_billing_date),
+        "renewalDate": ccbill_date(now),
+    }
 
 
 def renewal_failure_fields(sub: Subscription, now: datetime, *, transaction_id: str, failure_code: str,
-                           failure_reason: str, next_retry: datetime) -> dict[str, str]:
-    return webhook_samples.sample_fields(
-        "RenewalFailure",
+                           failure_reason: str, next_retry: datetime) -> Values:
+    return {
         **account_fields(sub),
-        transactionId=transaction_id,
-        timestamp=ccbill_timestamp(now),
-        failureCode=failure_code,
-        failureReason=failure_reason,
-        nextRetryDate=ccbill_date(next_retry),
-        renewalDate=ccbill_date(now),
-    )
+        "transactionId": transaction_id,
+        "timestamp": ccbill_timestamp(now),
+        "failureCode": failure_code,
+        "failureReason": failure_reason,
+        "nextRetryDate": ccbill_date(next_retry),
+        "renewalDate": ccbill_date(now),
+    }
 
 
-def simple_fields(event_type: str, sub: Subscription, now: datetime, **extra: str) -> dict[str, str]:
+def simple_fields(event_type: str, sub: Subscription, now: datetime, **extra: str) -> Values:
     """Cancellation, Expiration, BillingDateChange."""
-    return webhook_samples.sample_fields(event_type, **account_fields(sub), timestamp=ccbill_timestamp(now), **extra)
+    return {**account_fields(sub), "timestamp": ccbill_timestamp(now), **extra}
 
 
 def reversal_fields(event_type: str, sub: Subscription, now: datetime, *, transaction_id: str, amount: Decimal,
-                    reason: str) -> dict[str, str]:
+                    reason: str) -> Values:
     """Refund, Void, Chargeback."""
     alpha = alpha_for(sub.currency_code) or ""
-    return webhook_samples.sample_fields(
-        event_type,
+    return {
         **account_fields(sub),
-        transactionId=transaction_id,
-        timestamp=ccbill_timestamp(now),
-        amount=_money(amount),
-        currency=alpha,
-        currencyCode=sub.currency_code,
-        accountingAmount=_money(amount),
-        accountingCurrency=alpha,
-        accountingCurrencyCode=sub.currency_code,
-        reason=reason,
-    )
+        "transactionId": transaction_id,
+        "timestamp": ccbill_timestamp(now),
+        "amount": _money(amount),
+        "currency": alpha,
+        "currencyCode": sub.currency_code,
+        "accountingAmount": _money(amount),
+        "accountingCurrency": alpha,
+        "accountingCurrencyCode": sub.currency_code,
+        "reason": reason,
+    }
 
 
 class WebhookDispatcher:
@@ -197,11 +208,12 @@ class WebhookDispatcher:
         retry_delays: Sequence[float] = (0.2, 0.5, 1.0),
         timeout: float = 5.0,
         now: Callable[[], datetime] | None = None,
+        generator: WebhookGenerator | None = None,
     ) -> None:
         if body_format not in BODY_FORMATS:
             raise ValueError(f"webhook format must be one of {', '.join(BODY_FORMATS)}, not {body_format!r}")
         self.webhook_url = webhook_url
-        self.body_format = body_format
+        self.generator = generator or WebhookGenerator(WebhookConfig(seed=new_seed(), format=body_format))
         self._retry_delays = tuple(retry_delays)
         self._timeout = timeout
         self._now = now or datetime.now
@@ -215,7 +227,18 @@ class WebhookDispatcher:
         self._thread = threading.Thread(target=self._run, name="ccbill-sandbox-webhooks", daemon=True)
         self._thread.start()
 
-    def enqueue(self, event_type: str, fields: Mapping[str, str]) -> dict[str, Any]:
+    @property
+    def body_format(self) -> str:
+        return self.generator.config.format
+
+    def enqueue(self, event_type: str, fields: Mapping[str, str | None]) -> dict[str, Any]:
+        delivery: GeneratedDelivery | None = None
+        error: str | None = None
+        try:
+            delivery = self.generator.generate(event_type, fields)
+        except Exception as exc:  # noqa: BLE001 - a generator bug must not break the API call that emitted the event
+            logger.exception("could not generate the %s webhook", event_type)
+            error = f"{type(exc).__name__}: {exc}"
         with self._condition:
             record: dict[str, Any] = {
                 "id": len(self._records) + 1,
@@ -224,17 +247,23 @@ class WebhookDispatcher:
                 "transaction_id": fields.get("transactionId"),
                 "client_accnum": fields.get("clientAccnum"),
                 "client_subacc": fields.get("clientSubacc"),
-                "body_format": self.body_format,
-                "fields": {k: ("***" if k == "password" else v) for k, v in fields.items()},
+                "body_format": delivery.body_format if delivery else None,
+                "version": delivery.version if delivery else None,
+                "variations": list(delivery.variations) if delivery else [],
+                "fields": {k: ("***" if k == "password" else v) for k, v in (delivery.fields if delivery else
+                                                                              {}).items()},
                 "state": "pending",
                 "attempts": [],
             }
             self._records.append(record)
-            if self.webhook_url is None:
+            if delivery is None:
+                record["state"] = "failed"
+                record["detail"] = f"the delivery could not be generated: {error}"
+            elif self.webhook_url is None:
                 record["state"] = "skipped"
                 record["detail"] = "no webhook URL configured"
             else:
-                self._pending.append({"record": record, "fields": dict(fields)})
+                self._pending.append({"record": record, "delivery": delivery, "fields": dict(fields)})
                 self._condition.notify_all()
             return record
 
@@ -273,24 +302,25 @@ class WebhookDispatcher:
                 item = self._pending.popleft()
                 self._busy = True
             try:
-                self._deliver(item["record"], item["fields"])
+                self._deliver(item["record"], item["delivery"], item["fields"])
             finally:
                 with self._condition:
                     self._busy = False
                     self._condition.notify_all()
 
-    def _target(self, event_type: str, fields: Mapping[str, str]) -> str:
+    def _target(self, event_type: str, fields: Mapping[str, str | None]) -> str:
         if self.webhook_url is None:
             raise RuntimeError("the sandbox has no webhook URL to deliver to")
         parts = urlsplit(self.webhook_url)
         query = parse_qsl(parts.query, keep_blank_values=True)
         present = {name for name, _ in query}
-        query += [(k, v) for k, v in webhook_samples.webhook_query(event_type, fields, None).items()
+        known = {name: value for name, value in fields.items() if value is not None}
+        query += [(k, v) for k, v in webhook_samples.webhook_query(event_type, known, None).items()
                   if k not in present]
         return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
-    def _deliver(self, record: dict[str, Any], fields: Mapping[str, str]) -> None:
-        body, content_type = webhook_samples.encode_body(fields, self.body_format)
+    def _deliver(self, record: dict[str, Any], delivery: GeneratedDelivery, fields: Mapping[str, str | None]) -> None:
+        body, content_type = delivery.body, delivery.content_type
         url = self._target(record["event_type"], fields)
         headers = {"Content-Type": content_type, "X-Forwarded-For": CCBILL_SOURCE_ADDRESS,
                    "User-Agent": "CCBill-Webhooks-Sandbox/1"}

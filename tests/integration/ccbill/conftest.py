@@ -111,6 +111,14 @@ def sandbox(sandbox_factory):
 
 
 @pytest.fixture
+def post_sandbox(sandbox_factory):
+    """The default accounts with the upgrade Security Type Backend HTTPS Post (allowUpgrade), from 127.0.0.1."""
+    from billops_local.ccbill_sandbox import with_upgrade_security
+
+    return sandbox_factory(accounts=with_upgrade_security(DEFAULT_ACCOUNTS, "backend_post", ("127.0.0.1/32",)))
+
+
+@pytest.fixture
 def new_subscription(sandbox) -> Callable[..., str]:
     """new_subscription(handle=None, **overrides): a $19.95/30-day recurring subscription in 900100/0000."""
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from billops.ccbill.subscription_facts import SubscriptionState, facts_from_status, parse_ccbill_datetime
+from billops_local.ccbill_sandbox import DEFAULT_ACCOUNTS
 
 
 @pytest.fixture(params=["xml", "csv"])
@@ -157,38 +158,71 @@ def test_upgrade_subscription_on_the_billing_api(sandbox, any_format_client, rec
     assert upgrade["originalSubscriptionId"] == sub and upgrade["source"] == "API"
 
 
-def test_allow_upgrade_then_the_consumer_form(sandbox, client, new_subscription):
+def test_allow_upgrade_then_the_consumer_form(post_sandbox, client_factory, new_subscription):
     import requests
 
-    sub = new_subscription()
-    assert client.allow_upgrade("0000", subscription_id=sub).succeeded
-    form = client.upgrade_form("0000", subscription_id=sub, method="backend_post")
-    assert "upgradeTypeId" not in form.fields  # one upgrade configured: the three variables are left out
-    page = requests.post(form.url, data=form.fields, timeout=5)
+    client = client_factory(post_sandbox)
+    sub = new_subscription(post_sandbox)
+    assert client.allow_upgrade("0000", subscription_id=sub, upgrade="gold").succeeded
+    form = client.upgrade_form("0000", subscription_id=sub, upgrade="gold", method="backend_post")
+    # 900100 has two upgrades configured: the three variables are required, and sent.
+    assert (form.fields["upgradeClientAccnum"], form.fields["upgradeClientSubacc"],
+            form.fields["upgradeTypeId"]) == ("900100", "0001", "0015")
+    without = {k: v for k, v in form.fields.items() if not k.startswith("upgrade")}
+    assert "Upgrade Denied" in requests.post(form.url, data=without, timeout=5).text
+    page = requests.post(form.url, data={**form.fields, "submit": "Upgrade Subscription"}, timeout=5)
     assert "Upgrade Approved" in page.text
-    assert sandbox.subscription(sub)["status"] == "expired"
+    assert post_sandbox.subscription(sub)["status"] == "expired"
     # The allowance is used up.
-    sub2 = new_subscription()
+    sub2 = new_subscription(post_sandbox)
     denied = requests.post(form.url, data={**form.fields, "subscriptionId": sub2}, timeout=5)
     assert "Upgrade Denied" in denied.text
 
 
-def test_allow_upgrade_by_username(sandbox, client, new_subscription):
-    new_subscription(username="janedoe1")
-    assert client.allow_upgrade("0000", username="janedoe1").succeeded
-    refused = client.allow_upgrade("0000", username="nobody")
+def test_one_security_type_per_account(sandbox, post_sandbox, client_factory, new_subscription):
+    import requests
+
+    # Encryption account: allowUpgrade is "Authorization Denied" (0).
+    sub = new_subscription()
+    refused = client_factory().allow_upgrade("0000", subscription_id=sub, upgrade="gold")
+    assert refused.failed and refused.code == 0
+    # Backend-post account: any enc is refused, even a correct one.
+    client = client_factory(post_sandbox)
+    other = new_subscription(post_sandbox)
+    charges = len(post_sandbox.ledger())
+    form = client.upgrade_form("0000", subscription_id=other, upgrade="gold")
+    page = requests.post(form.url, data=form.fields, timeout=5)
+    assert "Upgrade Denied" in page.text and "Backend HTTPS Post" in page.text
+    assert post_sandbox.subscription(other)["status"] == "active" and len(post_sandbox.ledger()) == charges
+
+
+def test_allow_upgrade_only_from_the_whitelisted_address(sandbox_factory, client_factory, new_subscription):
+    from billops_local.ccbill_sandbox import with_upgrade_security
+
+    handle = sandbox_factory(accounts=with_upgrade_security(DEFAULT_ACCOUNTS, "backend_post", ("203.0.113.7/32",)))
+    sub = new_subscription(handle)
+    refused = client_factory(handle).allow_upgrade("0000", subscription_id=sub, upgrade="gold")
+    assert refused.failed and refused.code == 0
+
+
+def test_allow_upgrade_by_username(post_sandbox, client_factory, new_subscription):
+    client = client_factory(post_sandbox)
+    new_subscription(post_sandbox, username="janedoe1")
+    assert client.allow_upgrade("0000", username="janedoe1", upgrade="gold").succeeded
+    refused = client.allow_upgrade("0000", username="nobody", upgrade="gold")
     assert refused.failed and refused.code == -2
 
 
-def test_the_upgrade_window_is_thirty_minutes(sandbox, client, new_subscription):
+def test_the_upgrade_window_is_thirty_minutes(post_sandbox, client_factory, new_subscription):
     import requests
 
-    sub = new_subscription()
-    assert client.allow_upgrade("0000", subscription_id=sub).succeeded
-    sandbox.sandbox.advance_clock({"advance_seconds": 31 * 60})
-    form = client.upgrade_form("0000", subscription_id=sub, method="backend_post")
+    client = client_factory(post_sandbox)
+    sub = new_subscription(post_sandbox)
+    assert client.allow_upgrade("0000", subscription_id=sub, upgrade="gold").succeeded
+    post_sandbox.sandbox.advance_clock({"advance_seconds": 31 * 60})
+    form = client.upgrade_form("0000", subscription_id=sub, upgrade="gold", method="backend_post")
     assert "Upgrade Denied" in requests.post(form.url, data=form.fields, timeout=5).text
-    assert sandbox.subscription(sub)["status"] == "active"
+    assert post_sandbox.subscription(sub)["status"] == "active"
 
 
 def test_the_enc_upgrade_form_end_to_end(sandbox, client, receiver, new_subscription):
@@ -197,14 +231,61 @@ def test_the_enc_upgrade_form_end_to_end(sandbox, client, receiver, new_subscrip
     import requests
 
     sub = new_subscription()
-    form = client.upgrade_form("0000", subscription_id=sub)
-    assert set(form.fields) == {"clientAccnum", "clientSubacc", "enc"}
-    page = requests.post(form.url, data=form.fields, timeout=5)
+    form = client.upgrade_form("0000", subscription_id=sub, upgrade="gold")
+    assert set(form.fields) == {"clientAccnum", "clientSubacc", "enc", "upgradeClientAccnum", "upgradeClientSubacc",
+                                "upgradeTypeId"}
+    page = requests.post(form.url, data={**form.fields, "submit": "Upgrade Subscription"}, timeout=5)
     assert "Upgrade Approved" in page.text
     new = re.search(r'<p id="subscriptionId">(\d+)</p>', page.text).group(1)
     assert sandbox.subscription(new)["upgraded_from"] == sub
     assert sandbox.wait_for_webhooks()
     assert receiver.of_type("UpgradeSuccess")[0].fields["source"] == "FORM"
+
+
+def test_an_enc_upgrade_into_another_account(sandbox, client, receiver, new_subscription):
+    import requests
+
+    sub = new_subscription()
+    form = client.upgrade_form("0000", subscription_id=sub, upgrade="platinum")
+    assert "Upgrade Approved" in requests.post(form.url, data=form.fields, timeout=5).text
+    new = sandbox.subscription(sub)["upgraded_to"]
+    assert (sandbox.subscription(new)["client_accnum"], sandbox.subscription(new)["client_subacc"]) == (
+        "900300", "0000")
+    assert sandbox.wait_for_webhooks()
+    upgrade = receiver.of_type("UpgradeSuccess")[0]
+    assert upgrade.query["clientAccnum"] == "900300" and upgrade.fields["originalClientAccnum"] == "900100"
+
+
+def test_an_enc_is_refused_unless_its_plaintext_is_the_identity_alone(sandbox, new_subscription):
+    import requests
+    from billops.ccbill.upgrade_encryption import EncRecipe, encrypt
+
+    key = sandbox.sandbox.rules.upgrade_key  # the account's key, as CCBill holds it
+    sub, other = new_subscription(), new_subscription()
+    variables = {"upgradeClientAccnum": "900100", "upgradeClientSubacc": "0001", "upgradeTypeId": "0015"}
+    for plaintext in (f"subscriptionId={sub}&upgradeClientAccnum=900100&upgradeClientSubacc=0001&upgradeTypeId=0015",
+                      f"subscriptionId={sub}&custom=42", f"clientAccnum=900100&subscriptionId={sub}", "custom=1"):
+        page = requests.post(sandbox.upgrade_url, data={"clientAccnum": "900100", "clientSubacc": "0000",
+                                                        "enc": encrypt(key, plaintext, EncRecipe()), **variables},
+                             timeout=5)
+        assert "Upgrade Denied" in page.text and "nothing else" in page.text, plaintext
+    # The identity is the enc's alone: a subscriptionId posted beside it changes nothing.
+    page = requests.post(sandbox.upgrade_url, data={"clientAccnum": "900100", "clientSubacc": "0000",
+                                                    "enc": encrypt(key, f"subscriptionId={sub}", EncRecipe()),
+                                                    "subscriptionId": other, **variables}, timeout=5)
+    assert "Upgrade Approved" in page.text
+    assert sandbox.subscription(sub)["status"] == "expired" and sandbox.subscription(other)["status"] == "active"
+
+
+def test_with_several_upgrades_an_enc_without_the_upgrade_variables_is_refused(sandbox, client, new_subscription):
+    import requests
+
+    sub = new_subscription()
+    charges = len(sandbox.ledger())
+    form = client.upgrade_form("0000", subscription_id=sub, upgrade="gold")
+    bare = {k: v for k, v in form.fields.items() if not k.startswith("upgrade")}
+    assert "Upgrade Denied" in requests.post(form.url, data=bare, timeout=5).text
+    assert sandbox.subscription(sub)["status"] == "active" and len(sandbox.ledger()) == charges
 
 
 def test_an_enc_made_with_another_key_is_denied(sandbox, client_factory, new_subscription):
@@ -213,30 +294,60 @@ def test_an_enc_made_with_another_key_is_denied(sandbox, client_factory, new_sub
 
     sub = new_subscription()
     wrong = encrypt(derive_key("f" * 48), f"subscriptionId={sub}", EncRecipe())
-    page = requests.post(sandbox.upgrade_url, data={"clientAccnum": "900100", "clientSubacc": "0000", "enc": wrong},
-                         timeout=5)
+    page = requests.post(sandbox.upgrade_url, data={"clientAccnum": "900100", "clientSubacc": "0000", "enc": wrong,
+                                                    "upgradeClientAccnum": "900100", "upgradeClientSubacc": "0001",
+                                                    "upgradeTypeId": "0015"}, timeout=5)
     assert "Upgrade Denied" in page.text
     assert sandbox.subscription(sub)["status"] == "active"
 
 
-def test_several_upgrades_carry_the_three_variables_in_enc_and_posts(sandbox_factory, client_factory, new_subscription):
+def test_several_upgrades_carry_the_three_variables_beside_enc_and_in_posts(sandbox_factory, client_factory,
+                                                                           new_subscription):
     from dataclasses import replace
     from decimal import Decimal as D
 
     import requests
-    from billops_local.ccbill_sandbox import DEFAULT_ACCOUNTS, ConfiguredUpgrade
+    from billops_local.ccbill_sandbox import DEFAULT_ACCOUNTS, ConfiguredUpgrade, with_upgrade_security
 
     main = DEFAULT_ACCOUNTS[0]
     accounts = (replace(main, upgrades=(*main.upgrades, ConfiguredUpgrade(
-        "silver", "900100", "0001", "0014", D("9.95"), 30, D("9.95"), 30))), DEFAULT_ACCOUNTS[1])
+        "silver", "900100", "0001", "0014", D("9.95"), 30, D("9.95"), 30))), *DEFAULT_ACCOUNTS[1:])
     handle = sandbox_factory(accounts=accounts)
     client = client_factory(handle, accounts=accounts)
     sub = new_subscription(handle)
-    assert client.allow_upgrade("0000", subscription_id=sub, upgrade="silver").succeeded
-    call = handle.calls()[-1]
-    assert call["params"]["upgradeTypeId"] == "0014"
     form = client.upgrade_form("0000", subscription_id=sub, upgrade="silver")
     assert form.fields["upgradeTypeId"] == "0014"
     assert "Upgrade Approved" in requests.post(form.url, data=form.fields, timeout=5).text
     upgraded = handle.subscription(sub)["upgraded_to"]
     assert handle.subscription(upgraded)["subscription_type_id"] == "0014"
+    # The backend post, in the spelling of the guide's Option 2 tables (upgradeclientAccnum, upgradeTypeID).
+    post_accounts = with_upgrade_security(accounts, "backend_post", ("127.0.0.1/32",))
+    post_handle = sandbox_factory(accounts=post_accounts)
+    post_client = client_factory(post_handle, accounts=post_accounts, upgrade_variable_spelling="tables")
+    other = new_subscription(post_handle)
+    assert post_client.allow_upgrade("0000", subscription_id=other, upgrade="silver").succeeded
+    assert post_handle.calls()[-1]["params"]["upgradeTypeID"] == "0014"
+    step_two = post_client.upgrade_form("0000", subscription_id=other, upgrade="silver", method="backend_post")
+    assert "Upgrade Approved" in requests.post(step_two.url, data=step_two.fields, timeout=5).text
+
+
+def test_a_test_link_opened_in_a_browser_shows_the_form_and_charges_nothing(sandbox, client, new_subscription):
+    """billops ccbill check's test link (billops.ccbill.upgrade_test_link): a GET shows CCBill's upgrade form, and
+    only the consumer's POST of that form upgrades."""
+    import requests
+    from billops.ccbill.upgrade_test_link import build_test_upgrade_link, upgrade_key_check
+
+    sub = new_subscription()
+    charges = len(sandbox.ledger())
+    link = build_test_upgrade_link(client, "0000", subscription_id=sub, upgrade="gold")
+    assert link.url.startswith(sandbox.upgrade_url + "?") and "permanent credential" in link.warning
+    assert link.fields["submit"] == "Upgrade Subscription" and "enc=" in link.url
+    page = requests.get(link.url, timeout=5)
+    assert "Upgrade Your Subscription" in page.text and "Denied" not in page.text
+    assert len(sandbox.ledger()) == charges and sandbox.subscription(sub)["status"] == "active"
+    assert "Upgrade Approved" in requests.post(sandbox.upgrade_url, data=link.fields, timeout=5).text
+    verdict, reason = upgrade_key_check(client._encryptor)
+    assert verdict == "pass" and "hexmod" in reason and UPGRADE_KEY_TEXT not in reason
+
+
+UPGRADE_KEY_TEXT = "0123456789abcdeffedcba987654321089abcdef01234567"

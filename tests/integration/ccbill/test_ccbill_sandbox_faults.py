@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import requests
 from billops.ccbill.outcomes import OutcomeKind, OutcomeStatus
+from support.waiting import eventually
 
 CBPT = "chargeByPreviousTransactionId"
 
@@ -97,8 +98,8 @@ def test_slow_beyond_the_read_timeout_is_unknown_but_applied(sandbox, client, ne
     sub = new_subscription()
     sandbox.add_fault("extendSubscription", "slow", seconds=1.5)
     assert client.extend_subscription(sub, 3).unknown
-    time.sleep(0.7)
-    assert sandbox.calls()[-1]["applied"] is True
+    # The sandbox goes on with the call after the client gave up waiting: applied a moment later.
+    eventually(lambda: sandbox.calls()[-1]["applied"] is True, 10, 0.05, what="the slow call to be applied")
 
 
 def test_reset_before_is_unknown(sandbox, client, new_subscription):
@@ -164,10 +165,10 @@ def test_a_status_read_survives_transient_faults(sandbox, client, new_subscripti
     assert outcome.succeeded and outcome.attempts == 3
 
 
-def test_allow_upgrade_is_repeated_after_a_lost_answer(sandbox, client, new_subscription):
-    sub = new_subscription()
-    sandbox.add_fault("allowUpgrade", "reset_before")
-    outcome = client.allow_upgrade("0000", subscription_id=sub)
+def test_allow_upgrade_is_repeated_after_a_lost_answer(post_sandbox, client_factory, new_subscription):
+    sub = new_subscription(post_sandbox)
+    post_sandbox.add_fault("allowUpgrade", "reset_before")
+    outcome = client_factory(post_sandbox).allow_upgrade("0000", subscription_id=sub, upgrade="gold")
     assert outcome.succeeded and outcome.attempts == 2
 
 

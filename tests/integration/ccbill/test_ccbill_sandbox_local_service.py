@@ -43,7 +43,8 @@ def local_env(moto_server, monkeypatch):
     monkeypatch.setenv("BILLOPS_SANDBOX_WEBHOOK_FORMAT", "urlencoded")
     for name in ("BILLOPS_CCBILL_SMS_URL", "BILLOPS_CCBILL_BILLING_API_URL", "BILLOPS_CCBILL_UPGRADE_URL",
                  "BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN", "BILLOPS_UPGRADE_KEY_CIPHERTEXT",
-                 "BILLOPS_UPGRADE_KEY_SECRET_ARN", "BILLOPS_CCBILL_SUBACCOUNTS", "BILLOPS_UPGRADE_CATALOGUE"):
+                 "BILLOPS_UPGRADE_KEY_SECRET_ARN", "BILLOPS_CCBILL_SUBACCOUNTS", "BILLOPS_UPGRADE_CATALOGUE",
+                 "BILLOPS_UPGRADE_SECURITY", "BILLOPS_FIXED_EGRESS_IP"):
         monkeypatch.delenv(name, raising=False)
     return moto_server
 
@@ -66,7 +67,7 @@ def test_the_local_stack_configures_the_client_as_production_does(local_env, rec
         sub = service.handle.create_subscription(initial_price="19.95", initial_period=30,
                                                  recurring_price="19.95", recurring_period=30)
         assert client.view_subscription_status(sub).data["subscriptionStatus"] == "2"
-        form = client.upgrade_form("0000", subscription_id=sub)
+        form = client.upgrade_form("0000", subscription_id=sub, upgrade="gold")
         page = requests.post(form.url, data=form.fields, timeout=5)
         assert "Upgrade Approved" in page.text
         assert service.handle.wait_for_webhooks()
@@ -79,12 +80,50 @@ def test_the_local_stack_configures_the_client_as_production_does(local_env, rec
     assert "BILLOPS_UPGRADE_KEY_CIPHERTEXT" not in os.environ
 
 
-def test_a_malformed_upgrade_key_stops_the_start(local_env, receiver, monkeypatch):
-    from billops.ccbill.errors import CCBillConfigurationError
+def test_a_key_that_cannot_work_stops_the_start_with_the_reason(local_env, receiver, monkeypatch):
+    from billops_local.ccbill_sandbox.local_service import SandboxConfigurationError
 
-    monkeypatch.setenv("BILLOPS_UPGRADE_KEY", "not-hex")
+    for key, reason in (("not-hex", "letters and digits"), ("9" * 49, "at most 48 hex digits")):
+        monkeypatch.setenv("BILLOPS_UPGRADE_KEY", key)
+        stack = FakeStack(local_env.endpoint_url, receiver.url)
+        add_to_stack(stack)
+        with pytest.raises(SandboxConfigurationError, match=reason) as error:
+            stack.services[0]["start"](stack)
+        assert key not in str(error.value)
+        assert key not in os.environ.get("BILLOPS_UPGRADE_KEY_CIPHERTEXT", "")
+
+
+def test_the_key_as_merchant_support_hands_it_out_works_by_default(local_env, receiver, monkeypatch):
+    from billops.ccbill.upgrade_encryption import EncRecipe, decrypt, derive_key
+
+    monkeypatch.delenv("BILLOPS_UPGRADE_KEY")  # the local default: the guide's own 10-digit example key
     stack = FakeStack(local_env.endpoint_url, receiver.url)
-    add_to_stack(stack)
-    with pytest.raises(CCBillConfigurationError, match="48 hex digits"):
-        stack.services[0]["start"](stack)
-    assert "not-hex" not in os.environ.get("BILLOPS_UPGRADE_KEY_CIPHERTEXT", "")
+    service = add_to_stack(stack)
+    stack.services[0]["start"](stack)
+    try:
+        client = CCBillClient.from_env()
+        sub = service.handle.create_subscription(initial_price="19.95", initial_period=30,
+                                                 recurring_price="19.95", recurring_period=30)
+        form = client.upgrade_form("0000", subscription_id=sub, upgrade="platinum")
+        assert decrypt(derive_key("8745921457"), form.fields["enc"], EncRecipe()) == f"subscriptionId={sub}"
+        assert "Upgrade Approved" in requests.post(form.url, data=form.fields, timeout=5).text
+    finally:
+        stack.services[0]["stop"]()
+
+
+def test_the_sandbox_takes_the_stacks_upgrade_security_type(local_env, receiver, monkeypatch):
+    monkeypatch.setenv("BILLOPS_FIXED_EGRESS_IP", "true")  # auto -> backend_post, as the template resolves it
+    stack = FakeStack(local_env.endpoint_url, receiver.url)
+    service = add_to_stack(stack)
+    stack.services[0]["start"](stack)
+    try:
+        client = CCBillClient.from_env()
+        sub = service.handle.create_subscription(initial_price="19.95", initial_period=30,
+                                                 recurring_price="19.95", recurring_period=30)
+        enc_form = client.upgrade_form("0000", subscription_id=sub, upgrade="gold")
+        assert "Upgrade Denied" in requests.post(enc_form.url, data=enc_form.fields, timeout=5).text
+        assert client.allow_upgrade("0000", subscription_id=sub, upgrade="gold").succeeded  # from 127.0.0.1
+        step_two = client.upgrade_form("0000", subscription_id=sub, upgrade="gold", method="backend_post")
+        assert "Upgrade Approved" in requests.post(step_two.url, data=step_two.fields, timeout=5).text
+    finally:
+        stack.services[0]["stop"]()

@@ -200,14 +200,24 @@ class TestChargeByPreviousTransactionIdRules:
         assert parsed.fields["subscriptionId"].isdigit()
 
 
-def test_allow_upgrade_refusals(sandbox, new_subscription):
-    sub = new_subscription()
+def test_allow_upgrade_refusals(post_sandbox, new_subscription):
+    sandbox = post_sandbox
+    sub = new_subscription(sandbox)
+    gold = {"upgradeClientAccnum": "900100", "upgradeClientSubacc": "0001", "upgradeTypeId": "0015"}
 
     def allow(**params):
-        data = {"clientAccnum": "900100", "clientSubacc": "0000", "action": "allowUpgrade", **params}
+        data = {"clientAccnum": "900100", "clientSubacc": "0000", "action": "allowUpgrade", **gold, **params}
         return requests.post(sandbox.upgrade_url, data=data, timeout=5).text.strip()
 
     assert allow(subscriptionId=sub) == "1"
+    # Two upgrades are configured: the variables are required (in either of the guide's spellings).
+    assert requests.post(sandbox.upgrade_url, data={"clientAccnum": "900100", "clientSubacc": "0000",
+                                                    "action": "allowUpgrade", "subscriptionId": sub},
+                         timeout=5).text.strip() == "-1"
+    assert requests.post(sandbox.upgrade_url, data={
+        "clientAccnum": "900100", "clientSubacc": "0000", "action": "allowUpgrade", "subscriptionId": sub,
+        "upgradeclientAccnum": "900300", "upgradeclientSubacc": "0000", "upgradeTypeID": "0020"},
+        timeout=5).text.strip() == "1"
     assert allow() == "-1"
     assert allow(subscriptionId="abc") == "-3"
     assert allow(subscriptionId="0126015401999999999") == "-3"

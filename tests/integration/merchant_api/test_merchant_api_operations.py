@@ -131,14 +131,23 @@ def test_upgrades_by_catalogue_by_price_point_and_by_the_upgrade_system(merchant
 
     price_point = {"method": "api", "client_subacc": "1", "initial_price": "24.95", "initial_period": "30",
                    "recurring_price": "24.95", "recurring_period": "30", "rebills": "99", "currency_code": "USD"}
-    explicit = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade", body=price_point,
+    # The same destination (900100/0001) as the upgrade that just succeeded: refused, naming it, unless forced.
+    repeat = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade", body=price_point,
+                               content_type="application/x-www-form-urlencoded")
+    assert repeat.status == 409 and repeat.body["param"] == "force", repeat.body
+    assert repeat.body["operation_id"] == by_type.body["operation"]["id"]
+    assert by_type.body["operation"]["id"] in repeat.body["message"]
+    explicit = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade",
+                                 body={**price_point, "force": "true"},
                                  content_type="application/x-www-form-urlencoded")
     assert explicit.status == 202, explicit.body
     assert explicit.body["operation"]["parameters"] == {
         "method": "api", "client_accnum": "900100", "client_subacc": "1", "initial_price": "24.95",
         "initial_period": 30, "recurring_price": "24.95", "recurring_period": 30, "rebills": 99,
-        "currency_code": "USD"}
+        "currency_code": "USD", "force": True}
     assert explicit.body["operation"]["idempotency_key"].startswith("auto-")
+    original = explicit.body["operation"]["original_subscription"]
+    assert original["keeps_billing"] is True and "keeps billing" in original["note"]
 
     for body, param in (
         ({**price_point, "initial_price": "150.00"}, "initial_price"),       # above the subaccount's maximum: -7
@@ -157,9 +166,10 @@ def test_upgrades_by_catalogue_by_price_point_and_by_the_upgrade_system(merchant
         assert refused.status == 400 and refused.body["param"] == param, (body, refused.body)
 
     system = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade",
-                               body={"method": "upgrade_system"})
-    assert system.status == 202
-    assert system.body["operation"]["parameters"] == {"method": "upgrade_system"}
+                               body={"method": "upgrade_system", "upgrade_type_id": "20"})
+    assert system.status == 202, system.body
+    assert system.body["operation"]["parameters"] == {"method": "upgrade_system", "upgrade": "platinum"}
+    assert system.body["operation"]["original_subscription"] is None  # the consumer's form replaces it
     ops.work()
     waiting = merchant_api.call("GET", f"/v1/operations/{system.body['operation']['id']}").body["operation"]
     assert waiting["status"] == "in_progress"
@@ -246,7 +256,8 @@ def test_an_allow_upgrade_link_repeated_after_a_failed_send_names_the_same_opera
     queue_url = ops.names["queue_url"]
     monkeypatch.setenv("BILLOPS_OPERATIONS_QUEUE_URL", queue_url + "-missing.fifo")
     merchant_api.reload()
-    path, body = f"/v1/subscriptions/{subscription_id}/upgrade_link", {"method": "allow_upgrade"}
+    path, body = f"/v1/subscriptions/{subscription_id}/upgrade_link", {"method": "allow_upgrade",
+                                                                       "upgrade_type_id": "15"}
     failed = merchant_api.call("POST", path, body=body, headers={"idempotency-key": "allow-link-9"})
     assert failed.status == 500 and failed.body["api_error_code"] == "internal_error"
     key = "upgrade-link:" + nonce_for_request("allow-link-9")
@@ -274,46 +285,66 @@ def test_idempotency_keys_are_checked(merchant_api):
     _nothing_queued(merchant_api)
 
 
-def test_upgrade_links(merchant_api):
+def test_upgrade_links(merchant_api, monkeypatch):
     ops = merchant_api.ops
     subscription_id = ops.new_subscription()
+    # This deployment has the fixed egress IP (Security Type backend_post): allow_upgrade is the default.
     link = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
-                             headers={"idempotency-key": "link-1"})
+                             body={"upgrade_type_id": "15"}, headers={"idempotency-key": "link-1"})
     assert link.status == 200, link.body
     body = link.body["upgrade_link"]
     assert body["url"].startswith("https://billing.example.test/upgrade/")
     assert body["action_url"].endswith("/jpost/upgradeSubscription.cgi")
-    assert set(body["form_fields"]) == {"clientAccnum", "clientSubacc", "enc"}, "one upgrade: no upgrade variables"
-    assert body["method"] == "enc" and body["expires_at"] and body["operation_id"] is None
+    assert body["method"] == "allow_upgrade" and body["credential_warning"] is None
+    assert body["form_fields"] == {"clientAccnum": "900100", "clientSubacc": "0000", "action": "upgradeSubscription",
+                                   "subscriptionId": subscription_id, "upgradeClientAccnum": "900100",
+                                   "upgradeClientSubacc": "0001", "upgradeTypeId": "0015"}
     again = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
-                              headers={"idempotency-key": "link-1"})
+                              body={"upgrade_type_id": "15"}, headers={"idempotency-key": "link-1"})
     assert again.body == link.body and again.headers["idempotent-replayed"] == "true"
     other = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
-                              body={"method": "allow_upgrade"}, headers={"idempotency-key": "link-1"})
+                              body={"upgrade_type_id": "20"}, headers={"idempotency-key": "link-1"})
     assert other.status == 409 and other.body["api_error_code"] == "idempotency_key_reused"
-
-    allow = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
-                              body={"method": "allow_upgrade", "upgrade_type_id": "15"})
-    assert allow.status == 200, allow.body
-    allowed = allow.body["upgrade_link"]
-    assert allowed["method"] == "allow_upgrade" and allowed["operation_id"].startswith("op_")
-    assert allowed["form_fields"]["action"] == "upgradeSubscription"
-    named = merchant_api.call("GET", f"/v1/operations/{allowed['operation_id']}")
+    named = merchant_api.call("GET", f"/v1/operations/{body['operation_id']}")
     assert named.status == 200, "the link's operation is recorded before the answer names it"
     assert (named.body["operation"]["status"], named.body["operation"]["type"]) == ("queued", "upgrade")
     assert named.body["operation"]["parameters"]["method"] == "upgrade_system"
     assert ops.queue_depth() == 1
+    enc = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                            body={"method": "enc", "upgrade_type_id": "15"})
+    assert enc.status == 400 and enc.body["param"] == "method" and "accepts no enc" in enc.body["message"]
 
     for body, status, param in (({"method": "paypal"}, 400, "method"), ({"upgrade_type_id": "77"}, 400,
                                                                          "upgrade_type_id"),
+                                ({}, 400, "upgrade_type_id"),  # two upgrades are configured: which one?
                                 ({"colour": "red"}, 400, "colour")):
         refused = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link", body=body)
         assert (refused.status, refused.body["param"]) == (status, param), refused.body
     missing = merchant_api.call("POST", "/v1/subscriptions/0000000000000000404/upgrade_link")
     assert missing.status == 404
+
+    # Without a fixed egress IP (Security Type encryption): enc, with its warning, and the offer noted.
+    monkeypatch.setenv("BILLOPS_UPGRADE_SECURITY", "encryption")
+    ops.sandbox.set_upgrade_security("encryption")
+    enc = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                            body={"upgrade_type_id": "20"})
+    assert enc.status == 200, enc.body
+    enc_link = enc.body["upgrade_link"]
+    assert enc_link["method"] == "enc" and enc_link["operation_id"] is None
+    assert "permanent credential" in enc_link["credential_warning"]
+    assert set(enc_link["form_fields"]) == {"clientAccnum", "clientSubacc", "enc", "upgradeClientAccnum",
+                                            "upgradeClientSubacc", "upgradeTypeId"}
+    assert enc_link["form_fields"]["upgradeClientAccnum"] == "900300"
+    offers = ops.subscription(subscription_id)["operation_facts"]["upgrade_offers"]
+    assert offers["platinum"]["method"] == "enc"
+    allow = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                              body={"method": "allow_upgrade", "upgrade_type_id": "20"})
+    assert allow.status == 400 and allow.body["param"] == "method" and "fixed egress IP" in allow.body["message"]
+
     requests.post(f"{ops.sandbox.url}/sandbox/subscriptions/{subscription_id}/expire", timeout=10)
     ops.deliver_webhooks()
-    expired = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link")
+    expired = merchant_api.call("POST", f"/v1/subscriptions/{subscription_id}/upgrade_link",
+                                body={"upgrade_type_id": "15"})
     assert expired.status == 409 and expired.body["api_error_code"] == "invalid_state_for_request"
 
 
@@ -403,3 +434,24 @@ def test_refund_and_void_requests_ccbill_would_refuse_are_refused_before_anythin
     unknown = merchant_api.call("POST", "/v1/subscriptions/0000000000000000404/refund")
     assert unknown.status == 404
     _nothing_queued(merchant_api)
+
+
+def test_a_deeply_nested_body_is_a_400_and_a_read_only_key_is_refused_before_its_body_is_read(merchant_api):
+    """Security review: a read-only key POSTing JSON nested past the parser's limit got a 500 (RecursionError), the
+    body being parsed before the scope was checked."""
+    deep = "[" * 10_000 + "]" * 10_000  # past the JSON parser's recursion limit, under the body size limit
+    nested = '{"amount": ' + deep + "}"
+    for path in ("/v1/subscriptions/0126015401000000001/discount", "/v1/subscriptions/0126015401000000001/upgrade_link"):
+        refused = merchant_api.call("POST", path, body=nested, content_type="application/json", key="reader")
+        assert refused.status == 403, refused.body
+        assert refused.body["api_error_code"] == "api_authorization_failed"
+        unparsable = merchant_api.call("POST", path, body=nested, content_type="application/json")
+        assert unparsable.status == 400, unparsable.body
+        assert unparsable.body["api_error_code"] == "invalid_request" and "not valid JSON" in unparsable.body["message"]
+    # Within the parser's limit but deeper than any parameter: 400 too, naming the limit.
+    deeper = merchant_api.call("POST", "/v1/subscriptions/0126015401000000001/discount",
+                               body='{"amount": ' + "[" * 50 + "]" * 50 + "}", content_type="application/json")
+    assert deeper.status == 400 and "nested deeper" in deeper.body["message"]
+    # Without a Content-Type, a body starting with "{" is JSON too.
+    sniffed = merchant_api.call("POST", "/v1/subscriptions/0126015401000000001/discount", body=nested)
+    assert sniffed.status == 400

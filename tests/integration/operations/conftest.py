@@ -318,7 +318,8 @@ class OperationsStack:
         from billops.storage.events_table import from_dynamodb
 
         items = self.dynamodb.scan(TableName=self.names["operations_table"])["Items"]
-        return [from_dynamodb(item) for item in items]
+        # The upgrade guard's items (upgrade_guard.py) share the table but are not operations.
+        return [record for record in map(from_dynamodb, items) if record.get("record_type") != "upgrade_guard"]
 
     def subscription(self, subscription_id: str) -> dict[str, Any] | None:
         return self.tables.subscription(subscription_id)
@@ -418,10 +419,13 @@ def ops(aws_tables, sandbox, webhook_capture, monkeypatch, handler_loader, lambd
         "BILLOPS_OPERATION_LEASE_SECONDS": "1",
         "BILLOPS_SETTLE_WINDOW_SECONDS": "3",
         "BILLOPS_RECONCILE_REFRESH_LIMIT": "0",
+        # As a stack with a fixed egress IP: allowUpgrade posts, the sandbox set up for them (from 127.0.0.1).
+        "BILLOPS_UPGRADE_SECURITY": "backend_post",
         **client_environment(endpoint, sandbox, None),
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("BILLOPS_UPGRADE_KEY", raising=False)
+    sandbox.set_upgrade_security("backend_post", ("127.0.0.1/32",))
 
     handlers = {name: handler_loader(name) for name in (
         "webhook_receiver", "subscription_projector", "operation_worker", "operation_scheduler", "reconciliation",

@@ -6,11 +6,12 @@ from datetime import timedelta
 
 import requests
 from billops.operations.operation_records import parse_iso
+from support.waiting import eventually
 
 
 def _allow_upgrade(subscription_id: str, key: str) -> dict:
     return {"operation_type": "upgrade", "subscription_id": subscription_id, "idempotency_key": key,
-            "parameters": {"method": "allow_upgrade"}}
+            "parameters": {"method": "allow_upgrade", "upgrade": "gold"}}
 
 
 def _approval(original: str, new_id: str | None = None) -> dict:
@@ -41,8 +42,10 @@ def test_allow_upgrade_opens_the_window_and_the_approval_post_settles_it(ops):
     assert window == timedelta(minutes=30)
     form = record["upgrade_form"]
     assert form["url"] == ops.sandbox.upgrade_url
+    # Two upgrades are configured at the sandbox's 900100: the step-2 form names the one the post allowed.
     assert form["fields"] == {"clientAccnum": "900100", "clientSubacc": "0000", "subscriptionId": original,
-                              "action": "upgradeSubscription"}
+                              "action": "upgradeSubscription", "upgradeClientAccnum": "900100",
+                              "upgradeClientSubacc": "0001", "upgradeTypeId": "0015"}
     [waiting] = ops.events_of("OperationAwaitingConsumer", record["operation_id"])
     assert waiting["detail"]["upgrade_form"] == form and waiting["detail"]["status"] == "in_progress"
     [call] = ops.calls("allowUpgrade")
@@ -92,16 +95,22 @@ def test_the_denial_post_fails_the_operation_with_ccbills_reason(ops):
 
 
 def test_an_expired_window_fails_the_operation_and_a_late_approval_still_proves_it(ops, monkeypatch):
-    monkeypatch.setenv("BILLOPS_UPGRADE_WINDOW_SECONDS", "1")
+    # 5 s: long enough that the reconciliation run right after the call finds the window still open on a loaded
+    # machine (1 s was not: the run came 1.2 s after the call), short enough to wait for it to close.
+    monkeypatch.setenv("BILLOPS_UPGRADE_WINDOW_SECONDS", "5")
     ops.reload("operation_worker")
     original = ops.new_subscription()
     ops.send(_allow_upgrade(original, "allow-expired"))
     ops.work()
     ops.run_reconciliation()
     assert ops.operation("allow-expired")["status"] == "awaiting_consumer"
-    ops.wait(1.2)
-    ops.run_reconciliation()
-    record = ops.operation("allow-expired")
+
+    def expired_by_reconciliation() -> dict | None:
+        ops.run_reconciliation()
+        record = ops.operation("allow-expired")
+        return record if record["status"] != "awaiting_consumer" else None
+
+    record = eventually(expired_by_reconciliation, 30, 0.5, what="the reconciliation to close the window")
     assert record["status"] == "failed" and record["failure_reason"] == "upgrade_window_expired"
     [event] = ops.events_of("OperationFailed", record["operation_id"])
     assert event["detail"]["failure_reason"] == "upgrade_window_expired"

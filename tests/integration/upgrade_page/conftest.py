@@ -43,6 +43,16 @@ class UpgradePageStack:
     context: Any
     secret_arn: str
 
+    def use_backend_post(self) -> None:
+        """The deployment and the sandbox's accounts switch to the Security Type backend_post (allowUpgrade)."""
+        import os
+
+        from billops.upgrade_page.upgrade_offers import reset_upgrade_configuration
+
+        os.environ["BILLOPS_UPGRADE_SECURITY"] = "backend_post"  # the fixture's monkeypatch puts it back
+        reset_upgrade_configuration()
+        self.ops.sandbox.set_upgrade_security("backend_post", ("127.0.0.1/32",))
+
     def get(self, token: str, path: str | None = None) -> dict[str, Any]:
         path = path or f"/upgrade/{token}"
         event = http_api_event("GET", path, "", {"accept": "text/html"}, None, "198.51.100.7",
@@ -63,8 +73,10 @@ def upgrade_page(ops, monkeypatch, handler_loader, lambda_context) -> UpgradePag
         **client_environment(endpoint, ops.sandbox, LOCAL_UPGRADE_KEY),
         "BILLOPS_UPGRADE_LINK_SECRET_ARN": secret_arn,
         "BILLOPS_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "BILLOPS_UPGRADE_SECURITY": "encryption",  # enc links; allow_upgrade tests call use_backend_post()
     }.items():
         monkeypatch.setenv(name, value)
+    ops.sandbox.set_upgrade_security("encryption")
     reset_upgrade_configuration()
     reset_signing_keys()
     handler = handler_loader("upgrade_page")

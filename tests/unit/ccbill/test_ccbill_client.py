@@ -318,6 +318,33 @@ def test_allow_upgrade_sends_no_login():
                     "action": "allowUpgrade"}
 
 
+def test_the_backend_post_spells_the_upgrade_variables_as_configured():
+    client, session, _ = make_client((200, "1\n"), upgrade_variable_spelling="tables")
+    client.allow_upgrade("0", username="janedoe", upgrade="vip")
+    data = session.calls[0]["data"]
+    # The guide's Option 2 tables: upgradeclientAccnum / upgradeclientSubacc / upgradeTypeID.
+    assert {k: v for k, v in data.items() if k.lower().startswith("upgrade")} == {
+        "upgradeclientAccnum": "948701", "upgradeclientSubacc": "0001", "upgradeTypeID": "0016"}
+    assert data["username"] == "janedoe" and "subscriptionId" not in data
+    step_two = client.upgrade_form("0", username="janedoe", upgrade="vip", method="backend_post")
+    assert step_two.fields["upgradeTypeID"] == "0016"
+    with pytest.raises(CCBillConfigurationError, match="SPELLING"):
+        CCBillClientSettings.from_env({"BILLOPS_UPGRADE_VARIABLE_SPELLING": "camel"})
+
+
+def test_the_enc_form_holds_the_identity_and_the_upgrade_variables_beside_it():
+    from billops.ccbill.upgrade_encryption import EncRecipe, UpgradeEncryptor, decrypt, derive_key
+
+    key = derive_key("8745921457")
+    client, session, _ = make_client(upgrade_variable_spelling="tables")
+    client._encryptor = UpgradeEncryptor(lambda: key)
+    form = client.upgrade_form("0", username="janedoe", upgrade="vip")
+    assert set(form.fields) == {"clientAccnum", "clientSubacc", "enc", "upgradeClientAccnum", "upgradeClientSubacc",
+                                "upgradeTypeId"}, "the enc form always uses the spelling its table and example share"
+    assert decrypt(key, form.fields["enc"], EncRecipe()) == "username=janedoe"
+    assert session.calls == []
+
+
 def test_the_enc_form_needs_a_key():
     client, _, _ = make_client()
     with pytest.raises(CCBillConfigurationError, match="no upgrade key"):

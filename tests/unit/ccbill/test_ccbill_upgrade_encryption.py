@@ -23,6 +23,8 @@ from billops.ccbill.upgrade_encryption import (
     derive_key,
     encrypt,
     encrypt_key_for_configuration,
+    identity_from_plaintext,
+    key_strength_note,
     pad,
     upgrade_plaintext,
 )
@@ -127,17 +129,59 @@ def test_the_key_never_shows():
         pickle.dumps(key)
 
 
-def test_plaintexts():
+def test_the_plaintext_is_the_identity_and_nothing_else():
     query = EncRecipe()
     assert upgrade_plaintext(query, subscription_id="0126015401000000123") == SUBSCRIPTION
     assert upgrade_plaintext(query, username="janedoe") == USERNAME
-    assert upgrade_plaintext(query, subscription_id="0126015401000000123", upgrade_variables={
-        "upgradeClientAccnum": "900100", "upgradeClientSubacc": "0001", "upgradeTypeId": "0015"}) == WITH_UPGRADE
     assert upgrade_plaintext(query, username="jane doe&co") == "username=jane%20doe%26co"
+    with pytest.raises(TypeError):  # the upgrade variables are form fields, never inside enc
+        upgrade_plaintext(query, subscription_id="0126015401000000123",  # type: ignore[call-arg]
+                          upgrade_variables={"upgradeTypeId": "0015"})
     bare = EncRecipe(plaintext_format=PlaintextFormat.BARE)
     assert upgrade_plaintext(bare, subscription_id="0126015401000000123") == "0126015401000000123"
     with pytest.raises(ValueError):
         upgrade_plaintext(query)
+
+
+def test_reading_the_identity_back_refuses_anything_more():
+    query, bare = EncRecipe(), EncRecipe(plaintext_format=PlaintextFormat.BARE)
+    assert identity_from_plaintext(SUBSCRIPTION, query) == ("subscriptionId", "0126015401000000123")
+    assert identity_from_plaintext("username=jane%20doe%26co", query) == ("username", "jane doe&co")
+    assert identity_from_plaintext("0126015401000000123", bare) == ("subscriptionId", "0126015401000000123")
+    assert identity_from_plaintext("janedoe", bare) == ("username", "janedoe")
+    for plaintext in (WITH_UPGRADE, "subscriptionId=", "subscriptionId=12x", "custom=1", "janedoe", "",
+                      "username=a=b", SUBSCRIPTION + "&custom=7"):
+        assert identity_from_plaintext(plaintext, query) is None, plaintext
+    assert identity_from_plaintext(SUBSCRIPTION, bare) is None
+
+
+def test_the_guides_example_key_is_taken_as_merchant_support_hands_it_out():
+    # ccbill-subscription-upgrade-system.txt: 'a TripleDES key of "8745921457"' and a 44-character enc for
+    # subscriptionId=1234567890 (25 characters -> 32 bytes). The sample enc itself is not reproducible (README).
+    assert EncRecipe().key_encoding is KeyEncoding.HEXMOD
+    key = derive_key("8745921457")
+    enc = encrypt(key, upgrade_plaintext(EncRecipe(), subscription_id="1234567890"))
+    assert len(enc) == len("sysl4wpcOfdF80ghzxJ0H/8YVuBGxA+4wqZqXHS48l8=") == 44
+    # A 48-hex-digit key means the same bytes under hexmod as under hex: nobody's key changes meaning.
+    assert derive_key(KEY).material() == derive_key(KEY, KeyEncoding.HEX).material()
+    # Perl's pack("H*") (Crypt::TripleDES pads the passphrase with spaces, which pack reads as 0): hexmod's table.
+    assert derive_key("Gg").material() == bytes(24)
+
+
+def test_a_short_key_is_flagged_as_single_des():
+    note = key_strength_note(derive_key("8745921457"))
+    assert note is not None and "single DES" in note
+    assert key_strength_note(derive_key(KEY)) is None
+
+
+def test_start_up_messages_say_what_is_wrong_without_the_key():
+    for text, encoding, expected in [("", KeyEncoding.HEXMOD, "empty"), ("9" * 49, KeyEncoding.HEXMOD, "49"),
+                                     ("8745-9214", KeyEncoding.HEXMOD, "letters and digits"),
+                                     ("8745921457", KeyEncoding.HEX, "hexmod"),
+                                     ("8745921457", KeyEncoding.RAW, "16 or 24")]:
+        with pytest.raises(CCBillConfigurationError, match=expected) as error:
+            derive_key(text, encoding)
+        assert not text or text not in str(error.value)
 
 
 def test_the_recipe_from_settings():
@@ -197,7 +241,7 @@ def test_bad_ciphertexts(kms):
     with pytest.raises(UpgradeKeyUnavailable, match="empty"):
         KmsUpgradeKeyProvider("", kms_client_factory=lambda: client).get()
     wrong_key = encrypt_key_for_configuration(client, key_id, "not-a-hex-key")
-    with pytest.raises(UpgradeKeyUnavailable, match="48 hex digits"):
+    with pytest.raises(UpgradeKeyUnavailable, match="letters and digits"):
         KmsUpgradeKeyProvider(wrong_key, kms_client_factory=lambda: client).get()
 
 
@@ -210,5 +254,31 @@ def test_the_ciphertext_may_live_in_secrets_manager(kms):
     assert encryptor.enc(username="janedoe") == KNOWN_ANSWERS[(USERNAME, "ecb", "space")]
 
 
+def test_the_key_is_stored_exactly_as_given(kms):
+    client, key_id = kms
+    ciphertext = encrypt_key_for_configuration(client, key_id, "8745921457")
+    clear = client.decrypt(CiphertextBlob=base64.b64decode(ciphertext), EncryptionContext=ENCRYPTION_CONTEXT)
+    assert clear["Plaintext"] == b"8745921457"
+    encryptor = UpgradeEncryptor.from_env({"BILLOPS_UPGRADE_KEY_CIPHERTEXT": ciphertext},
+                                          kms_client_factory=lambda: client)
+    assert encryptor.key().material() == derive_key("8745921457").material()
+
+
 def test_no_key_configured():
     assert UpgradeEncryptor.from_env({}) is None
+
+
+def test_the_key_check_of_billops_ccbill_check():
+    from billops.ccbill.upgrade_test_link import upgrade_key_check
+
+    short = UpgradeEncryptor(lambda: derive_key("8745921457"))
+    verdict, reason = upgrade_key_check(short)
+    assert verdict == "pass" and "single DES" in reason and "8745921457" not in reason
+    assert upgrade_key_check(UpgradeEncryptor(lambda: derive_key(KEY)))[0] == "pass"
+    assert upgrade_key_check(None)[0] == "cannot tell"
+
+    def unusable():
+        raise UpgradeKeyUnavailable("KMS could not decrypt the upgrade key (AccessDeniedException)")
+
+    assert upgrade_key_check(UpgradeEncryptor(unusable)) == (
+        "fail", "KMS could not decrypt the upgrade key (AccessDeniedException)")

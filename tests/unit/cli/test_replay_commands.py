@@ -304,3 +304,34 @@ def test_show_hides_the_raw_body_unless_revealed(local_resources, run_cli):
 
 def test_replay_needs_keys_or_all(local_resources, run_cli):
     assert run_cli("quarantine", "replay").code == 2
+
+
+def test_control_characters_from_webhook_data_are_shown_escaped(local_resources, run_cli):
+    """Security review: a stranger's eventType or body printed raw could clear the screen, retitle the window or
+    hide what follows (ESC sequences, bidi overrides). The listing and --reveal show them as escapes."""
+    from billops.settings import Settings
+    from billops.storage.events_table import EventsTable
+    from billops.webhooks.delivery_decoding import MalformedDelivery
+    from billops.webhooks.intake import WebhookIntake, WebhookRequest
+
+    event_type = "Cancel\x1b]0;owned\x07lation\u202e"
+    raw = '{"subscriptionId": "0126\x1b[2J\x1b[31m", "note": "line one\nline two\r\x9b1A"}'.encode()
+    events = EventsTable(local_resources.table("EventsTable"), local_resources.client("dynamodb"))
+    request = WebhookRequest("64.38.240.10", {"token": "a-token", "eventType": event_type},
+                             {"content-type": "application/json"}, base64.b64encode(raw).decode(), True)
+    key = str(WebhookIntake(Settings(), events, cipher=_cipher(local_resources))._quarantine(
+        request, raw, datetime.now(UTC) - timedelta(hours=1), MalformedDelivery("bad\x1b[8m reason", "x")).key)
+    _log_deliveries(local_resources)
+
+    for listed in (run_cli("quarantine", "list"), run_cli("quarantine", "list", "--json"),
+                   run_cli("quarantine", "show", key, "--reveal"), run_cli("quarantine", "show", key, "--reveal",
+                                                                          "--json")):
+        assert listed.code == 0, listed.err
+        for char in ("\x1b", "\x07", "\x9b", "\u202e", "\r"):
+            assert char not in listed.out, (repr(char), listed.out)
+    human = run_cli("quarantine", "list").out
+    assert "Cancel\\x1b]0;owned\\x07lation\\u202e" in human and "bad\\x1b[8m reason" in human
+    revealed = run_cli("quarantine", "show", key, "--reveal").out
+    assert "0126\\x1b[2J\\x1b[31m" in revealed and "line one\nline two\\x0d\\x9b1A" in revealed  # newlines kept
+    as_json = run_cli("quarantine", "show", key, "--reveal", "--json").json()
+    assert as_json["event_type"] == event_type  # the JSON document still carries the exact text

@@ -61,3 +61,52 @@ def test_counting_failures_is_a_brake_not_a_gate():
     limits = FailedAuthLimits(Table(client), limit=1, window_seconds=60)
     for _ in range(5):
         assert not limits.record_failure("203.0.113.9").blocked
+
+
+class KeysTable:
+    """The keys table behind KeyStore: one valid key; every read counted."""
+
+    def __init__(self, valid_hash: str) -> None:
+        self.valid_hash = valid_hash
+        self.reads = 0
+
+    def get(self, key_hash: str) -> dict | None:
+        self.reads += 1
+        return {"key_id": "key_ok", "name": "ok", "scopes": ["read"]} if key_hash == self.valid_hash else None
+
+
+def test_a_blocked_source_costs_no_read_per_distinct_bad_key():
+    """Security review: the block was checked after the key's lookup, so each new bad key from a blocked source
+    still cost a DynamoDB read. The block comes first now; a key the container knows valid still passes."""
+    import pytest
+
+    from billops.merchant_api.api_authentication import Authenticator
+    from billops.merchant_api.api_failures import MerchantApiError
+    from billops.merchant_api.api_keys import KeyStore, hash_secret
+
+    valid = "bo_test_" + "v" * 32
+    table = KeysTable(hash_secret(valid))
+    keys = KeyStore(table)
+    client = CountingClient()
+    authenticator = Authenticator(keys, FailedAuthLimits(Table(client), limit=3, window_seconds=300))
+
+    def basic(secret: str) -> str:
+        import base64
+
+        return "Basic " + base64.b64encode(f"{secret}:".encode()).decode()
+
+    assert authenticator.authenticate(basic(valid), "203.0.113.9").key_id == "key_ok"  # now known here
+    statuses = []
+    for number in range(200):
+        with pytest.raises(MerchantApiError) as refused:
+            authenticator.authenticate(basic(f"bo_test_{number:032d}"), "203.0.113.9")
+        statuses.append(refused.value.status)
+    assert statuses[:3] == [401] * 3 and set(statuses[3:]) == {429}
+    assert table.reads == 1 + 4, "after the block, no distinct bad key was looked up"
+    assert client.requests == 4, "nor counted"
+    assert authenticator.authenticate(basic(valid), "203.0.113.9").key_id == "key_ok"
+    assert table.reads == 5
+    # Another source is not affected, and its bad keys are read (and counted) as before.
+    with pytest.raises(MerchantApiError) as other:
+        authenticator.authenticate(basic("bo_test_" + "x" * 32), "203.0.113.10")
+    assert other.value.status == 401 and table.reads == 6

@@ -117,6 +117,9 @@ class FakeLimits:
         self.sources.append(source)
         return self.verdict
 
+    def blocked_here(self, source: str) -> FailureVerdict | None:
+        return None  # what this container remembers is FailedAuthLimits' own business (its tests)
+
 
 def test_authentication_answers_401_and_429_in_chargebees_model():
     table = FakeTable({hash_secret("good"): {"key_id": "key_good", "name": "g", "scopes": ["read"]}})

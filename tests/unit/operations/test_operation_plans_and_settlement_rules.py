@@ -87,17 +87,34 @@ def test_upgrade_plans_name_the_destination(client):
     assert plan.charges_money and not plan.resend_harmless
     assert (plan.details["new_client_accnum"], plan.details["new_client_subacc"]) == ("900100", "0001")
     with pytest.raises(ActionRefused) as refused:
-        plan_for(_record("upgrade", {"method": "charge_by_previous_transaction", "upgrade": "platinum"}), client,
+        plan_for(_record("upgrade", {"method": "charge_by_previous_transaction", "upgrade": "diamond"}), client,
                  ACTIVE, None)
+    assert refused.value.param == "upgrade"
+    cross = plan_for(_record("upgrade", {"method": "charge_by_previous_transaction", "upgrade": "platinum"}),
+                     client, ACTIVE, None)
+    assert (cross.details["new_client_accnum"], cross.details["new_client_subacc"]) == ("900300", "0000")
+
+
+def test_allow_upgrade_needs_the_original_subaccount(client, monkeypatch):
+    monkeypatch.setenv("BILLOPS_UPGRADE_SECURITY", "backend_post")
+    plan = plan_for(_record("upgrade", {"method": "allow_upgrade", "upgrade": "gold"}), client, ACTIVE, None)
+    assert plan.details == {"action": "allowUpgrade", "client_subacc": "0000", "upgrade": "gold"}
+    assert plan.resend_harmless
+    with pytest.raises(ActionRefused) as refused:
+        plan_for(_record("upgrade", {"method": "allow_upgrade", "upgrade": "gold"}), client, SubscriptionFacts(SUB),
+                 None)
+    assert refused.value.param == "clientSubacc"
+    with pytest.raises(ActionRefused) as refused:  # two upgrades are configured: which one?
+        plan_for(_record("upgrade", {"method": "allow_upgrade"}), client, ACTIVE, None)
     assert refused.value.param == "upgrade"
 
 
-def test_allow_upgrade_needs_the_original_subaccount(client):
-    plan = plan_for(_record("upgrade", {"method": "allow_upgrade"}), client, ACTIVE, None)
-    assert plan.details == {"action": "allowUpgrade", "client_subacc": "0000"} and plan.resend_harmless
+def test_allow_upgrade_is_refused_where_ccbill_would_refuse_it(client, monkeypatch):
+    monkeypatch.setenv("BILLOPS_UPGRADE_SECURITY", "auto")
+    monkeypatch.setenv("BILLOPS_FIXED_EGRESS_IP", "false")  # no whitelisted address: Security Type encryption
     with pytest.raises(ActionRefused) as refused:
-        plan_for(_record("upgrade", {"method": "allow_upgrade"}), client, SubscriptionFacts(SUB), None)
-    assert refused.value.param == "clientSubacc"
+        plan_for(_record("upgrade", {"method": "allow_upgrade", "upgrade": "gold"}), client, ACTIVE, None)
+    assert refused.value.param == "method" and "fixed egress IP" in refused.value.message
 
 
 # --- settlement rules -------------------------------------------------------------------------------------------

@@ -36,11 +36,12 @@ def test_round_trip_keeps_nothing_in_clear(kms):
     client, key_id = kms
     cipher = FieldCipher(key_id, lambda: client)
     encrypted, keys = cipher.encrypt_fields(PERSONAL)
-    assert set(encrypted) == {"email", "firstName", "ipAddress"}  # empty values are not stored at all
-    assert all(is_encrypted(value) for value in encrypted.values())
+    assert set(encrypted) == {"email", "firstName", "ipAddress", "username"}
+    assert encrypted["username"] == ""  # a blank value stays blank (nothing to hide) and reads back as sent
+    assert all(is_encrypted(value) for name, value in encrypted.items() if PERSONAL[name])
     assert "jane" not in repr((encrypted, keys)).lower()
     other_container = FieldCipher(key_id, lambda: client)
-    assert other_container.decrypt_fields(encrypted, keys) == {k: v for k, v in PERSONAL.items() if v}
+    assert other_container.decrypt_fields(encrypted, keys) == PERSONAL
 
 
 def test_a_value_moved_to_another_field_or_altered_does_not_decrypt(kms):
@@ -95,3 +96,54 @@ def test_kms_errors_become_encryption_unavailable(kms):
     cipher = FieldCipher("arn:aws:kms:us-east-1:123456789012:key/does-not-exist", lambda: client)
     with pytest.raises(EncryptionUnavailable):
         cipher.encrypt_fields({"email": "a@b.c"})
+
+
+def test_a_value_bound_to_its_record_is_refused_in_another_record(kms):
+    """Security review: a ciphertext moved to another record (same field) must not decrypt there."""
+    client, key_id = kms
+    cipher = FieldCipher(key_id, lambda: client)
+    mine, keys = cipher.encrypt_fields({"email": "jane.doe@example.com"}, record_id="NewSaleSuccess#txn#0001")
+    theirs, their_keys = cipher.encrypt_fields({"email": "eve@example.com"}, record_id="NewSaleSuccess#txn#0002")
+    assert "jane" not in mine["email"] and mine["email"].startswith("v2:")
+    assert cipher.decrypt_fields(mine, keys, record_ids={"NewSaleSuccess#txn#0001"}) == {
+        "email": "jane.doe@example.com"}
+    # Copied into the other record (with its data key): refused there.
+    with pytest.raises(UnreadableCiphertext, match="another record"):
+        cipher.decrypt_fields(mine, {**their_keys, **keys}, record_ids={"NewSaleSuccess#txn#0002"})
+    # Rewriting the record ID written in the value breaks its tag.
+    head, reference, _, payload = mine["email"].split(":")
+    forged = ":".join([head, reference, theirs["email"].split(":")[2], payload])
+    with pytest.raises(UnreadableCiphertext, match="does not authenticate"):
+        cipher.decrypt_fields({"email": forged}, keys, record_ids={"NewSaleSuccess#txn#0002"})
+
+
+def test_a_subscription_reads_the_values_its_deliveries_bound(kms):
+    from billops.privacy.subscriber_view import record_ids, revealed_subscriber
+
+    client, key_id = kms
+    cipher = FieldCipher(key_id, lambda: client)
+    sealed, keys = cipher.encrypt_fields({"email": "jane.doe@example.com"}, record_id="NewSaleSuccess#txn#0001")
+    record = {"subscription_id": "0126", "history": [{"key": "NewSaleSuccess#txn#0001"}],
+              "subscriber": sealed, "subscriber_keys": keys}
+    assert record_ids(record) == {"NewSaleSuccess#txn#0001"}
+    assert record_ids({"pk": "quarantine#ab", "history": [{"key": "x"}]}) == {"quarantine#ab"}
+    import billops.privacy.field_encryption as field_encryption
+
+    field_encryption._default = cipher
+    try:
+        assert revealed_subscriber(record) == {"email": "jane.doe@example.com"}
+        with pytest.raises(UnreadableCiphertext):
+            revealed_subscriber({**record, "history": [{"key": "Renewal#txn#0009"}]})
+    finally:
+        field_encryption.reset_default_cipher()
+
+
+def test_values_written_before_record_binding_still_decrypt(kms):
+    """v1 values (field name only) written by the previous receiver stay readable, wherever they are read."""
+    client, key_id = kms
+    cipher = FieldCipher(key_id, lambda: client)
+    old, keys = cipher.encrypt_fields({"email": "jane.doe@example.com"})
+    assert old["email"].startswith("v1:") and is_encrypted(old["email"])
+    assert cipher.decrypt_fields(old, keys, record_ids={"anything"}) == {"email": "jane.doe@example.com"}
+    with pytest.raises(UnreadableCiphertext):  # still bound to its field name
+        cipher.decrypt_fields({"firstName": old["email"]}, keys)

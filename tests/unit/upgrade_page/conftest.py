@@ -10,9 +10,10 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from upgrade_page_unit_fixtures import BASE_URL, GOLD, SIGNING_SECRET, UPGRADE_KEY
+from upgrade_page_unit_fixtures import BASE_URL, GOLD, SIGNING_SECRET, UPGRADE_KEY, subscription_record
 
 OPERATIONS_TABLE = "operations"
+SUBSCRIPTIONS_TABLE = "subscriptions"
 
 
 @dataclass
@@ -39,6 +40,11 @@ class UpgradeEnvironment:
         reset_upgrade_configuration()
         reset_signing_keys()
 
+    def subscription(self) -> dict[str, Any]:
+        from billops.storage.subscriptions_table import SubscriptionsTable
+
+        return SubscriptionsTable(SUBSCRIPTIONS_TABLE).get(subscription_record()["subscription_id"])
+
     def messages(self) -> list[dict[str, Any]]:
         sqs = boto3.client("sqs")
         answer = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, AttributeNames=["All"])
@@ -59,7 +65,7 @@ def upgrade_env(aws_credentials, monkeypatch):
 
     for name in ("BILLOPS_UPGRADE_KEY_SECRET_ARN", "BILLOPS_UPGRADE_LINK_TTL_SECONDS", "BILLOPS_API_PORT",
                  "BILLOPS_PUBLIC_BASE_URL_PARAMETER", "BILLOPS_UPGRADE_WINDOW_SECONDS", "BILLOPS_CCBILL_UPGRADE_URL",
-                 "BILLOPS_SANDBOX_PORT"):
+                 "BILLOPS_SANDBOX_PORT", "BILLOPS_FIXED_EGRESS_IP"):
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
         reset_clients()
@@ -73,6 +79,14 @@ def upgrade_env(aws_credentials, monkeypatch):
             TableName=OPERATIONS_TABLE, BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "operation_id", "KeyType": "HASH"}],
             AttributeDefinitions=[{"AttributeName": "operation_id", "AttributeType": "S"}])
+        # An enc link notes its offer on the subscription's record (operation_facts.upgrade_offers).
+        boto3.client("dynamodb").create_table(
+            TableName=SUBSCRIPTIONS_TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "subscription_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "subscription_id", "AttributeType": "S"}])
+        from billops.storage.subscriptions_table import SubscriptionsTable
+
+        SubscriptionsTable(SUBSCRIPTIONS_TABLE).put({**subscription_record(), "revision": 1}, expected_revision=None)
         for name, value in {
             "BILLOPS_ENV": "local",
             "BILLOPS_UPGRADE_LINK_SECRET_ARN": secret_arn,
@@ -80,12 +94,18 @@ def upgrade_env(aws_credentials, monkeypatch):
             "BILLOPS_PUBLIC_BASE_URL": BASE_URL,
             "BILLOPS_OPERATIONS_QUEUE_URL": queue_url,
             "BILLOPS_OPERATIONS_TABLE": OPERATIONS_TABLE,
+            "BILLOPS_SUBSCRIPTIONS_TABLE": SUBSCRIPTIONS_TABLE,
             "BILLOPS_UPGRADE_CATALOGUE": json.dumps({"upgrades": [GOLD]}),
+            "BILLOPS_UPGRADE_SECURITY": "encryption",  # allow_upgrade tests switch to backend_post
         }.items():
             monkeypatch.setenv(name, value)
+        from billops.settings import get_settings
+
+        get_settings.cache_clear()
         reset_upgrade_configuration()
         reset_signing_keys()
         yield UpgradeEnvironment(secret_arn, key_id, queue_url, monkeypatch)
         reset_upgrade_configuration()
         reset_signing_keys()
+        get_settings.cache_clear()
         reset_clients()

@@ -39,8 +39,10 @@ def _error(call) -> ApiError:
 
 def test_an_enc_link_carries_exactly_ccbills_fields(upgrade_env):
     link = create_upgrade_link(subscription_record(), now=NOW)
-    assert set(link) == {"url", "action_url", "form_fields", "expires_at", "method"}
-    assert link["method"] == "enc"
+    assert set(link) == {"url", "action_url", "form_fields", "expires_at", "method", "credential_warning",
+                         "identify_by"}
+    assert link["method"] == "enc"  # the deployment's Security Type is encryption (no fixed egress IP)
+    assert "permanent credential" in link["credential_warning"] and "recombined" in link["credential_warning"]
     assert link["action_url"] == "http://127.0.0.1:4000/jpost/upgradeSubscription.cgi"  # local: the sandbox
     # One upgrade configured: the three upgrade variables are left out, as CCBill's guide allows.
     assert set(link["form_fields"]) == {"clientAccnum", "clientSubacc", "enc"}
@@ -52,6 +54,9 @@ def test_an_enc_link_carries_exactly_ccbills_fields(upgrade_env):
     assert claims.expires_at == datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
     assert upgrade_env.messages() == []  # enc needs no backend post
     assert "jane" not in str(link) and "janedoe1" not in str(link)
+    offers = upgrade_env.subscription()["operation_facts"]["upgrade_offers"]
+    assert offers == {"gold": {"method": "enc", "first_offered_at": "2026-03-01T12:00:00Z",
+                               "last_offered_at": "2026-03-01T12:00:00Z"}}, "noted before the enc leaves"
 
 
 def test_every_link_is_distinct(upgrade_env):
@@ -60,26 +65,44 @@ def test_every_link_is_distinct(upgrade_env):
     assert first["form_fields"] == second["form_fields"]
 
 
-def test_with_several_upgrades_the_upgrade_variables_are_sent_and_encrypted(upgrade_env):
+def test_with_several_upgrades_the_upgrade_variables_are_fields_beside_an_enc_of_the_identity(upgrade_env):
     upgrade_env.catalogue(GOLD, PLATINUM)
     link = create_upgrade_link(subscription_record(), upgrade_type_id="0016", now=NOW)
     fields = link["form_fields"]
     assert fields == {"clientAccnum": "900100", "clientSubacc": "0000", "enc": fields["enc"],
                       "upgradeClientAccnum": "900100", "upgradeClientSubacc": "0002", "upgradeTypeId": "0016"}
-    assert decrypt(derive_key(UPGRADE_KEY), fields["enc"], EncRecipe()) == (
-        f"subscriptionId={SUBSCRIPTION}&upgradeClientAccnum=900100&upgradeClientSubacc=0002&upgradeTypeId=0016")
+    # The guide: enc "Will be inclusive of either the subscriptionId or username"; the variables are form fields.
+    assert decrypt(derive_key(UPGRADE_KEY), fields["enc"], EncRecipe()) == f"subscriptionId={SUBSCRIPTION}"
+    gold = create_upgrade_link(subscription_record(), upgrade_type_id="0015", now=NOW)["form_fields"]
+    assert gold["enc"] == fields["enc"], "one enc per subscription, whatever the upgrade"
     assert verify(_token(link), [SIGNING_SECRET.encode()], now=NOW).upgrade == "platinum"
     error = _error(lambda: create_upgrade_link(subscription_record(), now=NOW))
     assert (error.status, error.api_error_code, error.param) == (400, "param_wrong_value", "upgrade_type_id")
 
 
+def test_the_default_method_is_the_deployments_security_type_and_the_other_is_refused(upgrade_env):
+    assert create_upgrade_link(subscription_record(), now=NOW)["method"] == "enc"
+    error = _error(lambda: create_upgrade_link(subscription_record(), method="allow_upgrade", now=NOW))
+    assert (error.status, error.param) == (400, "method") and "fixed egress IP" in error.message
+    upgrade_env.set("BILLOPS_UPGRADE_SECURITY", "auto")
+    upgrade_env.set("BILLOPS_FIXED_EGRESS_IP", "true")  # the stack can make the backend post: it is the default
+    link = create_upgrade_link(subscription_record(), now=NOW)
+    assert (link["method"], link["credential_warning"]) == ("allow_upgrade", None)
+    assert "enc" not in link["form_fields"]
+    error = _error(lambda: create_upgrade_link(subscription_record(), method="enc", now=NOW))
+    assert (error.status, error.param) == (400, "method") and "accepts no enc" in error.message
+    assert len(upgrade_env.messages()) == 1, "the refused enc link queued nothing"
+
+
 def test_an_allow_upgrade_link_records_and_queues_the_backend_post_as_an_operation(upgrade_env):
+    upgrade_env.set("BILLOPS_UPGRADE_SECURITY", "backend_post")
     link = create_upgrade_link(subscription_record(), method="allow_upgrade", now=NOW)
     claims = verify(_token(link), [SIGNING_SECRET.encode()], now=NOW)
     assert claims.method == "allow_upgrade"
     assert link["form_fields"] == {"clientAccnum": "900100", "clientSubacc": "0000",
                                    "action": "upgradeSubscription", "subscriptionId": SUBSCRIPTION}
-    assert link["expires_at"] == "2026-03-01T12:45:00Z"  # CCBill's 30 minutes + 15 for the queue
+    # As long as an enc link: a consumer who comes after CCBill's 30 minutes gets the backend post sent again.
+    assert link["expires_at"] == "2026-03-04T12:00:00Z"
     key = f"upgrade-link:{claims.nonce}"
     assert link["operation_id"] == operation_id_for(key)
     record = upgrade_env.operation(link["operation_id"])
@@ -95,6 +118,7 @@ def test_an_allow_upgrade_link_records_and_queues_the_backend_post_as_an_operati
 
 
 def test_links_made_for_one_idempotency_key_name_one_operation(upgrade_env):
+    upgrade_env.set("BILLOPS_UPGRADE_SECURITY", "backend_post")
     upgrade_env.catalogue(GOLD, PLATINUM)
     first = create_upgrade_link(subscription_record(), method="allow_upgrade", upgrade_type_id="0016",
                                 idempotency_key="link-42", now=NOW)
@@ -113,6 +137,7 @@ def test_links_made_for_one_idempotency_key_name_one_operation(upgrade_env):
 
 
 def test_an_allow_upgrade_link_whose_operation_cannot_be_queued_is_500_without_detail(upgrade_env):
+    upgrade_env.set("BILLOPS_UPGRADE_SECURITY", "backend_post")
     upgrade_env.set("BILLOPS_OPERATIONS_QUEUE_URL", upgrade_env.queue_url.replace("operations.fifo", "gone.fifo"))
     error = _error(lambda: create_upgrade_link(subscription_record(), method="allow_upgrade", now=NOW))
     assert (error.status, error.api_error_code, error.param) == (500, "internal_error", None)
@@ -122,9 +147,12 @@ def test_an_allow_upgrade_link_whose_operation_cannot_be_queued_is_500_without_d
 
 def test_an_allow_upgrade_link_does_not_need_the_upgrade_key(upgrade_env):
     upgrade_env.set("BILLOPS_UPGRADE_KEY_CIPHERTEXT", None)
-    assert create_upgrade_link(subscription_record(), method="allow_upgrade", now=NOW)["method"] == "allow_upgrade"
+    upgrade_env.set("BILLOPS_UPGRADE_SECURITY", "backend_post")
+    assert create_upgrade_link(subscription_record(), now=NOW)["method"] == "allow_upgrade"
+    upgrade_env.set("BILLOPS_UPGRADE_SECURITY", "encryption")
     error = _error(lambda: create_upgrade_link(subscription_record(), now=NOW))
     assert (error.status, error.api_error_code, error.param) == (400, "param_wrong_value", "method")
+    assert "upgrade key" in error.message
 
 
 @pytest.mark.parametrize("record,status,code", [
@@ -133,6 +161,7 @@ def test_an_allow_upgrade_link_does_not_need_the_upgrade_key(upgrade_env):
     (subscription_record(client_subacc="0001", subscription_type_id="0015"), 409, "invalid_state_for_request"),
 ])
 def test_refusals_for_the_subscriptions_state(upgrade_env, record, status, code):
+    upgrade_env.set("BILLOPS_UPGRADE_SECURITY", "backend_post")
     error = _error(lambda: create_upgrade_link(record, method="allow_upgrade", now=NOW))
     assert (error.status, error.api_error_code) == (status, code)
     assert upgrade_env.messages() == []  # a refused link queues nothing

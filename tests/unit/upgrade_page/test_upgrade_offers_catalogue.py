@@ -146,6 +146,5 @@ def test_the_form_is_exactly_the_ccbill_clients(catalogue, method):
     assert "password" not in json.dumps(form.fields) and "secret-password" not in json.dumps(form.fields)
     if method == "enc":
         assert set(form.fields) - upgrade_fields == {"clientAccnum", "clientSubacc", "enc"}
-        plaintext = decrypt(key, form.fields["enc"], EncRecipe())
-        assert plaintext.startswith("subscriptionId=0126001234000000017")
-        assert ("upgradeTypeId=0015" in plaintext) is several
+        # The identity only, whatever the number of upgrades: the variables are the fields beside it.
+        assert decrypt(key, form.fields["enc"], EncRecipe()) == "subscriptionId=0126001234000000017"

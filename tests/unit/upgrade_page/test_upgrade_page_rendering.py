@@ -74,7 +74,8 @@ def test_the_offer_page_is_semantic_and_accessible():
     assert "required" in checkbox and "name" not in checkbox  # consent is checked natively, never posted
     assert page.all("label") == [{"for": checkbox["id"]}]
     (button,) = page.all("button")
-    assert button == {"type": "submit"}
+    # Named as in the guide's example form: <input type="submit" name="submit" value="Upgrade Subscription">.
+    assert button == {"type": "submit", "name": "submit", "value": "Upgrade Subscription"}
     text = page.plain_text
     for expected in ("Your current plan", "Subscription ending in 0017", "$9.95 every 30 days", "Renews on 2026-02-01",
                      "Upgrade to Gold membership", "$19.95 every 30 days", "HD videos & extras",

@@ -38,7 +38,7 @@ from requests.adapters import HTTPAdapter
 
 from billops.ccbill import request_validation as check
 from billops.ccbill.answer_interpretation import Expectation, interpret_http
-from billops.ccbill.client_settings import CCBillClientSettings
+from billops.ccbill.client_settings import UPGRADE_VARIABLE_SPELLINGS, CCBillClientSettings
 from billops.ccbill.credentials import (
     CCBillCredentials,
     CCBillCredentialsUnavailable,
@@ -75,6 +75,11 @@ _RESERVED = frozenset({
     "newClientAccnum", "newClientSubacc", "initialPrice", "initialPeriod", "recurringPrice", "recurringPeriod",
     "rebills", "currencyCode", "specialOffer", "sharedAuthentication", "prorate",
 })
+
+
+SUBMIT_BUTTON = ("submit", "Upgrade Subscription")
+"""The upgrade form's button as the guide's example names it: ``<input type="submit" name="submit" value="Upgrade
+Subscription">``, posted with the hidden fields."""
 
 
 @dataclass(frozen=True)
@@ -392,29 +397,36 @@ class CCBillClient:
         username: str | None = None,
         upgrade: str | None = None,
         method: str = "enc",
+        enc: str | None = None,
     ) -> UpgradeForm:
         """The form that sends the consumer to CCBill's upgrade page (no call to CCBill is made here).
 
-        ``method="enc"``: Option 1, the TripleDES ``enc`` value (the key comes from KMS). ``method="backend_post"``:
-        Option 2 step 2, after a successful allow_upgrade within the last 30 minutes.
+        ``method="enc"``: Option 1, ``clientAccnum``, ``clientSubacc``, the TripleDES ``enc`` of the identity alone
+        (the key comes from KMS) and, when several upgrades are configured, the three upgrade variables as fields of
+        their own. ``method="backend_post"``: Option 2 step 2, after a successful allow_upgrade within the last 30
+        minutes. The consumer's browser posts these fields and the form's button, ``submit`` (SUBMIT_BUTTON).
+        ``enc``: an enc computed earlier for this identity (a link made for the subscriber's username, whose page
+        may not read the username to compute it again).
         """
-        identity = self._upgrade_identity(client_subacc, subscription_id, username, upgrade)
-        variables = {k: v for k, v in identity.items() if k.startswith("upgrade")}
         if method == "backend_post":
+            identity = self._upgrade_identity(client_subacc, subscription_id, username, upgrade)
             return UpgradeForm(self.settings.upgrade_url, {**identity, "action": UPGRADE_SUBSCRIPTION})
         if method != "enc":
             raise CCBillRequestInvalid("method", "must be 'enc' or 'backend_post'")
-        if self._encryptor is None:
-            raise CCBillConfigurationError("no upgrade key is configured (BILLOPS_UPGRADE_KEY_CIPHERTEXT or "
-                                           "BILLOPS_UPGRADE_KEY_SECRET_ARN)")
-        enc = self._encryptor.enc(subscription_id=identity.get("subscriptionId"), username=identity.get("username"),
-                                  upgrade_variables=variables)
+        identity = self._upgrade_identity(client_subacc, subscription_id, username, upgrade, spelling="examples")
+        if enc is None:
+            if self._encryptor is None:
+                raise CCBillConfigurationError("no upgrade key is configured (BILLOPS_UPGRADE_KEY_CIPHERTEXT or "
+                                               "BILLOPS_UPGRADE_KEY_SECRET_ARN)")
+            enc = self._encryptor.enc(subscription_id=identity.get("subscriptionId"),
+                                      username=identity.get("username"))
+        variables = {k: v for k, v in identity.items() if k.startswith("upgrade")}
         fields = {"clientAccnum": identity["clientAccnum"], "clientSubacc": identity["clientSubacc"], "enc": enc,
                   **variables}
         return UpgradeForm(self.settings.upgrade_url, fields)
 
     def _upgrade_identity(self, client_subacc: str, subscription_id: str | None, username: str | None,
-                          upgrade: str | None) -> dict[str, str]:
+                          upgrade: str | None, *, spelling: str | None = None) -> dict[str, str]:
         which = check.exactly_one({"subscriptionId": subscription_id, "username": username})
         params = {
             "clientAccnum": self._load_credentials().client_accnum,
@@ -425,7 +437,11 @@ class CCBillClient:
         else:
             params["username"] = check.consumer_username(username)
         if len(self.catalogue):
-            params.update(self.catalogue.upgrade_variables(self.catalogue.get(upgrade)))
+            variables = self.catalogue.upgrade_variables(self.catalogue.get(upgrade))
+            names = UPGRADE_VARIABLE_SPELLINGS[spelling or self.settings.upgrade_variable_spelling]
+            params.update({name: variables[canonical]
+                           for name, canonical in zip(names, UPGRADE_VARIABLE_SPELLINGS["examples"], strict=True)
+                           if canonical in variables})
         elif upgrade is not None:
             raise CCBillRequestInvalid("upgrade", "no upgrades are configured (BILLOPS_UPGRADE_CATALOGUE)")
         return params
@@ -586,6 +602,7 @@ def get_client() -> CCBillClient:
 
 
 __all__ = [
+    "SUBMIT_BUTTON",
     "CCBillClient",
     "UpgradeForm",
     "UpgradeOption",

@@ -42,6 +42,11 @@ class CCBillClientSettings:
     credentials_max_age: int = 300
     upgrade_catalogue: str | None = None  # JSON or a path (upgrade_catalogue.py)
     subaccounts: str | None = None  # JSON or a path (subaccount_settings.py)
+    upgrade_variable_spelling: str = "examples"
+    """How the backend-post requests (allowUpgrade, its step-2 form) spell the upgrade variables: the guide's
+    examples write ``upgradeClientAccnum/upgradeClientSubacc/upgradeTypeId``, its Option 2 tables
+    ``upgradeclientAccnum/upgradeclientSubacc/upgradeTypeID`` (docs/ccbill-assumptions.md). The enc form always
+    uses the first: its table and example agree."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> CCBillClientSettings:
@@ -75,7 +80,21 @@ class CCBillClientSettings:
             credentials_max_age=int(_number(env, "BILLOPS_CCBILL_CREDENTIALS_MAX_AGE", 300)),
             upgrade_catalogue=env.get("BILLOPS_UPGRADE_CATALOGUE") or None,
             subaccounts=env.get("BILLOPS_CCBILL_SUBACCOUNTS") or None,
+            upgrade_variable_spelling=_spelling(env),
         )
+
+
+UPGRADE_VARIABLE_SPELLINGS = {
+    "examples": ("upgradeClientAccnum", "upgradeClientSubacc", "upgradeTypeId"),
+    "tables": ("upgradeclientAccnum", "upgradeclientSubacc", "upgradeTypeID"),
+}
+
+
+def _spelling(env: Mapping[str, str]) -> str:
+    value = (env.get("BILLOPS_UPGRADE_VARIABLE_SPELLING") or "examples").strip().lower()
+    if value not in UPGRADE_VARIABLE_SPELLINGS:
+        raise CCBillConfigurationError("BILLOPS_UPGRADE_VARIABLE_SPELLING must be examples or tables")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0.001) -> float:

@@ -1,23 +1,35 @@
 """The ``enc`` value of CCBill's Subscription Upgrade System, and the KMS-held TripleDES key behind it.
 
-CCBill's guide (ccbill-subscription-upgrade-system.txt) says only: "Using TripleDES encryption and your preferred
-Base64 encoding tool, encode the username or Subscription ID of the user using the encryption key." It publishes no
-mode, padding, key encoding or test vector (its sample could not be reproduced by anyone). So every one of those is a
-setting, and the default is the one public integration known to work (MagicMembers' ``mgm_ccbill``; ccbill-facts.md
-section 4):
+What CCBill's guide (ccbill-subscription-upgrade-system.txt) settles: ``enc`` is "TripleDES encrypted string, Base64
+Encoded. Will be inclusive of either the subscriptionId or username" - its example is ``subscriptionId = 1234567890
+OR username = johnDoe (before encryption)`` and a 44-character ``enc`` (32 bytes: ``subscriptionId=1234567890``, 25
+characters, padded to a whole block) - and the three upgrade variables (``upgradeClientAccnum``,
+``upgradeClientSubacc``, ``upgradeTypeId``) are separate form fields beside it. So the plaintext is the identity and
+nothing else: ``subscriptionId=<id>`` or ``username=<name>`` (``bare``: the value alone, a literal reading of "encode
+the username or Subscription ID").
 
-* plaintext ``query``: ``subscriptionId=<id>`` (or ``username=<name>``) followed by ``&upgradeClientAccnum=...
-  &upgradeClientSubacc=...&upgradeTypeId=...`` when more than one upgrade is configured; ``bare`` sends the ID or
-  username alone, as a literal reading of CCBill's sentence;
-* key ``hex``: the key CCBill gives is 48 hex digits, i.e. 24 bytes (three DES keys); ``hexmod`` is MagicMembers'
-  mapping of G-Z/g-z onto hex digits, right-padded with '0' to 48; ``raw`` takes the key text's bytes (16 or 24);
-* mode ``ecb`` (3DES-EDE3, no IV) or ``cbc`` (with ``BILLOPS_UPGRADE_ENC_IV``, 16 hex digits, default zeros);
-* padding ``space`` (1 to 8 spaces, a whole block when already aligned, as MagicMembers does), ``pkcs7``, ``zero``
-  (NULs up to the block, none when aligned, as PHP's mcrypt does) or ``none``.
+What it does not settle (mode, padding, how the key text becomes a TripleDES key; its sample key ``8745921457`` is 10
+digits, not 24 bytes, and its sample ``enc`` cannot be reproduced), each a setting (docs/ccbill-assumptions.md):
+
+* key ``hexmod`` (default): the key text as Merchant Support hands it out (``8745921457``, or 48 hex digits), read
+  the way Perl's ``pack("H*", ...)`` reads it - hex digits as themselves, other letters folded onto a nybble -
+  right-padded with '0' to 48 digits, i.e. 24 bytes. This is what Perl's Crypt::TripleDES does with a passphrase
+  (CCBill's scripts are Perl CGI) and what the one public working integration (MagicMembers' ``mgm_ccbill``) does; a
+  48-hex-digit key gives the same bytes as ``hex``. ``hex`` accepts 48 hex digits only; ``raw`` takes the key
+  text's bytes (16 or 24 characters);
+* mode ``ecb`` (3DES-EDE3, no IV; Crypt::TripleDES and MagicMembers) or ``cbc`` (``BILLOPS_UPGRADE_ENC_IV``);
+* padding ``space`` (1 to 8 spaces, as MagicMembers does), ``pkcs7``, ``zero`` or ``none``.
+
+A short key weakens the cipher: ``8745921457`` fills 5 of the 24 key bytes, the second and third DES keys are zero,
+and EDE3 with K2 = K3 is single DES under K1 (``key_strength_note`` says so; ``billops ccbill check`` prints it).
+
+``enc`` is a bearer credential (docs/upgrade-page.md): the same for every link of a subscription, with no expiry, and
+its 8-byte ECB blocks can be recombined across subscriptions. ``ENC_CREDENTIAL_WARNING`` is the sentence every
+answer that hands one out carries.
 
 The key never sits in clear in configuration: ``BILLOPS_UPGRADE_KEY_CIPHERTEXT`` (or the secret named by
-``BILLOPS_UPGRADE_KEY_SECRET_ARN``) holds the KMS ciphertext of the key text, decrypted once per container with
-the encryption context below. The decrypted key lives in an object whose repr is masked.
+``BILLOPS_UPGRADE_KEY_SECRET_ARN``) holds the KMS ciphertext of the key text exactly as given, decrypted once per
+container with the encryption context below. The decrypted key lives in an object whose repr is masked.
 """
 
 from __future__ import annotations
@@ -38,6 +50,15 @@ from billops.ccbill.errors import CCBillConfigurationError, CCBillError
 BLOCK = 8
 ENCRYPTION_CONTEXT = {"billops:purpose": "ccbill-upgrade-enc"}
 """KMS encryption context bound to the key's ciphertext: a ciphertext made for anything else will not decrypt here."""
+
+ENC_CREDENTIAL_WARNING = (
+    "enc is a permanent credential of this subscription: it is the same for every link, never expires (the link's "
+    "expires_at limits our page, not the enc), and anyone who holds it can upgrade - charge - the subscription at "
+    "CCBill's upgrade form. With TripleDES in ECB mode its 8-byte blocks can be recombined: a consumer holding the "
+    "enc of two subscriptions can build one for a third. Prefer the backend allowUpgrade post (a 30-minute window, "
+    "bound to the merchant's whitelisted IP: deploy with WorkerFixedEgressIp=true)."
+)
+"""Said wherever an enc is handed out (the upgrade link API, docs, ``billops ccbill check``)."""
 
 _HEX48 = re.compile(r"^[0-9A-Fa-f]{48}$")
 _HEXMOD_IN = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -75,7 +96,7 @@ class UpgradeKeyUnavailable(CCBillError):
 @dataclass(frozen=True)
 class EncRecipe:
     plaintext_format: PlaintextFormat = PlaintextFormat.QUERY
-    key_encoding: KeyEncoding = KeyEncoding.HEX
+    key_encoding: KeyEncoding = KeyEncoding.HEXMOD
     mode: CipherMode = CipherMode.ECB
     padding: Padding = Padding.SPACE
     iv: bytes = b"\x00" * BLOCK
@@ -103,7 +124,7 @@ class EncRecipe:
             raise CCBillConfigurationError("BILLOPS_UPGRADE_ENC_IV must be 16 hex digits")
         return cls(
             plaintext_format=choice("BILLOPS_UPGRADE_ENC_PLAINTEXT", PlaintextFormat, PlaintextFormat.QUERY),
-            key_encoding=choice("BILLOPS_UPGRADE_ENC_KEY_ENCODING", KeyEncoding, KeyEncoding.HEX),
+            key_encoding=choice("BILLOPS_UPGRADE_ENC_KEY_ENCODING", KeyEncoding, KeyEncoding.HEXMOD),
             mode=choice("BILLOPS_UPGRADE_ENC_MODE", CipherMode, CipherMode.ECB),
             padding=choice("BILLOPS_UPGRADE_ENC_PADDING", Padding, Padding.SPACE),
             iv=iv,
@@ -132,22 +153,44 @@ class UpgradeKey:
         raise TypeError("an UpgradeKey cannot be pickled")
 
 
-def derive_key(key_text: str, encoding: KeyEncoding = KeyEncoding.HEX) -> UpgradeKey:
-    """The 3DES key from the key text CCBill gave, per ``encoding`` (see the module docstring)."""
+def derive_key(key_text: str, encoding: KeyEncoding = KeyEncoding.HEXMOD) -> UpgradeKey:
+    """The 3DES key from the key text CCBill gave, per ``encoding`` (see the module docstring).
+
+    Refuses only what cannot be a key under that encoding; the message says why, never what the key is."""
     text = key_text.strip()
     if encoding is KeyEncoding.HEX:
         if not _HEX48.match(text):
-            raise CCBillConfigurationError("the upgrade key must be 48 hex digits (key encoding 'hex')")
+            raise CCBillConfigurationError(f"the upgrade key has {len(text)} characters; key encoding 'hex' needs "
+                                           "exactly 48 hex digits (BILLOPS_UPGRADE_ENC_KEY_ENCODING=hexmod takes "
+                                           "a key as Merchant Support hands it out, e.g. 10 digits)")
         return UpgradeKey(bytes.fromhex(text))
     if encoding is KeyEncoding.HEXMOD:
-        if not text or len(text) > 48 or any(char not in _HEXMOD_IN for char in text):
-            raise CCBillConfigurationError("the upgrade key must be 1 to 48 letters or digits (key encoding "
-                                           "'hexmod')")
+        if not text:
+            raise CCBillConfigurationError("the upgrade key is empty")
+        if len(text) > 48:
+            raise CCBillConfigurationError(f"the upgrade key has {len(text)} characters; a TripleDES key holds at "
+                                           "most 48 hex digits (24 bytes)")
+        if any(char not in _HEXMOD_IN for char in text):
+            raise CCBillConfigurationError("the upgrade key may hold letters and digits only (key encoding "
+                                           "'hexmod'); copy it exactly as Merchant Support gave it")
         return UpgradeKey(bytes.fromhex(text.translate(_HEXMOD).ljust(48, "0")))
     material = text.encode("utf-8")
     if len(material) not in (16, 24):
-        raise CCBillConfigurationError("the upgrade key must be 16 or 24 characters (key encoding 'raw')")
+        raise CCBillConfigurationError(f"the upgrade key has {len(material)} bytes; key encoding 'raw' needs 16 or "
+                                       "24 characters")
     return UpgradeKey(material)
+
+
+def key_strength_note(key: UpgradeKey) -> str | None:
+    """A warning when the key's three DES keys are not distinct (a short key padded with zeros): TripleDES then
+    degenerates to single DES (K1 = K2 cancels out, K2 = K3 too). None when the three differ."""
+    material = key.material()
+    parts = [material[0:8], material[8:16], material[16:24] if len(material) == 24 else material[0:8]]
+    if parts[0] == parts[1] or parts[1] == parts[2]:
+        return ("the upgrade key's three DES keys are not distinct (a short key is padded with zeros), so "
+                "TripleDES works as single DES (56-bit key): an enc can be brute-forced; prefer the backend "
+                "allowUpgrade post")
+    return None
 
 
 def pad(data: bytes, padding: Padding) -> bytes:
@@ -213,9 +256,10 @@ def upgrade_plaintext(
     *,
     subscription_id: str | None = None,
     username: str | None = None,
-    upgrade_variables: Mapping[str, str] | None = None,
 ) -> str:
-    """What gets encrypted: the subscription ID or username, with the upgrade variables in the 'query' format."""
+    """What gets encrypted: the subscriber's identity only, ``subscriptionId=<id>`` or ``username=<name>`` ('query',
+    the guide's "subscriptionId = 1234567890 OR username = johnDoe (before encryption)"), or the bare value ('bare').
+    The upgrade variables never go inside: they are separate form fields."""
     if (subscription_id is None) == (username is None):
         raise ValueError("give exactly one of subscription_id or username")
     name, value = ("subscriptionId", subscription_id) if subscription_id is not None else ("username", username)
@@ -223,8 +267,25 @@ def upgrade_plaintext(
         raise ValueError("give exactly one of subscription_id or username")
     if recipe.plaintext_format is PlaintextFormat.BARE:
         return value
-    pairs = [(name, value), *(upgrade_variables or {}).items()]
-    return "&".join(f"{key}={quote(str(item), safe='')}" for key, item in pairs)
+    return f"{name}={quote(str(value), safe='')}"
+
+
+def identity_from_plaintext(plaintext: str, recipe: EncRecipe) -> tuple[str, str] | None:
+    """The inverse of upgrade_plaintext: ("subscriptionId" | "username", value), or None when the plaintext holds
+    anything but one identity (the sandbox, playing CCBill, refuses such an enc)."""
+    from urllib.parse import unquote
+
+    if recipe.plaintext_format is PlaintextFormat.BARE:
+        if not plaintext or "=" in plaintext or "&" in plaintext:
+            return None
+        return ("subscriptionId", plaintext) if plaintext.isdigit() else ("username", plaintext)
+    name, separator, value = plaintext.partition("=")
+    if not separator or name not in ("subscriptionId", "username") or not value or "&" in value or "=" in value:
+        return None
+    value = unquote(value)
+    if name == "subscriptionId" and not value.isdigit():
+        return None
+    return name, value
 
 
 # --- the KMS-held key -------------------------------------------------------------------------------------------
@@ -237,7 +298,7 @@ class KmsUpgradeKeyProvider:
         self,
         ciphertext_b64: str | Callable[[], str],
         *,
-        key_encoding: KeyEncoding = KeyEncoding.HEX,
+        key_encoding: KeyEncoding = KeyEncoding.HEXMOD,
         kms_client_factory: Callable[[], Any] | None = None,
         kms_key_id: str | None = None,
     ) -> None:
@@ -302,15 +363,15 @@ class UpgradeEncryptor:
         self._key_provider = key_provider
         self.recipe = recipe or EncRecipe()
 
-    def _key(self) -> UpgradeKey:
+    def key(self) -> UpgradeKey:
+        """The key (decrypted through KMS once per container); raises UpgradeKeyUnavailable."""
         provider = self._key_provider
         return provider.get() if isinstance(provider, KmsUpgradeKeyProvider) else provider()
 
-    def enc(self, *, subscription_id: str | None = None, username: str | None = None,
-            upgrade_variables: Mapping[str, str] | None = None) -> str:
-        plaintext = upgrade_plaintext(self.recipe, subscription_id=subscription_id, username=username,
-                                      upgrade_variables=upgrade_variables)
-        return encrypt(self._key(), plaintext, self.recipe)
+    def enc(self, *, subscription_id: str | None = None, username: str | None = None) -> str:
+        """The enc of one subscriber: the identity only (the upgrade variables are separate form fields)."""
+        plaintext = upgrade_plaintext(self.recipe, subscription_id=subscription_id, username=username)
+        return encrypt(self.key(), plaintext, self.recipe)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None,

@@ -48,6 +48,16 @@ class Authenticator:
     def authenticate(self, authorization: str | None, source_ip: str) -> ApiKey:
         """The caller's key, or MerchantApiError 401 / 429 (500 when the keys table cannot be read)."""
         secret = presented_key(authorization)
+        blocked = self.limits.blocked_here(source_ip or "unknown")
+        if blocked is not None:
+            # Checked before any lookup: a blocked source's keys are not read (each distinct bad key would cost a
+            # DynamoDB read). A key this container already knows to be valid still passes.
+            known = self.keys.known(secret)
+            if known is not None:
+                return known
+            logger.info("API authentication refused: the source is blocked",
+                        extra={"source_ip": source_ip, "key_presented": secret is not None, "throttled": True})
+            raise failures.request_limit_exceeded(blocked.retry_after_seconds)
         key = None
         if secret is not None:
             try:

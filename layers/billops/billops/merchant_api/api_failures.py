@@ -18,6 +18,8 @@ from billops.api_errors import INVALID_REQUEST, OPERATION_FAILED, ApiError
 class MerchantApiError(ApiError):
     ccbill_code: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Fields added to the body (e.g. ``operation_id``: the existing operation a 409 names)."""
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = dict(super().body())
@@ -26,6 +28,7 @@ class MerchantApiError(ApiError):
 
             body["ccbill_code"] = self.ccbill_code
             body["ccbill_meaning"] = result_code(self.ccbill_code).meaning
+        body.update(self.extra)
         return body
 
 
@@ -61,6 +64,12 @@ def invalid_request(message: str, param: str | None = None) -> MerchantApiError:
 
 def invalid_state(message: str, ccbill_code: int | None = None) -> MerchantApiError:
     return MerchantApiError(409, message, "invalid_state_for_request", INVALID_REQUEST, None, ccbill_code)
+
+
+def upgrade_already_requested(message: str, operation_id: str) -> MerchantApiError:
+    """409: the subscription already has an upgrade to this destination (in flight or recently succeeded)."""
+    return MerchantApiError(409, message, "invalid_state_for_request", INVALID_REQUEST, "force",
+                            extra={"operation_id": operation_id})
 
 
 def idempotency_conflict() -> MerchantApiError:

@@ -318,6 +318,17 @@ class KeyStore:
                 self._cache.popitem(last=False)
         return key
 
+    def known(self, secret: str | None) -> ApiKey | None:
+        """The key ``secret`` is when this container looked it up recently and found it active; never reads."""
+        if not secret or len(secret) > MAX_SECRET_LENGTH:
+            return None
+        key_hash = hash_secret(secret)
+        with self._lock:
+            cached = self._cache.get(key_hash)
+        if cached is not None and self.clock() - cached[1] < self.cache_seconds:
+            return cached[0]
+        return None
+
     def forget(self) -> None:
         with self._lock:
             self._cache.clear()

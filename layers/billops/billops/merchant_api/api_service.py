@@ -36,7 +36,8 @@ EVENT_ACTIONS_HEADERS = ("billops-event-actions", "chargebee-event-actions")
 """``<header>: all-disabled`` switches off the domain events of the operation a request creates (ChargeBee's
 ``chargebee-event-actions``, accepted under its own name too)."""
 ALL_DISABLED = "all-disabled"
-UPGRADE_LINK_PARAMETERS = ("method", "upgrade_client_accnum", "upgrade_client_subacc", "upgrade_type_id")
+UPGRADE_LINK_PARAMETERS = ("method", "upgrade_client_accnum", "upgrade_client_subacc", "upgrade_type_id",
+                           "identify_by")
 UPGRADE_LINK_METHODS = {"enc": "enc", "allow_upgrade": "allow_upgrade"}
 MAX_LOOKBACK_DAYS = 31
 
@@ -243,9 +244,10 @@ class MerchantApi:
         for name, value in parameters.items():
             if not isinstance(value, (str, int)) or isinstance(value, bool):
                 raise failures.param_wrong_value(f"{name} must be a string.", name)
-        method = str(parameters.get("method", "enc"))
-        if method not in UPGRADE_LINK_METHODS:
-            raise failures.param_wrong_value("method must be enc (the default) or allow_upgrade.", "method")
+        method = str(parameters["method"]) if "method" in parameters else None
+        if method is not None and method not in UPGRADE_LINK_METHODS:
+            raise failures.param_wrong_value("method must be enc or allow_upgrade (the default is the deployment's "
+                                             "upgrade Security Type).", "method")
         idempotency_key = check_idempotency_key(headers.get("idempotency-key"))
         fingerprint = request_hash({"route": "upgrade_link", "subscription_id": subscription_id,
                                     "parameters": {k: str(v) for k, v in parameters.items()}, "method": method})
@@ -257,19 +259,23 @@ class MerchantApi:
         factory = self._link_factory
         if factory is None:
             from billops.upgrade_page.upgrade_links import create_upgrade_link as factory
-        link = factory(record, method=UPGRADE_LINK_METHODS[method],
+        link = factory(record, method=UPGRADE_LINK_METHODS[method] if method else None,
                        upgrade_client_accnum=_text(parameters.get("upgrade_client_accnum")),
                        upgrade_client_subacc=_text(parameters.get("upgrade_client_subacc")),
-                       upgrade_type_id=_text(parameters.get("upgrade_type_id")), idempotency_key=idempotency_key)
+                       upgrade_type_id=_text(parameters.get("upgrade_type_id")), idempotency_key=idempotency_key,
+                       identify_by=_text(parameters.get("identify_by")))
         body_out = {"upgrade_link": {
             "url": link["url"], "action_url": link["action_url"],
             "form_fields": {str(k): str(v) for k, v in dict(link["form_fields"]).items()},
             "expires_at": link["expires_at"], "method": link.get("method", method),
             "operation_id": link.get("operation_id"),
+            "credential_warning": link.get("credential_warning"),
+            "identify_by": link.get("identify_by", "subscription_id"),
         }}
         self.on_metric("ApiUpgradeLinkCreated")
         logger.info("upgrade link created", extra={"subscription_id": subscription_id, "key_id": key.key_id,
-                                                   "method": method, "operation_id": link.get("operation_id")})
+                                                   "method": body_out["upgrade_link"]["method"],
+                                                   "operation_id": link.get("operation_id")})
         if idempotency_key is None:
             return Answer(200, body_out)
         status, kept_body = self._read(lambda: self.idempotent.remember("upgrade_link", idempotency_key, fingerprint,

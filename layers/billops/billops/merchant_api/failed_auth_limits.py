@@ -7,10 +7,12 @@ window). The first ``BILLOPS_API_AUTH_FAILURE_LIMIT`` failures are answered 401;
 source is answered 429 with ``Retry-After`` until the window ends. A container that has seen a source blocked remembers it until the window
 ends and answers its further failures without asking DynamoDB, so a flood of bad keys costs no writes.
 
-What is deliberately not done: a valid key is never refused because its source failed before. Keys carry 190 random
-bits - failures cannot be turned into a guess - so the limit exists to tell a broken client to stop and to keep a
-flood of bad requests cheap, not to lock out a merchant whose NAT address another client shares. It also keeps the
-warm path of a valid key free of AWS calls.
+A container checks its own record of blocked sources before it looks a key up (api_authentication.py): a flood of
+distinct bad keys from a blocked source costs no read either. A valid key this container has looked up recently
+still passes from a blocked source; one it has not seen gets the 429 until the window ends (reading it would mean a
+read per bad key again). Keys carry 190 random bits - failures cannot be turned into a guess - so the limit exists
+to tell a broken client to stop and to keep a flood of bad requests cheap, not to lock out a merchant whose NAT
+address another client shares. It also keeps the warm path of a valid key free of AWS calls.
 
 When DynamoDB cannot count (throttled, unreachable) the failure is answered 401 as usual: counting is a brake, not
 a gate.

@@ -72,7 +72,7 @@ PARAMETERS = {
     "cancel": ("run_at",),
     "extend": ("days", "run_at"),
     "upgrade": ("method", "client_accnum", "client_subacc", "upgrade_type_id", "upgrade", *PRICING, "special_offer",
-                "shared_authentication", "run_at"),
+                "shared_authentication", "cancel_original", "force", "run_at"),
     "refund": ("amount", "transaction_id", "run_at"),
     "void": ("transaction_id", "run_at"),
 }
@@ -228,8 +228,10 @@ class OperationRequests:
         if request.operation_type == "cancel" and facts.state is SubscriptionState.CANCELLED:
             raise failures.invalid_state(f"Subscription {request.subscription_id} is already cancelled.")
         now = self.clock()
-        self._validate(new_record(message, now, max_attempts=self.settings.max_attempts), subscription, facts,
-                       parameters)
+        record = new_record(message, now, max_attempts=self.settings.max_attempts)
+        plan = self._validate(record, subscription, facts, parameters)
+        if request.operation_type == "upgrade":
+            self._one_upgrade_at_a_time(record, plan)
 
         return self._queued(lambda: record_and_queue(message, table=self.table, settings=self.settings,
                                                      sqs=self.sqs, clock=lambda: now))
@@ -278,24 +280,28 @@ class OperationRequests:
         pricing = [name for name in PRICING if name in given]
         extras = [name for name in ("special_offer", "shared_authentication") if name in given]
         by_catalogue = "upgrade" in given or "upgrade_type_id" in given
+        flags = {name: _flag(given[name], name) for name in ("cancel_original", "force") if name in given}
         if method == "allow_upgrade":
-            if pricing or extras:
-                name = (pricing + extras)[0]
+            if pricing or extras or "cancel_original" in flags:
+                name = (pricing + extras + ["cancel_original"])[0]
                 raise failures.param_wrong_value(f"{name} applies to method=api only; the Subscription Upgrade "
                                                  "System uses the upgrades CCBill set up.", name)
-            return {"method": method, "upgrade": self._catalogue_key(given, by_accounts=True)}
+            return {"method": method, "upgrade": self._catalogue_key(given, by_accounts=True),
+                    **({"force": True} if flags.get("force") else {})}
+        flags = {name: True for name, value in flags.items() if value}  # false is the default: not stored
         if by_catalogue:
             if pricing:
                 which = "upgrade_type_id" if "upgrade_type_id" in given else "upgrade"
                 raise failures.param_wrong_value(f"give either {which} or the pricing ({', '.join(PRICING)}), not "
                                                  "both.", pricing[0])
             return {"method": method, "upgrade": self._catalogue_key(given, by_accounts=False),
-                    **{name: given[name] for name in extras}}
+                    **{name: given[name] for name in extras}, **flags}
         return {
             "method": method,
             "new_client_accnum": given.get("client_accnum", subscription.get("client_accnum")),
             "new_client_subacc": given.get("client_subacc"),
             **{name: given[name] for name in (*pricing, *extras)},
+            **flags,
         }
 
     def _catalogue_key(self, given: dict[str, Any], *, by_accounts: bool) -> str | None:
@@ -337,12 +343,29 @@ class OperationRequests:
 
     # --- the worker's checks, now ---------------------------------------------------------------------------------
 
+    def _one_upgrade_at_a_time(self, record: dict[str, Any], plan: Mapping[str, Any]) -> None:
+        """409 naming the operation when the subscription already has an upgrade to this destination in flight or
+        recently succeeded (billops.operations.upgrade_guard), unless the request says force."""
+        from billops.operations.upgrade_guard import UpgradeGuard, refusal_message
+
+        guard = UpgradeGuard(self.table, self.settings.upgrade_repeat_window_seconds, self.clock)
+        try:
+            blocking = guard.admit(record["operation_id"], record["subscription_id"], record["parameters"],
+                                   self.validation.catalogue, plan)
+        except StorageUnavailable:
+            logger.exception("the subscription's upgrades could not be read")
+            raise failures.service_unavailable() from None
+        if blocking is not None:
+            raise failures.upgrade_already_requested(refusal_message(record["subscription_id"], blocking),
+                                                     str(blocking.get("operation_id")))
+
     def _validate(self, record: dict[str, Any], subscription: dict[str, Any], facts: Any,
-                  given: Mapping[str, Any]) -> None:
+                  given: Mapping[str, Any]) -> dict[str, Any]:
         try:
             client = self.validation.client(facts.client_accnum)
             plan = plan_for(record, client, facts, self.facts_store.current_recurring_price(subscription))
             plan.send()
+            return dict(plan.details)
         except ActionRefused as refusal:
             raise _refusal(refusal.param, refusal.message, refusal.code, given) from None
         except CCBillRequestInvalid as refusal:
@@ -350,6 +373,16 @@ class OperationRequests:
         except CCBillConfigurationError:
             logger.exception("the CCBill client's configuration is broken")
             raise failures.service_unavailable() from None
+
+
+def _flag(value: Any, name: str) -> bool:
+    """A boolean request parameter: JSON true/false, or the form's "true"/"false"."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "false"):
+        return text == "true"
+    raise failures.param_wrong_value(f"{name} must be true or false.", name)
 
 
 def _refusal(param: str | None, message: str, code: int | None, given: Mapping[str, Any]

@@ -21,6 +21,25 @@ FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 
 
+MAX_JSON_DEPTH = 8
+"""Parameters are flat (a value at most a small object): anything deeper is refused before it reaches code that
+walks it (validation, logging) recursively."""
+
+
+def _depth(value: Any, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """How deeply containers nest in ``value``, counted without recursion and no further than ``limit``."""
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level >= limit:
+                return level
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
@@ -54,10 +73,12 @@ def parse_body(body: str | None, is_base64_encoded: bool, content_type: str | No
     if media_type == JSON or media_type.endswith("+json") or (not media_type and text.startswith("{")):
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise failures.invalid_request("The request body is not valid JSON.") from None
         if not isinstance(document, dict):
             raise failures.invalid_request("The request body must be a JSON object.")
+        if _depth(document) > MAX_JSON_DEPTH:
+            raise failures.invalid_request(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.")
         return document
     if media_type in ("", FORM, "application/x-www-form-encoded", "text/plain"):
         return _pairs(text, "request body")

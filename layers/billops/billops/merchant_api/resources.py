@@ -224,13 +224,26 @@ def _failure(record: Mapping[str, Any]) -> dict[str, Any] | None:
         from billops.ccbill.result_codes import result_code
 
         meaning = result_code(code).meaning
-    return {
+    resource = {
         "reason": _text(failure.get("reason")),
         "message": _text(failure.get("message")),
         "param": _text(failure.get("param")),
         "ccbill_code": code,
         "ccbill_meaning": meaning,
     }
+    if failure.get("existing_operation_id"):  # duplicate_upgrade: the upgrade that stands in the way
+        resource["existing_operation_id"] = _text(failure.get("existing_operation_id"))
+    return resource
+
+
+def _original_subscription(record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Upgrades by API: whether the original keeps billing, or which operation cancels it (cancel_original)."""
+    from billops.operations.upgrade_follow_ups import original_subscription_note
+
+    note = original_subscription_note(record)
+    if note is not None and record.get("cancel_original_operation_id"):
+        note["cancel_operation_id"] = _text(record.get("cancel_original_operation_id"))
+    return note
 
 
 def operation_resource(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -252,6 +265,7 @@ def operation_resource(record: Mapping[str, Any]) -> dict[str, Any]:
         "ccbill_result": _ccbill_result(record),
         "failure": _failure(record),
         "new_subscription_id": _text(record.get("new_subscription_id")),
+        "original_subscription": _original_subscription(record),
         "upgrade_form": None if not form or status != states.AWAITING_CONSUMER else {
             "url": _text(form.get("url")),
             "method": _text(form.get("method")) or "POST",

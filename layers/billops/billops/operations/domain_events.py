@@ -6,7 +6,10 @@ Bus ``BILLOPS_EVENT_BUS_NAME``, source ``billops``, detail-types:
 * ``OperationEscalated`` - its outcome stayed unknown and automation stopped: a person must look;
 * ``OperationAwaitingConsumer`` - allowUpgrade opened CCBill's 30-minute window: send the consumer to the form in
   the detail (``upgrade_form.url`` + ``upgrade_form.fields``) before ``window_expires_at``;
-* ``SubscriptionChanged`` - the projector's fold changed a subscription's state (status, price, dates).
+* ``SubscriptionChanged`` - the projector's fold changed a subscription's state (status, price, dates);
+* ``UnexpectedUpgradeSale`` - an UpgradeSuccess / UpSaleSuccess for a subscription that was never
+  offered an upgrade link and has no upgrade operation: someone upgraded it with a credential billops did not hand
+  out for it (a spliced ``enc``, docs/upgrade-page.md). Also the metric of the same name and its alarm.
 
 Details carry IDs, statuses and CCBill's code and meaning - never personal data (no names, emails, usernames).
 A message with ``suppress_domain_events: true`` produces none of the Operation* events.
@@ -36,6 +39,7 @@ OPERATION_ESCALATED = "OperationEscalated"
 OPERATION_REJECTED = "OperationRejected"
 OPERATION_AWAITING_CONSUMER = "OperationAwaitingConsumer"
 SUBSCRIPTION_CHANGED = "SubscriptionChanged"
+UNEXPECTED_UPGRADE_SALE = "UnexpectedUpgradeSale"
 
 _MAX_ENTRIES_PER_PUT = 10
 
@@ -160,6 +164,22 @@ def operation_event(detail_type: str, record: Mapping[str, Any], at: str) -> Dom
     if detail_type == OPERATION_ESCALATED:
         detail["unknown_reason"] = record.get("unknown_reason")
     return DomainEvent(detail_type, _plain(detail))
+
+
+def unexpected_upgrade_sale_event(delivery_key: str, event_type: str, original_subscription_id: str,
+                                  new_subscription_id: str, client_accnum: str | None, client_subacc: str | None,
+                                  at: str) -> DomainEvent:
+    detail = {
+        "event_id": f"{delivery_key}:{UNEXPECTED_UPGRADE_SALE}",
+        "event_type": event_type,
+        "original_subscription_id": original_subscription_id,
+        "new_subscription_id": new_subscription_id,
+        "client_accnum": client_accnum,
+        "client_subacc": client_subacc,
+        "reason": "no upgrade link was offered for the original subscription and no upgrade operation exists for it",
+        "occurred_at": at,
+    }
+    return DomainEvent(UNEXPECTED_UPGRADE_SALE, detail)
 
 
 def subscription_changed_event(previous: Mapping[str, Any] | None, current: Mapping[str, Any],

@@ -191,6 +191,11 @@ def _charge_upgrade(subscription_id: str, parameters: dict[str, Any], client: CC
 
 def _allow_upgrade(subscription_id: str, parameters: dict[str, Any], client: CCBillClient,
                    facts: SubscriptionFacts, subacc: str | None) -> Plan:
+    from billops.ccbill.upgrade_security import method_refusal, upgrade_security_from_env
+
+    refusal = method_refusal(upgrade_security_from_env(), "allow_upgrade")
+    if refusal is not None:
+        raise ActionRefused("method", refusal)
     origin_subacc = subacc or facts.client_subacc
     if not origin_subacc:
         raise ActionRefused("clientSubacc", "the subscription's subaccount is not known yet (no webhook of it was "
@@ -198,18 +203,36 @@ def _allow_upgrade(subscription_id: str, parameters: dict[str, Any], client: CCB
     upgrade = parameters.get("upgrade")
     if len(client.catalogue):
         client.catalogue.get(upgrade)  # names an unknown upgrade now, before anything is sent
-    details = _compact({"action": "allowUpgrade", "client_subacc": str(origin_subacc).zfill(4), "upgrade": upgrade})
-    return Plan(details,
-                lambda: client.allow_upgrade(str(origin_subacc), subscription_id=subscription_id, upgrade=upgrade),
-                resend_harmless=True)
+    sealed = parameters.get("username_ciphertext")
+    details = _compact({"action": "allowUpgrade", "client_subacc": str(origin_subacc).zfill(4), "upgrade": upgrade,
+                        "identity": "username" if sealed else None})
+
+    def send() -> CCBillOutcome:
+        if not sealed:
+            return client.allow_upgrade(str(origin_subacc), subscription_id=subscription_id, upgrade=upgrade)
+        from billops.privacy.upgrade_identity import UpgradeIdentityUnavailable, open_username
+
+        try:  # opened only for the call: the username is in no record, log or event
+            username = open_username(subscription_id, str(sealed))
+        except UpgradeIdentityUnavailable as problem:
+            raise ActionRefused("username_ciphertext", str(problem)) from None
+        return client.allow_upgrade(str(origin_subacc), username=username, upgrade=upgrade)
+
+    return Plan(details, send, resend_harmless=True)
 
 
 def upgrade_form_for(record: dict[str, Any], client: CCBillClient) -> dict[str, Any]:
-    """The consumer's step-2 form after a successful allowUpgrade (no call is made)."""
+    """The consumer's step-2 form after a successful allowUpgrade (no call is made). For a post made by username
+    the form's ``username`` is left out (personal data: the record and the event must not hold it) and
+    ``identity`` says so; the upgrade page fills it in from the sealed username."""
     plan = record.get("plan") or {}
     form = client.upgrade_form(plan["client_subacc"], subscription_id=str(record["subscription_id"]),
                                upgrade=plan.get("upgrade"), method="backend_post")
-    return {"url": form.url, "method": "POST", "fields": dict(form.fields)}
+    fields = dict(form.fields)
+    if plan.get("identity") == "username":
+        fields.pop("subscriptionId", None)
+        return {"url": form.url, "method": "POST", "fields": fields, "identity": "username"}
+    return {"url": form.url, "method": "POST", "fields": fields}
 
 
 def _text(value: Any) -> str | None:

@@ -69,6 +69,13 @@ class ChargeUpgradeParameters(_Strict):
     currency_code: Annotated[str, Field(pattern=CURRENCY_PATTERN)] | None = None
     special_offer: bool | None = None
     shared_authentication: bool | None = None
+    cancel_original: bool | None = Field(
+        default=None, description="true: once the upgrade has succeeded, billops cancels the original subscription "
+                                  "(its own operation, exactly once). chargeByPreviousTransactionId starts a new "
+                                  "subscription and leaves the original billing; without this it keeps billing.")
+    force: bool | None = Field(
+        default=None, description="true: carry the upgrade out even though the subscription has another upgrade to "
+                                  "this destination in flight or recently succeeded (otherwise refused).")
 
     @model_validator(mode="after")
     def _one_price_point(self) -> ChargeUpgradeParameters:
@@ -99,6 +106,13 @@ class AllowUpgradeParameters(_Strict):
 
     method: Literal["allow_upgrade"]
     upgrade: Annotated[str, Field(pattern=UPGRADE_KEY_PATTERN)] | None = None
+    username_ciphertext: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{16,4096}={0,2}$")] | None = Field(
+        default=None, description="Identify the subscriber to CCBill by username instead of subscriptionId: the "
+                                  "username sealed with KMS (BillopsKey, encryption context billops:purpose="
+                                  "upgrade-identity, billops:subscription=<subscription_id>), Base64.")
+    force: bool | None = Field(
+        default=None, description="true: post allowUpgrade even though the subscription has an upgrade by API to "
+                                  "this destination in flight, or an upgrade to it recently succeeded.")
 
 
 UpgradeParameters = Annotated[ChargeUpgradeParameters | AllowUpgradeParameters, Field(discriminator="method")]

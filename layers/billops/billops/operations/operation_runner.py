@@ -62,6 +62,7 @@ from billops.operations.operation_writer import OperationWriter
 from billops.operations.retry_policy import RetryPolicy
 from billops.operations.settlement import Settler
 from billops.operations.subscription_facts_store import SubscriptionFactsStore
+from billops.operations.upgrade_guard import DUPLICATE_UPGRADE, UpgradeGuard, refusal_message
 from billops.storage.operations_table import Condition, OperationsTable
 
 logger = logging.getLogger(__name__)
@@ -255,6 +256,16 @@ class OperationRunner:
         except ActionRefused as refusal:
             moved = self._refuse(record, refusal, sources=(record["status"],))
             return None if moved is None else RunResult("refused", op_id, states.FAILED, ["OperationRefused"])
+        if record.get("operation_type") == "upgrade" and not int(record.get("attempt") or 0):
+            # The merchant API checked this before recording; a message put on the queue directly was not.
+            blocking = UpgradeGuard(self.table, self.settings.upgrade_repeat_window_seconds, self.clock).admit(
+                op_id, str(record["subscription_id"]), record.get("parameters") or {}, client.catalogue,
+                plan.details)
+            if blocking is not None:
+                moved = self._refuse(record, ActionRefused(
+                    "force", refusal_message(str(record["subscription_id"]), blocking)), sources=(record["status"],),
+                    reason=DUPLICATE_UPGRADE, extra={"existing_operation_id": str(blocking.get("operation_id"))})
+                return None if moved is None else RunResult("refused", op_id, states.FAILED, ["OperationRefused"])
         self._check_time(client, remaining_ms)
 
         now = self.clock()
@@ -305,15 +316,15 @@ class OperationRunner:
         if remaining_ms() < needed:
             raise NotEnoughTime("not enough time left in this invocation for a CCBill call")
 
-    def _refuse(self, record: dict[str, Any], refusal: ActionRefused, *, sources: tuple[str, ...]
-                ) -> dict[str, Any] | None:
+    def _refuse(self, record: dict[str, Any], refusal: ActionRefused, *, sources: tuple[str, ...],
+                reason: str = "request_invalid", extra: dict[str, Any] | None = None) -> dict[str, Any] | None:
         now = self.clock()
         condition = Condition(equals={"attempt": int(record.get("attempt") or 0)}, due_by=iso(now))
         moved = self.writer.move(
             record, target=states.FAILED, sources=sources, condition=condition,
-            values={"failure": {"reason": "request_invalid", "message": refusal.message[:500],
-                                "param": refusal.param, "code": refusal.code},
-                    "failure_reason": "request_invalid", "ccbill_called": False, "completed_at": iso(now)},
+            values={"failure": {"reason": reason, "message": refusal.message[:500],
+                                "param": refusal.param, "code": refusal.code, **(extra or {})},
+                    "failure_reason": reason, "ccbill_called": False, "completed_at": iso(now)},
             remove=("waiting", "due_at", "lease_expires_at"),
             event_types=[events.OPERATION_FAILED])
         if moved is not None:
@@ -394,6 +405,7 @@ class OperationRunner:
                                                          "ccbill_code": outcome.code, "attempt": attempt})
         if target == states.SUCCEEDED:
             self._note_on_subscription(written, outcome)
+            written = dict(self.settler.follow_ups.after_success(written))
         if target == states.UNKNOWN:
             # Look at once: a status read settles a cancel or an extension now, a webhook may already be stored.
             written = self.settler.settle(written)

@@ -29,6 +29,11 @@ class OperationSettings:
     """CCBill's allowUpgrade window: 30 minutes (ccbill-subscription-upgrade-system.txt)."""
     evidence_tolerance_seconds: float = 300.0
     """A webhook counts as evidence of a call if CCBill's timestamp or our receipt is at most this much earlier."""
+    upgrade_repeat_window_seconds: float = 2592000.0
+    """A second upgrade to a destination an upgrade succeeded to less than this long ago is refused unless forced
+    (upgrade_guard.py)."""
+    settle_by_failure_webhooks: bool = True
+    """UpSaleFailure / UpgradeFailure deliveries settle a matching unknown upgrade as failed (settlement.py)."""
     refresh_stale_seconds: float = 86400.0
     refresh_limit: int = 20
     scheduler_batch: int = 100
@@ -61,6 +66,9 @@ def operation_settings_from_env(env: Mapping[str, str] | None = None) -> Operati
         settle_window_seconds=_number(env, "BILLOPS_SETTLE_WINDOW_SECONDS", 1800.0),
         upgrade_window_seconds=_number(env, "BILLOPS_UPGRADE_WINDOW_SECONDS", 1800.0),
         evidence_tolerance_seconds=_number(env, "BILLOPS_EVIDENCE_TOLERANCE_SECONDS", 300.0),
+        upgrade_repeat_window_seconds=_number(env, "BILLOPS_UPGRADE_REPEAT_WINDOW_SECONDS", 2592000.0),
+        settle_by_failure_webhooks=(env.get("BILLOPS_SETTLE_BY_FAILURE_WEBHOOKS") or "true").strip().lower()
+        != "false",
         refresh_stale_seconds=_number(env, "BILLOPS_REFRESH_STALE_SECONDS", 86400.0),
         refresh_limit=int(_number(env, "BILLOPS_RECONCILE_REFRESH_LIMIT", 20)),
         scheduler_batch=int(_number(env, "BILLOPS_SCHEDULER_BATCH", 100, minimum=1)),

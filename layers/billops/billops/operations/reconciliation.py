@@ -9,6 +9,8 @@ What it settles, each from the by_status index, oldest first, in bounded batches
    index for upgrades by API, re-sends where harmless, escalation after the settle window. Escalated upgrades by API
    are still checked for a late webhook; other escalated operations are left to a person;
 4. domain events still pending on recently updated operations (EventBridge refused them earlier) -> published;
+   recently succeeded upgrades by API with ``cancel_original`` whose cancellation is not queued yet (the projector
+   settled them from a webhook, or the queue failed) -> the cancellation submitted (upgrade_follow_ups.py);
 5. stale subscriptions: active or cancelled subscriptions whose CCBill view is missing or older than
    BILLOPS_REFRESH_STALE_SECONDS get a ``refresh`` operation on the queue (idempotency key
    ``reconcile-refresh:<subscription>:<hour>``, domain events suppressed), at most BILLOPS_RECONCILE_REFRESH_LIMIT
@@ -47,6 +49,7 @@ class ReconciliationResult:
     leases_expired: int = 0
     settled: dict[str, int] = field(default_factory=dict)
     events_flushed: int = 0
+    cancellations_queued: int = 0
     refreshes_enqueued: int = 0
     errors: int = 0
     ccbill_calls_paused: bool = False
@@ -54,6 +57,7 @@ class ReconciliationResult:
     def as_dict(self) -> dict[str, Any]:
         return {"windows_expired": self.windows_expired, "leases_expired": self.leases_expired,
                 "settled": dict(self.settled), "events_flushed": self.events_flushed,
+                "cancellations_queued": self.cancellations_queued,
                 "refreshes_enqueued": self.refreshes_enqueued, "errors": self.errors,
                 "ccbill_calls_paused": self.ccbill_calls_paused}
 
@@ -80,6 +84,7 @@ class Reconciler:
         self._each(states.UNKNOWN, result, self._settle)
         self._flush_outbox(result)
         paused = self._breaker_state(result)
+        self._cancel_originals(result)  # queued only: while CCBill calls are paused they wait like any operation
         if not paused:
             self._refresh_stale(result)
         logger.info("reconciliation finished", extra=result.as_dict())
@@ -149,6 +154,19 @@ class Reconciler:
                         after = self.writer.flush(current)
                         if not after.get("pending_events"):
                             result.events_flushed += 1
+
+    def _cancel_originals(self, result: ReconciliationResult) -> None:
+        from billops.operations.upgrade_follow_ups import wants_original_cancelled
+
+        since = iso(self.clock() - OUTBOX_LOOKBACK)
+        for indexed in self.table.with_status(states.SUCCEEDED, updated_after=since, limit=BATCH):
+            if not wants_original_cancelled(indexed) or indexed.get("cancel_original_operation_id"):
+                continue
+            record = self.table.get(str(indexed["operation_id"]))
+            if record is None or record.get("cancel_original_operation_id"):
+                continue
+            if self.settler.follow_ups.after_success(record).get("cancel_original_operation_id"):
+                result.cancellations_queued += 1
 
     def _refresh_stale(self, result: ReconciliationResult) -> None:
         if self.settings.refresh_limit <= 0 or not self.settings.queue_url:

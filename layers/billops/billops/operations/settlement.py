@@ -16,6 +16,9 @@ upgrade by API    chargeByPreviousTransactionId charges money, so it is **never*
                   ``by_original_subscription`` index. Found: succeeded (with the new subscription ID). Not found
                   within BILLOPS_SETTLE_WINDOW_SECONDS: escalated (``escalated=true``, OperationEscalated) - a
                   person decides; a webhook arriving later still settles it.
+                  A failure webhook (UpSaleFailure / UpgradeFailure) with the same original subscription,
+                  destination and time settles it as failed (``upgrade_declined``, CCBill's failure code and
+                  reason) - BILLOPS_SETTLE_BY_FAILURE_WEBHOOKS, on by default.
 upgrade by        allowUpgrade changes nothing at CCBill (it opens a window): re-sent (retry_wait).
 allowUpgrade
 discount          A ``newRecurringPrice`` (given, or converted from the amount, operation_actions.py) is re-sent:
@@ -63,11 +66,17 @@ from billops.operations.operation_settings import OperationSettings
 from billops.operations.operation_writer import OperationWriter
 from billops.operations.retry_policy import RetryPolicy
 from billops.operations.subscription_facts_store import SubscriptionFactsStore
+from billops.operations.upgrade_follow_ups import UpgradeFollowUps
 from billops.storage.operations_table import Condition, OperationsTable
 
 logger = logging.getLogger(__name__)
 
 UPGRADE_SALE_EVENTS = frozenset({"UpgradeSuccess", "UpSaleSuccess", "CrossSaleSuccess"})
+UPGRADE_FAILURE_EVENTS = frozenset({"UpgradeFailure", "UpSaleFailure", "CrossSaleFailure"})
+UNEXPECTED_IF_UNOFFERED = frozenset({"UpgradeSuccess", "UpSaleSuccess"})
+"""Sales that raise UnexpectedUpgradeSale when their original was never offered an upgrade (nor upgraded by us)."""
+UPGRADE_DECLINED = "upgrade_declined"
+"""failure_reason of an upgrade by API of unknown outcome that a failure webhook showed declined."""
 ALLOW_UPGRADE_SALE_EVENTS = frozenset({"UpgradeSuccess"})
 SETTLEABLE_BY_EVIDENCE = frozenset({states.IN_PROGRESS, states.UNKNOWN, states.AWAITING_CONSUMER, states.FAILED})
 
@@ -105,6 +114,8 @@ class Settler:
         self.retry_policy = retry_policy or RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds,
                                                         settings.max_attempts)
         self.clock = clock
+        self.follow_ups = UpgradeFollowUps(table, settings, clock=clock)
+        """cancel_original after an upgrade by API succeeds (upgrade_follow_ups.py)."""
 
     # --- worker died ----------------------------------------------------------------------------------------------
 
@@ -217,9 +228,10 @@ class Settler:
         if record.get("status") == states.FAILED:
             condition.equals["failure_reason"] = states.WINDOW_EXPIRED
             values.update({"failure": None, "failure_reason": None})
-        return self.writer.move(record, target=states.SUCCEEDED, values=values, condition=condition,
-                                remove=("lease_expires_at", "waiting", "due_at"),
-                                event_types=[events.OPERATION_SUCCEEDED])
+        moved = self.writer.move(record, target=states.SUCCEEDED, values=values, condition=condition,
+                                 remove=("lease_expires_at", "waiting", "due_at"),
+                                 event_types=[events.OPERATION_SUCCEEDED])
+        return None if moved is None else dict(self.follow_ups.after_success(moved))
 
     def _retry(self, record: dict[str, Any], reason: str, *, proven_not_applied: bool) -> dict[str, Any]:
         attempts = int(record.get("attempt") or 0)
@@ -293,10 +305,14 @@ class Settler:
     # --- evidence: sale webhooks, the subscriptions index, postbacks ------------------------------------------------
 
     def settle_from_delivery(self, delivery: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The projector's hook: a stored sale delivery naming an original subscription settles its upgrade (and a
-        Refund / Void delivery its refund or void: money_back_settlement.py)."""
+        """The projector's hook: a stored sale delivery naming an original subscription settles its upgrade; a
+        failure delivery (UpSaleFailure, UpgradeFailure) settles a matching upgrade of unknown outcome as failed;
+        a sale no offer or operation explains raises UnexpectedUpgradeSale; a Refund / Void delivery settles its
+        refund or void (money_back_settlement.py)."""
         if delivery.get("event_type") in MONEY_BACK_EVENTS:
             return MoneyBackSettlement(self).settle_from_delivery(delivery)
+        if delivery.get("event_type") in UPGRADE_FAILURE_EVENTS:
+            return self._settle_from_failure(delivery)
         sale = sale_from_delivery(delivery)
         if sale is None:
             return []
@@ -305,9 +321,85 @@ class Settler:
             return []  # this sale already settled one of them (a redelivered webhook)
         chosen = self._match_for_any(operations, sale)
         if chosen is None:
+            if not operations:
+                self._check_expected(sale, delivery)
             return []
         settled = self.settle_with_sale(chosen, sale)
         return [settled] if settled is not None else []
+
+    # --- evidence of a decline: the failure webhooks ---------------------------------------------------------------
+
+    def _settle_from_failure(self, delivery: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """An upgrade by API whose outcome is unknown, for the delivery's original subscription and destination,
+        called no later than the decline (tolerance included): failed, with CCBill's failure code and reason. The
+        oldest such operation, once per delivery."""
+        if not self.settings.settle_by_failure_webhooks or delivery.get("record_type") != "delivery":
+            return []
+        fields = delivery.get("fields") or {}
+        original = str(fields.get("originalSubscriptionId") or "").strip()
+        if not original:
+            return []  # without the original (an assumption: docs/ccbill-assumptions.md) nothing can be matched
+        reference = str(delivery.get("pk") or "")
+        operations = self._upgrades_of(original)
+        if any((op.get("settled_by") or {}).get("reference") == reference for op in operations):
+            return []  # this delivery already settled one (a redelivered webhook)
+        decline = Sale("", original, str(delivery["event_type"]), _text(fields.get("clientAccnum")),
+                       _text(fields.get("clientSubacc")),
+                       tuple(m for m in (parse_iso(delivery.get("occurred_at")), parse_iso(delivery.get("received_at")))
+                             if m), "webhook", reference)
+        # In progress too: CCBill may post the decline before the call's answer is lost (a read timeout comes later).
+        candidates = [op for op in operations if op.get("status") in (states.UNKNOWN, states.IN_PROGRESS)
+                      and (op.get("parameters") or {}).get("method") == CHARGE_UPGRADE
+                      and self._same_destination_and_time(op, decline)]
+        if not candidates:
+            return []
+        record = min(candidates, key=lambda op: str(op.get("call_started_at") or ""))
+        reason = str(fields.get("failureReason") or "CCBill declined the upgrade").strip()[:300]
+        for _ in range(3):  # the worker may move it (in_progress -> unknown) between our read and our write
+            now = iso(self.clock())
+            moved = self.writer.move(
+                record, target=states.FAILED,
+                values={"failure": {"reason": UPGRADE_DECLINED, "code": _text(fields.get("failureCode")),
+                                    "message": reason, "meaning": reason, "param": None},
+                        "failure_reason": UPGRADE_DECLINED, "completed_at": now, "escalated": False,
+                        "settled_by": {"source": "webhook", "event_type": decline.event_type,
+                                       "reference": reference},
+                        "settled_at": now},
+                remove=("lease_expires_at", "waiting", "due_at"),
+                event_types=[events.OPERATION_FAILED])
+            if moved is not None:
+                logger.info("upgrade settled as declined by a failure webhook",
+                            extra={"operation_id": record["operation_id"], "event_type": decline.event_type})
+                return [moved]
+            record = self._reread(record)
+            if record.get("status") not in (states.UNKNOWN, states.IN_PROGRESS):
+                return []
+        return []
+
+    # --- a sale nothing explains ---------------------------------------------------------------------------------
+
+    def _check_expected(self, sale: Sale, delivery: Mapping[str, Any]) -> None:
+        """An upgrade sale for a subscription with no upgrade operation: was it ever offered an upgrade link? If
+        not, someone upgraded it with a credential we never handed out for it (a spliced enc): alarm."""
+        if sale.source != "webhook" or sale.event_type not in UNEXPECTED_IF_UNOFFERED:
+            return  # a CrossSaleSuccess is another product bought with the card on file, not an upgrade
+        original = self.facts_store.get(sale.original_subscription_id)
+        if original is None or (original.get("operation_facts") or {}).get("upgrade_offers"):
+            # Unknown to us (another account's, or before billops): nothing to compare with. Offered: expected.
+            return
+        logger.warning("an upgrade sale for a subscription that was never offered an upgrade",
+                       extra={"subscription_id": sale.original_subscription_id,
+                              "new_subscription_id": sale.subscription_id, "event_type": sale.event_type})
+        self.writer.on_metric(events.UNEXPECTED_UPGRADE_SALE)
+        event = events.unexpected_upgrade_sale_event(
+            str(delivery.get("pk") or sale.reference), sale.event_type, sale.original_subscription_id,
+            sale.subscription_id, sale.client_accnum, sale.client_subacc, iso(self.clock()))
+        try:
+            self.writer.publisher.publish([event])
+        except events.DomainEventsUnavailable:
+            self.writer.on_metric("DomainEventPublishFailed")
+            logger.warning("UnexpectedUpgradeSale not published", extra={"subscription_id":
+                                                                         sale.original_subscription_id})
 
     def _upgrades_of(self, subscription_id: str) -> list[dict[str, Any]]:
         """The subscription's upgrade operations, each read again consistently: the by_subscription index is
@@ -361,9 +453,13 @@ class Settler:
             return False
         if method == ALLOW_UPGRADE and status == states.IN_PROGRESS:
             return False  # allowUpgrade not answered yet: the consumer cannot have used this window
-        if method == CHARGE_UPGRADE:
-            if status == states.AWAITING_CONSUMER:
-                return False
+        if method == CHARGE_UPGRADE and status == states.AWAITING_CONSUMER:
+            return False
+        return self._same_destination_and_time(record, sale)
+
+    def _same_destination_and_time(self, record: Mapping[str, Any], sale: Sale) -> bool:
+        """The sale (or decline) is for the operation's planned destination, and no earlier than its call."""
+        if (record.get("parameters") or {}).get("method") == CHARGE_UPGRADE:
             plan = record.get("plan") or {}
             if plan.get("new_client_accnum") and sale.client_accnum and plan["new_client_accnum"] != sale.client_accnum:
                 return False

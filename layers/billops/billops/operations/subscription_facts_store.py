@@ -8,6 +8,9 @@ CARRIED_ATTRIBUTES):
   operation that read it). CCBill's own word at that moment; it never overwrites the fold's ``status``.
 * ``operation_facts``: what our own successful operations changed that no webhook reports - a discount's new
   recurring price (CCBill sends no webhook for discountSubscription), with the operation and time.
+  Also ``upgrade_offers`` (upgrade key -> method, first and last time a link was made): an UpgradeSuccess for a
+  subscription never offered an upgrade and never upgraded by an operation raises UnexpectedUpgradeSale
+  (settlement.py) - the trace a spliced ``enc`` would leave.
 * ``cancel_discount_price`` (when known, e.g. entered by an operator): the price an existing cancel discount set,
   for discount rule -21.
 
@@ -129,6 +132,19 @@ class SubscriptionFactsStore:
             facts = dict(record.get("operation_facts") or {})
             facts.update({"recurring_price": f"{recurring_price:.2f}", "recurring_price_at": at,
                           "recurring_price_operation_id": operation_id})
+            record["operation_facts"] = facts
+
+        return self._update(subscription_id, change)
+
+    def record_upgrade_offer(self, subscription_id: str, upgrade: str, method: str, at: str) -> bool:
+        """Note that an upgrade link to ``upgrade`` was made for the subscription (see the module docstring)."""
+        def change(record: dict[str, Any]) -> None:
+            facts = dict(record.get("operation_facts") or {})
+            offers = dict(facts.get("upgrade_offers") or {})
+            offer = dict(offers.get(upgrade) or {"first_offered_at": at})
+            offer.update({"method": method, "last_offered_at": at})
+            offers[upgrade] = offer
+            facts["upgrade_offers"] = offers
             record["operation_facts"] = facts
 
         return self._update(subscription_id, change)

@@ -11,6 +11,13 @@ of each field wins) without decrypting them. The scheme is the same envelope, wi
 fields of a period, and the field name bound in as additional authenticated data so values cannot be swapped
 between fields.
 
+Each value is also bound to its record (``record_id``: the delivery's key; format ``v2``): the record ID is part
+of the authenticated data and is written in the value (``v2:<data key>:<base64url record ID>:<sealed>``), so the
+projector can still copy a delivery's values into the subscription record verbatim, and a reader checks that the
+record a value was bound to is the one it reads (``record_ids``: the delivery itself, or the deliveries in a
+subscription's history). A value moved to another record no longer decrypts there; editing the record ID written
+in it breaks its tag. ``v1`` values (field name only, written before) still decrypt.
+
 Data keys are cached per container, for at most `max_age_seconds` and `max_messages` encryptions (then a new one
 is generated): the webhook warm path makes no KMS call. Decrypted data keys are cached the same way.
 """
@@ -27,7 +34,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-FORMAT_PREFIX = "v1"
+FORMAT_PREFIX = "v1"  # authenticated data: the field name
+BOUND_FORMAT_PREFIX = "v2"  # authenticated data: the field name and the record ID
 ENCRYPTION_CONTEXT = {"billops:purpose": "subscriber-pii"}
 DEFAULT_MAX_AGE_SECONDS = 300
 DEFAULT_MAX_MESSAGES = 10_000
@@ -56,12 +64,29 @@ def _reference(encrypted_key: bytes) -> str:
 
 
 def is_encrypted(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(FORMAT_PREFIX + ":") and value.count(":") == 2
+    return isinstance(value, str) and (
+        (value.startswith(FORMAT_PREFIX + ":") and value.count(":") == 2)
+        or (value.startswith(BOUND_FORMAT_PREFIX + ":") and value.count(":") == 3))
 
 
 def data_key_references(values: Iterable[object]) -> set[str]:
     """The data keys (references into `subscriber_keys`) that encrypted values need; read without any key."""
     return {str(value).split(":", 2)[1] for value in values if is_encrypted(value)}
+
+
+def bound_record(value: str) -> str | None:
+    """The record ID an encrypted value is bound to (None for a ``v1`` value, bound to its field name only)."""
+    if not is_encrypted(value) or not value.startswith(BOUND_FORMAT_PREFIX + ":"):
+        return None
+    encoded = value.split(":", 3)[2]
+    return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
+
+
+def _associated_data(name: str, record_id: str | None) -> bytes:
+    if record_id is None:
+        return name.encode("utf-8")
+    # Neither part can run into the other: a field name never holds NUL.
+    return b"billops-field-v2\0" + name.encode("utf-8") + b"\0" + record_id.encode("utf-8")
 
 
 class FieldCipher:
@@ -91,21 +116,30 @@ class FieldCipher:
 
     # --- encryption -----------------------------------------------------------------------------------------
 
-    def encrypt_fields(self, fields: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-        """({field: ciphertext}, {reference: base64 encrypted data key}) for the non-empty fields given."""
+    def encrypt_fields(self, fields: Mapping[str, str], *,
+                       record_id: str | None = None) -> tuple[dict[str, str], dict[str, str]]:
+        """({field: ciphertext}, {reference: base64 encrypted data key}) for the fields given; with ``record_id``,
+        each value is bound to that record too (``v2``). A blank field stays blank: it holds nothing to hide, and
+        keeping it lets a delivery read back exactly as CCBill sent it."""
+        blank = {name: "" for name, value in fields.items() if value in (None, "")}
         present = {name: value for name, value in fields.items() if value not in (None, "")}
         if not present:
-            return {}, {}
+            return blank, {}
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         data_key = self._data_key_for(len(present))
         cipher = AESGCM(data_key.plaintext)
+        if record_id is None:
+            head = f"{FORMAT_PREFIX}:{data_key.reference}"
+        else:
+            encoded = base64.urlsafe_b64encode(record_id.encode("utf-8")).decode().rstrip("=")
+            head = f"{BOUND_FORMAT_PREFIX}:{data_key.reference}:{encoded}"
         encrypted: dict[str, str] = {}
         for name, value in present.items():
             nonce = os.urandom(_NONCE_BYTES)
-            sealed = cipher.encrypt(nonce, str(value).encode("utf-8"), name.encode("utf-8"))
-            encrypted[name] = f"{FORMAT_PREFIX}:{data_key.reference}:{base64.b64encode(nonce + sealed).decode()}"
-        return encrypted, {data_key.reference: base64.b64encode(data_key.encrypted).decode()}
+            sealed = cipher.encrypt(nonce, str(value).encode("utf-8"), _associated_data(name, record_id))
+            encrypted[name] = f"{head}:{base64.b64encode(nonce + sealed).decode()}"
+        return {**blank, **encrypted}, {data_key.reference: base64.b64encode(data_key.encrypted).decode()}
 
     def _data_key_for(self, messages: int) -> _DataKey:
         with self._lock:
@@ -136,24 +170,34 @@ class FieldCipher:
 
     # --- decryption -----------------------------------------------------------------------------------------
 
-    def decrypt_fields(self, values: Mapping[str, str], keys: Mapping[str, str]) -> dict[str, str]:
-        """The clear values of encrypted fields (values not in our format are returned as they are)."""
+    def decrypt_fields(self, values: Mapping[str, str], keys: Mapping[str, str], *,
+                       record_ids: Iterable[str] | None = None) -> dict[str, str]:
+        """The clear values of encrypted fields (values not in our format are returned as they are).
+
+        ``record_ids``: the records whose values may be read here (the delivery's key; the deliveries in a
+        subscription's history). A value bound to another record is refused; ``v1`` values (bound to their field
+        only) are read as before. Without ``record_ids`` the binding is authenticated but not compared."""
         from cryptography.exceptions import InvalidTag
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+        allowed = None if record_ids is None else {str(record_id) for record_id in record_ids}
         clear: dict[str, str] = {}
         for name, value in values.items():
             if not is_encrypted(value):
                 clear[name] = value
                 continue
-            _, reference, payload = value.split(":", 2)
+            record_id = bound_record(value)
+            if record_id is not None and allowed is not None and record_id not in allowed:
+                raise UnreadableCiphertext(f"Field {name} belongs to another record (moved).")
+            reference = value.split(":", 2)[1]
+            payload = value.rsplit(":", 1)[1]
             if reference not in keys:
                 raise UnreadableCiphertext(f"The data key of field {name} is missing.")
             plaintext_key = self._open(reference, keys[reference])
             raw = base64.b64decode(payload)
             try:
                 clear[name] = AESGCM(plaintext_key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:],
-                                                           name.encode("utf-8")).decode("utf-8")
+                                                           _associated_data(name, record_id)).decode("utf-8")
             except InvalidTag:
                 raise UnreadableCiphertext(f"Field {name} does not authenticate (tampered or moved).") from None
         return clear

@@ -47,6 +47,40 @@ class EventsTable(DynamoDBTable):
         except BotoCoreError as error:
             raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
 
+    def put_once_or_existing(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """Store the item unless one with its key exists: None if stored now, else the item already there.
+
+        Still one request: DynamoDB returns the existing item with the failed condition
+        (ReturnValuesOnConditionCheckFailure), so telling a re-send from another delivery costs no read.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=to_dynamodb(item),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return None
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return from_dynamodb(error.response.get("Item") or {})
+            raise StorageUnavailable(f"DynamoDB refused the write: {error.response.get('Error', {}).get('Code')}") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
+
+    def exists(self, key: str) -> bool:
+        """Whether an item has this key (an eventually consistent read of the key only: half a read unit)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            answer = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": key}},
+                                          ProjectionExpression="pk")
+        except (ClientError, BotoCoreError) as error:
+            raise StorageUnavailable(f"DynamoDB read failed: {type(error).__name__}") from error
+        return "Item" in answer
+
     def get(self, key: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError
 

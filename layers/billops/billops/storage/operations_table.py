@@ -121,6 +121,31 @@ class OperationsTable(DynamoDBTable):
         except BotoCoreError as error:
             raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
 
+    def put_unless_changed(self, item: dict[str, Any], *, expected: Mapping[str, Any] | None) -> bool:
+        """Write ``item`` whole if no item has its key (``expected`` None) or the stored one still has every
+        attribute -> value of ``expected``. False when someone changed it first (re-read and decide again)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        builder = _Expression()
+        if expected is None:
+            condition = "attribute_not_exists(operation_id)"
+        else:
+            condition = " AND ".join(f"{builder.name(name)} = {builder.value(value)}"
+                                     for name, value in expected.items())
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": to_dynamodb(item),
+                                  "ConditionExpression": condition}
+        if builder.names:
+            kwargs.update(ExpressionAttributeNames=builder.names, ExpressionAttributeValues=builder.values)
+        try:
+            self.client.put_item(**kwargs)
+            return True
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise StorageUnavailable(f"DynamoDB refused the write: {_code(error)}") from error
+        except BotoCoreError as error:
+            raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
+
     def transition(
         self,
         operation_id: str,

@@ -8,8 +8,10 @@ working at its ``exp``. Format::
 
     payload   = base64url(compact JSON), no padding:
                 {"v": 1, "s": "<subscription id>", "m": "e" | "a", "u": "<catalogue key>", "x": <exp, unix s>,
-                 "n": "<nonce>"}
-                (m: "e" = enc, "a" = allow_upgrade; "u" is left out when no upgrade was named and one is configured)
+                 "n": "<nonce>", "e": "<enc>"}
+                (m: "e" = enc, "a" = allow_upgrade; "u" is left out when no upgrade was named and one is configured;
+                 "e" only for an enc link made for the subscriber's username: the page, which may not read
+                 personal data, cannot compute that enc itself - it is ciphertext made for CCBill)
     signature = base64url(HMAC-SHA256(key, "billops-upgrade-link.v1." + payload)), no padding
 
 About 160 URL-safe characters. The payload is readable by anyone (it is signed, not encrypted) and holds nothing
@@ -56,6 +58,7 @@ METHODS_BY_CODE = {code: method for method, code in METHOD_CODES.items()}
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 _SUBSCRIPTION_ID = re.compile(r"^\d{1,20}$")
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_ENC = re.compile(r"^[A-Za-z0-9+/]{8,128}={0,2}$")
 _SIGNATURE_LENGTH = 43  # base64url of 32 bytes, unpadded
 
 
@@ -100,6 +103,7 @@ class UpgradeLinkClaims:
     expires_at: datetime
     nonce: str
     upgrade: str | None = None
+    enc: str | None = None
 
     def __post_init__(self) -> None:
         if not _SUBSCRIPTION_ID.match(self.subscription_id):
@@ -110,6 +114,8 @@ class UpgradeLinkClaims:
             raise ValueError("nonce must be 8 to 64 base64url characters")
         if self.upgrade is not None and not (0 < len(self.upgrade) <= 64):
             raise ValueError("upgrade must be a catalogue key of 1 to 64 characters")
+        if self.enc is not None and not _ENC.match(self.enc):
+            raise ValueError("enc must be a Base64 enc value")
         if self.expires_at.tzinfo is None:
             raise ValueError("expires_at must carry a time zone")
 
@@ -122,24 +128,27 @@ class UpgradeLinkClaims:
                                    "x": self.expires_at_epoch, "n": self.nonce}
         if self.upgrade is not None:
             payload["u"] = self.upgrade
+        if self.enc is not None:
+            payload["e"] = self.enc
         return payload
 
     @classmethod
     def from_payload(cls, payload: Any) -> UpgradeLinkClaims:
         if not isinstance(payload, dict) or payload.get("v") != VERSION:
             raise LinkTokenMalformed("unknown token version")
-        allowed = {"v", "s", "m", "x", "n", "u"}
+        allowed = {"v", "s", "m", "x", "n", "u", "e"}
         if set(payload) - allowed:
             raise LinkTokenMalformed("unexpected fields in the token")
         expiry, method = payload.get("x"), METHODS_BY_CODE.get(payload.get("m"))  # type: ignore[arg-type]
-        upgrade = payload.get("u")
+        upgrade, enc = payload.get("u"), payload.get("e")
         if (not isinstance(expiry, int) or isinstance(expiry, bool) or method is None
                 or not isinstance(payload.get("s"), str) or not isinstance(payload.get("n"), str)
-                or (upgrade is not None and not isinstance(upgrade, str))):
+                or (upgrade is not None and not isinstance(upgrade, str))
+                or (enc is not None and not isinstance(enc, str))):
             raise LinkTokenMalformed("the token's fields have the wrong types")
         try:
             return cls(subscription_id=payload["s"], method=method,
-                       expires_at=datetime.fromtimestamp(expiry, UTC), nonce=payload["n"], upgrade=upgrade)
+                       expires_at=datetime.fromtimestamp(expiry, UTC), nonce=payload["n"], upgrade=upgrade, enc=enc)
         except (ValueError, OverflowError, OSError) as exc:
             raise LinkTokenMalformed(str(exc)) from None
 

@@ -4,6 +4,7 @@
 * The form is an ordinary POST to CCBill's ``upgradeSubscription.cgi`` with hidden fields: no script, so it works
   in any browser and with scripts disabled. A required consent checkbox (native ``required``, labelled) makes the
   consumer state the price and the plan before anything is sent; it has no ``name``, so it is not posted to CCBill.
+  The button is named ``submit`` with the value ``Upgrade Subscription``, as in the guide's example form.
 * Colours: body text #1b1b1b on white (16.9:1), secondary text #444 (9.7:1), the button white on #0a4ea2 (7.9:1),
   borders #767676 (4.5:1); a visible focus ring. Sizes in rem, so browser zoom and text size settings apply.
 * Pages that wait for something (the allowUpgrade post being prepared) reload themselves with
@@ -27,6 +28,7 @@ from datetime import UTC, datetime
 from html import escape
 from urllib.parse import urlsplit
 
+from billops.ccbill.client import SUBMIT_BUTTON
 from billops.upgrade_page.upgrade_offers import PlanSummary
 
 STYLE = """
@@ -155,7 +157,10 @@ def render_offer_page(page: OfferPage) -> str:
         "</div>",
         ('<p id="consent-hint" class="fine">Tick the box to confirm, then continue to CCBill, our payment '
          "processor, which charges the payment method of your current subscription.</p>"),
-        f'<button type="submit">Upgrade to {e(offer_name)}</button>',
+        # Named as in the guide's example form (<input type="submit" name="submit" value="Upgrade Subscription">):
+        # CCBill's script receives the button with the hidden fields, exactly as from CCBill's own sample.
+        f'<button type="submit" name="{e(SUBMIT_BUTTON[0])}" value="{e(SUBMIT_BUTTON[1])}">'
+        f"Upgrade to {e(offer_name)}</button>",
         "</form>",
         (f'<p class="fine">This offer is open until <time datetime="{machine_time(page.valid_until)}">'
          f"{e(human_time(page.valid_until))}</time>. If you do not want to upgrade, simply close this page: "

@@ -63,11 +63,15 @@ class UpgradeConfiguration:
         )
 
     def form(self, client_accnum: str, client_subacc: str, subscription_id: str, upgrade: str | None,
-             method: str) -> UpgradeForm:
-        """CCBill's upgrade form for ``method`` "enc" or "backend_post" (no call to CCBill is made)."""
+             method: str, *, username: str | None = None, enc: str | None = None) -> UpgradeForm:
+        """CCBill's upgrade form for ``method`` "enc" or "backend_post" (no call to CCBill is made); ``username``:
+        the subscriber named by username instead (enc only here); ``enc``: one computed earlier."""
         client = CCBillClient(self.client_settings, _AccountOnly(client_accnum), session=_NO_SESSION,
                               catalogue=self.catalogue, subaccounts=_NO_SUBACCOUNTS, encryptor=self.encryptor)
-        return client.upgrade_form(client_subacc, subscription_id=subscription_id, upgrade=upgrade, method=method)
+        if username is not None:
+            return client.upgrade_form(client_subacc, username=username, upgrade=upgrade, method=method, enc=enc)
+        return client.upgrade_form(client_subacc, subscription_id=subscription_id, upgrade=upgrade, method=method,
+                                   enc=enc)
 
 
 _configuration: UpgradeConfiguration | None = None

@@ -11,10 +11,17 @@ Sources: ../shared/reference/ccbill-facts.md 1.6 (field dictionaries), ccbill-we
 Rules applied to every model:
 - "" (or blank) for a declared field means "absent": CCBill's form posts send empty values for optional fields.
   A blank required field is therefore reported as missing. Undeclared fields are kept exactly as sent.
+- Only what identifies a delivery is required: ``subscriptionId`` on the events that cannot exist without one.
+  Everything else is optional here; the receiver (field_checks.py) flags a missing documented field, and a field that
+  does not parse, on the stored delivery instead of refusing it.
 - IDs stay text (leading zeros are significant); subscriptionId, transactionId and originalSubscriptionId must be
-  digits. JSON numbers are accepted for IDs (converted to text; zeros a sender already lost cannot be restored).
-- Amounts are Decimal >= 0, periods and rebills int >= 0, ``timestamp`` a naive datetime in UTC, the date-only fields
-  ``date``; currency codes are normalised to the 3-digit numeric string of Appendix A ("USD" and 840 become "840").
+  digits. JSON numbers are accepted for IDs (converted to text).
+- Zero-filled fields (``smallint(4) unsigned zerofill``: clientSubacc, expDate, last4) get their zeros back when they
+  arrive shorter ("317" or 317 is "0317"). ``bin`` is a mediumint(6): 1 to 8 digits (8-digit BINs since 2022).
+  ``expDate`` "0000" means no expiry date (bank payments).
+- Amounts are Decimal >= 0, periods and rebills int >= 0, ``timestamp`` a naive datetime in CCBill's time zone
+  (ccbill_time.py; one that carries an offset is converted to UTC), the date-only fields ``date``; currency codes are
+  normalised to the 3-digit numeric string of Appendix A ("USD" and 840 become "840").
 - The consumer's ``password`` is never kept: excluded from dumps and repr.
 - Validation errors never echo the offending value (it may be personal data): EventValidationError names the field.
 
@@ -26,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, ClassVar
 
@@ -48,6 +55,7 @@ __all__ = [
     "MODELS",
     "EventValidationError",
     "WebhookEvent",
+    "describe_error",
     "model_for",
     "parse_event",
 ]
@@ -98,12 +106,14 @@ def _digit_text(
     if isinstance(value, int):
         if value < 0:
             raise _invalid(kind, message)
-        # A JSON number lost the zero-filling of CCBill's "zerofill" columns; restore it where the width is known.
-        text = str(value).zfill(zero_fill)
+        text = str(value)
     elif isinstance(value, str):
-        text = value
+        text = value.strip()
     else:
         raise _invalid(kind, message)
+    if zero_fill and _DIGITS.fullmatch(text):
+        # CCBill's "zerofill" columns lose their zeros in a JSON number (or a sender that trimmed them): restored.
+        text = text.zfill(zero_fill)
     shortest, longest = lengths
     if not _DIGITS.fullmatch(text) or len(text) < shortest or (longest is not None and len(text) > longest):
         raise _invalid(kind, message)
@@ -120,9 +130,9 @@ def _sub_account(value: Any) -> str:
 
 
 def _bin(value: Any) -> str:
-    # CCBill documents mediumint(6), but card schemes moved to 8-digit BINs in 2022: refusing them would quarantine
-    # real sales, so 6 to 8 digits are accepted (both are PCI-permitted alongside the last four).
-    return _digit_text(value, kind="bin", message="must be the card's 6- to 8-digit BIN", lengths=(6, 8))
+    # CCBill documents mediumint(6) (up to 6 digits, no zerofill: a shorter value is a valid one), and card schemes
+    # moved to 8-digit BINs in 2022 (PCI allows them with the last four): 1 to 8 digits.
+    return _digit_text(value, kind="bin", message="must be the card's BIN (up to 8 digits)", lengths=(1, 8))
 
 
 def _last4(value: Any) -> str:
@@ -132,6 +142,8 @@ def _last4(value: Any) -> str:
 def _exp_date(value: Any) -> str:
     message = "must be a card expiry date MMYY (4 digits)"
     text = _digit_text(value, kind="exp_date", message=message, lengths=(4, 4), zero_fill=4)
+    if text == "0000":
+        return text  # no expiry date: a bank (ACH / check) payment
     if not 1 <= int(text[:2]) <= 12:
         raise _invalid("exp_date", message)
     return text
@@ -269,12 +281,12 @@ class WebhookEvent(BaseModel):
 
     event_type: ClassVar[EventType | None] = None
 
-    clientAccnum: NumericId
-    clientSubacc: SubAccount
+    clientAccnum: NumericId | None = None
+    clientSubacc: SubAccount | None = None
     subscriptionId: NumericId | None = None
     transactionId: NumericId | None = None
     timestamp: Timestamp | None = None
-    """CCBill's time of the event, ``YYYY-MM-DD HH:MM:SS`` without a zone: treated as UTC."""
+    """CCBill's time of the event, ``YYYY-MM-DD HH:MM:SS`` without a zone: in CCBill's zone (ccbill_time.py)."""
     password: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """The consumer's site password: validated away, never dumped, never shown."""
 
@@ -290,10 +302,9 @@ class WebhookEvent(BaseModel):
             }
         return data
 
-    @property
-    def occurred_at(self) -> datetime | None:
-        """``timestamp`` as an aware UTC datetime."""
-        return self.timestamp.replace(tzinfo=UTC) if self.timestamp else None
+    def occurred_at(self, zone: tzinfo) -> datetime | None:
+        """``timestamp`` as an aware UTC datetime, read in ``zone`` (CCBill's: ``ccbill_time.ccbill_zone``)."""
+        return self.timestamp.replace(tzinfo=zone).astimezone(UTC) if self.timestamp else None
 
 
 class _CardFields(WebhookEvent):
@@ -378,7 +389,6 @@ class _OriginalSubscriptionFields(WebhookEvent):
 
 class _SaleSuccess(_PurchaseFields):
     subscriptionId: NumericId
-    transactionId: NumericId
 
 
 class _SaleFailure(_PurchaseFields):
@@ -427,7 +437,6 @@ class CrossSaleFailureEvent(_SaleFailure, _OriginalSubscriptionFields):
 class RenewalSuccessEvent(_SubscriptionEvent, _CardFields):
     event_type: ClassVar[EventType | None] = EventType.RENEWAL_SUCCESS
 
-    transactionId: NumericId
     billedAmount: Amount | None = None
     billedCurrency: Text | None = None
     billedCurrencyCode: CurrencyCode | None = None
@@ -441,7 +450,6 @@ class RenewalSuccessEvent(_SubscriptionEvent, _CardFields):
 class RenewalFailureEvent(_SubscriptionEvent, _CardFields):
     event_type: ClassVar[EventType | None] = EventType.RENEWAL_FAILURE
 
-    transactionId: NumericId
     failureCode: Text | None = None
     failureReason: Text | None = None
     nextRetryDate: CalendarDate | None = None
@@ -472,7 +480,6 @@ class CustomerDataUpdateEvent(_SubscriptionEvent, _CustomerFields, _CardFields):
 class UserReactivationEvent(_SubscriptionEvent):
     event_type: ClassVar[EventType | None] = EventType.USER_REACTIVATION
 
-    transactionId: NumericId
     price: Text | None = None
     """A description such as "5.95 for 30 days (non-recurring)", not an amount."""
     email: Text | None = None
@@ -481,7 +488,6 @@ class UserReactivationEvent(_SubscriptionEvent):
 
 
 class _MoneyReversal(_SubscriptionEvent, _CardFields):
-    transactionId: NumericId
     amount: Amount | None = None
     currency: Text | None = None
     currencyCode: CurrencyCode | None = None
@@ -508,7 +514,7 @@ class ReturnEvent(_MoneyReversal):
 
 
 class ManualAddEvent(WebhookEvent):
-    """ManualAdd has no field page: only the account fields are required; everything else is kept as sent."""
+    """ManualAdd has no field page: nothing is required; everything is kept as sent."""
 
     event_type: ClassVar[EventType | None] = EventType.MANUAL_ADD
 
@@ -551,17 +557,20 @@ _TYPE_MESSAGES = {
 }
 
 
+def describe_error(error: Mapping[str, Any]) -> str:
+    """What is wrong with a field, from one of pydantic's error details: a fixed text, never the value."""
+    kind = str(error.get("type", ""))
+    if kind.startswith("billops_"):
+        return str(error.get("msg", "has an invalid value"))  # our fixed texts, never the value
+    return _TYPE_MESSAGES.get(kind, "has an invalid value")
+
+
 def _error_from(error: Mapping[str, Any]) -> EventValidationError:
     location = error.get("loc") or ()
     if not location:
         return EventValidationError("The event's fields must be a map of field names to values.")
     param = str(location[0])
-    kind = str(error.get("type", ""))
-    if kind.startswith("billops_"):
-        problem = str(error.get("msg", "has an invalid value"))  # our fixed texts, never the value
-    else:
-        problem = _TYPE_MESSAGES.get(kind, "has an invalid value")
-    return EventValidationError(f"{param} {problem}", param=param)
+    return EventValidationError(f"{param} {describe_error(error)}", param=param)
 
 
 def parse_event(event_type: EventType, fields: Mapping[str, Any]) -> WebhookEvent:

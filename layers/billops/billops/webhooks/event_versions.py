@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from billops.webhooks.event_types import EventType
 
 
+BOTH_FORMATS = ("urlencoded", "json")
+URL_ENCODED_ONLY = ("urlencoded",)
+
+
 @dataclass(frozen=True)
 class EventVersion:
     version: int
@@ -31,10 +35,13 @@ class EventVersion:
     release: str
     """The changelog release that introduced this version, e.g. "Release 12 (2025-04-29)"."""
     note: str = ""
+    formats: tuple[str, ...] = BOTH_FORMATS
+    """The body formats CCBill documents for the version ("Supported Formats"); both where it says nothing."""
 
 
-def _v(version: int, added: Iterable[str], release: str, note: str = "") -> EventVersion:
-    return EventVersion(version=version, added=frozenset(added), release=release, note=note)
+def _v(version: int, added: Iterable[str], release: str, note: str = "",
+       formats: tuple[str, ...] = BOTH_FORMATS) -> EventVersion:
+    return EventVersion(version=version, added=frozenset(added), release=release, note=note, formats=formats)
 
 
 R1 = "Release 1 (initial)"
@@ -195,9 +202,10 @@ EVENT_VERSIONS: dict[EventType, tuple[EventVersion, ...]] = {
         _v(2, {"paymentAccount"}, R2),
         _v(3, FLEX_ID_SPELLINGS, R3, "flexId, FlexForms only"),
         _v(4, {"expDate", "last4"}, R4),
-        # The changelog lists only bin for NewSaleSuccess v5; CCBill's field page (ccbill-facts.md 1.6) places
-        # paymentType and cardType, which the same release introduced, in v5 too.
-        _v(5, {"bin", "paymentType", "cardType"}, R5),
+        # Release 5 lists only bin for NewSaleSuccess v5 (paymentType and cardType went to Chargeback, Refund, Void,
+        # Return and the renewals). Real sales carry both (ccbill_ruby, overdoll captures), so they are accepted
+        # (INHERITED_OPTIONAL) but mark no version: the changelog is the authority (reference README).
+        _v(5, {"bin"}, R5),
         _v(6, {"threeDSecure"}, R9),
         _v(7, (), R11, NO_NEW_PARAMETERS),
         _v(8, {"cardSubType"}, R12),
@@ -223,8 +231,9 @@ EVENT_VERSIONS: dict[EventType, tuple[EventVersion, ...]] = {
         _v(4, {"cardSubType"}, R12),
     ),
     EventType.UP_SALE_SUCCESS: (
-        _v(1, SALE_SUCCESS_CORE | ORIGINAL_SUBSCRIPTION, R1, "NewSaleSuccess's fields plus the original subscription"),
-        _v(2, FLEX_ID_SPELLINGS, UNKNOWN_RELEASE, "flexID (UpSaleSuccess Version 2 table)"),
+        _v(1, SALE_SUCCESS_CORE | ORIGINAL_SUBSCRIPTION, R1, "NewSaleSuccess's fields plus the original subscription",
+           URL_ENCODED_ONLY),
+        _v(2, FLEX_ID_SPELLINGS, UNKNOWN_RELEASE, "flexID (UpSaleSuccess Version 2 table)", URL_ENCODED_ONLY),
         _v(3, {"bin"}, R5),
         _v(4, {"expDate", "last4", "paymentAccount"}, "Release 8 (2019-07-23)"),
         _v(5, {"scaResponseStatus"}, R10),
@@ -326,6 +335,29 @@ EVENT_VERSIONS: dict[EventType, tuple[EventVersion, ...]] = {
     ),
 }
 
+PURCHASE_TYPES = (
+    EventType.NEW_SALE_SUCCESS,
+    EventType.NEW_SALE_FAILURE,
+    EventType.UPGRADE_SUCCESS,
+    EventType.UPGRADE_FAILURE,
+    EventType.UP_SALE_SUCCESS,
+    EventType.UP_SALE_FAILURE,
+    EventType.CROSS_SALE_SUCCESS,
+    EventType.CROSS_SALE_FAILURE,
+)
+
+_NEW_SALE_EXTRAS = frozenset(
+    {
+        "paymentType",  # on real sales (ccbill_ruby, overdoll captures), in no purchase type's changelog entry
+        "cardType",
+        "threeDSecure",  # Release 9 gave it to NewSale*; UpSaleSuccess "is the same as NewSaleSuccess"
+        "billedCurrency",  # alpha variants of the numeric codes, on real sales (ccbill-facts.md 1.6)
+        "subscriptionCurrency",
+        "accountingCurrency",
+        *FLEX_ID_SPELLINGS,  # Release 3 "notes ... to reference the correct base versions" of the related types
+    }
+)
+
 # field -> the version that introduced it, per event type (version 1 fields map to 1)
 _INTRODUCED_IN: dict[EventType, dict[str, int]] = {
     event_type: {name: entry.version for entry in reversed(versions) for name in entry.added}
@@ -367,3 +399,28 @@ def detect_version(event_type: EventType, field_names: Iterable[str]) -> int:
             version = found
     return version
 
+
+
+INHERITED_OPTIONAL: dict[EventType, frozenset[str]] = {
+    event_type: _NEW_SALE_EXTRAS - frozenset(_INTRODUCED_IN[event_type]) for event_type in PURCHASE_TYPES
+}
+"""Fields a purchase event may carry that no version of its own adds: NewSaleSuccess's fields that the related
+types inherit ("UpSaleSuccess ... is the same as NewSaleSuccess, but with these additional parameters") and fields
+real deliveries carry beyond the changelog. Accepted and stored; they mark no version."""
+
+
+def optional_fields_of(event_type: EventType) -> frozenset[str]:
+    """Fields accepted on the event type that mark no version (INHERITED_OPTIONAL)."""
+    return INHERITED_OPTIONAL.get(event_type, frozenset())
+
+
+def accepted_fields_of(event_type: EventType, version: int | None = None) -> frozenset[str]:
+    """Everything a delivery of the event type (up to ``version``) may carry besides pass-through ``X-`` fields:
+    the documented fields of its versions and the inherited optional ones. What a generator of realistic
+    deliveries (the sandbox) draws from."""
+    return fields_of(event_type, version) | optional_fields_of(event_type)
+
+
+def versions_in_format(event_type: EventType, body_format: str) -> tuple[int, ...]:
+    """The versions of the event type CCBill documents in ``body_format`` ("urlencoded" or "json")."""
+    return tuple(entry.version for entry in EVENT_VERSIONS[event_type] if body_format in entry.formats)
