@@ -21,10 +21,11 @@ from urllib.parse import urlencode
 import pytest
 import requests
 from billops_local.webhook_samples import encode_body, sample_fields, webhook_query
-from conftest import ROOT
 from support.waiting import eventually
 
 pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
 
 API_KEY = "local-api-key"
 THRESHOLDS = {"VISA": {"warning": {"percent": "10", "min_chargebacks": 1},
