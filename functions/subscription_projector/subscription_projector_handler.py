@@ -17,6 +17,9 @@ what the API's recent deliveries, the CLI's quarantine list and its dead-letter 
 delivery's history entry (billops.storage.subscriptions_table), so a batch that then fails to fold is still logged.
 If that write fails the whole batch fails and the stream retries it: the fold is idempotent, and the log and history
 items of a batch are always the same items.
+
+Then the batch is counted into the daily figures (billops.reports.batch_counting, issue 16), from the deliveries'
+images, exactly once whatever the stream redelivers; a failure there fails the batch too, for the same reason.
 """
 
 import os
@@ -59,8 +62,16 @@ def _settler():
     return build_services(on_metric=_count).settler
 
 
+def _report_counter():
+    """The daily figures (billops.reports), counted from each batch, when BILLOPS_REPORTS_TABLE is configured."""
+    from billops.reports.batch_counting import ReportCounter
+
+    return ReportCounter.from_env()
+
+
 publisher = _domain_events()
 settler = _settler()
+report_counter = _report_counter()
 
 
 def publish_change(previous, current) -> None:
@@ -112,4 +123,6 @@ def handler(event: dict, context: object) -> dict:
     images = [from_dynamodb(record["dynamodb"]["NewImage"]) for record in records
               if record.get("eventName") in ("INSERT", "MODIFY") and (record.get("dynamodb") or {}).get("NewImage")]
     put_all(delivery_log.client, delivery_log.puts(entries_from_stream(records)) + projection.history_puts(images))
+    if report_counter is not None:
+        report_counter.count_stream_batch(records)
     return process_partial_response(event=event, record_handler=project_record, processor=processor, context=context)
