@@ -190,7 +190,7 @@ def operation_latency(stack: LocalStack, operations: int, pace_seconds: float) -
     dynamodb = stack.client("dynamodb")
     records = SubscriptionsTable(SUBSCRIPTIONS_TABLE, dynamodb)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not all(records.get(s) for s in subscriptions):
+    while time.monotonic() < deadline and not all(records.get_state(s) for s in subscriptions):
         time.sleep(0.2)
     sqs = stack.client("sqs")
     queue_url = sqs.get_queue_url(QueueName=OPERATIONS_QUEUE)["QueueUrl"]

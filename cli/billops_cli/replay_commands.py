@@ -485,10 +485,12 @@ class ProjectorReplayer:
         from billops.storage.subscriptions_table import SubscriptionsTable
         from billops.subscriptions.projection import SubscriptionProjection
 
-        target.activate("EventsTable", "SubscriptionsTable", "OperationsTable", "DomainEventBus")
+        target.activate("EventsTable", "SubscriptionsTable", "SubscriptionHistoryTable", "OperationsTable",
+                        "DomainEventBus")
         dynamodb = target.client("dynamodb")
         self.events = EventsTable(target.table("EventsTable"), dynamodb)
-        self.subscriptions = SubscriptionsTable(target.table("SubscriptionsTable"), dynamodb)
+        self.subscriptions = SubscriptionsTable(target.table("SubscriptionsTable"), dynamodb,
+                                                target.table("SubscriptionHistoryTable"))
         self.bus = target.event_bus()
         self.projection = SubscriptionProjection(self.subscriptions, on_change=self._publish_change,
                                                  customer_reference_field=_customer_reference_field(target))

@@ -64,10 +64,11 @@ def show_subscription(args: argparse.Namespace, target: Target, out: Output) -> 
     from billops.storage.operations_table import OperationsTable
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    target.activate("SubscriptionsTable", "OperationsTable")
+    target.activate("SubscriptionsTable", "SubscriptionHistoryTable", "OperationsTable")
     subscription_id = args.subscription_id.strip()
     dynamodb = target.client("dynamodb")
-    record = SubscriptionsTable(target.table("SubscriptionsTable"), dynamodb).get(subscription_id)
+    record = SubscriptionsTable(target.table("SubscriptionsTable"), dynamodb,
+                                target.table("SubscriptionHistoryTable")).get(subscription_id)
     if record is None:
         raise CliError(f"no subscription {subscription_id} in {target.description} (no webhook of it was stored, "
                        "or the projector has not folded it yet)")

@@ -46,6 +46,7 @@ OUTPUT_KEYS = {
     "ProjectorDeadLetterQueue": "ProjectorDeadLetterQueueUrl",
     "DomainEventBus": "DomainEventBusName",
     "ReportsTable": "ReportsTableName",
+    "SubscriptionHistoryTable": "SubscriptionHistoryTableName",
 }
 """Logical ID -> the stack output holding its name / URL (template.yaml's Outputs)."""
 
@@ -57,6 +58,7 @@ LIBRARY_VARIABLES = {
     "OperationsDeadLetterQueue": "BILLOPS_OPERATIONS_DLQ_URL",
     "DomainEventBus": "BILLOPS_EVENT_BUS_NAME",
     "BillopsKey": "BILLOPS_PII_KEY_ID",  # personal data is encrypted under data keys of this key
+    "SubscriptionHistoryTable": "BILLOPS_SUBSCRIPTION_HISTORY_TABLE",
 }
 """Logical ID -> the variable through which the billops package's code finds it (as the functions do)."""
 

@@ -32,6 +32,7 @@ from billops.storage.subscriptions_table import SubscriptionsTable
 
 OPERATIONS_TABLE = "billops-local-OperationsTable"
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
+HISTORY_TABLE = "billops-local-SubscriptionHistoryTable"
 OPERATIONS_QUEUE = "billops-local-OperationsQueue.fifo"
 OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
 FUNCTION_ENVIRONMENT_VARIABLE = "E2E_FUNCTION_ENVIRONMENT"
@@ -68,7 +69,7 @@ class OperationsDriver:
         self.queue_url = self.sqs.get_queue_url(QueueName=OPERATIONS_QUEUE)["QueueUrl"]
         self.dlq_url = self.sqs.get_queue_url(QueueName=OPERATIONS_DLQ)["QueueUrl"]
         self.operations = OperationsTable(OPERATIONS_TABLE, self.dynamodb)
-        self.subscriptions = SubscriptionsTable(SUBSCRIPTIONS_TABLE, self.dynamodb)
+        self.subscriptions = SubscriptionsTable(SUBSCRIPTIONS_TABLE, self.dynamodb, HISTORY_TABLE)
         self.sent_keys: list[str] = []
         self._events: list[dict[str, Any]] = []
 

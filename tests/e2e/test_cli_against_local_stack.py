@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
+HISTORY_TABLE = "billops-local-SubscriptionHistoryTable"
 EVENTS_TABLE = "billops-local-EventsTable"
 OPERATIONS_TABLE = "billops-local-OperationsTable"
 OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
@@ -61,7 +62,8 @@ def new_subscription(local_stack, *, price: str = "19.95", **extra) -> str:
 def record(local_stack, subscription_id: str) -> dict | None:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, local_stack.boto3_client("dynamodb")).get(subscription_id)
+    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, local_stack.boto3_client("dynamodb"), HISTORY_TABLE).get(
+        subscription_id)
 
 
 def operation(local_stack, idempotency_key: str) -> dict | None:

@@ -98,8 +98,8 @@ def _get(local_stack, path: str, key: str = API_KEY, **params: str) -> requests.
 def _history(local_stack) -> list[str]:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    record = SubscriptionsTable("billops-local-SubscriptionsTable", local_stack.boto3_client("dynamodb")).get(
-        SUBSCRIPTION_ID)
+    record = SubscriptionsTable("billops-local-SubscriptionsTable", local_stack.boto3_client("dynamodb"),
+                                "billops-local-SubscriptionHistoryTable").get(SUBSCRIPTION_ID)
     return [entry["key"] for entry in (record or {}).get("history", [])]
 
 

@@ -35,8 +35,8 @@ def _item(local_stack, key: str) -> dict:
 def _subscription(local_stack, subscription_id: str) -> dict | None:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    return SubscriptionsTable("billops-local-SubscriptionsTable",
-                              local_stack.boto3_client("dynamodb")).get(subscription_id)
+    return SubscriptionsTable("billops-local-SubscriptionsTable", local_stack.boto3_client("dynamodb"),
+                              "billops-local-SubscriptionHistoryTable").get(subscription_id)
 
 
 def _new_id() -> str:

@@ -10,12 +10,14 @@ from support.waiting import eventually
 pytestmark = pytest.mark.e2e
 
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
+HISTORY_TABLE = "billops-local-SubscriptionHistoryTable"
 
 
 def _record(local_stack, subscription_id: str) -> dict | None:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, local_stack.boto3_client("dynamodb")).get(subscription_id)
+    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, local_stack.boto3_client("dynamodb"), HISTORY_TABLE).get(
+        subscription_id)
 
 
 def _history(local_stack, subscription_id: str, length: int) -> dict:

@@ -31,13 +31,15 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 API_KEY = "local-api-key"
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
+HISTORY_TABLE = "billops-local-SubscriptionHistoryTable"
 SIGNING_SECRET = "billops-local-UpgradeLinkSigningSecret"
 
 
 def _record(local_stack, subscription_id: str) -> dict | None:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, local_stack.boto3_client("dynamodb")).get(subscription_id)
+    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, local_stack.boto3_client("dynamodb"), HISTORY_TABLE).get(
+        subscription_id)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 EVENTS_TABLE = "billops-local-EventsTable"
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
+HISTORY_TABLE = "billops-local-SubscriptionHistoryTable"
 
 
 def _dynamodb(local_stack):
@@ -39,7 +40,7 @@ def _post(local_stack, event_type: str, fields: dict, body_format: str = "json",
 def _subscription(local_stack, subscription_id: str) -> dict | None:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, _dynamodb(local_stack)).get(subscription_id)
+    return SubscriptionsTable(SUBSCRIPTIONS_TABLE, _dynamodb(local_stack), HISTORY_TABLE).get(subscription_id)
 
 
 def _lifecycle(subscription_id: str, seed: int) -> list[tuple[str, dict]]:

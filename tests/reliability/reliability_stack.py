@@ -33,6 +33,7 @@ thread, on CPU, before exiting (62 s measured on a busy 2-CPU machine; moto hold
 stream records). How long each stop took is printed."""
 EVENTS_TABLE = "billops-local-EventsTable"
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
+SUBSCRIPTION_HISTORY_TABLE = "billops-local-SubscriptionHistoryTable"
 OPERATIONS_TABLE = "billops-local-OperationsTable"
 OPERATIONS_QUEUE = "billops-local-OperationsQueue.fifo"
 OPERATIONS_DLQ = "billops-local-OperationsDeadLetterQueue.fifo"
@@ -105,6 +106,24 @@ class StackProcess:
         for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True, **kwargs):
             items.extend(from_dynamodb(item) for item in page["Items"])
         return items
+
+    def subscription_records(self) -> dict[str, dict[str, Any]]:
+        """Every subscription as readers know it (billops.storage.subscriptions_table.assembled: the state item, its
+        history entries in fold order and its personal data), from a scan of the two tables."""
+        from billops.storage.subscriptions_table import ENTRY_PREFIX, PERSONAL_POSITION, assembled, is_bounded
+        from billops.subscriptions.state_rules import ordered
+
+        entries: dict[str, list[dict[str, Any]]] = {}
+        personal: dict[str, dict[str, Any]] = {}
+        for item in self.scan(SUBSCRIPTION_HISTORY_TABLE):
+            subscription_id, position = str(item.pop("subscription_id")), str(item.pop("position"))
+            if position == PERSONAL_POSITION:
+                personal[subscription_id] = item
+            elif position.startswith(ENTRY_PREFIX):
+                entries.setdefault(subscription_id, []).append(item)
+        return {str(state["subscription_id"]): (assembled(state, [dict(entry) for entry in ordered(
+                    entries.get(str(state["subscription_id"]), []))], personal.get(str(state["subscription_id"])))
+                if is_bounded(state) else state) for state in self.scan(SUBSCRIPTIONS_TABLE)}
 
     def trigger_schedule(self, function_logical_id: str) -> dict[str, Any]:
         import requests

@@ -139,7 +139,7 @@ def test_ten_thousand_shuffled_duplicated_deliveries_under_dynamodb_faults(fault
     deliveries = [item for item in stored_items if item.get("record_type") == "delivery"]
     quarantined = [item for item in stored_items if item.get("record_type") != "delivery"]
     stored = {item["pk"]: item for item in deliveries}
-    records = {item["subscription_id"]: item for item in faulty_stack.scan(SUBSCRIPTIONS_TABLE)}
+    records = faulty_stack.subscription_records()
 
     answered = [delivery for delivery in traffic if delivery.answered_2xx]
     wrong_key = [d for d in answered if d.answer is None or d.answer.get("id") != reference.keys[d.event]]

@@ -314,21 +314,61 @@ class MemoryEvents:
 
 
 class MemorySubscriptions:
+    """The subscriptions table and its history table (billops.storage.subscriptions_table's layout: a bounded state
+    item, one item per history entry, one personal-data item), in memory, with their conditional writes."""
+
+    history_table = "memory-subscription-history"
+
     def __init__(self) -> None:
         self.items: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, dict[str, dict[str, Any]]] = {}
+        self.personal: dict[str, dict[str, Any]] = {}
 
-    def get(self, subscription_id: str) -> dict[str, Any] | None:
+    def get_state(self, subscription_id: str, *, consistent: bool = True) -> dict[str, Any] | None:
         item = self.items.get(subscription_id)
         return _roundtrip(item) if item is not None else None
 
+    def get(self, subscription_id: str) -> dict[str, Any] | None:
+        from billops.storage.subscriptions_table import assembled, is_bounded
+
+        state = self.get_state(subscription_id)
+        if state is None or not is_bounded(state):
+            return state
+        return assembled(state, *self.history(subscription_id))
+
+    def history(self, subscription_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        from billops.subscriptions.state_rules import ordered
+
+        entries = [_roundtrip(entry) for entry in ordered(self.entries.get(subscription_id, {}).values())]
+        return entries, self.get_personal(subscription_id)
+
+    def get_personal(self, subscription_id: str) -> dict[str, Any] | None:
+        item = self.personal.get(subscription_id)
+        return _roundtrip(item) if item is not None else None
+
+    def put_entries(self, subscription_id: str, entries: Iterable[Mapping[str, Any]]) -> None:
+        for entry in entries:
+            self.entries.setdefault(subscription_id, {})[entry["key"]] = _roundtrip(entry)
+
     def put(self, item: dict[str, Any], expected_revision: int | None) -> None:
+        from billops.storage.subscriptions_table import VIEW_ONLY_ATTRIBUTES
+
+        state = {name: value for name, value in item.items() if name not in VIEW_ONLY_ATTRIBUTES}
+        self._put(self.items, item["subscription_id"], state, expected_revision)
+
+    def put_personal(self, subscription_id: str, personal: Mapping[str, Any], expected_revision: int | None) -> None:
+        self._put(self.personal, subscription_id, dict(personal), expected_revision)
+
+    @staticmethod
+    def _put(items: dict[str, dict[str, Any]], subscription_id: str, item: dict[str, Any],
+             expected_revision: int | None) -> None:
         from billops.storage.errors import RevisionConflict
 
-        current = self.items.get(item["subscription_id"])
+        current = items.get(subscription_id)
         if (current is None) != (expected_revision is None) or (
                 current is not None and int(current.get("revision", 0)) != expected_revision):
-            raise RevisionConflict(item["subscription_id"])
-        self.items[item["subscription_id"]] = _roundtrip(item)
+            raise RevisionConflict(subscription_id)
+        items[subscription_id] = _roundtrip(item)
 
 
 @dataclass
@@ -371,11 +411,12 @@ def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str,
             projection.apply_delivery(events_table.items[result.key])
     assert not refused, f"the intake refused {len(refused)} deliveries of the clean run, e.g.:\n" + "\n".join(
         refused[:15])
-    return ReferenceRun(keys, subscriptions.items, events_table.items)
+    return ReferenceRun(keys, {sid: subscriptions.get(sid) for sid in subscriptions.items}, events_table.items)
 
 
-VOLATILE = ("created_at", "updated_at", "revision", "subscriber_keys")
-"""Our clocks, the revision counter, and the encrypted data keys of the personal fields (new ones every run)."""
+VOLATILE = ("created_at", "updated_at", "revision", "subscriber_keys", "fold")
+"""Our clocks, the revision counter, the encrypted data keys of the personal fields (new ones every run), and the
+fold's bookkeeping (``fold``: when the newest delivery was received, and where the last entry sorts)."""
 
 
 def in_clear(item: Mapping[str, Any], cipher: Any = None) -> dict[str, Any]:

@@ -243,3 +243,43 @@ def test_the_customer_reference_comes_from_the_declared_field_newest_first():
         assert derive_state(SUB, order)["customer_reference"] == "5678"
     assert derive_state(SUB, [NEW_SALE])["customer_reference"] is None
     assert "customer_reference" not in history_entry({"pk": "k", "event_type": "Expiration", "fields": {}}, None)
+
+
+# --- the newest delivery alone (issue 14: a bounded record folds it without reading the history) ---------------------
+
+
+def test_an_entry_received_after_everything_folds_onto_the_state_as_the_whole_history_would():
+    """place_after says where a newly received entry goes without the history, or that only the history can tell;
+    when it tells, the entry is last and fold_step onto the state equals derive_state over everything."""
+    from billops.subscriptions.state_rules import fold_step, place_after, placements
+
+    pool = [NEW_SALE, RENEWAL_1, RENEWAL_FAILED, RENEWAL_2, REFUND, CANCEL, EXPIRE,
+            event("NewSaleFailure", "2026-01-01T09:00:00Z", key="decline-1", failureCode="BE-31"),
+            event("UpSaleFailure", "2026-03-09T09:00:00Z", key="decline-2")]
+    rng = random.Random(5)
+    told = incremental = 0
+    for _ in range(300):
+        chosen = rng.sample(pool, rng.randint(1, len(pool)))
+        # Arrival order = received order; untimed reactivations arrive among them, received at their turn.
+        arrivals, clock = [], 0
+        for entry in chosen + [None] * rng.randint(0, 2):
+            clock += rng.randint(1, 40)
+            moment = f"2026-{1 + clock // 28:02d}-{1 + clock % 28:02d}T10:00:00.{clock:06d}Z"
+            if entry is None:
+                arrivals.append(received("UserReactivation", moment, key=f"reactivation-{clock}"))
+            else:
+                arrivals.append({**entry, "received_at": moment})
+        state, last = None, None
+        for index, entry in enumerate(arrivals):
+            so_far = arrivals[:index + 1]
+            place = place_after(entry, last)
+            if index and place is not None and place > last:
+                told += 1
+                assert placements(so_far)[-1][0] == place
+                state = fold_step(state, SUB, entry)
+                incremental += 1
+            else:
+                state = derive_state(SUB, so_far)
+            last = placements(so_far)[-1][0]
+            assert state == derive_state(SUB, so_far)
+    assert incremental > 100 and told == incremental  # the common case takes the short way

@@ -143,8 +143,8 @@ class SamLocal:
     def subscription(self, subscription_id: str) -> dict[str, Any] | None:
         from billops.storage.subscriptions_table import SubscriptionsTable
 
-        return SubscriptionsTable(self.table("SubscriptionsTable"), aws_client("dynamodb", self.endpoint)).get(
-            subscription_id)
+        return SubscriptionsTable(self.table("SubscriptionsTable"), aws_client("dynamodb", self.endpoint),
+                                  self.table("SubscriptionHistoryTable")).get(subscription_id)
 
     def operation(self, idempotency_key: str | None = None, *, operation_id: str | None = None) -> dict | None:
         """An operation record, by the idempotency key of its message or by its ID."""

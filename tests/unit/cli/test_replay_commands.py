@@ -167,8 +167,8 @@ def _on_failure_record(local_resources, shard: str | None = None) -> dict:
 def _subscription(local_resources) -> dict | None:
     from billops.storage.subscriptions_table import SubscriptionsTable
 
-    return SubscriptionsTable(local_resources.table("SubscriptionsTable"),
-                              local_resources.client("dynamodb")).get(SUBSCRIPTION)
+    return SubscriptionsTable(local_resources.table("SubscriptionsTable"), local_resources.client("dynamodb"),
+                              local_resources.table("SubscriptionHistoryTable")).get(SUBSCRIPTION)
 
 
 @pytest.mark.parametrize("from_stream", [True, False])

@@ -144,39 +144,50 @@ class MerchantQueries:
         return Page(found, {"key": key} if key else None)
 
     def _subscription_records(self, ids: list[str]) -> list[dict[str, Any]]:
-        """The records of ``ids`` (one BatchGetItem: a page is at most 100), in that order; unprocessed keys retried."""
+        """The records of ``ids`` in that order, with which personal fields each has (masked by the API): the state
+        items and the personal-data items (billops.storage.subscriptions_table) in one BatchGetItem per 100 keys (a
+        page of up to 50 is one request); unprocessed keys retried."""
         from botocore.exceptions import BotoCoreError, ClientError
+
+        from billops.storage.subscriptions_table import PERSONAL_POSITION, SubscriptionsTable
 
         if not ids:
             return []
+        history_table = SubscriptionsTable(self.subscriptions_table, self.client).history_table
         names = {f"#a{i}": name for i, name in enumerate(SUBSCRIPTION_ATTRIBUTES)}
-        request: dict[str, Any] = {self.subscriptions_table: {
-            "Keys": [{"subscription_id": {"S": key}} for key in dict.fromkeys(ids)],
-            "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}}
+        unique = list(dict.fromkeys(ids))
+        keys = [(self.subscriptions_table, {"subscription_id": {"S": key}}) for key in unique] + [
+            (history_table, {"subscription_id": {"S": key}, "position": {"S": PERSONAL_POSITION}}) for key in unique]
+        projections = {self.subscriptions_table: {"ProjectionExpression": ", ".join(names),
+                                                  "ExpressionAttributeNames": names},
+                       history_table: {"ProjectionExpression": "subscription_id, subscriber"}}
         records: dict[str, dict[str, Any]] = {}
-        for attempt in range(5):
-            try:
-                answer = self.client.batch_get_item(RequestItems=request)
-            except (ClientError, BotoCoreError) as error:
-                raise StorageUnavailable(f"DynamoDB BatchGetItem of subscriptions failed: {type(error).__name__}"
-                                         ) from error
-            for raw in answer.get("Responses", {}).get(self.subscriptions_table, []):
-                record = from_dynamodb(raw)
-                records[str(record["subscription_id"])] = record
-            request = answer.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            time.sleep(min(0.5, 0.05 * 2 ** attempt))
-        if request:
-            raise StorageUnavailable("DynamoDB left subscription reads unprocessed (throttled)")
-        # Personal data lives beside the state (billops.storage.subscriptions_table): which fields exist is shown.
-        without = [key for key, record in records.items() if "subscriber" not in record]
-        if without:
-            from billops.storage.subscriptions_table import SubscriptionsTable
-
-            personal = SubscriptionsTable(self.subscriptions_table, self.client).personal_fields(without)
-            for key in without:
-                records[key]["subscriber"] = personal.get(key, {})
+        personal: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {}
+            for table, key in keys[start:start + 100]:
+                request.setdefault(table, {"Keys": [], **projections[table]})["Keys"].append(key)
+            for attempt in range(5):
+                try:
+                    answer = self.client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as error:
+                    raise StorageUnavailable(f"DynamoDB BatchGetItem of subscriptions failed: {type(error).__name__}"
+                                             ) from error
+                for raw in answer.get("Responses", {}).get(self.subscriptions_table, []):
+                    record = from_dynamodb(raw)
+                    records[str(record["subscription_id"])] = record
+                for raw in answer.get("Responses", {}).get(history_table, []):
+                    item = from_dynamodb(raw)
+                    personal[str(item["subscription_id"])] = dict(item.get("subscriber") or {})
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(0.5, 0.05 * 2 ** attempt))
+            if request:
+                raise StorageUnavailable("DynamoDB left subscription reads unprocessed (throttled)")
+        for key, record in records.items():
+            if "subscriber" not in record:  # a record of the older layout carries its personal data inline
+                record["subscriber"] = personal.get(key, {})
         return [records[key] for key in ids if key in records]
 
     def operations_of(self, subscription_id: str, *, limit: int, start_key: dict[str, Any] | None) -> Page:

@@ -120,7 +120,8 @@ class SubscriptionFactsStore:
                 raise StorageUnavailable(f"DynamoDB query failed: {code}") from error
             except BotoCoreError as error:
                 raise StorageUnavailable(f"DynamoDB query failed: {type(error).__name__}") from error
-            found.extend(from_dynamodb(item) for item in answer.get("Items", []))
+            # A bounded record's history (which sale made it) is in the history table (issue 14).
+            found.extend(self.table.with_history(from_dynamodb(item)) for item in answer.get("Items", []))
             if "LastEvaluatedKey" not in answer:
                 return found
             kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

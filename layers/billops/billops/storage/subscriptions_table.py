@@ -92,6 +92,13 @@ class SubscriptionsTable(DynamoDBTable):
         entries, personal = self.history(subscription_id)
         return assembled(state, entries, personal)
 
+    def with_history(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A state item read another way (an index's Query) as `get` gives it: history and personal data added."""
+        if not is_bounded(item):
+            return item
+        entries, personal = self.history(str(item["subscription_id"]))
+        return assembled(item, entries, personal)
+
     def history(self, subscription_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Every history entry of the subscription (fold order) and its personal-data item: one Query, paged."""
         from botocore.exceptions import BotoCoreError, ClientError
@@ -136,37 +143,6 @@ class SubscriptionsTable(DynamoDBTable):
         personal.pop("position", None)
         personal.pop("subscription_id", None)
         return personal
-
-    def personal_fields(self, subscription_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The ``subscriber`` map (encrypted values) of each subscription's personal-data item, by ID: BatchGetItem,
-        100 per request (a list page shows which personal fields exist, masked)."""
-        import time
-
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        ids = list(dict.fromkeys(subscription_ids))
-        found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), 100):
-            request: dict[str, Any] = {self.history_table: {
-                "Keys": [{"subscription_id": {"S": sid}, "position": {"S": PERSONAL_POSITION}}
-                         for sid in ids[start:start + 100]],
-                "ProjectionExpression": "subscription_id, subscriber"}}
-            for attempt in range(5):
-                try:
-                    answer = self.client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as error:
-                    raise StorageUnavailable(f"DynamoDB BatchGetItem of personal data failed: {type(error).__name__}"
-                                             ) from error
-                for raw in answer.get("Responses", {}).get(self.history_table, []):
-                    item = from_dynamodb(raw)
-                    found[str(item["subscription_id"])] = dict(item.get("subscriber") or {})
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.5, 0.05 * 2 ** attempt))
-            if request:
-                raise StorageUnavailable("DynamoDB left personal-data reads unprocessed (throttled)")
-        return found
 
     # --- writing ----------------------------------------------------------------------------------------------
 
