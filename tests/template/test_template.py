@@ -148,6 +148,21 @@ def test_sam_build_succeeds_and_packages_the_layer_for_arm64(sam_build: Path) ->
         assert (sam_build / name).is_dir()
 
 
+def test_the_built_layer_ships_bytecode_valid_whatever_the_timestamps(sam_build: Path) -> None:
+    """Lambda cannot write __pycache__: the layer carries a .pyc for every module (issue 14), checked by hash never
+    by timestamp (PEP 552 flags: bit 0 hash-based, bit 1 check_source off), so a cold start never compiles."""
+    import importlib.util
+
+    layer = sam_build / "BillopsLayer" / "python"
+    sources = [path for path in layer.rglob("*.py") if "dist-info" not in str(path) and "/bin/" not in str(path)]
+    assert len(sources) > 100
+    missing = [path for path in sources if not Path(importlib.util.cache_from_source(str(path))).is_file()]
+    assert not missing, f"{len(missing)} modules without bytecode, e.g. {missing[:3]}"
+    for path in (layer / "billops" / "settings.py", layer / "pydantic" / "main.py"):
+        flags = int.from_bytes(Path(importlib.util.cache_from_source(str(path))).read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{path.name}: bytecode flags {flags:#b}, not unchecked-hash"
+
+
 def test_built_template_points_at_built_artifacts(sam_build: Path) -> None:
     built = load_yaml(sam_build / "template.yaml")["Resources"]
     assert built["BillopsLayer"]["Properties"]["ContentUri"] == "BillopsLayer"
@@ -763,7 +778,7 @@ def test_functions_share_runtime_architecture_layer_and_environment(template: di
     assert variables["BILLOPS_EVENTS_TABLE"] == {"Ref": "EventsTable"}
     assert variables["BILLOPS_SUBSCRIPTIONS_TABLE"] == {"Ref": "SubscriptionsTable"}
     layer = template["Resources"]["BillopsLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.11", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}  # layers/billops/Makefile
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
     receiver = template["Resources"]["WebhookReceiverFunction"]["Properties"]["Environment"]["Variables"]
     assert receiver["BILLOPS_WEBHOOK_TOKEN_SECRET_ARN"] == {"Ref": "WebhookTokenSecret"}
