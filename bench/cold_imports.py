@@ -161,13 +161,38 @@ def lambda_site() -> Path:
     return site
 
 
-def _probe(target: dict[str, Any], site: Path, importtime: bool = False) -> tuple[dict[str, float], str]:
+RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"})
+"""What the Lambda runtime itself ships (with its bytecode): kept compiled when the layer's bytecode is left out."""
+
+
+def layer_without_bytecode(site: Path, work: Path) -> tuple[Path, Path]:
+    """Copies of the layer (the billops package) and of the site without the layer's bytecode: a layer as `sam
+    build` made it before issue 14 (no __pycache__, and Lambda cannot write one, so every cold start compiles).
+    The runtime's own packages (RUNTIME_PACKAGES) keep theirs."""
+    import shutil
+
+    layer, copied_site = work / "layer", work / "site"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(LAYER_DIR / "billops", layer / "billops", ignore=ignore)
+    copied_site.mkdir()
+    for entry in site.iterdir():
+        target = copied_site / entry.name
+        if entry.is_dir():
+            shutil.copytree(entry, target, ignore=None if entry.name in RUNTIME_PACKAGES else ignore)
+        else:
+            shutil.copy2(entry, target)
+    return layer, copied_site
+
+
+def _probe(target: dict[str, Any], site: Path, importtime: bool = False, layer: Path = LAYER_DIR,
+           bytecode: bool = True) -> tuple[dict[str, float], str]:
     with tempfile.TemporaryDirectory(prefix="billops-cold-") as work:
         result_path = str(Path(work) / "probe.json")
-        code = _PROBE.format(lambda_path=[target["code_dir"], str(LAYER_DIR), str(site)], module=target["module"],
+        code = _PROBE.format(lambda_path=[target["code_dir"], str(layer), str(site)], module=target["module"],
                              bench_path=[str(ROOT), str(ROOT / "local")],
                              first_delivery=target["first_delivery"], result_path=result_path)
-        env = clean_environment(AWS_ENDPOINT_URL=CLOSED_ENDPOINT, **target["env"])
+        env = clean_environment(AWS_ENDPOINT_URL=CLOSED_ENDPOINT, **target["env"],
+                                **({} if bytecode else {"PYTHONDONTWRITEBYTECODE": "1"}))
         command = [sys.executable, "-S", *(["-X", "importtime"] if importtime else []), "-c", code]
         process = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=120,
                                  check=False)
@@ -252,12 +277,38 @@ def measure(runs: int) -> dict[str, Any]:
             "import_path": ["<function code dir>", str(LAYER_DIR), str(site)]}
 
 
+def measure_layer_bytecode(runs: int) -> dict[str, Any]:
+    """The receiver's import + first delivery with the layer's bytecode shipped (as `sam build` makes the layer
+    now: layers/billops/Makefile) and without it (as before), beside a bare `import boto3`, interleaved."""
+    site = lambda_site()
+    targets = {t["name"]: t for t in _targets()}
+    boto3, receiver = targets["import boto3 (bare)"], targets["WebhookReceiverFunction"]
+    _compile([LAYER_DIR, site, Path(receiver["code_dir"])])
+    samples: dict[str, list[dict[str, float]]] = {"boto3": [], "with": [], "without": []}
+    with tempfile.TemporaryDirectory(prefix="billops-cold-layer-") as work:
+        bare_layer, bare_site = layer_without_bytecode(site, Path(work))
+        for _ in range(runs):
+            samples["boto3"].append(_probe(boto3, site)[0])
+            samples["with"].append(_probe(receiver, site)[0])
+            samples["without"].append(_probe(receiver, bare_site, layer=bare_layer, bytecode=False)[0])
+    boto3_cpu = median(s["import_cpu_ms"] for s in samples["boto3"])
+    out: dict[str, Any] = {"runs": runs, "boto3_import_cpu_ms": boto3_cpu}
+    for name in ("with", "without"):
+        total = median(s["import_cpu_ms"] + s["first_delivery_cpu_ms"] for s in samples[name])
+        out[f"{name}_layer_bytecode"] = {
+            "import_cpu_ms": median(s["import_cpu_ms"] for s in samples[name]),
+            "import_and_first_delivery_cpu_ms": total, "ratio_to_boto3": total / boto3_cpu if boto3_cpu else None}
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cold_imports")
     parser.add_argument("--runs", type=int, default=7, help="runs of boto3, the receiver and the baseline")
+    parser.add_argument("--layer-bytecode", action="store_true",
+                        help="only the receiver, with and without the layer's bytecode (issue 14)")
     parser.add_argument("--result", required=True)
     arguments = parser.parse_args(argv)
-    write_result(arguments.result, measure(arguments.runs))
+    write_result(arguments.result, (measure_layer_bytecode if arguments.layer_bytecode else measure)(arguments.runs))
     return 0
 
 

@@ -60,7 +60,7 @@ def test_a_batch_is_logged_once_per_delivery_in_arrival_order_without_personal_d
     assert day == "2026-11-01" and 0 <= int(shard) < SHARDS
     expected_expiry = datetime(2026, 11, 1, 23, 59, tzinfo=UTC) + timedelta(days=RETENTION_DAYS)
     assert int(sale_item["expires_at"]["N"]) == int(expected_expiry.timestamp())
-    assert b"pii@example.com" not in b"".join(item["deliveries"]["B"] for item in stored)
+    assert "pii@example.com" not in "".join(item["deliveries"]["S"] for item in stored)  # JSON text: scannable
     assert [item["delivery_key"] for item in log.between(start, start + timedelta(days=2), outcome="quarantined")
             ] == ["quarantine#abc"]
     # The events table's envelope shape, as the API's recent-deliveries resource reads it.
