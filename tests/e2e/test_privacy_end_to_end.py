@@ -104,8 +104,10 @@ def _history(local_stack) -> list[str]:
 
 
 def _logged_deliveries(local_stack) -> set[str]:
+    """The delivery keys in the log's items (billops.storage.delivery_log_table: each item packs a batch's minute of
+    deliveries as JSON text)."""
     items = local_stack.boto3_client("dynamodb").scan(TableName="billops-local-DeliveryLogTable")["Items"]
-    return {item["delivery_key"]["S"] for item in items}
+    return {entry["delivery_key"] for item in items for entry in json.loads(item["deliveries"]["S"])}
 
 
 def _every_form(value: str) -> set[str]:

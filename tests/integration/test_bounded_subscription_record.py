@@ -193,3 +193,22 @@ def test_personal_values_keep_the_delivery_they_came_from_so_they_decrypt_withou
         projection.apply_delivery(event)
     _, personal = table.history(SUB)
     assert record_ids(personal) == {"CustomerDataUpdate#txn#0000000000000000902", "UserReactivation#hmac#r1"}
+
+
+def test_an_entry_written_before_its_fold_reads_with_the_state_that_fold_will_write(table):
+    """The projector writes a batch's history entries before it folds them; a reader in between gets the state the
+    fold then writes (never a history its state does not include), and nothing is written by reading."""
+    events = lifecycle(2)
+    projection = SubscriptionProjection(table)
+    for event in events[:2]:
+        projection.apply_delivery(event)
+    stored = table.get_state(SUB)
+    pending = events[2]
+    table.put_entries(SUB, [history_entry(pending)])  # the batch write, before the fold
+    read = table.get(SUB)
+    assert table.get_state(SUB) == stored  # reading wrote nothing
+    assert len(read["history"]) == 3 and read["times_rebilled"] == 2 and stored["times_rebilled"] == 1
+    assert projection.apply_delivery(pending) == "applied"
+    folded = table.get(SUB)
+    assert {name: value for name, value in _state(read).items() if name != "fold"} == {
+        name: value for name, value in _state(folded).items() if name != "fold"}

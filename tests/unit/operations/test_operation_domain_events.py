@@ -67,14 +67,23 @@ def test_recording_and_null_publishers():
 
 
 class _Table:
-    """An in-memory subscriptions table with the real one's revision check."""
+    """An in-memory subscriptions table (state items, history entries; billops.storage.subscriptions_table's layout)
+    with the real one's revision check."""
 
     def __init__(self, item: dict[str, Any] | None = None) -> None:
         self.items = {item["subscription_id"]: item} if item else {}
+        self.entries: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def get(self, subscription_id: str) -> dict[str, Any] | None:
+    def get_state(self, subscription_id: str, *, consistent: bool = True) -> dict[str, Any] | None:
         item = self.items.get(subscription_id)
         return json.loads(json.dumps(item)) if item else None
+
+    def put_entries(self, subscription_id: str, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            self.entries.setdefault(subscription_id, {})[entry["key"]] = json.loads(json.dumps(entry))
+
+    def history(self, subscription_id: str) -> tuple[list[dict[str, Any]], None]:
+        return list(self.entries.get(subscription_id, {}).values()), None
 
     def put(self, item: dict[str, Any], expected_revision: int | None) -> None:
         current = self.items.get(item["subscription_id"])

@@ -163,7 +163,9 @@ class SubscriptionFactsStore:
 
     def _update(self, subscription_id: str, change: Any) -> bool:
         for _ in range(MAX_WRITE_ATTEMPTS):
-            record = self.table.get(subscription_id)
+            # The state item alone (issue 14): the facts are its attributes, and a record as readers get it may
+            # carry a state its fold has not written yet, which must not be written back.
+            record = self.table.get_state(subscription_id)
             if record is None:
                 return False
             revision = int(record.get("revision", 0))

@@ -85,11 +85,19 @@ class SubscriptionsTable(DynamoDBTable):
         return from_dynamodb(item) if item else None
 
     def get(self, subscription_id: str) -> dict[str, Any] | None:
-        """The subscription as readers know it: its state, ``history`` (fold order) and personal data."""
+        """The subscription as readers know it: its state, ``history`` (fold order) and personal data. To change
+        the state item (read, change, `put`), read it with `get_state`."""
         state = self.get_state(subscription_id)
         if state is None or not is_bounded(state):
             return state
         entries, personal = self.history(subscription_id)
+        if len(entries) != int(state.get("event_count") or 0):
+            # A delivery's entry is written before its fold (so that a concurrent history replay cannot miss it);
+            # until the fold writes the state, readers get the state that fold will write (derive_state is the
+            # fold), so a record never shows an entry its state does not include. Read-only: never written back.
+            from billops.subscriptions.state_rules import derive_state
+
+            state = {**state, **derive_state(subscription_id, entries), "event_count": len(entries)}
         return assembled(state, entries, personal)
 
     def with_history(self, item: dict[str, Any]) -> dict[str, Any]:
