@@ -414,9 +414,8 @@ def clean_ordered_run(lifecycles: Mapping[str, list[Event]], token: str,
     return ReferenceRun(keys, {sid: subscriptions.get(sid) for sid in subscriptions.items}, events_table.items)
 
 
-VOLATILE = ("created_at", "updated_at", "revision", "subscriber_keys", "fold")
-"""Our clocks, the revision counter, the encrypted data keys of the personal fields (new ones every run), and the
-fold's bookkeeping (``fold``: when the newest delivery was received, and where the last entry sorts)."""
+VOLATILE = ("created_at", "updated_at", "revision", "subscriber_keys")
+"""Our clocks, the revision counter, and the encrypted data keys of the personal fields (new ones every run)."""
 
 
 def in_clear(item: Mapping[str, Any], cipher: Any = None) -> dict[str, Any]:

@@ -94,10 +94,11 @@ class SubscriptionsTable(DynamoDBTable):
         if len(entries) != int(state.get("event_count") or 0):
             # A delivery's entry is written before its fold (so that a concurrent history replay cannot miss it);
             # until the fold writes the state, readers get the state that fold will write (derive_state is the
-            # fold), so a record never shows an entry its state does not include. Read-only: never written back.
+            # fold), so a record never shows an entry its state does not include. Never written back (`put`).
             from billops.subscriptions.state_rules import derive_state
 
-            state = {**state, **derive_state(subscription_id, entries), "event_count": len(entries)}
+            return assembled(state, entries, personal,
+                             {**derive_state(subscription_id, entries), "event_count": len(entries)})
         return assembled(state, entries, personal)
 
     def with_history(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -157,9 +158,11 @@ class SubscriptionsTable(DynamoDBTable):
     def put(self, item: dict[str, Any], expected_revision: int | None) -> None:
         """Write the state item if nobody else changed it since `expected_revision` (None: it must not exist yet).
 
-        An assembled record of this layout may be given (read with ``get``, changed, written back): its history
-        and personal data are left out, they are not the state item's."""
-        if FOLD_ATTRIBUTE in item:
+        An assembled record of this layout may be given (read with ``get``, changed, written back): the state item
+        it was read from is written, with the record's changes to what the fold does not derive."""
+        if isinstance(item, AssembledRecord):
+            item = item.state_item()
+        elif FOLD_ATTRIBUTE in item:
             item = {name: value for name, value in item.items() if name not in VIEW_ONLY_ATTRIBUTES}
         self._conditional_put(self.table_name, "subscription_id", item, expected_revision,
                               item["subscription_id"])
@@ -202,11 +205,32 @@ class SubscriptionsTable(DynamoDBTable):
             raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
 
 
-def assembled(state: Mapping[str, Any], entries: list[dict[str, Any]], personal: Mapping[str, Any] | None
-              ) -> dict[str, Any]:
-    """The record readers know, from its three kinds of item."""
-    record = dict(state)
+class AssembledRecord(dict):
+    """A record as readers get it (`assembled`). It remembers the state item it was read from, so that `put` of it
+    (read, change a carried fact, write back) writes that state item with the change: never the view's history or
+    personal data, nor a state derived at read time that its fold has not written (the fold would then apply its
+    pending entry on top of it a second time)."""
+
+    def __init__(self, values: Mapping[str, Any], stored: Mapping[str, Any], derived: bool) -> None:
+        super().__init__(values)
+        self.stored = dict(stored)
+        self.derived = derived
+
+    def state_item(self) -> dict[str, Any]:
+        from billops.subscriptions.state_rules import STATE_FIELDS
+
+        kept = {FOLD_ATTRIBUTE, *((STATE_FIELDS | {"event_count"}) if self.derived else ())}
+        item = {name: value for name, value in self.items() if name not in VIEW_ONLY_ATTRIBUTES and name not in kept}
+        item.update({name: self.stored[name] for name in kept if name in self.stored})
+        return item
+
+
+def assembled(state: Mapping[str, Any], entries: list[dict[str, Any]], personal: Mapping[str, Any] | None,
+              derived: Mapping[str, Any] | None = None) -> AssembledRecord:
+    """The record readers know, from its three kinds of item (``derived``: the state its pending fold will write,
+    read in place of the stored one's). The fold's bookkeeping (``fold``) is not part of it."""
+    record = {name: value for name, value in {**state, **(derived or {})}.items() if name != FOLD_ATTRIBUTE}
     record["history"] = entries
     for name in PERSONAL_ATTRIBUTES:
         record[name] = dict((personal or {}).get(name) or {})
-    return record
+    return AssembledRecord(record, state, derived is not None)
