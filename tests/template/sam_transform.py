@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,108 @@ def transform_template(path: Path = TEMPLATE) -> dict[str, Any]:
 def transform_parts(path: Path = TEMPLATE) -> dict[str, dict[str, Any]]:
     """Every part (template_parts), transformed."""
     return {name: transform_template(part) for name, part in template_parts(path).items()}
+
+
+def flattened_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """Every part in one CloudFormation document, for the checks that must see all of them at once (least
+    privilege, encryption at rest, iam_check): each nested stack's resources, conditions and outputs brought into
+    its parent, its parameters replaced by what the parent passes it, its resources under the parent's condition
+    for the nested stack. An analysis view, not something to deploy."""
+    return _flatten(transform_template(path), Path(path).resolve().parent)
+
+
+def _flatten(document: dict[str, Any], base: Path) -> dict[str, Any]:
+    resources = document["Resources"]
+    conditions = document.setdefault("Conditions", {})
+    outputs_of: dict[str, dict[str, Any]] = {}
+    for stack_id, location in nested_locations(document).items():
+        stack = resources[stack_id]
+        nested_path = (base / location).resolve()
+        nested = _flatten(transform_template(nested_path), nested_path.parent)
+        passed = (stack.get("Properties") or {}).get("Parameters") or {}
+        values = {}
+        for name, declaration in (nested.get("Parameters") or {}).items():
+            if name in passed:
+                values[name] = passed[name]
+            elif "Default" in (declaration or {}):
+                values[name] = declaration["Default"]
+            else:
+                raise ValueError(f"{stack_id}: the parent passes no {name} and it has no default")
+        renamed = {name: f"{stack_id}{name}" for name in nested.get("Conditions") or {}}
+        substitute = _substitution(values, renamed)
+        under = stack.get("Condition")
+        for name, expression in (nested.get("Conditions") or {}).items():
+            expression = substitute(expression)
+            conditions[renamed[name]] = {"Fn::And": [{"Condition": under}, expression]} if under else expression
+        for logical_id, resource in nested["Resources"].items():
+            if logical_id in resources:
+                raise ValueError(f"{stack_id}: {logical_id} is also a resource of the parent")
+            resource = substitute(resource)
+            if "Condition" in resource:
+                resource["Condition"] = renamed[resource["Condition"]]
+            elif under:
+                resource["Condition"] = under
+            resources[logical_id] = resource
+        outputs_of[stack_id] = {name: substitute(output["Value"])
+                                for name, output in (nested.get("Outputs") or {}).items()}
+    if outputs_of:
+        document["Resources"] = _replace_outputs(resources, outputs_of)
+        document["Outputs"] = _replace_outputs(document.get("Outputs") or {}, outputs_of)
+    return document
+
+
+def _substitution(values: dict[str, Any], conditions: dict[str, str]):
+    """A nested template's values rewritten in its parent's terms: parameters by what the parent passes,
+    conditions by their new names."""
+
+    def in_sub(value: Any) -> str:
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            return "${" + value["Ref"] + "}"
+        if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+            return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+        if isinstance(value, (str, int, float)):
+            return str(value)
+        raise ValueError(f"cannot write {value!r} into a Fn::Sub")
+
+    def rewrite_text(text: str, shadowed: set[str]) -> str:
+        return re.sub(r"\$\{([^}!]+)\}", lambda m: in_sub(values[m.group(1)])
+                      if m.group(1) in values and m.group(1) not in shadowed else m.group(0), text)
+
+    def substitute(value: Any) -> Any:
+        if isinstance(value, list):
+            return [substitute(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        if set(value) == {"Ref"} and value["Ref"] in values:
+            return copy.deepcopy(values[value["Ref"]])
+        if set(value) == {"Condition"} and isinstance(value["Condition"], str):
+            return {"Condition": conditions.get(value["Condition"], value["Condition"])}
+        if set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return {"Fn::If": [conditions.get(name, name), substitute(when_true), substitute(when_false)]}
+        if set(value) == {"Fn::Sub"}:
+            argument = value["Fn::Sub"]
+            if isinstance(argument, str):
+                return {"Fn::Sub": rewrite_text(argument, set())}
+            text, variables = argument
+            return {"Fn::Sub": [rewrite_text(text, set(variables)), substitute(variables)]}
+        return {key: substitute(item) for key, item in value.items()}
+
+    return substitute
+
+
+def _replace_outputs(value: Any, outputs_of: dict[str, dict[str, Any]]) -> Any:
+    """`!GetAtt <NestedStack>.Outputs.<Name>` -> the nested output's value."""
+    if isinstance(value, list):
+        return [_replace_outputs(item, outputs_of) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Fn::GetAtt"}:
+        target = value["Fn::GetAtt"]
+        stack, attribute = target.split(".", 1) if isinstance(target, str) else target
+        if stack in outputs_of and attribute.startswith("Outputs."):
+            return copy.deepcopy(outputs_of[stack][attribute.removeprefix("Outputs.")])
+    return {key: _replace_outputs(item, outputs_of) for key, item in value.items()}
 
 
 def output_name(part: str) -> str:

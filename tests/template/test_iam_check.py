@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -138,6 +139,7 @@ def test_make_check_iam_fails_naming_the_call_when_template_yaml_loses_a_stateme
     assert block, "the LookUpApiKeys statement moved: update this test"
     mutated = tmp_path / "template.yaml"
     mutated.write_text(text.replace(block.group(0), "\n", 1), encoding="utf-8")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")  # the nested templates it names
     # sam_transform resolves CodeUri relative to nothing; the local paths are replaced, so the copy stands alone.
     calls = tmp_path / "calls"
     calls.mkdir()
