@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail when the committed output is out of date")
     args = parser.parse_args(argv)
-    text = render()
+    text = render(SOURCE)
     if args.check:
         if not OUTPUT.is_file() or OUTPUT.read_text(encoding="utf-8") != text:
             print(f"{OUTPUT.relative_to(HERE.parents[1])} is out of date: run `make monitoring`", file=sys.stderr)

@@ -987,6 +987,16 @@ def test_the_built_layer_serves_the_openapi_document(sam_build: Path) -> None:
     assert json.loads(document.read_text())["openapi"].startswith("3.1")
 
 
+def test_sam_build_builds_the_nested_templates_beside_the_functions(sam_build: Path) -> None:
+    """sam build copies each nested template (a local Location) into the build and points the parent at it; sam
+    deploy then uploads it with the functions."""
+    built = load_yaml(sam_build / "template.yaml")["Resources"]
+    for stack_id in ("Monitoring", "EgressNetwork"):
+        assert built[stack_id]["Properties"]["Location"] == f"{stack_id}/template.yaml"
+    assert "CCBillRequestsThrottledAlarm" in load_yaml(sam_build / "Monitoring" / "template.yaml")["Resources"]
+    assert "WorkerNatGateway" in load_yaml(sam_build / "EgressNetwork" / "template.yaml")["Resources"]
+
+
 def test_upgrade_page_failures_are_alarmed(deployed: dict[str, dict[str, Any]]) -> None:
     # The page turns its failures into a 503 page (no Lambda error): its own metric carries them.
     alarm = deployed["UpgradePageFailuresAlarm"]["Properties"]
