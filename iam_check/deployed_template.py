@@ -116,6 +116,14 @@ def _names(resources: Mapping[str, Any], resolver: IntrinsicResolver) -> tuple[d
             attributes[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         elif kind == "AWS::SNS::Topic":
             refs[logical_id] = attributes[(logical_id, "TopicArn")] = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}"
+        # The analytics export's (templates/analytics-export.yaml): linted, never called by a function.
+        elif kind == "AWS::S3::Bucket":
+            refs[logical_id] = name.lower()
+            attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name.lower()}"
+        elif kind == "AWS::KinesisFirehose::DeliveryStream":
+            attributes[(logical_id, "Arn")] = f"arn:aws:firehose:{REGION}:{ACCOUNT_ID}:deliverystream/{name}"
+        elif kind == "AWS::Events::Rule":
+            attributes[(logical_id, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{name}"
     # Names the template gives itself (and that policies spell out), resolved once the rest is known.
     named = IntrinsicResolver(resolver.parameters, resolver.condition_definitions, refs, attributes, resolver.pseudo)
     for logical_id, resource in resources.items():
@@ -205,6 +213,10 @@ def load(template_path: Path = DEFAULT_TEMPLATE, *, parameter_overrides: Mapping
                 for entry in by_role.values():
                     if physical_name(entry.role) == role_name:
                         entry.statements += statements_of(logical_id, document)
+        elif resource["Type"] == "AWS::S3::BucketPolicy":
+            # No function reads or writes the bucket (the analytics export's: Firehose and Athena do): linted only.
+            policies.append({"where": f"{logical_id} bucket policy", "kind": "resource",
+                             "document": resolver.resolve(resource["Properties"]["PolicyDocument"])})
         elif resource["Type"] in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::Events::EventBusPolicy",
                                   "AWS::SecretsManager::ResourcePolicy", "AWS::DynamoDB::ResourcePolicy"):
             raise UnsupportedPolicy(f"{logical_id}: {resource['Type']} is not evaluated by iam_check yet")

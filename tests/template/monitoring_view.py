@@ -4,7 +4,8 @@ template it names), as one comparable view: every reference resolved to what it 
 stack.
 
 tests/template/monitoring_before_split.json is this view of template.yaml before monitoring moved into
-templates/monitoring.yaml (made with `python tests/template/monitoring_view.py > ...` at that commit);
+templates/monitoring.yaml (made with `python tests/template/monitoring_view.py > ...` at main's c3170b0, the last
+single-file template, with the daily figures' alarms and widgets);
 test_monitoring.py checks that every alarm and widget of it still exists, the same.
 """
 

@@ -71,7 +71,7 @@ def test_every_alarm_and_widget_of_before_the_split_is_still_there_the_same(view
     """Alarms and widgets compared in template.yaml's terms (what each dimension names), whatever parameter now
     carries it into the nested stack: metric, dimensions, statistic, period, threshold, description, actions."""
     before = json.loads(BEFORE_SPLIT.read_text(encoding="utf-8"))
-    assert len(before["alarms"]) == 25 and len(before["dashboards"]["Dashboard"]) == 13
+    assert len(before["alarms"]) == 27 and len(before["dashboards"]["Dashboard"]) == 20
     for name, alarm in before["alarms"].items():
         assert view["alarms"].get(name) == alarm, name
     widgets = view["dashboards"]["Dashboard"]
