@@ -999,8 +999,12 @@ def test_sam_build_builds_the_nested_templates_beside_the_functions(sam_build: P
     """sam build copies each nested template (a local Location) into the build and points the parent at it; sam
     deploy then uploads it with the functions."""
     built = load_yaml(sam_build / "template.yaml")["Resources"]
-    for stack_id in ("Monitoring", "EgressNetwork"):
+    nested = {stack_id for stack_id, resource in load_yaml(ROOT / "template.yaml")["Resources"].items()
+              if resource["Type"] == "AWS::Serverless::Application"}
+    assert nested >= {"Monitoring", "EgressNetwork", "AnalyticsExportStack"}
+    for stack_id in nested:
         assert built[stack_id]["Properties"]["Location"] == f"{stack_id}/template.yaml"
+        assert (sam_build / stack_id / "template.yaml").is_file(), stack_id
     assert "CCBillRequestsThrottledAlarm" in load_yaml(sam_build / "Monitoring" / "template.yaml")["Resources"]
     assert "WorkerNatGateway" in load_yaml(sam_build / "EgressNetwork" / "template.yaml")["Resources"]
 

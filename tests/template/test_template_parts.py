@@ -66,7 +66,7 @@ def test_the_scan_input_holds_one_cloudformation_document_per_part(tmp_path: Pat
             "AWS::Serverless::Function", "AWS::Serverless::Application", "AWS::Serverless::HttpApi"}
 
 
-@pytest.mark.parametrize("part", sorted(NESTED.values()))
+@pytest.mark.parametrize("part", sorted(set(template_parts()) - {"template.yaml"}))
 def test_every_nested_template_passes_cfn_lint_and_sam_validate_lint(part: str) -> None:
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "AWS_DEFAULT_REGION": "us-east-1",
