@@ -25,7 +25,7 @@ ACTIVE = SubscriptionFacts(SUB, SubscriptionState.ACTIVE, True, False, Decimal("
 def client() -> CCBillClient:
     unreachable = "http://127.0.0.1:9"
     return CCBillClient(
-        CCBillClientSettings(sms_url=unreachable + "/utils/subscriptionManagement.cgi",
+        CCBillClientSettings(environment="local", sms_url=unreachable + "/utils/subscriptionManagement.cgi",
                              billing_api_url=unreachable + "/jpost/billingApi.cgi",
                              upgrade_url=unreachable + "/jpost/upgradeSubscription.cgi",
                              subaccounts=client_subaccounts_setting(),

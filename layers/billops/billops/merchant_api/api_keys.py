@@ -209,9 +209,9 @@ def key_environment(table: ApiKeysTable) -> str:
     """The environment a new key is labelled with: BILLOPS_ENV when set (the functions, the local stack), else the
     one in the table's name (the template's tables are named ``<stack>-ApiKeysTable-…`` and the stacks
     ``billops-dev`` / ``billops-prod``, samconfig.toml), else ``local``. The CLI may pass ``environment=``."""
-    import os
+    from billops.settings.webhooks import DeploymentSettings
 
-    explicit = (os.environ.get("BILLOPS_ENV") or "").strip().lower()
+    explicit = DeploymentSettings.from_env().environment
     if explicit:
         return explicit
     match = _STACK_TABLE.match(table.table_name)
