@@ -155,6 +155,13 @@ VARIABLES: tuple[Variable, ...] = (
     _default("BILLOPS_UPGRADE_LINK_SECRET_MAX_AGE"),
     _default("BILLOPS_UPGRADE_LINK_TTL_SECONDS"),
     _default("BILLOPS_PUBLIC_BASE_URL"),
+    # the daily figures (billops.reports.report_settings)
+    _resource("BILLOPS_REPORTS_TABLE", "ReportsTable", "ReportsTableName"),
+    _parameter("BILLOPS_REPORT_CURRENCY", "ReportCurrency"),
+    _parameter("BILLOPS_REPORT_EXCHANGE_RATES", "ReportExchangeRates"),
+    _parameter("BILLOPS_CHARGEBACK_THRESHOLDS", "ChargebackThresholds"),
+    Variable("BILLOPS_REPORT_FACT_EVENTS", "template", "HasAnalyticsExport"),  # !If [HasAnalyticsExport, ...]
+    _default("BILLOPS_REPORT_GAUGE_SECONDS"),
 )
 
 
