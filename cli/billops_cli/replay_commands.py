@@ -205,7 +205,7 @@ def describe_operation_message(message: dict, operations: Any | None = None) -> 
     """What a dead-lettered operation message is, without its body (the parsed IDs and the reason)."""
     from billops.operations.operation_messages import MessageInvalid, parse_message
     from billops.operations.operation_records import operation_id_for
-    from billops.operations.operation_states import API_STATUS
+    from billops.operation_states import API_STATUS
 
     attributes = message.get("Attributes") or {}
     view: dict[str, Any] = {
@@ -511,12 +511,8 @@ class ProjectorReplayer:
     def _publish_change(self, previous: Any, current: Any) -> None:
         if not self.bus:
             return
-        from billops.operations.domain_events import (
-            DomainEventsUnavailable,
-            EventBridgePublisher,
-            subscription_changed_event,
-            subscription_changes,
-        )
+        from billops.domain_events.events import subscription_changed_event, subscription_changes
+        from billops.domain_events.publishing import DomainEventsUnavailable, EventBridgePublisher
 
         changed = subscription_changes(previous, current)
         if not changed:

@@ -43,7 +43,7 @@ def _domain_events():
     bus = (os.environ.get("BILLOPS_EVENT_BUS_NAME") or "").strip()
     if not bus:
         return None
-    from billops.operations.domain_events import EventBridgePublisher
+    from billops.domain_events.publishing import EventBridgePublisher
 
     return EventBridgePublisher(bus)
 
@@ -63,11 +63,8 @@ settler = _settler()
 def publish_change(previous, current) -> None:
     if publisher is None:
         return
-    from billops.operations.domain_events import (
-        DomainEventsUnavailable,
-        subscription_changed_event,
-        subscription_changes,
-    )
+    from billops.domain_events.events import subscription_changed_event, subscription_changes
+    from billops.domain_events.publishing import DomainEventsUnavailable
 
     changed = subscription_changes(previous, current)
     if not changed:

@@ -1,6 +1,6 @@
 """POST /postbacks/ccbill/upgrade/{outcome}: the Subscription Upgrade System's Approval / Denial Background Posts.
 
-Thin: route, then billops.operations.upgrade_postbacks decides. The body (personal data) and the query string (the
+Thin: route, then billops.webhooks.upgrade_postbacks decides. The body (personal data) and the query string (the
 token) are never logged.
 """
 
@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
 from billops.api_errors import internal_error, resource_not_found
-from billops.operations.upgrade_postbacks import UpgradePostbacks
+from billops.webhooks.upgrade_postbacks import UpgradePostbacks
 from billops.operations.wiring import build_services
 from billops.settings import get_settings
 from billops.webhooks.intake import WebhookRequest

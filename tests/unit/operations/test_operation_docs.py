@@ -6,7 +6,9 @@ import inspect
 import re
 from pathlib import Path
 
-from billops.operations import domain_events, operation_settings, operation_states
+from billops import operation_states
+from billops.domain_events import events as domain_events
+from billops.operations import operation_settings
 
 DOCS = (Path(__file__).resolve().parents[3] / "docs/operations.md").read_text(encoding="utf-8")
 

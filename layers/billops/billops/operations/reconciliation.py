@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_messages import parse_message
 from billops.operations.operation_queue import enqueue
 from billops.operations.operation_records import iso, parse_iso, utc_now
