@@ -497,7 +497,7 @@ class ProjectorReplayer:
 
     def _report_counter(self, target: Target, dynamodb: Any) -> Any:
         """The daily figures count replayed deliveries as the projector does (each once: billops.reports)."""
-        from billops.operations.domain_events import publisher_for
+        from billops.domain_events.publishing import publisher_for
         from billops.reports.batch_counting import ReportCounter
         from billops.reports.report_metrics import ReportMetrics
         from billops.reports.report_settings import report_settings_from_env
