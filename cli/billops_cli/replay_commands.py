@@ -205,7 +205,7 @@ def describe_operation_message(message: dict, operations: Any | None = None) -> 
     """What a dead-lettered operation message is, without its body (the parsed IDs and the reason)."""
     from billops.operations.operation_messages import MessageInvalid, parse_message
     from billops.operations.operation_records import operation_id_for
-    from billops.operations.operation_states import API_STATUS
+    from billops.operation_states import API_STATUS
 
     attributes = message.get("Attributes") or {}
     view: dict[str, Any] = {
@@ -503,7 +503,7 @@ class ProjectorReplayer:
     @staticmethod
     def _report_counter(target: Target, dynamodb: Any) -> Any:
         """The daily figures count replayed deliveries as the projector does (each once: billops.reports)."""
-        from billops.operations.domain_events import publisher_for
+        from billops.domain_events.publishing import publisher_for
         from billops.reports.batch_counting import ReportCounter
         from billops.reports.report_metrics import ReportMetrics
         from billops.reports.report_settings import report_settings_from_env

@@ -1,6 +1,6 @@
 """POST /postbacks/ccbill/upgrade/{outcome}: the Subscription Upgrade System's Approval / Denial Background Posts.
 
-Thin: route, then billops.operations.upgrade_postbacks decides (the wiring is billops.composition, the JSON answers
+Thin: route, then billops.webhooks.upgrade_postbacks decides (the wiring is billops.composition, the JSON answers
 and observability billops.composition.http). The body (personal data) and the query string (the token) are never
 logged.
 """

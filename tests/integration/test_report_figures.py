@@ -287,7 +287,7 @@ def test_a_batch_costs_one_transaction_and_no_call_per_delivery(stack):
 
 
 def test_a_ratio_crossing_is_published_once_even_when_the_first_publication_failed(stack, monkeypatch):
-    from billops.operations.domain_events import DomainEventsUnavailable, RecordingPublisher
+    from billops.domain_events.publishing import DomainEventsUnavailable, RecordingPublisher
 
     monkeypatch.setenv("BILLOPS_CHARGEBACK_THRESHOLDS", json.dumps({
         "VISA": {"warning": {"percent": "20", "min_chargebacks": 1},
@@ -322,7 +322,7 @@ def test_a_ratio_crossing_is_published_once_even_when_the_first_publication_fail
 
 
 def test_delivery_counted_facts_are_published_before_the_figures_and_again_on_a_retry(stack, monkeypatch):
-    from billops.operations.domain_events import RecordingPublisher
+    from billops.domain_events.publishing import RecordingPublisher
 
     monkeypatch.setenv("BILLOPS_REPORT_FACT_EVENTS", "true")
     projector = stack.reload_projector()

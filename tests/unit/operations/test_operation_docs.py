@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from billops.operations import domain_events, operation_states
+from billops import operation_states
+from billops.domain_events import events as domain_events
 from billops.settings.operations import OperationSettings
 
 DOCS = (Path(__file__).resolve().parents[3] / "docs/operations.md").read_text(encoding="utf-8")

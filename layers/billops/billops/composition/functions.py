@@ -21,7 +21,7 @@ def webhook_intake_from_env() -> Any:
 
 def upgrade_postbacks_from_env(on_metric: Callable[[str], None]) -> Any:
     """POST /postbacks/ccbill/upgrade/{outcome}: CCBill's upgrade Approval / Denial posts, settling operations."""
-    from billops.operations.upgrade_postbacks import UpgradePostbacks
+    from billops.webhooks.upgrade_postbacks import UpgradePostbacks
     from billops.operations.wiring import build_services
     from billops.settings import get_settings
 

@@ -21,12 +21,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from billops.operations.domain_events import (
-    DomainEventsUnavailable,
-    Publisher,
-    subscription_changed_event,
-    subscription_changes,
-)
+from billops.domain_events.events import subscription_changed_event, subscription_changes
+from billops.domain_events.publishing import DomainEventsUnavailable, Publisher
 from billops.storage.delivery_log_table import DeliveryLogTable, entries_from_stream
 from billops.storage.subscriptions_table import SubscriptionsTable
 from billops.subscriptions.projection import SubscriptionProjection
@@ -109,7 +105,7 @@ def build_projector(settings: Any, *, settle: bool | None = None, log: bool = Tr
     It publishes when BILLOPS_EVENT_BUS_NAME names a bus (or ``publisher`` is given) and settles operations when
     BILLOPS_OPERATIONS_TABLE is set (``settle`` overrides: the CLI knows whether its stack has the table); it
     counts the daily figures with ``reports`` (billops.reports.batch_counting.ReportCounter), if given."""
-    from billops.operations.domain_events import EventBridgePublisher
+    from billops.domain_events.publishing import EventBridgePublisher
 
     if publisher is None and settings.event_bus_name:
         publisher = EventBridgePublisher(settings.event_bus_name)

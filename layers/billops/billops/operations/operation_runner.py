@@ -35,9 +35,9 @@ from typing import Any
 from billops.ccbill.client import CCBillClient
 from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.outcomes import CCBillOutcome, OutcomeKind
-from billops.operations import domain_events as events
+from billops.domain_events import events
 from billops.operations import local_fault_hooks
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_actions import (
     ALLOW_UPGRADE,
     CHARGE_UPGRADE,

@@ -56,8 +56,9 @@ from typing import Any
 from billops.ccbill.client import CCBillClient
 from billops.ccbill.outcomes import OutcomeKind
 from billops.ccbill.subscription_facts import SubscriptionState, facts_from_status, parse_ccbill_datetime
-from billops.operations import domain_events as events
-from billops.operations import operation_states as states
+from billops.domain_events import events
+from billops.domain_events.publishing import DomainEventsUnavailable
+from billops import operation_states as states
 from billops.operations.money_back_settlement import EVENT_OF_TYPE as MONEY_BACK_TYPES
 from billops.operations.money_back_settlement import MONEY_BACK_EVENTS, MoneyBackSettlement
 from billops.operations.operation_actions import ALLOW_UPGRADE, CHARGE_UPGRADE
@@ -396,7 +397,7 @@ class Settler:
             sale.subscription_id, sale.client_accnum, sale.client_subacc, iso(self.clock()))
         try:
             self.writer.publisher.publish([event])
-        except events.DomainEventsUnavailable:
+        except DomainEventsUnavailable:
             self.writer.on_metric("DomainEventPublishFailed")
             logger.warning("UnexpectedUpgradeSale not published", extra={"subscription_id":
                                                                          sale.original_subscription_id})
@@ -513,6 +514,11 @@ class Settler:
             remove=("lease_expires_at",),
             event_types=[events.OPERATION_FAILED])
         return moved or self._reread(record)
+
+    def note_postback(self, operation_id: str, note: dict[str, str]) -> None:
+        """Keep a Background Post's non-personal fields on the operation it settled (``postbacks``, appended)."""
+        self.table.update_fields(operation_id, values={}, expect={}, now=iso(self.clock()),
+                                 append={"postbacks": [note]})
 
 
 # --- evidence readers ---------------------------------------------------------------------------------------------

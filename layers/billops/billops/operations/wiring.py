@@ -15,7 +15,7 @@ from typing import Any
 
 from billops.ccbill.circuit_breaker import CircuitBreaker, threshold_from_env
 from billops.ccbill.client import CCBillClient
-from billops.operations.domain_events import Publisher, publisher_for
+from billops.domain_events.publishing import Publisher, publisher_for
 from billops.operations.operation_queue import DeadLetters
 from billops.operations.operation_records import utc_now
 from billops.operations.operation_runner import OperationRunner
@@ -49,7 +49,7 @@ def ccbill_breaker(settings: OperationSettings, publisher: Publisher,
                    on_metric: Callable[[str], None] | None = None, dynamodb: Any = None) -> CircuitBreaker:
     """The CCBill circuit breaker every CCBill call of this container goes through (its item: the operations
     table); its domain events go on the operations bus."""
-    from billops.operations.domain_events import DomainEvent
+    from billops.domain_events.events import DomainEvent
     from billops.storage.ccbill_breaker_store import CCBillBreakerStore
 
     def publish(detail_type: str, detail: dict[str, Any]) -> None:

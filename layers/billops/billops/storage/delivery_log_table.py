@@ -21,7 +21,7 @@ from typing import Any
 
 from billops.storage.dynamodb_client import DynamoDBTable
 from billops.storage.errors import StorageUnavailable
-from billops.storage.events_table import from_dynamodb
+from billops.storage.paging import every_item
 
 RETENTION_DAYS = 90
 BATCH_WRITE_SIZE = 25  # DynamoDB's BatchWriteItem limit
@@ -109,8 +109,6 @@ class DeliveryLogTable(DynamoDBTable):
 
     def between(self, start: datetime, stop: datetime, *, outcome: str | None = None) -> list[dict[str, Any]]:
         """Every logged delivery received between start and stop (inclusive), oldest first, deserialized."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         start, stop = start.astimezone(UTC), stop.astimezone(UTC)
         found: list[dict[str, Any]] = []
         day = start.date()
@@ -126,14 +124,6 @@ class DeliveryLogTable(DynamoDBTable):
             if outcome is not None:
                 kwargs["FilterExpression"] = "outcome = :outcome"
                 kwargs["ExpressionAttributeValues"][":outcome"] = {"S": outcome}
-            while True:
-                try:
-                    answer = self.client.query(**kwargs)
-                except (ClientError, BotoCoreError) as error:
-                    raise StorageUnavailable(f"The delivery log could not be read: {type(error).__name__}") from error
-                found.extend(from_dynamodb(item) for item in answer.get("Items", []))
-                if "LastEvaluatedKey" not in answer:
-                    break
-                kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+            found.extend(every_item(self.client.query, kwargs, failure="The delivery log could not be read"))
             day += timedelta(days=1)
         return found
