@@ -79,9 +79,11 @@ check-iam: install $(SCAN_INSTALLED)
 ## suppression is in the resource's Metadata with its reason); bandit over the code; pip-audit over the locks (it
 ## fails on a known vulnerability, and says loudly when the vulnerability service cannot be reached).
 security: install $(SCAN_INSTALLED)
-	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/cfn-lint template.yaml templates/analytics-export.yaml
 	$(PY) tests/template/sam_transform.py $(SECURITY_OUT)/transformed-template.json
 	$(SCAN_VENV)/bin/checkov --file $(SECURITY_OUT)/transformed-template.json --framework cloudformation \
+	  --compact --quiet --skip-download
+	$(SCAN_VENV)/bin/checkov --file templates/analytics-export.yaml --framework cloudformation \
 	  --compact --quiet --skip-download
 	$(SCAN_VENV)/bin/bandit --quiet --recursive layers functions local cli
 	$(PY) requirements/scan_audit.py $(SCAN_VENV)/bin/pip-audit requirements/dev.lock layers/billops/requirements.txt

@@ -18,13 +18,14 @@ from billops_cli import (
     ccbill_commands,
     reconcile_command,
     replay_commands,
+    report_command,
     subscription_commands,
 )
 from billops_cli.output import EXIT_FAILED, EXIT_INTERRUPTED, CliError, Output
 from billops_cli.targets import resolve_target
 
 COMMAND_MODULES = (api_key_commands, subscription_commands, replay_commands, bulk_operations, reconcile_command,
-                   ccbill_commands)
+                   ccbill_commands, report_command)
 
 
 def _target_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="billops",
         description="Operate a billops stack: API keys, subscriptions, dead-letter and quarantine replays, bulk "
-                    "operations from a CSV, reconciliation. Talks to the local stack unless --stack is given.",
+                    "operations from a CSV, reconciliation, reports. Talks to the local stack unless --stack is "
+                    "given.",
         epilog="Exit codes: 0 done; 1 something failed or was refused; 2 usage; 3 an outcome is unknown or not "
                "final yet. See docs/cli.md.",
     )

@@ -16,7 +16,7 @@ from billops_cli.output import EXIT_FAILED, EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, C
 from billops_cli.targets import Target
 
 FUNCTION = "ReconciliationFunction"
-MARK = {"pass": "PASS", "fail": "FAIL", "cannot tell": "CANNOT TELL"}
+MARK = {"pass": "PASS", "fail": "FAIL", "cannot tell": "CANNOT TELL"}  # nosec B105  # verdicts, not passwords
 
 
 def register(commands: Any, common: argparse.ArgumentParser) -> None:

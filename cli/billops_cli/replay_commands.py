@@ -493,6 +493,28 @@ class ProjectorReplayer:
         self.projection = SubscriptionProjection(self.subscriptions, on_change=self._publish_change,
                                                  customer_reference_field=_customer_reference_field(target))
         self.settler = self._settler(target, dynamodb)
+        self.reports = self._report_counter(target, dynamodb)
+
+    def _report_counter(self, target: Target, dynamodb: Any) -> Any:
+        """The daily figures count replayed deliveries as the projector does (each once: billops.reports)."""
+        from billops.operations.domain_events import publisher_for
+        from billops.reports.batch_counting import ReportCounter
+        from billops.reports.report_metrics import ReportMetrics
+        from billops.reports.report_settings import report_settings_from_env
+        from billops.storage.reports_table import ReportsTable
+
+        try:
+            table = target.table("ReportsTable")
+        except CliError:
+            return None  # a stack from before the reports
+        settings = report_settings_from_env({
+            "BILLOPS_REPORTS_TABLE": table, "BILLOPS_REPORT_GAUGE_SECONDS": "0",
+            **{variable: value for parameter, variable in (
+                ("ReportCurrency", "BILLOPS_REPORT_CURRENCY"), ("ReportExchangeRates", "BILLOPS_REPORT_EXCHANGE_RATES"),
+                ("ChargebackThresholds", "BILLOPS_CHARGEBACK_THRESHOLDS"))
+               if (value := target.setting(parameter, variable))}})
+        return ReportCounter(settings, ReportsTable(table, dynamodb), publisher_for(self.bus),
+                             ReportMetrics(sink=lambda line: None))
 
     @staticmethod
     def _settler(target: Target, dynamodb: Any) -> Any:
@@ -544,6 +566,8 @@ class ProjectorReplayer:
         outcome = self.projection.apply_delivery(delivery)
         if self.settler is not None:
             self.settler.settle_from_delivery(delivery)
+        if self.reports is not None:
+            self.reports.count_deliveries([delivery])
         return outcome
 
 

@@ -45,6 +45,7 @@ OUTPUT_KEYS = {
     "OperationsDeadLetterQueue": "OperationsDeadLetterQueueUrl",
     "ProjectorDeadLetterQueue": "ProjectorDeadLetterQueueUrl",
     "DomainEventBus": "DomainEventBusName",
+    "ReportsTable": "ReportsTableName",
 }
 """Logical ID -> the stack output holding its name / URL (template.yaml's Outputs)."""
 
@@ -165,6 +166,11 @@ class Target:
     def environment_name(self) -> str:
         """``local``, or the stack's Environment parameter (dev, prod): what new API keys are prefixed with."""
         return "local"
+
+    def setting(self, parameter: str, variable: str) -> str | None:
+        """A setting the stack gives its functions: the template parameter ``parameter`` of a deployed stack, or
+        ``variable`` in this environment for the local stack (which reads its parameters from there too)."""
+        return os.environ.get(variable)
 
 
 @dataclass
@@ -292,6 +298,10 @@ class AwsTarget(Target):
             self._parameters = {str(p["ParameterKey"]): str(p.get("ParameterValue") or "")
                                 for p in stacks[0].get("Parameters", [])}
         return self._outputs
+
+    def setting(self, parameter: str, variable: str) -> str | None:
+        self.outputs  # noqa: B018 - reads the parameters too
+        return self._parameters.get(parameter)
 
     def environment_name(self) -> str:
         self.outputs  # noqa: B018 - reads the parameters too

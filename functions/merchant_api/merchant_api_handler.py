@@ -19,6 +19,7 @@ from billops.merchant_api.api_authentication import require_scope
 from billops.merchant_api.api_keys import WRITE
 from billops.merchant_api.api_service import MerchantApi
 from billops.merchant_api.openapi import openapi_document_text
+from billops.merchant_api.report_routes import ReportRoutes
 from billops.merchant_api.request_bodies import parse_body, parse_query
 
 
@@ -49,6 +50,7 @@ def _count(name: str) -> None:
 
 
 api = MerchantApi.from_env(on_metric=_count)
+reports = ReportRoutes.from_env()
 
 OPENAPI_PATH = "/v1/openapi.json"
 ROUTES: list[tuple[str, str]] = []
@@ -184,6 +186,16 @@ def retrieve_operation(operation_id: str) -> Response:
 @route("GET", "/v1/events")
 def list_events() -> Response:
     return _answer(api.list_events(_key(), _query()))
+
+
+@route("GET", "/v1/reports/summary")
+def report_summary() -> Response:
+    return _answer(reports.summary(_key(), _query()))
+
+
+@route("GET", "/v1/reports/daily")
+def report_daily() -> Response:
+    return _answer(reports.daily(_key(), _query()))
 
 
 # --- everything else ------------------------------------------------------------------------------------------------

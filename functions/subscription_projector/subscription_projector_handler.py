@@ -16,6 +16,9 @@ Before folding, the batch's inserts are written to the delivery log (billops.sto
 API's recent deliveries, the CLI's quarantine list and its dead-letter replay read), so a batch that then fails to
 fold is still logged. If the log cannot be written the whole batch fails and the stream retries it: the fold is
 idempotent, and the log item of a delivery is always the same item.
+
+Then the batch is counted into the daily figures (billops.reports.batch_counting, issue 16), from the deliveries'
+images, exactly once whatever the stream redelivers; a failure there fails the batch too, for the same reason.
 """
 
 import os
@@ -56,8 +59,16 @@ def _settler():
     return build_services(on_metric=_count).settler
 
 
+def _report_counter():
+    """The daily figures (billops.reports), counted from each batch, when BILLOPS_REPORTS_TABLE is configured."""
+    from billops.reports.batch_counting import ReportCounter
+
+    return ReportCounter.from_env()
+
+
 publisher = _domain_events()
 settler = _settler()
+report_counter = _report_counter()
 
 
 def publish_change(previous, current) -> None:
@@ -106,4 +117,6 @@ def project_record(record: DynamoDBRecord) -> str:
 @metrics.log_metrics
 def handler(event: dict, context: object) -> dict:
     delivery_log.record(entries_from_stream(event.get("Records") or []))
+    if report_counter is not None:
+        report_counter.count_stream_batch(event.get("Records") or [])
     return process_partial_response(event=event, record_handler=project_record, processor=processor, context=context)

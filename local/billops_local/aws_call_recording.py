@@ -119,6 +119,9 @@ class Recorder:
         self._lock = threading.Lock()
         self._file: Any = None
         self._pid = 0
+        # Each recorder its own slot in botocore's call context: a client hooked by two recorders (a test's own, and
+        # the process-wide one $BILLOPS_RECORD_AWS_CALLS installs) is recorded by both.
+        self._context_key = f"billops_aws_call_{id(self)}"
 
     def record(self, entry: dict[str, Any], seen_in: str) -> None:
         """Append ``entry`` (with where it was first seen) unless this process wrote it already."""
@@ -143,11 +146,11 @@ class Recorder:
         acting = _acting.get()
         if acting is None or context is None:
             return
-        context["billops_aws_call"] = (acting, model, _copy_params(params))
+        context[self._context_key] = (acting, model, _copy_params(params))
 
     def after_call(self, parsed: Mapping[str, Any] | None = None, context: dict[str, Any] | None = None,
                    **_: Any) -> None:
-        pending = (context or {}).pop("billops_aws_call", None)
+        pending = (context or {}).pop(self._context_key, None)
         if pending is None:
             return
         acting, model, params = pending

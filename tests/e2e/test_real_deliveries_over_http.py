@@ -44,7 +44,7 @@ def _new_id() -> str:
 
 
 def test_two_refunds_of_one_transaction_are_two_refunds_both_folded(local_stack):
-    from test_webhooks_over_http import _wait_for as eventually  # the e2e files' waiting helper
+    from support.waiting import eventually
 
     subscription_id = _new_id()
     sale = sample_fields("NewSaleSuccess", subscriptionId=subscription_id, transactionId=subscription_id,

@@ -91,7 +91,7 @@ def test_varied_sandbox_deliveries_all_arrive_and_are_folded(local_stack):
                    if r["subscription_id"] in subscriptions]
         return records if records and all(r["state"] != "pending" for r in records) else None
 
-    records = _eventually(settled, timeout=60)
+    records = eventually(settled, timeout=60)
     refused = [(r["event_type"], r["version"], r["body_format"], r["variations"], r["attempts"][-1]["status"])
                for r in records if r["state"] != "delivered"]
     assert not refused, f"seed {config['seed']}: deliveries the receiver did not take: {refused}"

@@ -209,9 +209,9 @@ def test_an_upgrade_into_another_account_in_chromium(local_stack, browser_contex
     ledger = requests.get(f"{local_stack.sandbox_url}/sandbox/ledger", timeout=10).json()
     charges = [entry for entry in ledger if entry["subscription_id"] == upgraded_to]
     assert len(charges) == 1 and charges[0]["client_accnum"] == "900300"
-    new = _eventually(lambda: _record(local_stack, upgraded_to), what="the destination's UpgradeSuccess")
+    new = eventually(lambda: _record(local_stack, upgraded_to), what="the destination's UpgradeSuccess")
     assert (new["client_accnum"], new["original_subscription_id"]) == ("900300", original)
-    operation = _eventually(lambda: (lambda o: o if o["status"] == "succeeded" else None)(requests.get(
+    operation = eventually(lambda: (lambda o: o if o["status"] == "succeeded" else None)(requests.get(
         f"{local_stack.api_url}/v1/operations/{link['operation_id']}", auth=(API_KEY, ""), timeout=10).json()[
         "operation"]), what="the link's operation to be settled by the UpgradeSuccess")
     assert operation["new_subscription_id"] == upgraded_to

@@ -155,6 +155,9 @@ def test_built_template_points_at_built_artifacts(sam_build: Path) -> None:
         assert built[name]["Properties"]["CodeUri"] == name
         handler_module = built[name]["Properties"]["Handler"].rpartition(".")[0]
         assert (sam_build / name / f"{handler_module}.py").is_file(), f"{name}: the handler is not in the build"
+    # The optional analytics export (AnalyticsExport) is built beside them, as a nested template.
+    assert built["AnalyticsExportStack"]["Properties"]["Location"] == "AnalyticsExportStack/template.yaml"
+    assert "DeliveryStream" in load_yaml(sam_build / "AnalyticsExportStack" / "template.yaml")["Resources"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -312,12 +315,16 @@ def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(tra
         "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem",  # OperationsTable: settles upgrades
         "sqs:SendMessage",
         "dynamodb:BatchWriteItem",  # DeliveryLogTable: each batch's deliveries, logged before the fold
-        "events:PutEvents",  # SubscriptionChanged
+        "events:PutEvents",  # SubscriptionChanged, the chargeback-ratio events, DeliveryCounted
+        # ReportsTable: the daily figures (a transaction of Update actions), the counted keys, the directory, the
+        # chargeback-ratio alerts
+        "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query",
     ])
     granted = _grants(transformed, "SubscriptionProjectorFunction")
     assert granted["dynamodb:BatchWriteItem"] == {_arn("DeliveryLogTable")}
     assert granted["dynamodb:UpdateItem"] >= {_arn("OperationsTable")}
     assert _arn("OperationsTable") not in granted["dynamodb:PutItem"]
+    assert granted["dynamodb:BatchGetItem"] == {_arn("ReportsTable")}
     assert granted["events:PutEvents"] == {_bus_arn()}
 
 
@@ -924,11 +931,12 @@ def test_merchant_api_route_and_environment(template: dict[str, Any]) -> None:
 def test_merchant_api_permissions_are_exactly_what_it_does(transformed: dict[str, Any]) -> None:
     granted = _grants(transformed, "MerchantApiFunction")
     assert granted == {
-        "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable"), _arn("ApiKeysTable")},
+        "dynamodb:GetItem": {_arn("SubscriptionsTable"), _arn("OperationsTable"), _arn("ApiKeysTable"),
+                             _arn("ReportsTable")},
         "dynamodb:BatchGetItem": {_arn("SubscriptionsTable")},
         "dynamodb:Query": {_sub("${SubscriptionsTable.Arn}/index/by_status"),
                            _sub("${SubscriptionsTable.Arn}/index/by_customer_reference"),
-                           _arn("DeliveryLogTable"),
+                           _arn("DeliveryLogTable"), _arn("ReportsTable"),
                            _sub("${OperationsTable.Arn}/index/by_subscription")},
         # Operations are created, never moved (only the worker moves them); the keys table gets counters and
         # kept answers only (below); an upgrade link notes its offer on the subscription (issue 12).

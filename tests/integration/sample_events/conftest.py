@@ -12,7 +12,7 @@ import pytest
 import requests
 from billops_local.aws_environment import create_resources, function_environments
 from billops_local.ccbill_sandbox import start_sandbox
-from billops_local.ccbill_sandbox.accounts import DEFAULT_ACCOUNTS, DEFAULT_DATALINK_PASSWORD, DEFAULT_DATALINK_USERNAME
+from billops_local.ccbill_sandbox.accounts import DEFAULT_ACCOUNTS, with_upgrade_security, DEFAULT_DATALINK_PASSWORD, DEFAULT_DATALINK_USERNAME
 from billops_local.ccbill_sandbox.local_service import LOCAL_UPGRADE_KEY, client_environment
 from billops_local.template_resources import load_template
 from sam_local_invoke import (
@@ -30,7 +30,9 @@ from sam_local_invoke import (
 @pytest.fixture
 def sam_local(moto_server, aws_credentials, monkeypatch, handler_loader) -> Iterator[SamLocal]:
     requests.post(f"{moto_server.endpoint_url}/moto-api/reset", timeout=10)
-    template = load_template()
+    # As the local stack runs (and as deployed with WorkerFixedEgressIp=true): the allowUpgrade samples need the
+    # fixed egress IP CCBill whitelists (billops.ccbill.upgrade_security).
+    template = load_template(parameter_overrides={"WorkerFixedEgressIp": "true"})
     credentials = json.dumps({"client_accnum": DEFAULT_ACCOUNTS[0].client_accnum,
                               "username": DEFAULT_DATALINK_USERNAME, "password": DEFAULT_DATALINK_PASSWORD})
     secret_values = {
@@ -41,10 +43,12 @@ def sam_local(moto_server, aws_credentials, monkeypatch, handler_loader) -> Iter
     created = create_resources(template, moto_server.endpoint_url, secret_values=secret_values)
     # The sandbox's clock starts on the samples' day (its subscription IDs carry the date) and runs on from there.
     started = time.monotonic()
-    sandbox = start_sandbox("127.0.0.1", 0, None, upgrade_key=LOCAL_UPGRADE_KEY,
+    # The accounts' Security Type as the local stack sets it for a fixed egress IP: Backend HTTPS Post from 127.0.0.1.
+    accounts = with_upgrade_security(DEFAULT_ACCOUNTS, "backend_post", ("127.0.0.1/32",))
+    sandbox = start_sandbox("127.0.0.1", 0, None, accounts=accounts, upgrade_key=LOCAL_UPGRADE_KEY,
                             clock=lambda: SAMPLE_DAY + timedelta(seconds=time.monotonic() - started))
     try:
-        ccbill = client_environment(moto_server.endpoint_url, sandbox, LOCAL_UPGRADE_KEY)
+        ccbill = client_environment(moto_server.endpoint_url, sandbox, LOCAL_UPGRADE_KEY, accounts)
         ccbill.pop(CREDENTIALS_VARIABLE)  # the template's secret holds the sandbox's login already
         yield SamLocal(template, created, sandbox, handler_loader, monkeypatch, {"BILLOPS_ENV": "local", **ccbill},
                        function_environments(template, created))

@@ -103,10 +103,10 @@ def _upgrade_window_open(sam_local, key: str) -> dict:
     sam_local.sale_at_ccbill()
     sam_local.subscription_known()
     allow = {"operation_type": "upgrade", "subscription_id": SAMPLE_SUBSCRIPTION, "idempotency_key": key,
-             "parameters": {"method": "allow_upgrade"}}
+             "parameters": {"method": "allow_upgrade", "upgrade": "gold"}}
     assert sam_local.invoke("OperationWorkerFunction", sam_local.sqs_event(allow)) == {"batchItemFailures": []}
     record = sam_local.operation(key)
-    assert record["status"] == "awaiting_consumer", record
+    assert record["status"] == "awaiting_consumer", json.dumps(record, default=str)
     return record
 
 

@@ -109,3 +109,13 @@ def test_pass_through_values_are_looked_for_those_of_the_samples_and_those_a_sta
     _add_pass_through_values(scanner, kms, [("X-email", sealed["X-email"], keys)])
     found = scanner.scan_text('{"message": "oops", "value": "someone.unknown@example.org"}', "b")
     assert "a pass-through field (X-email)" in {leak.what for leak in found}
+
+
+def test_a_placeholder_value_is_not_a_needle_a_real_one_is():
+    # Published deliveries carry "X-mpp_subscriber_id": "000000": as a needle it would match every timestamp.
+    scanner = LeakScanner()
+    scanner.add("000000", "a pass-through field (X-mpp_subscriber_id)")
+    scanner.add("1212121", "a pass-through field (X-user_id)")
+    scanner.add("mpp-48213", "a pass-through field (X-mpp_subscriber_id)")
+    log = '{"timestamp":"2026-12-05 20:00:00,000000"}\n{"x":"1212121"}\n{"y":"mpp-48213"}'
+    assert [leak.line_number for leak in scanner.scan_text(log, "x.log")] == [3]

@@ -31,7 +31,7 @@ from billops.ccbill.outcomes import CCBillOutcome, OutcomeKind
 
 logger = logging.getLogger(__name__)
 
-PASS = "pass"
+PASS = "pass"  # nosec B105  # a check's verdict, not a password
 FAIL = "fail"
 CANNOT_TELL = "cannot tell"
 

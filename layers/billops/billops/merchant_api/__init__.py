@@ -10,6 +10,7 @@ The handler (functions/merchant_api/merchant_api_handler.py) only routes; everyt
 * request_bodies        form-encoded or JSON request bodies, query parameters
 * pagination            limit / offset / next_offset
 * resources             records -> snake_case resources (subscriptions, operations, events); personal data masked
+* report_routes         GET /v1/reports/summary and /daily (the daily figures of billops.reports)
 * queries               the reads behind the list routes (subscriptions, a subscription's events and operations,
                         recent webhook deliveries)
 * operation_requests    a POST -> an operation message, validated with the worker's rules, recorded, queued;
