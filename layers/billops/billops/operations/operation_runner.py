@@ -36,7 +36,6 @@ from billops.ccbill.client import CCBillClient
 from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.outcomes import CCBillOutcome, OutcomeKind
 from billops.domain_events import events
-from billops.operations import local_fault_hooks
 from billops import operation_states as states
 from billops.operations.operation_actions import (
     ALLOW_UPGRADE,
@@ -102,6 +101,7 @@ class OperationRunner:
         settings: OperationSettings,
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
+        on_ccbill_answered: Callable[[str | None], None] | None = None,
     ) -> None:
         self.table = table
         self.facts_store = facts_store
@@ -113,6 +113,9 @@ class OperationRunner:
         self.retry_policy = retry_policy or RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds,
                                                         settings.max_attempts)
         self.clock = clock
+        # Called with the CCBill action once CCBill answered, before the outcome is written: the one moment a crash
+        # leaves a call made and unrecorded. None in production; the local stack injects its fault there.
+        self.on_ccbill_answered = on_ccbill_answered
 
     # --- 1-2: the message and its record -------------------------------------------------------------------------
 
@@ -306,7 +309,8 @@ class OperationRunner:
             refusal = ActionRefused(invalid.param, invalid.message, getattr(invalid, "ccbill_code", None))
             moved = self._refuse(claimed, refusal, sources=(states.IN_PROGRESS,))
             return RunResult("refused", op_id, states.FAILED if moved else None, ["OperationRefused"])
-        local_fault_hooks.after_ccbill_call(plan.details.get("action"))  # inert unless BILLOPS_ENV=local
+        if self.on_ccbill_answered is not None:
+            self.on_ccbill_answered(plan.details.get("action"))
         return self._record(claimed, plan, outcome)
 
     def _check_time(self, client: CCBillClient, remaining_ms: Callable[[], int] | None) -> None:
