@@ -46,6 +46,7 @@ from billops.operations.operation_actions import (
     plan_for,
     upgrade_form_for,
 )
+from billops.operations.operation_context import OperationContext, UsesOperationContext
 from billops.operations.operation_messages import MessageInvalid, parse_message
 from billops.operations.operation_queue import DeadLetters
 from billops.operations.operation_records import (
@@ -55,15 +56,10 @@ from billops.operations.operation_records import (
     parse_iso,
     rejection_record,
     request_hash,
-    utc_now,
 )
-from billops.operations.operation_settings import OperationSettings
-from billops.operations.operation_writer import OperationWriter
-from billops.operations.retry_policy import RetryPolicy
 from billops.operations.settlement import Settler
-from billops.operations.subscription_facts_store import SubscriptionFactsStore
 from billops.operations.upgrade_guard import DUPLICATE_UPGRADE, UpgradeGuard, refusal_message
-from billops.storage.operations_table import Condition, OperationsTable
+from billops.storage.operations_table import Condition
 
 logger = logging.getLogger(__name__)
 
@@ -90,29 +86,11 @@ class RunResult:
     metrics: list[str] = field(default_factory=list)
 
 
-class OperationRunner:
-    def __init__(
-        self,
-        table: OperationsTable,
-        facts_store: SubscriptionFactsStore,
-        client_factory: Callable[[], CCBillClient],
-        writer: OperationWriter,
-        settler: Settler,
-        dead_letters: DeadLetters,
-        settings: OperationSettings,
-        retry_policy: RetryPolicy | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.table = table
-        self.facts_store = facts_store
-        self.client_factory = client_factory
-        self.writer = writer
+class OperationRunner(UsesOperationContext):
+    def __init__(self, context: OperationContext, settler: Settler, dead_letters: DeadLetters) -> None:
+        self.context = context
         self.settler = settler
         self.dead_letters = dead_letters
-        self.settings = settings
-        self.retry_policy = retry_policy or RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds,
-                                                        settings.max_attempts)
-        self.clock = clock
 
     # --- 1-2: the message and its record -------------------------------------------------------------------------
 
