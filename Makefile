@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
 .PHONY: install browser wrk run test test-unit test-integration test-e2e test-template test-reliability bench lock clean \
-	security scan-lock check-iam
+	security scan-lock check-iam monitoring
 
 $(INSTALLED): pyproject.toml requirements/dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "billops needs Python 3.11 (the Lambda runtime; sam build needs the same interpreter)")'
@@ -75,15 +75,16 @@ check-iam: install $(SCAN_INSTALLED)
 	$(PY) -m iam_check --record-if-missing
 	$(SCAN_VENV)/bin/python iam_check/policy_lint.py test-artifacts/iam/policies.json
 
-## cfn-lint over the template; checkov over the CloudFormation the SAM transform makes of it (no failed check: each
-## suppression is in the resource's Metadata with its reason); bandit over the code; pip-audit over the locks (it
-## fails on a known vulnerability, and says loudly when the vulnerability service cannot be reached).
+## cfn-lint over the template and its nested templates (templates/*.yaml); checkov over the CloudFormation the SAM
+## transform makes of every part, one JSON each (no failed check: each suppression is in the resource's Metadata
+## with its reason); bandit over the code; pip-audit over the locks (it fails on a known vulnerability, and says
+## loudly when the vulnerability service cannot be reached). tests/template/test_template_parts.py checks that these
+## globs reach every nested template template.yaml names.
 security: install $(SCAN_INSTALLED)
-	$(VENV)/bin/cfn-lint template.yaml templates/analytics-export.yaml
-	$(PY) tests/template/sam_transform.py $(SECURITY_OUT)/transformed-template.json
-	$(SCAN_VENV)/bin/checkov --file $(SECURITY_OUT)/transformed-template.json --framework cloudformation \
-	  --compact --quiet --skip-download
-	$(SCAN_VENV)/bin/checkov --file templates/analytics-export.yaml --framework cloudformation \
+	$(PY) templates/monitoring/generate.py --check
+	$(VENV)/bin/cfn-lint template.yaml templates/*.yaml
+	$(PY) tests/template/sam_transform.py $(SECURITY_OUT)/transformed
+	$(SCAN_VENV)/bin/checkov --directory $(SECURITY_OUT)/transformed --framework cloudformation \
 	  --compact --quiet --skip-download
 	$(SCAN_VENV)/bin/bandit --quiet --recursive layers functions local cli
 	$(PY) requirements/scan_audit.py $(SCAN_VENV)/bin/pip-audit requirements/dev.lock layers/billops/requirements.txt
@@ -120,6 +121,11 @@ test-reliability: install wrk
 ## bench/report.md and bench/chart.png. Not part of `make test`.
 bench: install
 	$(PY) -m bench
+
+## templates/monitoring.yaml (the alarms and the dashboard) from its short list,
+## templates/monitoring/alarms-and-dashboard.yaml.
+monitoring: install
+	$(PY) templates/monitoring/generate.py
 
 ## Re-pin requirements/dev.lock from pyproject.toml (then keep layers/billops/requirements.txt in step).
 lock: install

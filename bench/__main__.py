@@ -89,7 +89,11 @@ def template_facts() -> dict[str, Any]:
     document = load_yaml(ROOT / "template.yaml")
     resources = document["Resources"]
     counts: dict[str, int] = {}
-    for resource in resources.values():
+    # The nested stacks deployed whatever the parameters (the alarms and dashboard: templates/monitoring.yaml) count
+    # too; the optional ones (a Condition) are off by default.
+    nested = [load_yaml(ROOT / r["Properties"]["Location"])["Resources"] for r in resources.values()
+              if r["Type"] == "AWS::Serverless::Application" and "Condition" not in r]
+    for resource in [*resources.values(), *(each for part in nested for each in part.values())]:
         counts[resource["Type"]] = counts.get(resource["Type"], 0) + 1
     access_log = (((resources.get("HttpApi") or {}).get("Properties") or {}).get("AccessLogSettings") or {})
     levels = {name: (((resource.get("Properties") or {}).get("LoggingConfig") or {}).get("SystemLogLevel"))

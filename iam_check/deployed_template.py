@@ -1,4 +1,5 @@
-"""The deployed form of template.yaml (SAM's transform, tests/template/sam_transform.py), resolved to the canonical
+"""The deployed form of template.yaml and its nested templates (SAM's transform, tests/template/sam_transform.py,
+the nested stacks flattened into one document), resolved to the canonical
 names the AWS call recorder writes (billops_local.aws_call_recording): each function's role with every policy it
 gets (inline, SAM policy templates expanded, AWS managed, a permissions boundary if any), the key policies, and which
 key encrypts which table, queue, secret and bus.
@@ -34,11 +35,27 @@ ROOT = Path(__file__).resolve().parents[1]
 REGION = LOCAL_REGION
 
 
-def transform(template_path: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
+def _sam_transform():
     spec = importlib.util.spec_from_file_location("sam_transform", ROOT / "tests" / "template" / "sam_transform.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.transform_template(Path(template_path))
+    return module
+
+
+def transform(template_path: Path = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """The template and every nested template it names (templates/*.yaml) as one document: a role, a key or a
+    policy moved into a nested stack is checked like one in template.yaml (sam_transform.flattened_template)."""
+    return _sam_transform().flattened_template(Path(template_path))
+
+
+def every_option_on(template_path: Path = DEFAULT_TEMPLATE) -> dict[str, str]:
+    """Parameter overrides turning on every optional part ("true"/"false" parameters), so that the policies of
+    parts that are off by default (the fixed-egress network, ...) are linted too."""
+    from billops_local.template_resources import load_yaml
+
+    declared = load_yaml(template_path).get("Parameters") or {}
+    return {name: "true" for name, declaration in declared.items()
+            if sorted(map(str, (declaration or {}).get("AllowedValues") or [])) == ["false", "true"]}
 
 
 @dataclass
@@ -99,6 +116,14 @@ def _names(resources: Mapping[str, Any], resolver: IntrinsicResolver) -> tuple[d
             attributes[(logical_id, "Arn")] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}:*"
         elif kind == "AWS::SNS::Topic":
             refs[logical_id] = attributes[(logical_id, "TopicArn")] = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}"
+        # The analytics export's (templates/analytics-export.yaml): linted, never called by a function.
+        elif kind == "AWS::S3::Bucket":
+            refs[logical_id] = name.lower()
+            attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name.lower()}"
+        elif kind == "AWS::KinesisFirehose::DeliveryStream":
+            attributes[(logical_id, "Arn")] = f"arn:aws:firehose:{REGION}:{ACCOUNT_ID}:deliverystream/{name}"
+        elif kind == "AWS::Events::Rule":
+            attributes[(logical_id, "Arn")] = f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{name}"
     # Names the template gives itself (and that policies spell out), resolved once the rest is known.
     named = IntrinsicResolver(resolver.parameters, resolver.condition_definitions, refs, attributes, resolver.pseudo)
     for logical_id, resource in resources.items():
@@ -170,6 +195,13 @@ def load(template_path: Path = DEFAULT_TEMPLATE, *, parameter_overrides: Mapping
             entry.boundary = statements_of(f"{owned[0]} (boundary)",
                                            resolver.resolve(resources[owned[0]]["Properties"]["PolicyDocument"]))
         roles[logical_id] = entry
+    # The other roles (a VPC flow log's, a delivery stream's): not checked against calls, linted all the same.
+    function_roles = {entry.role for entry in roles.values()}
+    for logical_id, resource in resources.items():
+        if resource["Type"] == "AWS::IAM::Role" and logical_id not in function_roles:
+            for policy in _policy_entries(resolver, (resource.get("Properties") or {}).get("Policies")):
+                policies.append({"where": f"{logical_id}/{policy['PolicyName']}", "kind": "identity",
+                                 "document": policy["PolicyDocument"]})
     # Customer managed policies attached to a role by the policy itself (Roles: [...]).
     by_role = {entry.role: entry for entry in roles.values()}
     for logical_id, resource in resources.items():
@@ -181,6 +213,10 @@ def load(template_path: Path = DEFAULT_TEMPLATE, *, parameter_overrides: Mapping
                 for entry in by_role.values():
                     if physical_name(entry.role) == role_name:
                         entry.statements += statements_of(logical_id, document)
+        elif resource["Type"] == "AWS::S3::BucketPolicy":
+            # No function reads or writes the bucket (the analytics export's: Firehose and Athena do): linted only.
+            policies.append({"where": f"{logical_id} bucket policy", "kind": "resource",
+                             "document": resolver.resolve(resource["Properties"]["PolicyDocument"])})
         elif resource["Type"] in ("AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy", "AWS::Events::EventBusPolicy",
                                   "AWS::SecretsManager::ResourcePolicy", "AWS::DynamoDB::ResourcePolicy"):
             raise UnsupportedPolicy(f"{logical_id}: {resource['Type']} is not evaluated by iam_check yet")
@@ -250,7 +286,15 @@ _RESOURCE = re.compile(r"^  (?P<id>[A-Za-z0-9]+):\s*$")
 
 def justifications(template_path: Path = DEFAULT_TEMPLATE) -> dict[tuple[str, str], str]:
     """(resource logical ID, Sid) -> why its grants may go unused: a comment ``# Unused by the recorded calls: <why>``
-    in the comment block right above the statement's ``- Sid:`` line (continued on the comment lines below it)."""
+    in the comment block right above the statement's ``- Sid:`` line (continued on the comment lines below it), in
+    the template or any nested template it names."""
+    found: dict[tuple[str, str], str] = {}
+    for part in _sam_transform().template_parts(Path(template_path)).values():
+        found.update(_justifications_in(part))
+    return found
+
+
+def _justifications_in(template_path: Path) -> dict[tuple[str, str], str]:
     found: dict[tuple[str, str], str] = {}
     resource = ""
     comments: list[str] = []

@@ -20,7 +20,8 @@ EXPLAINED = [
      "a Version; the default language version only matters for policy variables, which they do not use"),
     ("RESOURCE_STAR", " key policy", "",
      "in a key policy, Resource \"*\" is the key itself (AWS KMS Developer Guide, 'Key policies')"),
-    ("MISMATCHED_TYPE", "StorageKey key policy", "ArnLike",
+    # StorageKey's, and AnalyticsKey's (templates/analytics-export.yaml).
+    ("MISMATCHED_TYPE", " key policy", "ArnLike",
      "CloudWatch Logs' encryption context aws:logs:arn is an ARN, matched with ArnLike as AWS documents for log "
      "group encryption; parliament types every kms:EncryptionContext value as a string"),
 ]

@@ -8,7 +8,6 @@ nor a body is ever logged.
 
 import json
 import re
-import threading
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -23,26 +22,9 @@ from billops.merchant_api.report_routes import ReportRoutes
 from billops.merchant_api.request_bodies import parse_body, parse_query
 
 
-class ThreadSafeResolver(APIGatewayHttpResolver):
-    """Powertools keeps the event being resolved on a class that every resolver of the process shares
-    (``BaseRouter.current_event``). Lambda gives a container one event at a time, but the local stack runs every
-    function in one process, on threads: a webhook resolved at the same moment would swap events under us. The
-    event is kept per thread here (set in ``handler``)."""
-
-    _events = threading.local()
-
-    @property
-    def current_event(self):
-        return self._events.event
-
-    @current_event.setter
-    def current_event(self, value) -> None:
-        self._events.event = value
-
-
 logger = Logger()
 metrics = Metrics()
-app = ThreadSafeResolver()
+app = APIGatewayHttpResolver()
 
 
 def _count(name: str) -> None:

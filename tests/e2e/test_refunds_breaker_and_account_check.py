@@ -16,13 +16,15 @@ from urllib.parse import parse_qsl, urlparse, urlsplit
 
 import pytest
 import requests
+from billops_local.ccbill_sandbox.local_service import TEMPLATE_CREDENTIALS_SECRET
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS_TABLE = "billops-local-OperationsTable"
 SUBSCRIPTIONS_TABLE = "billops-local-SubscriptionsTable"
-CREDENTIALS_SECRET = "billops-local/ccbill-datalink"
+# The local stack creates its resources from template.yaml: the DataLink login is the template's secret.
+CREDENTIALS_SECRET = TEMPLATE_CREDENTIALS_SECRET
 API_AUTH = ("local-api-key", "")
 THRESHOLD = 3
 WORKER_CONCURRENCY = 2  # the template's WorkerConcurrency default: the local queue poller's cap
@@ -191,7 +193,7 @@ def _checks(answer: dict) -> dict[str, dict]:
 def test_ccbill_check_passes_on_a_good_account_and_prints_a_working_link(stack):
     subscription_id = new_subscription(stack)
     result = cli(stack, "ccbill", "check", "--subscription", subscription_id)
-    assert result.returncode == 3, result.stderr  # the link's proof needs a browser: "cannot tell" overall
+    assert result.returncode == 3, result.stdout + result.stderr  # the link's proof needs a browser: "cannot tell" overall
     answer = json.loads(result.stdout)
     checks = _checks(answer)
     for name in ("datalink_login", "egress_ip", "subscription", "subaccounts", "upgrade_key", "circuit_breaker"):

@@ -8,11 +8,17 @@ after a fixed sleep.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+MIN_TIMEOUT_SECONDS = float(os.environ.get("BILLOPS_TEST_MIN_WAIT_SECONDS", "60"))
+"""No wait gives up sooner: a wait returns as soon as the state is there, so a long deadline costs a passing test
+nothing, while a short one fails a correct run on a loaded 2-core machine (a projection taking 20 s there is slow,
+not wrong). A test that must see something *not* happen does not use ``eventually``."""
 
 POLL_SECONDS = 0.1
 """Short enough that a test waits at most a tenth of a second more than it must; every probe here is a local HTTP
@@ -24,6 +30,7 @@ def eventually(check: Callable[[], T], timeout: float = 60.0, interval: float = 
     """Call ``check()`` until it returns something truthy, and return that; after ``timeout`` seconds fail with an
     AssertionError naming ``what`` and the last value seen (or ``show()``). An AssertionError raised by ``check``
     counts as "not yet" (so a check may assert), and is the one re-raised at the deadline."""
+    timeout = max(timeout, MIN_TIMEOUT_SECONDS)
     deadline = time.monotonic() + timeout
     while True:
         failure: AssertionError | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -138,6 +139,7 @@ def test_make_check_iam_fails_naming_the_call_when_template_yaml_loses_a_stateme
     assert block, "the LookUpApiKeys statement moved: update this test"
     mutated = tmp_path / "template.yaml"
     mutated.write_text(text.replace(block.group(0), "\n", 1), encoding="utf-8")
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")  # the nested templates it names
     # sam_transform resolves CodeUri relative to nothing; the local paths are replaced, so the copy stands alone.
     calls = tmp_path / "calls"
     calls.mkdir()
@@ -167,3 +169,31 @@ def test_a_secret_read_by_another_function_in_the_same_process_is_said_so(transf
     assert reasons[("ReconciliationFunctionRole", "UseStorageKeyThroughDynamoDB", "kms:Decrypt")] is None
     assert ("OperationWorkerFunctionRole", "#0", "secretsmanager:GetSecretValue") not in reasons  # its own, used
     assert reasons[("UpgradePostbackFunctionRole", "#0", "secretsmanager:GetSecretValue")] is None  # nobody read it
+
+
+def test_the_linted_policies_include_those_of_every_nested_part_even_when_off_by_default(tmp_path, capsys) -> None:
+    """`make check-iam` lints test-artifacts/iam/policies.json with parliament: the nested templates' roles, key
+    policies and bucket policies (the fixed-egress network's, the analytics export's, both off by default) are in it,
+    resolved, beside template.yaml's."""
+    import json
+
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    (calls / "calls-1.jsonl").write_text(
+        '{"action": "dynamodb:GetItem", "context": {"dynamodb:LeadingKeys": ["…"]}, "function": '
+        f'"MerchantApiFunction", "resource": "{TABLE}ApiKeysTable", "seen_in": "sample", "via": "handler"}}\n',
+        encoding="utf-8")
+    assert iam_check_main(["--calls", str(calls), "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    linted = {policy["where"]: policy for policy in
+              json.loads((tmp_path / "out" / "policies.json").read_text(encoding="utf-8"))}
+    for where in ("MerchantApiFunctionRole/MerchantApiFunctionRolePolicy0", "StorageKey key policy",
+                  "WorkerVpcFlowLogRole/WriteTheFlowLog",  # templates/egress-network.yaml
+                  "FirehoseRole/DeliverToTheBucket", "EventsToFirehoseRole/PutIntoTheDeliveryStream",
+                  "AnalyticsKey key policy", "AnalyticsBucketPolicy bucket policy"):  # templates/analytics-export.yaml
+        assert where in linted, where
+    text = json.dumps(linted["FirehoseRole/DeliverToTheBucket"]["document"])
+    assert "arn:aws:s3:::" in text and "Fn::" not in text and "${" not in text  # resolved to concrete ARNs
+    # Off by default: the deployment the calls are checked against has none of them.
+    assert not {"WorkerVpcFlowLogRole", "FirehoseRole", "AnalyticsKey"} & {
+        policy["where"].split("/")[0].split(" ")[0] for policy in deployed_template.load().policies}

@@ -1,6 +1,7 @@
-"""Least privilege and encryption at rest, over the CloudFormation the SAM transform makes of template.yaml: no
-statement anywhere grants a wildcard action, roles name their resources, KMS is used only through the services that
-store the data, and everything that stores data is encrypted with the stack's own key.
+"""Least privilege and encryption at rest, over the CloudFormation the SAM transform makes of template.yaml and of
+every nested template it names (one flattened document: sam_transform.flattened_template): no statement anywhere
+grants a wildcard action, roles name their resources, KMS is used only through the services that store the data, and
+everything that stores data is encrypted with the stack's own key.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ import json
 from typing import Any
 
 import pytest
-from sam_transform import transform_template
+from sam_transform import flattened_template
 
 pytestmark = pytest.mark.template
 
 STORAGE_KEY_ARN = {"Fn::GetAtt": ["StorageKey", "Arn"]}
+# The optional analytics export (templates/analytics-export.yaml) encrypts its bucket, buffer and log with a key of
+# its own (AnalyticsKey): the export can be turned off and its key scheduled for deletion without touching the rest.
+EXPORT_TEMPLATE = "templates/analytics-export.yaml"
+EXPORT_KEY_ARN = {"Fn::GetAtt": ["AnalyticsKey", "Arn"]}
 # What each resource type that stores data names its KMS key with.
 ENCRYPTION_PROPERTY = {
     "AWS::SQS::Queue": ("KmsMasterKeyId",),
@@ -34,8 +39,13 @@ KEY_ADMINISTRATION = {
 
 
 @pytest.fixture(scope="module")
-def resources() -> dict[str, dict[str, Any]]:
-    return transform_template()["Resources"]
+def document() -> dict[str, Any]:
+    return flattened_template()
+
+
+@pytest.fixture(scope="module")
+def resources(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return document["Resources"]
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -83,15 +93,18 @@ def test_the_scan_sees_every_role_and_key(resources: dict[str, dict[str, Any]]) 
     where = {place.split(":")[0].split(".")[0] for place, _ in _policy_documents(resources)}
     roles = {name for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
     keys = {name for name, r in resources.items() if r["Type"] == "AWS::KMS::Key"}
-    assert len(roles) >= 8 and keys == {"BillopsKey", "StorageKey"}
+    assert len(roles) >= 8 and keys == {"BillopsKey", "StorageKey", "AnalyticsKey"}
     assert roles | keys | {"PersonalDataReader"} <= where
 
 
 def test_no_policy_statement_grants_a_wildcard_action(resources: dict[str, dict[str, Any]]) -> None:
+    """A Deny may be wide (the export bucket's "s3:* without TLS"): it takes away, never grants."""
     for where, document in _policy_documents(resources):
         for statement in _statements(document):
             assert "NotAction" not in statement and "NotResource" not in statement, where
             assert "NotPrincipal" not in statement, where
+            if statement["Effect"] == "Deny":
+                continue
             for action in _as_list(statement.get("Action")):
                 assert isinstance(action, str) and "*" not in action, f"{where}: wildcard action {action!r}"
 
@@ -99,6 +112,8 @@ def test_no_policy_statement_grants_a_wildcard_action(resources: dict[str, dict[
 def test_no_principal_is_everyone(resources: dict[str, dict[str, Any]]) -> None:
     for where, document in _policy_documents(resources):
         for statement in _statements(document):
+            if statement["Effect"] == "Deny":
+                continue  # denying everyone (insecure transport) is the point
             principal = statement.get("Principal")
             assert principal != "*", where
             if isinstance(principal, dict):
@@ -148,7 +163,7 @@ def test_the_projector_cannot_decrypt_personal_data(resources: dict[str, dict[st
 
 
 def test_every_key_rotates_and_every_use_is_conditional(resources: dict[str, dict[str, Any]]) -> None:
-    for name in ("BillopsKey", "StorageKey"):
+    for name in ("BillopsKey", "StorageKey", "AnalyticsKey"):
         key = resources[name]
         assert key["Properties"]["EnableKeyRotation"] is True, name
         assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Retain", "Retain"), name
@@ -161,6 +176,10 @@ def test_every_key_rotates_and_every_use_is_conditional(resources: dict[str, dic
 
 
 def test_everything_that_stores_data_is_encrypted_with_the_storage_key(resources: dict[str, dict[str, Any]]) -> None:
+    from billops_local.template_resources import load_yaml
+    from sam_transform import ROOT
+
+    exported = set(load_yaml(ROOT / EXPORT_TEMPLATE)["Resources"])
     checked = 0
     for name, resource in resources.items():
         path = ENCRYPTION_PROPERTY.get(resource["Type"])
@@ -169,7 +188,8 @@ def test_everything_that_stores_data_is_encrypted_with_the_storage_key(resources
         value: Any = resource.get("Properties") or {}
         for step in path:
             value = value.get(step) if isinstance(value, dict) else None
-        assert value == STORAGE_KEY_ARN, f"{name} ({resource['Type']}) is not encrypted with StorageKey"
+        key = EXPORT_KEY_ARN if name in exported else STORAGE_KEY_ARN
+        assert value == key, f"{name} ({resource['Type']}) is not encrypted with {key['Fn::GetAtt'][0]}"
         checked += 1
     assert checked >= 20
 
@@ -180,13 +200,17 @@ def test_queues_reuse_their_data_keys_to_save_kms_calls(resources: dict[str, dic
             assert 300 <= resource["Properties"]["KmsDataKeyReusePeriodSeconds"] <= 86400, name
 
 
-def test_the_fixed_egress_vpc_is_optional_and_only_the_worker_uses_it(resources: dict[str, dict[str, Any]]) -> None:
+def test_the_fixed_egress_vpc_is_optional_and_only_the_worker_uses_it(document: dict[str, Any],
+                                                                     resources: dict[str, dict[str, Any]]) -> None:
     network = {name: r for name, r in resources.items() if r["Type"].startswith("AWS::EC2::")}
     assert {r["Type"] for r in network.values()} >= {
         "AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::InternetGateway", "AWS::EC2::NatGateway", "AWS::EC2::EIP",
         "AWS::EC2::Route", "AWS::EC2::SecurityGroup", "AWS::EC2::VPCEndpoint", "AWS::EC2::FlowLog"}
     for name, resource in network.items():
-        assert resource.get("Condition") == "HasFixedEgressIp", f"{name} exists when the VPC is off"
+        condition = resource.get("Condition")
+        # Its own condition (the Elastic IP: unless the merchant gives one) is "and" the stack's.
+        assert condition == "HasFixedEgressIp" or {"Condition": "HasFixedEgressIp"} in document["Conditions"][
+            condition]["Fn::And"], f"{name} exists when the VPC is off"
     subnets = [r["Properties"] for r in network.values() if r["Type"] == "AWS::EC2::Subnet"]
     assert len(subnets) == 3 and not any(subnet.get("MapPublicIpOnLaunch") for subnet in subnets)
     (endpoint,) = [r["Properties"] for r in network.values() if r["Type"] == "AWS::EC2::VPCEndpoint"]
@@ -202,7 +226,10 @@ def test_the_fixed_egress_vpc_is_optional_and_only_the_worker_uses_it(resources:
     for function in in_a_vpc:
         condition, when_on, when_off = resources[function]["Properties"]["VpcConfig"]["Fn::If"]
         assert (condition, when_off) == ("HasFixedEgressIp", {"Ref": "AWS::NoValue"})
-        assert len(when_on["SubnetIds"]) == 2
+        # The nested network's outputs, in its own terms: its security group, its two private subnets.
+        assert when_on["SecurityGroupIds"] == [{"Ref": "WorkerSecurityGroup"}]
+        assert when_on["SubnetIds"] == {"Fn::Split": [",", {"Fn::Join": [",", [
+            {"Ref": "WorkerPrivateSubnetA"}, {"Ref": "WorkerPrivateSubnetB"}]]}]}
         # SAM attaches its VPC policy whenever VpcConfig is there: outside the VPC an explicit deny takes it back.
         (deny_outside,) = [p for p in resources[f"{function}Role"]["Properties"]["Policies"] if "Fn::If" in p]
         assert deny_outside["Fn::If"][:2] == ["HasFixedEgressIp", {"Ref": "AWS::NoValue"}]
@@ -216,10 +243,21 @@ def test_the_egress_ip_is_an_output_kept_when_the_stack_goes() -> None:
     template = load_yaml(DEFAULT_TEMPLATE)
     parameter = template["Parameters"]["WorkerFixedEgressIp"]
     assert (parameter["Default"], parameter["AllowedValues"]) == ("false", ["true", "false"])
+    network = template["Resources"]["EgressNetwork"]
+    assert (network["Type"], network["Condition"]) == ("AWS::Serverless::Application", "HasFixedEgressIp")
+    assert network["Properties"]["Location"] == "templates/egress-network.yaml"
     output = template["Outputs"]["WorkerEgressIp"]
-    assert (output["Condition"], output["Value"]) == ("HasFixedEgressIp", {"Ref": "WorkerNatEip"})
-    eip = template["Resources"]["WorkerNatEip"]
+    assert (output["Condition"], output["Value"]) == (
+        "HasFixedEgressIp", {"Fn::GetAtt": ["EgressNetwork", "Outputs.EgressIp"]})
+    nested = load_yaml(DEFAULT_TEMPLATE.parent / "templates" / "egress-network.yaml")
+    eip = nested["Resources"]["WorkerNatEip"]
     assert (eip["DeletionPolicy"], eip["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    # An Elastic IP of the merchant's own (already whitelisted at CCBill) replaces the one the stack would make.
+    assert eip["Condition"] == "AllocatesItsOwnEip"
+    assert network["Properties"]["Parameters"]["EgressEipAllocationId"] == {"Ref": "WorkerEgressEipAllocationId"}
+    allocation = nested["Resources"]["WorkerNatGateway"]["Properties"]["AllocationId"]
+    assert allocation == {"Fn::If": ["AllocatesItsOwnEip", {"Fn::GetAtt": ["WorkerNatEip", "AllocationId"]},
+                                     {"Ref": "EgressEipAllocationId"}]}
 
 
 def test_personal_data_is_readable_only_by_the_named_people_and_the_functions() -> None:

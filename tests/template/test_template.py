@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from billops_local.template_resources import load_yaml
-from sam_transform import transform_template
+from sam_transform import flattened_template, transform_template
 
 pytestmark = pytest.mark.template
 
@@ -81,6 +81,13 @@ def resources(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def transformed() -> dict[str, Any]:
     """The CloudFormation that the SAM transform makes of the template (roles with their expanded policies)."""
     return transform_template(TEMPLATE)
+
+
+@pytest.fixture(scope="session")
+def deployed() -> dict[str, dict[str, Any]]:
+    """The transformed template with its nested stacks' resources brought in, in its own terms (the alarms and the
+    dashboard of templates/monitoring.yaml name the functions and queues as template.yaml does)."""
+    return flattened_template(TEMPLATE)["Resources"]
 
 
 @pytest.fixture(scope="session")
@@ -257,8 +264,9 @@ def test_api_access_log_group_has_retention(resources: dict[str, dict[str, Any]]
 
 
 @pytest.mark.parametrize("metric", ["Errors", "Throttles"])
-def test_every_function_has_an_alarm(resources: dict[str, dict[str, Any]], metric: str) -> None:
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+def test_every_function_has_an_alarm(resources: dict[str, dict[str, Any]], deployed: dict[str, dict[str, Any]],
+                                     metric: str) -> None:
+    alarms = [r["Properties"] for r in deployed.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     for name in _functions(resources):
         matching = [
             alarm for alarm in alarms
@@ -269,8 +277,8 @@ def test_every_function_has_an_alarm(resources: dict[str, dict[str, Any]], metri
         assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in matching)
 
 
-def test_operational_alarms_exist(resources: dict[str, dict[str, Any]]) -> None:
-    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+def test_operational_alarms_exist(resources: dict[str, dict[str, Any]], deployed: dict[str, dict[str, Any]]) -> None:
+    alarms = {name: r["Properties"] for name, r in deployed.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     api = alarms["HttpApi5xxAlarm"]
     assert (api["Namespace"], api["MetricName"]) == ("AWS/ApiGateway", "5xx")
     assert api["Dimensions"] == [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]
@@ -574,8 +582,8 @@ def test_operations_queue_is_fifo_with_a_fifo_dead_letter_queue(resources: dict[
     assert "QueueName" not in queue and "QueueName" not in dead
 
 
-def test_operations_queue_alarms(resources: dict[str, dict[str, Any]]) -> None:
-    alarms = {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+def test_operations_queue_alarms(resources: dict[str, dict[str, Any]], deployed: dict[str, dict[str, Any]]) -> None:
+    alarms = {name: r["Properties"] for name, r in deployed.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
     dead = alarms["OperationsDeadLetterQueueAlarm"]
     assert (dead["Namespace"], dead["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert dead["Dimensions"] == [{"Name": "QueueName",
@@ -592,8 +600,8 @@ def test_operations_queue_alarms(resources: dict[str, dict[str, Any]]) -> None:
 
 
 def test_the_ccbill_circuit_breaker_is_alarmed_and_set_for_the_ccbill_callers(
-        resources: dict[str, dict[str, Any]]) -> None:
-    alarm = resources["CCBillCallsPausedAlarm"]["Properties"]
+        resources: dict[str, dict[str, Any]], deployed: dict[str, dict[str, Any]]) -> None:
+    alarm = deployed["CCBillCallsPausedAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Billops", "CCBillCallsPaused")
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "billops"}]
     assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
@@ -701,13 +709,11 @@ def test_domain_event_bus_and_archive(resources: dict[str, dict[str, Any]]) -> N
     assert archive["RetentionDays"] > 0
 
 
-def test_dashboard_shows_the_operations(resources: dict[str, dict[str, Any]]) -> None:
-    body, variables = resources["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+def test_dashboard_shows_the_operations(deployed: dict[str, dict[str, Any]]) -> None:
+    body = deployed["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
     for name in ("OperationWorkerFunction", "OperationSchedulerFunction", "ReconciliationFunction",
-                 "UpgradePostbackFunction"):
-        assert {"Ref": name} in variables.values(), name
-    assert {"Fn::GetAtt": ["OperationsQueue", "QueueName"]} in variables.values()
-    assert {"Fn::GetAtt": ["OperationsDeadLetterQueue", "QueueName"]} in variables.values()
+                 "UpgradePostbackFunction", "OperationsQueue.QueueName", "OperationsDeadLetterQueue.QueueName"):
+        assert "${" + name + "}" in body, name
     assert "ApproximateAgeOfOldestMessage" in body
 
 
@@ -787,7 +793,8 @@ def test_samconfig_environments() -> None:
     for environment, stack in (("default", "billops-dev"), ("dev", "billops-dev"), ("prod", "billops-prod")):
         assert config[environment]["global"]["parameters"]["stack_name"] == stack
         deploy = config[environment]["deploy"]["parameters"]
-        assert deploy["capabilities"] == "CAPABILITY_IAM"
+        # AUTO_EXPAND: a SAM template (a transform) with nested stacks.
+        assert deploy["capabilities"] == "CAPABILITY_IAM CAPABILITY_AUTO_EXPAND"
         assert deploy["resolve_s3"] is True
         assert deploy["parameter_overrides"] == f"Environment={'prod' if stack.endswith('prod') else 'dev'}"
         assert config[environment]["validate"]["parameters"]["lint"] is True
@@ -972,8 +979,8 @@ def test_api_keys_table_is_keyed_by_hash_with_a_key_id_index_and_ttl(resources: 
     _assert_index_attributes_are_strings(table)
 
 
-def test_merchant_api_alarm_and_outputs(template: dict[str, Any], resources: dict[str, dict[str, Any]]) -> None:
-    alarm = resources["MerchantApiInternalErrorsAlarm"]["Properties"]
+def test_merchant_api_alarm_and_outputs(template: dict[str, Any], deployed: dict[str, dict[str, Any]]) -> None:
+    alarm = deployed["MerchantApiInternalErrorsAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Billops", "ApiInternalErrors")
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     outputs = template["Outputs"]
@@ -988,9 +995,23 @@ def test_the_built_layer_serves_the_openapi_document(sam_build: Path) -> None:
     assert json.loads(document.read_text())["openapi"].startswith("3.1")
 
 
-def test_upgrade_page_failures_are_alarmed(resources: dict[str, dict[str, Any]]) -> None:
+def test_sam_build_builds_the_nested_templates_beside_the_functions(sam_build: Path) -> None:
+    """sam build copies each nested template (a local Location) into the build and points the parent at it; sam
+    deploy then uploads it with the functions."""
+    built = load_yaml(sam_build / "template.yaml")["Resources"]
+    nested = {stack_id for stack_id, resource in load_yaml(ROOT / "template.yaml")["Resources"].items()
+              if resource["Type"] == "AWS::Serverless::Application"}
+    assert nested >= {"Monitoring", "EgressNetwork", "AnalyticsExportStack"}
+    for stack_id in nested:
+        assert built[stack_id]["Properties"]["Location"] == f"{stack_id}/template.yaml"
+        assert (sam_build / stack_id / "template.yaml").is_file(), stack_id
+    assert "CCBillRequestsThrottledAlarm" in load_yaml(sam_build / "Monitoring" / "template.yaml")["Resources"]
+    assert "WorkerNatGateway" in load_yaml(sam_build / "EgressNetwork" / "template.yaml")["Resources"]
+
+
+def test_upgrade_page_failures_are_alarmed(deployed: dict[str, dict[str, Any]]) -> None:
     # The page turns its failures into a 503 page (no Lambda error): its own metric carries them.
-    alarm = resources["UpgradePageFailuresAlarm"]["Properties"]
+    alarm = deployed["UpgradePageFailuresAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("Billops", "UpgradePageErrors")
     assert alarm["Dimensions"] == [{"Name": "service", "Value": "billops"}]
     assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]

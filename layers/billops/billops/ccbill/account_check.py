@@ -172,8 +172,12 @@ def upgrade_checks(client: Any, subscription_id: str | None, client_subacc: str 
         return [CheckResult("upgrade_key", CANNOT_TELL, "Name a subscription whose subaccount billops knows "
                                                         "(--upgrade-subscription) to build the test link."),
                 CheckResult("upgrade_link", CANNOT_TELL, "No subscription to build a link for.")]
+    # The link proves the `enc` recipe, which is the same whichever upgrade it offers: with several configured,
+    # the first one (named in the details).
+    catalogue = list(getattr(client, "catalogue", None) or ())
+    upgrade = catalogue[0].key if len(catalogue) > 1 else None
     try:
-        form = client.upgrade_form(client_subacc, subscription_id=subscription_id, method="enc")
+        form = client.upgrade_form(client_subacc, subscription_id=subscription_id, method="enc", upgrade=upgrade)
     except Exception as error:  # noqa: BLE001 - the key's or the catalogue's problem, reported (never the key)
         message = str(error)[:300]
         return [CheckResult("upgrade_key", FAIL, f"The upgrade key cannot make `enc`: {message}"),
@@ -191,7 +195,8 @@ def upgrade_checks(client: Any, subscription_id: str | None, client_subacc: str 
                     "`enc` recipe; a denial or an error page disproves it. Do not submit the form (it charges). "
                     "`enc` is a permanent credential of this subscription: the link works for anyone, for as long "
                     "as the key is unchanged - keep it to yourself.",
-                    {"link": link, "url": form.url, "fields": dict(form.fields)}),
+                    {"link": link, "url": form.url, "fields": dict(form.fields),
+                     **({"upgrade": upgrade} if upgrade else {})}),
     ]
 
 

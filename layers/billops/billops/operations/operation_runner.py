@@ -35,9 +35,8 @@ from typing import Any
 from billops.ccbill.client import CCBillClient
 from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.outcomes import CCBillOutcome, OutcomeKind
-from billops.domain_events import events
-from billops.operations import local_fault_hooks
 from billops import operation_states as states
+from billops.domain_events import events
 from billops.operations.operation_actions import (
     ALLOW_UPGRADE,
     CHARGE_UPGRADE,
@@ -87,10 +86,14 @@ class RunResult:
 
 
 class OperationRunner(UsesOperationContext):
-    def __init__(self, context: OperationContext, settler: Settler, dead_letters: DeadLetters) -> None:
+    def __init__(self, context: OperationContext, settler: Settler, dead_letters: DeadLetters, *,
+                 on_ccbill_answered: Callable[[str | None], None] | None = None) -> None:
         self.context = context
         self.settler = settler
         self.dead_letters = dead_letters
+        # Called with the CCBill action once CCBill answered, before the outcome is written: the one moment a crash
+        # leaves a call made and unrecorded. None in production; the local stack injects its fault there.
+        self.on_ccbill_answered = on_ccbill_answered
 
     # --- 1-2: the message and its record -------------------------------------------------------------------------
 
@@ -284,7 +287,8 @@ class OperationRunner(UsesOperationContext):
             refusal = ActionRefused(invalid.param, invalid.message, getattr(invalid, "ccbill_code", None))
             moved = self._refuse(claimed, refusal, sources=(states.IN_PROGRESS,))
             return RunResult("refused", op_id, states.FAILED if moved else None, ["OperationRefused"])
-        local_fault_hooks.after_ccbill_call(plan.details.get("action"))  # inert unless BILLOPS_ENV=local
+        if self.on_ccbill_answered is not None:
+            self.on_ccbill_answered(plan.details.get("action"))
         return self._record(claimed, plan, outcome)
 
     def _check_time(self, client: CCBillClient, remaining_ms: Callable[[], int] | None) -> None:

@@ -84,6 +84,7 @@ def build_services(
     on_metric: Callable[[str], None] | None = None,
     dynamodb: Any = None,
     sqs: Any = None,
+    on_ccbill_answered: Callable[[str | None], None] | None = None,
 ) -> OperationServices:
     settings = settings or operation_settings_from_env()
     publisher = publisher or publisher_for(settings.event_bus_name)
@@ -98,7 +99,8 @@ def build_services(
     policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts)
     context = OperationContext(table, facts_store, client_factory, writer, settings, policy, clock)
     settler = Settler(context)
-    runner = OperationRunner(context, settler, DeadLetters(settings.dead_letter_queue_url, sqs))
+    runner = OperationRunner(context, settler, DeadLetters(settings.dead_letter_queue_url, sqs),
+                             on_ccbill_answered=on_ccbill_answered)
     scheduler = Scheduler(table, writer, settings, sqs, clock)
     reconciler = Reconciler(table, subscriptions, settler, writer, settings, sqs, clock, breaker=breaker,
                             on_metric=on_metric)
