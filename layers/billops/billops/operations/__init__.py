@@ -8,6 +8,7 @@ crashed worker unable to charge a subscriber twice. docs/operations.md is the co
 * operation_records    operation IDs, request hashes, the record built from a message
 * operation_settings   BILLOPS_OPERATION* settings
 * operation_actions    what each operation sends to CCBill (validation and the plan, then the call)
+* operation_context    what the runner and the settlement share (one object, built by wiring)
 * operation_runner     claim -> call -> record, for one message (the worker)
 * settlement           unknown outcomes settled by looking; webhooks settling upgrades
 * retry_policy         exponential backoff with full jitter

@@ -53,7 +53,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from billops.ccbill.client import CCBillClient
 from billops.ccbill.outcomes import OutcomeKind
 from billops.ccbill.subscription_facts import SubscriptionState, facts_from_status, parse_ccbill_datetime
 from billops.domain_events import events
@@ -62,13 +61,10 @@ from billops import operation_states as states
 from billops.operations.money_back_settlement import EVENT_OF_TYPE as MONEY_BACK_TYPES
 from billops.operations.money_back_settlement import MONEY_BACK_EVENTS, MoneyBackSettlement
 from billops.operations.operation_actions import ALLOW_UPGRADE, CHARGE_UPGRADE
-from billops.operations.operation_records import iso, parse_iso, utc_now
-from billops.operations.operation_settings import OperationSettings
-from billops.operations.operation_writer import OperationWriter
-from billops.operations.retry_policy import RetryPolicy
-from billops.operations.subscription_facts_store import SubscriptionFactsStore
+from billops.operations.operation_context import OperationContext, UsesOperationContext
+from billops.operations.operation_records import iso, parse_iso
 from billops.operations.upgrade_follow_ups import UpgradeFollowUps
-from billops.storage.operations_table import Condition, OperationsTable
+from billops.storage.operations_table import Condition
 
 logger = logging.getLogger(__name__)
 
@@ -96,26 +92,10 @@ class Sale:
     reference: str | None = None
 
 
-class Settler:
-    def __init__(
-        self,
-        table: OperationsTable,
-        facts_store: SubscriptionFactsStore,
-        client_factory: Callable[[], CCBillClient],
-        writer: OperationWriter,
-        settings: OperationSettings,
-        retry_policy: RetryPolicy | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.table = table
-        self.facts_store = facts_store
-        self.client_factory = client_factory
-        self.writer = writer
-        self.settings = settings
-        self.retry_policy = retry_policy or RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds,
-                                                        settings.max_attempts)
-        self.clock = clock
-        self.follow_ups = UpgradeFollowUps(table, settings, clock=clock)
+class Settler(UsesOperationContext):
+    def __init__(self, context: OperationContext) -> None:
+        self.context = context
+        self.follow_ups = UpgradeFollowUps(context.table, context.settings, clock=context.clock)
         """cancel_original after an upgrade by API succeeds (upgrade_follow_ups.py)."""
 
     # --- worker died ----------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 from billops.ccbill.circuit_breaker import CircuitBreaker, threshold_from_env
 from billops.ccbill.client import CCBillClient
 from billops.domain_events.publishing import Publisher, publisher_for
+from billops.operations.operation_context import OperationContext
 from billops.operations.operation_queue import DeadLetters
 from billops.operations.operation_records import utc_now
 from billops.operations.operation_runner import OperationRunner
@@ -96,9 +97,9 @@ def build_services(
     facts_store = SubscriptionFactsStore(subscriptions)
     writer = OperationWriter(table, publisher, clock, on_metric)
     policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts)
-    settler = Settler(table, facts_store, client_factory, writer, settings, policy, clock)
-    runner = OperationRunner(table, facts_store, client_factory, writer, settler,
-                             DeadLetters(settings.dead_letter_queue_url, sqs), settings, policy, clock,
+    context = OperationContext(table, facts_store, client_factory, writer, settings, policy, clock)
+    settler = Settler(context)
+    runner = OperationRunner(context, settler, DeadLetters(settings.dead_letter_queue_url, sqs),
                              on_ccbill_answered=on_ccbill_answered)
     scheduler = Scheduler(table, writer, settings, sqs, clock)
     reconciler = Reconciler(table, subscriptions, settler, writer, settings, sqs, clock, breaker=breaker,
