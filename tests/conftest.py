@@ -98,6 +98,13 @@ class LambdaContext:
         return 30_000
 
 
+@pytest.fixture(autouse=True)
+def local_environment(monkeypatch):
+    """Tests run as the local stack does: BILLOPS_ENV=local, set explicitly (billops.settings fails closed without
+    it: nothing local is trusted). A test of a deployment sets its own value, or deletes it."""
+    monkeypatch.setenv("BILLOPS_ENV", "local")
+
+
 @pytest.fixture
 def handler_loader():
     return load_handler

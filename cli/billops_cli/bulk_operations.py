@@ -306,7 +306,7 @@ def check_existing(rows: Sequence[Row], operations: dict[str, dict[str, Any]]) -
 
 
 def update_from_record(row: Row, record: dict[str, Any]) -> None:
-    from billops.operations.operation_states import API_STATUS, RETRY_WAIT
+    from billops.operation_states import API_STATUS, RETRY_WAIT
 
     status = str(record.get("status"))
     row.record_status = status

@@ -59,7 +59,7 @@ def reconcile(args: argparse.Namespace, target: Target, out: Output) -> int:
         ("errors", result.get("errors")),
     ])]
     if refresh is not None:
-        from billops.operations.operation_states import API_STATUS
+        from billops.operation_states import API_STATUS
         from billops.storage.operations_table import OperationsTable
 
         from billops_cli.subscription_commands import operation_summary

@@ -205,7 +205,7 @@ def describe_operation_message(message: dict, operations: Any | None = None) -> 
     """What a dead-lettered operation message is, without its body (the parsed IDs and the reason)."""
     from billops.operations.operation_messages import MessageInvalid, parse_message
     from billops.operations.operation_records import operation_id_for
-    from billops.operations.operation_states import API_STATUS
+    from billops.operation_states import API_STATUS
 
     attributes = message.get("Attributes") or {}
     view: dict[str, Any] = {
@@ -465,44 +465,50 @@ def _parse_time(text: Any) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _customer_reference_field(target: Target) -> str | None:
-    """The stack's BILLOPS_CUSTOMER_REFERENCE_FIELD (read from its webhook receiver), so a replayed fold keeps the
-    customer reference as the projector would; without it the fold goes on without one."""
-    from billops.settings import settings_from_env
-
+def _projector_environment(target: Target) -> dict[str, str]:
+    """The projector's settings for this stack: its resources (as ``activate`` set them) and the stack's
+    BILLOPS_CUSTOMER_REFERENCE_FIELD and pass-through settings (read from its webhook receiver), so a replayed fold
+    keeps the customer reference as the projector would; without them the fold goes on without one."""
     try:
         environment = target.receiver_environment()
     except CliError:
         environment = {}
-    return settings_from_env({**os.environ, **environment}).customer_reference_field
+    return {**os.environ, **environment}
 
 
 class ProjectorReplayer:
-    """Applies stored deliveries as the projector does (fold, upgrade settlement, SubscriptionChanged)."""
+    """Applies stored deliveries with the projector's own Projector (billops.composition.projector: fold, upgrade
+    settlement, SubscriptionChanged, the daily figures); the delivery log is not written again (the projector logged
+    the batch before it failed)."""
 
     def __init__(self, target: Target) -> None:
+        from billops.composition.projector import build_projector
+        from billops.settings import load
+        from billops.settings.functions import SubscriptionProjectorSettings
         from billops.storage.events_table import EventsTable
-        from billops.storage.subscriptions_table import SubscriptionsTable
-        from billops.subscriptions.projection import SubscriptionProjection
 
         target.activate("EventsTable", "SubscriptionsTable", "SubscriptionHistoryTable", "OperationsTable",
                         "DomainEventBus")
         dynamodb = target.client("dynamodb")
         self.events = EventsTable(target.table("EventsTable"), dynamodb)
-        self.subscriptions = SubscriptionsTable(target.table("SubscriptionsTable"), dynamodb,
-                                                target.table("SubscriptionHistoryTable"))
-        self.bus = target.event_bus()
-        self.projection = SubscriptionProjection(self.subscriptions, on_change=self._publish_change,
-                                                 customer_reference_field=_customer_reference_field(target))
-        self.settler = self._settler(target, dynamodb)
-        self.reports = self._report_counter(target, dynamodb)
+        try:
+            target.table("OperationsTable")
+            settle = True
+        except CliError:
+            settle = False
+        settings = load(SubscriptionProjectorSettings, _projector_environment(target))
+        self.projector = build_projector(settings, settle=settle, log=False, dynamodb=dynamodb,
+                                         reports=self._report_counter(target, dynamodb))
+        self.subscriptions = self.projector.subscriptions
 
-    def _report_counter(self, target: Target, dynamodb: Any) -> Any:
+    @staticmethod
+    def _report_counter(target: Target, dynamodb: Any) -> Any:
         """The daily figures count replayed deliveries as the projector does (each once: billops.reports)."""
-        from billops.operations.domain_events import publisher_for
+        from billops.domain_events.publishing import publisher_for
         from billops.reports.batch_counting import ReportCounter
         from billops.reports.report_metrics import ReportMetrics
         from billops.reports.report_settings import report_settings_from_env
+        from billops.settings.registry import variables
         from billops.storage.reports_table import ReportsTable
 
         try:
@@ -511,45 +517,11 @@ class ProjectorReplayer:
             return None  # a stack from before the reports
         settings = report_settings_from_env({
             "BILLOPS_REPORTS_TABLE": table, "BILLOPS_REPORT_GAUGE_SECONDS": "0",
-            **{variable: value for parameter, variable in (
-                ("ReportCurrency", "BILLOPS_REPORT_CURRENCY"), ("ReportExchangeRates", "BILLOPS_REPORT_EXCHANGE_RATES"),
-                ("ChargebackThresholds", "BILLOPS_CHARGEBACK_THRESHOLDS"))
-               if (value := target.setting(parameter, variable))}})
-        return ReportCounter(settings, ReportsTable(table, dynamodb), publisher_for(self.bus),
+            **{name: value for name in ("BILLOPS_REPORT_CURRENCY", "BILLOPS_REPORT_EXCHANGE_RATES",
+                                        "BILLOPS_CHARGEBACK_THRESHOLDS")
+               if (value := target.setting(str(variables()[name].parameter), name))}})
+        return ReportCounter(settings, ReportsTable(table, dynamodb), publisher_for(target.event_bus()),
                              ReportMetrics(sink=lambda line: None))
-
-    @staticmethod
-    def _settler(target: Target, dynamodb: Any) -> Any:
-        from billops.operations.operation_settings import operation_settings_from_env
-        from billops.operations.wiring import build_services
-
-        def no_ccbill() -> Any:
-            raise RuntimeError("replaying the projector never calls CCBill")
-
-        try:
-            target.table("OperationsTable")
-        except CliError:
-            return None
-        return build_services(operation_settings_from_env(), client_factory=no_ccbill, dynamodb=dynamodb).settler
-
-    def _publish_change(self, previous: Any, current: Any) -> None:
-        if not self.bus:
-            return
-        from billops.operations.domain_events import (
-            DomainEventsUnavailable,
-            EventBridgePublisher,
-            subscription_changed_event,
-            subscription_changes,
-        )
-
-        changed = subscription_changes(previous, current)
-        if not changed:
-            return
-        try:
-            EventBridgePublisher(self.bus).publish(
-                [subscription_changed_event(previous, current, changed, str(current.get("updated_at")))])
-        except DomainEventsUnavailable:
-            pass  # best effort, as in the projector: the record itself is the truth
 
     def preview(self, key: str) -> str:
         delivery = self.events.get(key)
@@ -565,12 +537,7 @@ class ProjectorReplayer:
         delivery = self.events.get(key)
         if delivery is None:
             return "missing"
-        outcome = self.projection.apply_delivery(delivery)
-        if self.settler is not None:
-            self.settler.settle_from_delivery(delivery)
-        if self.reports is not None:
-            self.reports.count_deliveries([delivery])
-        return outcome
+        return self.projector.replay(delivery)
 
 
 def _replay_projector(args: argparse.Namespace, target: Target, out: Output) -> int:

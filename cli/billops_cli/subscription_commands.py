@@ -42,7 +42,7 @@ def subscription_view(record: dict[str, Any], *, reveal: bool) -> dict[str, Any]
 
 
 def operation_summary(record: dict[str, Any]) -> dict[str, Any]:
-    from billops.operations.operation_states import API_STATUS
+    from billops.operation_states import API_STATUS
 
     status = record.get("status")
     failure = record.get("failure") or {}

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from billops.settings.registry import VARIABLES as REGISTERED_VARIABLES
 from billops_cli.output import CliError
 
 LOCAL_PREFIX = "billops-local-"
@@ -37,30 +38,14 @@ DUMMY_CREDENTIALS = {
 }
 
 OUTPUT_KEYS = {
-    "EventsTable": "EventsTableName",
-    "SubscriptionsTable": "SubscriptionsTableName",
-    "OperationsTable": "OperationsTableName",
-    "ApiKeysTable": "ApiKeysTableName",
-    "OperationsQueue": "OperationsQueueUrl",
-    "OperationsDeadLetterQueue": "OperationsDeadLetterQueueUrl",
-    "ProjectorDeadLetterQueue": "ProjectorDeadLetterQueueUrl",
-    "DomainEventBus": "DomainEventBusName",
-    "ReportsTable": "ReportsTableName",
-    "SubscriptionHistoryTable": "SubscriptionHistoryTableName",
+    **{entry.resource: entry.output for entry in REGISTERED_VARIABLES if entry.resource and entry.output},
+    "ProjectorDeadLetterQueue": "ProjectorDeadLetterQueueUrl",  # no function reads it: only the CLI
 }
-"""Logical ID -> the stack output holding its name / URL (template.yaml's Outputs)."""
+"""Logical ID -> the stack output holding its name / URL (template.yaml's Outputs; billops.settings.registry)."""
 
-LIBRARY_VARIABLES = {
-    "EventsTable": "BILLOPS_EVENTS_TABLE",
-    "SubscriptionsTable": "BILLOPS_SUBSCRIPTIONS_TABLE",
-    "OperationsTable": "BILLOPS_OPERATIONS_TABLE",
-    "OperationsQueue": "BILLOPS_OPERATIONS_QUEUE_URL",
-    "OperationsDeadLetterQueue": "BILLOPS_OPERATIONS_DLQ_URL",
-    "DomainEventBus": "BILLOPS_EVENT_BUS_NAME",
-    "BillopsKey": "BILLOPS_PII_KEY_ID",  # personal data is encrypted under data keys of this key
-    "SubscriptionHistoryTable": "BILLOPS_SUBSCRIPTION_HISTORY_TABLE",
-}
-"""Logical ID -> the variable through which the billops package's code finds it (as the functions do)."""
+LIBRARY_VARIABLES = {entry.resource: entry.name for entry in REGISTERED_VARIABLES if entry.resource}
+"""Logical ID -> the variable through which the billops package's code finds it, as the functions do (the one list:
+billops.settings.registry, which the template test checks against template.yaml)."""
 
 QUEUES = frozenset({"OperationsQueue", "OperationsDeadLetterQueue", "ProjectorDeadLetterQueue"})
 SCHEDULE_TIMEOUT_SECONDS = 330  # the reconciliation function's Timeout (300 s) and some

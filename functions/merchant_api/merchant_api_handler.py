@@ -6,14 +6,11 @@ known paths with another method 405 (with ``Allow``), in ChargeBee's error model
 nor a body is ever logged.
 """
 
-import json
 import re
-import threading
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.metrics import MetricUnit
-from billops.api_errors import ApiError, internal_error
+from billops.api_errors import ApiError
+from billops.composition.http import error_response, json_resolver, json_response, lambda_entry, observability
 from billops.merchant_api import api_failures as failures
 from billops.merchant_api.api_authentication import require_scope
 from billops.merchant_api.api_keys import WRITE
@@ -23,31 +20,8 @@ from billops.merchant_api.report_routes import ReportRoutes
 from billops.merchant_api.request_bodies import parse_body, parse_query
 
 
-class ThreadSafeResolver(APIGatewayHttpResolver):
-    """Powertools keeps the event being resolved on a class that every resolver of the process shares
-    (``BaseRouter.current_event``). Lambda gives a container one event at a time, but the local stack runs every
-    function in one process, on threads: a webhook resolved at the same moment would swap events under us. The
-    event is kept per thread here (set in ``handler``)."""
-
-    _events = threading.local()
-
-    @property
-    def current_event(self):
-        return self._events.event
-
-    @current_event.setter
-    def current_event(self, value) -> None:
-        self._events.event = value
-
-
-logger = Logger()
-metrics = Metrics()
-app = ThreadSafeResolver()
-
-
-def _count(name: str) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-
+logger, metrics, _count = observability()
+app = json_resolver(logger, "the merchant API", on_unexpected=lambda: _count("ApiInternalErrors"))
 
 api = MerchantApi.from_env(on_metric=_count)
 reports = ReportRoutes.from_env()
@@ -83,13 +57,8 @@ def _body() -> dict:
                       api.settings.max_body_bytes)
 
 
-def _json(status: int, body: dict, headers: dict | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body),
-                    headers=headers or None)
-
-
 def _answer(answer) -> Response:
-    return _json(answer.status, answer.body, answer.headers)
+    return json_response(answer.status, answer.body, answer.headers)
 
 
 def authenticate(app: APIGatewayHttpResolver, next_middleware):
@@ -212,7 +181,7 @@ def not_found(_: Exception) -> Response:
         error = failures.method_not_supported(app.current_event.http_method.upper(), allowed)
     else:
         error = failures.not_found("No such resource: see GET /v1/openapi.json for the routes of this API.")
-    return _json(error.status, error.body(), failures.error_headers(error))
+    return error_response(error, failures.error_headers(error))
 
 
 @app.exception_handler(ApiError)
@@ -221,19 +190,11 @@ def refused(error: ApiError) -> Response:
         # Already logged where it happened; counted here so the alarm sees every 500, not only unexpected ones.
         logger.warning("request answered with an internal error", extra={"api_error_code": error.api_error_code})
         _count("ApiInternalErrors")
-    return _json(error.status, error.body(), failures.error_headers(error))
+    return error_response(error, failures.error_headers(error))
 
 
-@app.exception_handler(Exception)
-def unexpected(error: Exception) -> Response:
-    logger.exception("unexpected error in the merchant API")
-    _count("ApiInternalErrors")
-    failure = internal_error()
-    return _json(failure.status, failure.body())
-
-
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict, context: object) -> dict:
+def _set_event(event: dict) -> None:
     app.current_event = app._to_proxy_event(event)
-    return app.resolve(event, context)
+
+
+handler = lambda_entry(app, logger, metrics, before=_set_event)

@@ -3,19 +3,12 @@
 The sweep is billops.operations.scheduler (why a sweep and not per-operation schedules is written there).
 """
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from billops.composition.observability import observability
 from billops.operations.wiring import build_services
 
-logger = Logger()
-metrics = Metrics()
-
-
-def _count(name: str) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-
-
+logger, metrics, _count = observability()
 services = build_services(on_metric=_count)
 
 

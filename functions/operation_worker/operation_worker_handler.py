@@ -8,22 +8,14 @@ time was left for a CCBill call. Everything else (succeeded, failed at CCBill, u
 the operation and the message is done. Message bodies are never logged (the record has what is needed).
 """
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from billops.composition.observability import observability
 from billops.operations.wiring import build_services
 
-logger = Logger()
-metrics = Metrics()
+logger, metrics, _count = observability()
 processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-
-
-def _count(name: str) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-
-
 services = build_services(on_metric=_count)
 
 

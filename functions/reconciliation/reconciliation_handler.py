@@ -5,20 +5,13 @@ Invoked by the CLI with ``{"billops_command": ...}`` it runs an operator command
 ``resume``: billops.operations.operator_commands), from this function's egress address and with its grants.
 """
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from billops.composition.observability import observability
 from billops.operations import operator_commands
 from billops.operations.wiring import build_services
 
-logger = Logger()
-metrics = Metrics()
-
-
-def _count(name: str) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
-
-
+logger, metrics, _count = observability()
 services = build_services(on_metric=_count)
 
 

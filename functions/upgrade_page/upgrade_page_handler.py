@@ -1,32 +1,20 @@
 """GET /upgrade/{token}: the consumer's upgrade page (HTML), public - the signed token is the only credential.
 
-Thin: route, then billops.upgrade_page.consumer_page decides. The token (the path) is never logged: the access log
-has the route key only, and this handler logs the outcome, not the request.
+Thin: route, then billops.upgrade_page.consumer_page decides (the wiring is billops.composition). The token (the
+path) is never logged: the access log has the route key only, and this handler logs the outcome, not the request.
 """
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit
-from billops.operations.operation_settings import operation_settings_from_env
-from billops.operations.subscription_facts_store import SubscriptionFactsStore
-from billops.settings import get_settings
-from billops.storage.operations_table import OperationsTable
-from billops.storage.subscriptions_table import SubscriptionsTable
-from billops.upgrade_page.consumer_page import (
-    PageResult,
-    UpgradePage,
-    message,
-    min_window_remaining_for,
-    temporarily_unavailable,
-)
-from billops.upgrade_page.upgrade_links import ContainerSigningKeys
-from billops.upgrade_page.upgrade_offers import upgrade_configuration
 
-logger = Logger()
-metrics = Metrics()
+from billops.composition.functions import upgrade_page_from_env
+from billops.composition.http import lambda_entry, observability
+from billops.upgrade_page.consumer_page import PageResult, message, temporarily_unavailable
+
+logger, metrics, count = observability()
 app = APIGatewayHttpResolver()
-
-subscriptions = SubscriptionsTable(get_settings().subscriptions_table)
+METRIC_NAMES = {"shown": "UpgradePageShown", "preparing": "UpgradePagePreparing", "invalid": "UpgradeLinkInvalid",
+                "expired": "UpgradeLinkExpired", "unavailable": "UpgradePageUnavailable", "used": "UpgradeLinkUsed",
+                "error": "UpgradePageErrors"}
 
 
 def submit_operation(message: dict) -> None:
@@ -40,25 +28,7 @@ def submit_operation(message: dict) -> None:
         logger.warning("the repeated allowUpgrade is recorded but not queued yet")
 
 
-page = UpgradePage(
-    keys=ContainerSigningKeys(),
-    subscriptions=subscriptions,
-    operations=OperationsTable(operation_settings_from_env().operations_table),
-    configuration=upgrade_configuration,
-    sales_from=SubscriptionFactsStore(subscriptions).sales_from,
-    submit=submit_operation,
-    min_window_remaining=min_window_remaining_for(operation_settings_from_env().upgrade_window_seconds),
-)
-
-METRIC_NAMES = {
-    "shown": "UpgradePageShown",
-    "preparing": "UpgradePagePreparing",
-    "invalid": "UpgradeLinkInvalid",
-    "expired": "UpgradeLinkExpired",
-    "unavailable": "UpgradePageUnavailable",
-    "used": "UpgradeLinkUsed",
-    "error": "UpgradePageErrors",
-}
+page = upgrade_page_from_env(submit=submit_operation)
 
 
 @app.get("/upgrade/<token>")
@@ -78,16 +48,12 @@ def unexpected(_: Exception) -> Response:
 
 
 def _html(result: PageResult, status: int | None = None) -> Response:
-    metrics.add_metric(name=METRIC_NAMES.get(result.outcome, "UpgradePageErrors"), unit=MetricUnit.Count, value=1)
+    count(METRIC_NAMES.get(result.outcome, "UpgradePageErrors"))
     logger.info("upgrade page answered", extra={"outcome": result.outcome, "status": status or result.status,
                                                 "operation_id": result.operation_id})
     headers = dict(result.headers)
-    content_type = headers.pop("Content-Type")
-    return Response(status_code=status or result.status, content_type=content_type, body=result.html,
-                    headers=headers)
+    return Response(status_code=status or result.status, content_type=headers.pop("Content-Type"),
+                    body=result.html, headers=headers)
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict, context: object) -> dict:
-    return app.resolve(event, context)
+handler = lambda_entry(app, logger, metrics)

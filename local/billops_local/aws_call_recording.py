@@ -99,6 +99,12 @@ def register_resources(*, key_ids: Mapping[str, str] = {}, aliases: Mapping[str,
         _hash_keys.update(hash_keys)
 
 
+def registered_resources() -> dict[str, dict[str, str]]:
+    """What ``register_resources`` was told, to tell a function's own process (billops_local.function_process)."""
+    with _registry_lock:
+        return {"key_ids": dict(_key_ids), "aliases": dict(_aliases), "hash_keys": dict(_hash_keys)}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Recording
 # ----------------------------------------------------------------------------------------------------------------

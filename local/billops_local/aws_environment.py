@@ -69,39 +69,43 @@ def ensure_port_free(host: str, port: int, *, what: str) -> None:
 
 
 class MotoServer:
-    """moto's ThreadedMotoServer, quiet, on loopback only."""
+    """moto's server in this process, quiet, on loopback only, serving persistent connections (moto_speed).
+
+    The local stack runs it in a process of its own (billops_local.moto_process.MotoProcess); tests that need moto
+    in their own process (fault injection checks) start it here."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 5000) -> None:
         self.host = host
         self.requested_port = port
         self._server: Any = None
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import make_server
 
-        from billops_local import moto_fidelity
+        from billops_local import moto_fidelity, moto_speed
 
         moto_fidelity.apply()
+        moto_speed.apply()
         ensure_port_free(self.host, self.requested_port, what="moto (BILLOPS_AWS_PORT)")
         # One log line per AWS call (the stream poller makes several a second) would drown everything else.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.requested_port, verbose=False)
-        self._server.start()
+        self._server = make_server(self.host, self.requested_port, DomainDispatcherApplication(create_backend_app),
+                                   threaded=True, request_handler=moto_speed.request_handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, name="billops-moto", daemon=True)
+        self._thread.start()
 
     def reset(self) -> None:
         """Forget every resource: moto's backends are process-wide, so a second server in one process (tests)
         would otherwise see the first one's tables."""
-        import urllib.request
-
-        urllib.request.urlopen(  # nosec B310  # our own loopback moto endpoint
-            urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10
-        ).close()
+        reset_moto(self.endpoint_url)
 
     @property
     def port(self) -> int:
         if self._server is None:
             raise RuntimeError("moto is not running")
-        return int(self._server.get_host_and_port()[1])
+        return int(self._server.server_address[1])
 
     @property
     def endpoint_url(self) -> str:
@@ -109,8 +113,20 @@ class MotoServer:
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.stop()  # werkzeug closes the listening socket when serve_forever returns
+            self._server.shutdown()
+            self._server.server_close()  # persistent connections' threads are daemons: they end with their client
             self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+
+def reset_moto(endpoint_url: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(  # nosec B310  # our own loopback moto endpoint
+        urllib.request.Request(f"{endpoint_url}/moto-api/reset", method="POST"), timeout=10
+    ).close()
 
 
 def aws_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:
@@ -503,8 +519,15 @@ class LambdaContext:
 
 
 class LocalFunction:
-    """One function of the template: imported once (the cold start), at most ``max_concurrency`` invocations at a
-    time (1 = one warm container, the default; more = that many containers sharing one imported module)."""
+    """One function of the template, at most ``max_concurrency`` invocations at a time.
+
+    Two ways to run it:
+    * ``isolated=True`` (what the local stack does): each concurrent invocation in an execution environment of its
+      own, a process (billops_local.function_process), started when every warm one is busy, as Lambda starts one;
+      ``load()`` starts the first (the cold start, at the stack's start-up);
+    * in this process (tests' fakes, a ``handler`` callable, or a module imported here once and shared by the
+      invocations: only for handlers that keep no per-invocation state at module or class level).
+    """
 
     def __init__(
         self,
@@ -518,9 +541,13 @@ class LocalFunction:
         timeout: float = 3,
         logical_id: str | None = None,
         max_concurrency: int = 1,
+        isolated: bool = False,
+        process_setups: Iterable[Callable[[], None]] = (),
     ) -> None:
         if handler is None and module_path is None:
             raise ValueError("give a handler callable or a module path")
+        if isolated and module_path is None:
+            raise ValueError("an isolated function needs its module path")
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         self.name = name
@@ -532,15 +559,25 @@ class LocalFunction:
         self.timeout = timeout
         self._handler = handler
         self.max_concurrency = max_concurrency
+        self.isolated = isolated
+        self.process_setups = list(process_setups)
         self._slots = threading.BoundedSemaphore(max_concurrency)
         self._load_lock = threading.Lock()
         self._count_lock = threading.Lock()
+        self._idle: list[Any] = []  # warm environments (FunctionProcess), the most recently used last
+        self._environments: list[Any] = []  # every started one
+        self._environment_ready = threading.Condition(self._count_lock)
+        self._starting = 0
+        self._start_failure: BaseException | None = None
+        self._stopped = False
         self.active = 0
         self.peak_concurrency = 0
         self.invocations = 0
+        self.cold_starts = 0
 
     @classmethod
-    def from_spec(cls, spec: FunctionSpec, *, max_concurrency: int | None = None) -> LocalFunction:
+    def from_spec(cls, spec: FunctionSpec, *, max_concurrency: int | None = None, isolated: bool = False,
+                  process_setups: Iterable[Callable[[], None]] = ()) -> LocalFunction:
         return cls(
             spec.physical_name,
             logical_id=spec.logical_id,
@@ -550,14 +587,38 @@ class LocalFunction:
             memory_size=spec.memory_size,
             timeout=spec.timeout,
             max_concurrency=max_concurrency or 1,
+            isolated=isolated,
+            process_setups=process_setups,
         )
 
     @property
     def loaded(self) -> bool:
+        if self.isolated:
+            return any(environment.init_error is None for environment in self._environments)
         return self._handler is not None
 
-    def load(self) -> Callable[[Any, Any], Any]:
-        """Import the handler module (the cold start); a failed import is retried on the next invocation."""
+    @property
+    def environments(self) -> int:
+        """How many execution environments (processes) it has started and kept."""
+        return len(self._environments)
+
+    def load(self) -> Callable[[Any, Any], Any] | None:
+        """The cold start: import the handler module here, or (isolated) start one warm environment, raising its
+        import error. A failed import is retried on the next invocation."""
+        if self.isolated:
+            with self._count_lock:
+                warm = bool(self._environments)
+            if not warm:
+                environment = self._start_environment()
+                with self._count_lock:
+                    self._environments.append(environment)
+                self._release(environment)
+                if environment.init_error is not None:
+                    type_name, message, remote = environment.init_error
+                    from billops_local.function_process import remote_error
+
+                    raise remote_error(type_name, message, remote)
+            return None
         if self._handler is not None:
             return self._handler
         with self._load_lock:
@@ -590,6 +651,110 @@ class LocalFunction:
         self._handler = handler
         return handler
 
+    # -- execution environments (isolated) ---------------------------------------------------------------------
+
+    def _process_config(self) -> Any:
+        from billops_local import aws_call_recording
+        from billops_local.function_process import ProcessConfig
+
+        assert self.module_path is not None
+        return ProcessConfig(
+            name=self.name, logical_id=self.logical_id, module_path=self.module_path, module_name=self.module_name,
+            handler_attribute=self.handler_attribute, memory_size=self.memory_size, timeout=self.timeout,
+            environment=dict(os.environ), recording=aws_call_recording.registered_resources(),
+            setups=tuple(self.process_setups), verbose=logging.getLogger("billops_local").isEnabledFor(logging.DEBUG),
+        )
+
+    def _start_environment(self) -> Any:
+        from billops_local.function_process import FunctionProcess
+
+        if self._stopped:
+            raise RuntimeError(f"{self.logical_id} is stopped")
+        environment = FunctionProcess(self._process_config())
+        environment.start()
+        with self._count_lock:
+            self.cold_starts += 1
+        log.debug("%s: execution environment %d started (pid %s)", self.logical_id, self.cold_starts,
+                  environment.pid)
+        return environment
+
+    def _grow(self) -> None:
+        """Start one more environment (in its own thread) and hand it to whoever waits first."""
+        try:
+            environment = self._start_environment()
+        except BaseException as error:  # noqa: BLE001 - the waiters raise it if no environment is left
+            log.error("%s: starting an execution environment failed: %s", self.logical_id, error)
+            with self._environment_ready:
+                self._starting -= 1
+                self._start_failure = error
+                self._environment_ready.notify_all()
+            return
+        with self._environment_ready:
+            self._starting -= 1
+            self._start_failure = None
+            if self._stopped:
+                environment.stop(0)
+                return
+            self._environments.append(environment)
+            self._idle.append(environment)
+            self._environment_ready.notify()
+
+    def _acquire(self) -> Any:
+        """A warm environment; when every one is busy, one more is started (up to ``max_concurrency``) and the
+        invocation takes whichever is free first: its latency is not a cold start's while a warm one frees up."""
+        with self._environment_ready:
+            while True:
+                if self._stopped:
+                    raise RuntimeError(f"{self.logical_id} is stopped")
+                if self._idle:
+                    return self._idle.pop()
+                if self._start_failure is not None and not self._environments and not self._starting:
+                    raise self._start_failure
+                if len(self._environments) + self._starting < self.max_concurrency:
+                    self._starting += 1
+                    threading.Thread(target=self._grow, name=f"billops-start-{self.logical_id}",
+                                     daemon=True).start()
+                self._environment_ready.wait()
+
+    def _release(self, environment: Any) -> None:
+        with self._environment_ready:
+            if environment.alive and not self._stopped:
+                self._idle.append(environment)
+                self._environment_ready.notify()
+                return
+            if environment in self._environments:
+                self._environments.remove(environment)
+            self._environment_ready.notify()
+        environment.stop(0)
+
+    def _invoke_isolated(self, event: Any) -> Any:
+        environment = self._acquire()
+        try:
+            return environment.invoke(event)
+        finally:
+            self._release(environment)
+
+    def close(self) -> None:
+        """Begin stopping (isolated): no new environment, every environment's pipe closed (each process exits once
+        its invocation, if any, returns)."""
+        with self._environment_ready:
+            self._stopped = True
+            environments, self._idle = list(self._environments), []
+            self._environment_ready.notify_all()
+        for environment in environments:
+            environment.close()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every execution environment: closed, then one shared wait, then SIGTERM for any still busy."""
+        self.close()
+        with self._count_lock:
+            environments, self._environments = list(self._environments), []
+        deadline = time.monotonic() + timeout
+        for environment in environments:
+            environment.join(deadline - time.monotonic())
+
+    # -- invocation ----------------------------------------------------------------------------------------------
+
     def invoke(self, event: Any) -> Any:
         """Run the handler on ``event``; its exception propagates (the caller answers the way AWS would). Waits for
         a free slot when ``max_concurrency`` invocations are running."""
@@ -598,21 +763,21 @@ class LocalFunction:
                 self.active += 1
                 self.invocations += 1
                 self.peak_concurrency = max(self.peak_concurrency, self.active)
+            started = time.monotonic()
             try:
+                if self.isolated:
+                    return self._invoke_isolated(event)
                 handler = self.load()
                 context = LambdaContext(self.name, self.memory_size, self.timeout)
                 started = time.monotonic()
-                try:
-                    with acting_as(self.logical_id):  # its AWS calls are recorded as its role's
-                        return handler(event, context)
-                finally:
-                    elapsed = time.monotonic() - started
-                    if elapsed > self.timeout:
-                        log.warning(
-                            "%s ran %.1f s, longer than its Timeout of %s s (Lambda would have stopped it)",
-                            self.logical_id, elapsed, self.timeout,
-                        )
+                with acting_as(self.logical_id):  # its AWS calls are recorded as its role's
+                    return handler(event, context)
             finally:
+                elapsed = time.monotonic() - started
+                if elapsed > self.timeout and not self.isolated:  # (an environment warns in its own process)
+                    log.warning(
+                        "%s ran %.1f s, longer than its Timeout of %s s (Lambda would have stopped it)",
+                        self.logical_id, elapsed, self.timeout,
+                    )
                 with self._count_lock:
                     self.active -= 1
-

@@ -1,9 +1,10 @@
 """Local only: DynamoDB PutItem faults injected into the local stack's moto, for the reliability suites.
 
-Never active unless ``BILLOPS_LOCAL_DYNAMODB_FAULTS`` is set when the stack starts (``LocalStack._start_moto`` calls
-``install_from_env``). moto's server runs inside the stack's process, so wrapping moto's DynamoDB ``PutItem``
-handler here affects every caller of that moto: the webhook receiver above all, whose one conditional PutItem per
-delivery is what these faults aim at.
+Never active unless ``BILLOPS_LOCAL_DYNAMODB_FAULTS`` is set when the stack starts: moto's process
+(billops_local.moto_process) calls ``install_from_env``, so wrapping moto's DynamoDB ``PutItem`` handler there
+affects every caller of that moto: the webhook receiver above all, whose one conditional PutItem per delivery is
+what these faults aim at. Each function's process (billops_local.function_process) calls
+``compress_retry_sleeps_from_env`` for ``backoff_scale``: the retries happen in the caller, not in moto.
 
 ``BILLOPS_LOCAL_DYNAMODB_FAULTS`` is a comma-separated list of ``name:value``:
 
@@ -20,9 +21,10 @@ delivery is what these faults aim at.
   table:<text>      only tables whose name contains this text (default ``EventsTable``)
   seed:<n>          the random generator's seed (default 7), so a run is repeatable
   backoff_scale:<f> multiply the sleeps of botocore's retries in this process by f (default 1). Local time
-                    compression, like BILLOPS_LOCAL_SCHEDULE_SCALE: the local stack runs the receiver one
-                    invocation at a time, so a retry's sleep (up to 1 s, then 2 s) holds every other delivery;
-                    how often and when the client retries is unchanged, only the wait is shorter
+                    compression, like BILLOPS_LOCAL_SCHEDULE_SCALE: the local stack runs a few receiver
+                    environments, not Lambda's hundreds, so a retry's sleep (up to 1 s, then 2 s) holds the
+                    deliveries queued behind it; how often and when the client retries is unchanged, only the
+                    wait is shorter
 
 e.g. ``throttle:0.04,error:0.02,error_after:0.02,repeat:0.5``. One uniform draw per PutItem picks throttle,
 error, error_after or nothing. A "request" is recognised by its table and item (boto3 re-sends a failed request
@@ -187,6 +189,7 @@ class FaultInjector:
 
 
 _injector: FaultInjector | None = None
+_retry_sleep_scale = 1.0
 _patched = False
 _backoff_patched = False
 _patch_lock = threading.Lock()
@@ -198,10 +201,11 @@ def current() -> FaultInjector | None:
 
 def install_from_env(env: Mapping[str, str] = os.environ) -> FaultInjector | None:
     """Turn the faults on as ``BILLOPS_LOCAL_DYNAMODB_FAULTS`` says, or off when it is unset or empty."""
-    global _injector
+    global _injector, _retry_sleep_scale
     text = (env.get(VARIABLE) or "").strip()
     if not text:
         _injector = None
+        _retry_sleep_scale = 1.0
         return None
     spec = FaultSpec.parse(text)
     report = (env.get(REPORT_VARIABLE) or "").strip()
@@ -209,9 +213,29 @@ def install_from_env(env: Mapping[str, str] = os.environ) -> FaultInjector | Non
     _patch_moto()
     _patch_backoff()
     _injector = injector
+    _retry_sleep_scale = spec.backoff_scale
     injector._write_report(dict(injector.counts))
     log.warning("local DynamoDB fault injection is ON: %s", spec.describe())
     return injector
+
+
+def write_final_report() -> None:
+    """The counts as they are now (moto's process, stopping)."""
+    injector = _injector
+    if injector is not None:
+        with injector._lock:
+            counts = dict(injector.counts)
+        injector._write_report(counts)
+
+
+def compress_retry_sleeps_from_env(env: Mapping[str, str] = os.environ) -> None:
+    """In a caller's process (a function's): botocore's retry sleeps x ``backoff_scale`` of the faults' spec."""
+    global _retry_sleep_scale
+    text = (env.get(VARIABLE) or "").strip()
+    if not text:
+        return
+    _retry_sleep_scale = FaultSpec.parse(text).backoff_scale
+    _patch_backoff()
 
 
 def _request_key(table_name: str, item: Any) -> str:
@@ -266,7 +290,7 @@ def _patch_moto() -> None:
 
 
 def _patch_backoff() -> None:
-    """botocore's standard-mode retry sleeps, scaled by the current injector's backoff_scale."""
+    """botocore's standard-mode retry sleeps, scaled by the faults' backoff_scale."""
     global _backoff_patched
     with _patch_lock:
         if _backoff_patched:
@@ -277,9 +301,7 @@ def _patch_backoff() -> None:
 
         @functools.wraps(original)
         def delay_amount(self: Any, context: Any) -> float:
-            delay = original(self, context)
-            injector = _injector
-            return delay * injector.spec.backoff_scale if injector is not None else delay
+            return original(self, context) * _retry_sleep_scale
 
         ExponentialBackoff.delay_amount = delay_amount
         _backoff_patched = True

@@ -42,12 +42,36 @@ def apply() -> None:
     with _apply_lock:
         if _applied:
             return
+        from moto.dynamodb.models import DynamoDBBackend
         from moto.sqs import models
 
         _patch_add_message(models.Queue)
         _patch_delete_message(models.Queue)
         _patch_receive_message(models.SQSBackend)
+        _serialize_dynamodb(DynamoDBBackend)
         _applied = True
+
+
+# DynamoDB applies each write, and each transaction, atomically and isolated: two conditional writes of one item never
+# both pass their condition. moto's threaded server checks and writes without a lock, so two requests at once can
+# (two containers counting one delivery twice; "dictionary changed size during iteration" on a read meanwhile).
+# One lock per process over every item operation gives moto DynamoDB's isolation.
+_DYNAMODB_OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item",
+                        "get_item", "query", "scan", "transact_get_items", "batch_get_item")
+_dynamodb_lock = threading.RLock()
+
+
+def _serialize_dynamodb(backend_class: Any) -> None:
+    for name in _DYNAMODB_OPERATIONS:
+        original = getattr(backend_class, name)
+
+        def serialized(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _dynamodb_lock:
+                return __original(self, *args, **kwargs)
+
+        serialized.__name__ = name
+        serialized.__wrapped__ = original  # type: ignore[attr-defined]
+        setattr(backend_class, name, serialized)
 
 
 def _patch_add_message(queue_class: Any) -> None:

@@ -52,6 +52,7 @@ import os
 import shlex
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,7 +65,6 @@ from billops_local.aws_environment import (
     CreatedResources,
     EnvironmentPatch,
     LocalFunction,
-    MotoServer,
     conflicting_aws_variables,
     create_resources,
     function_environments,
@@ -74,6 +74,7 @@ from billops_local.aws_environment import (
 from billops_local.event_bus import DomainEventsTap
 from billops_local.http_gateway import HttpGateway, RouteTable
 from billops_local.local_control import LocalControl
+from billops_local.moto_process import MotoProcess
 from billops_local.queue_poller import DEFAULT_FAILURE_VISIBILITY_TIMEOUT, QueuePoller
 from billops_local.schedule_runner import ScheduledFunction, ScheduleRunner, ScheduleTiming, TriggerResult
 from billops_local.stream_poller import StreamPoller
@@ -85,6 +86,9 @@ READY_LINE = "billops local stack ready"
 DEFAULT_WEBHOOK_TOKEN = "local-webhook-token"  # nosec B105  # the local stack's made-up webhook token
 WEBHOOK_TOKEN_VARIABLE = "BILLOPS_WEBHOOK_TOKEN_SECRET_ARN"  # nosec B105  # an environment variable's name, not a secret
 CCBILL_CREDENTIALS_VARIABLE = "BILLOPS_CCBILL_CREDENTIALS_SECRET_ARN"
+UNRESERVED_CONCURRENCY = 4
+"""Execution environments a function without ReservedConcurrentExecutions may have at once, locally (each a
+process, started when every warm one is busy)."""
 
 
 class LocalStackError(RuntimeError):
@@ -193,7 +197,7 @@ class Service:
 @dataclass
 class _State:
     template: LocalTemplate | None = None
-    moto: MotoServer | None = None
+    moto: MotoProcess | None = None
     resources: CreatedResources | None = None
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     gateway: HttpGateway | None = None
@@ -227,7 +231,8 @@ class LocalStack:
                          description=lambda: f"{self.aws_endpoint}  (AWS_ENDPOINT_URL; any credentials)")
         self.add_service("resources", self._create_resources, description=self._describe_resources)
         self.add_service("domain-events", self._start_domain_events, description=self._describe_domain_events)
-        self.add_service("functions", self._create_functions, description=self._describe_functions)
+        self.add_service("functions", self._create_functions, self._stop_functions,
+                         description=self._describe_functions)
         self.add_service("http-api", self._start_gateway, self._stop_gateway, port=lambda: self.gateway.port,
                          description=self._describe_gateway)
         # The event sources: always after every added service (see start()).
@@ -248,7 +253,7 @@ class LocalStack:
         return self.state.template
 
     @property
-    def moto(self) -> MotoServer:
+    def moto(self) -> MotoProcess:
         if self.state.moto is None:
             raise LocalStackError("moto is not running")
         return self.state.moto
@@ -401,9 +406,9 @@ class LocalStack:
         overriding = conflicting_aws_variables()
         if overriding:
             log.info("ignoring %s for the local stack", ", ".join(overriding))
-        from billops_local.dynamodb_fault_injection import install_from_env  # local only: off unless set
-        install_from_env(self.settings.environment)  # BILLOPS_LOCAL_DYNAMODB_FAULTS (tests/reliability)
-        moto = MotoServer(self.settings.host, self.settings.aws_port)
+        # In its own process; with BILLOPS_LOCAL_DYNAMODB_FAULTS (tests/reliability) its PutItem faults there.
+        moto = MotoProcess(self.settings.host, self.settings.aws_port, environment=self.settings.environment,
+                           verbose=log.isEnabledFor(logging.DEBUG))
         moto.start()
         self.state.moto = moto
         moto.reset()
@@ -494,7 +499,6 @@ class LocalStack:
         if "BILLOPS_WEBHOOK_TOKEN" not in environment:
             self._env.remove(["BILLOPS_WEBHOOK_TOKEN"])
         self._env.set(environment)
-        _forget_cached_settings()
         _refuse_impossible_settings()
 
     def _start_domain_events(self, _: LocalStack) -> None:
@@ -505,8 +509,10 @@ class LocalStack:
     # -- functions ---------------------------------------------------------------------------------------------
 
     def _concurrency(self, logical_id: str) -> int:
+        """ReservedConcurrentExecutions, or UNRESERVED_CONCURRENCY environments (Lambda: the account's unreserved
+        pool), capped by BILLOPS_LOCAL_MAX_CONCURRENCY."""
         reserved = self.template.functions[logical_id].reserved_concurrency
-        limit = reserved if reserved else 1
+        limit = reserved if reserved else UNRESERVED_CONCURRENCY
         if self.settings.max_concurrency is not None:
             limit = min(limit, self.settings.max_concurrency)
         return max(1, limit)
@@ -519,18 +525,39 @@ class LocalStack:
         ]
         if missing:
             raise LocalStackError("the template names handlers that do not exist:\n  " + "\n  ".join(missing))
+        from billops_local.worker_faults import WORKER_FUNCTION, WorkerFaults
+
+        worker_faults = WorkerFaults.from_env(self.settings.environment)  # BILLOPS_LOCAL_FAULTS (tests)
+        if worker_faults is not None:
+            log.warning("local worker faults are ON: %s", worker_faults.describe())
         for logical_id, spec in self.template.functions.items():
+            setups = [worker_faults] if worker_faults is not None and logical_id == WORKER_FUNCTION else []
             self.state.functions[logical_id] = LocalFunction.from_spec(
-                spec, max_concurrency=self._concurrency(logical_id))
+                spec, max_concurrency=self._concurrency(logical_id), isolated=True, process_setups=setups)
+
+    def _stop_functions(self) -> None:
+        functions = list(self.functions.values())
+        for function in functions:  # every environment's pipe closes first, then one wait for them all
+            function.close()
+        deadline = time.monotonic() + 5
+        for function in functions:
+            function.stop(timeout=max(0.0, deadline - time.monotonic()))
 
     def _cold_starts(self, _: LocalStack) -> None:
-        _forget_cached_settings()  # added services (the sandbox) set more of the environment
-        for logical_id, function in self.functions.items():
+        """One warm environment per function, started side by side (each imports its handler in its process)."""
+        def cold_start(logical_id: str, function: LocalFunction) -> None:
             try:
                 function.load()
             except Exception:
-                log.exception("%s: importing %s failed; every invocation will retry it (and fail as Lambda would)",
-                              logical_id, function.module_path)
+                log.exception("%s: importing %s failed; every invocation will retry it (and fail as Lambda "
+                              "would)", logical_id, function.module_path)
+
+        threads = [threading.Thread(target=cold_start, args=item, name=f"cold-start-{item[0]}", daemon=True)
+                   for item in self.functions.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     # -- HTTP API ----------------------------------------------------------------------------------------------
 
@@ -722,19 +749,6 @@ def _refuse_impossible_settings() -> None:
         settings_from_env()
     except SettingsError as error:
         raise LocalStackError(str(error)) from None
-
-
-def _forget_cached_settings() -> None:
-    """In-process users (tests) may have imported billops already: make it re-read the environment."""
-    settings = sys.modules.get("billops.settings")
-    if settings is not None and hasattr(settings, "get_settings"):
-        settings.get_settings.cache_clear()
-    client = sys.modules.get("billops.storage.dynamodb_client")
-    if client is not None and hasattr(client, "reset_client"):
-        client.reset_client()
-    clients = sys.modules.get("billops.storage.aws_clients")
-    if clients is not None and hasattr(clients, "reset_clients"):
-        clients.reset_clients()
 
 
 def build_stack(settings: LocalSettings | None = None, **options: Any) -> LocalStack:

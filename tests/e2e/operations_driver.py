@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_queue import enqueue
 from billops.operations.operation_records import operation_id_for
 from billops.storage.events_table import from_dynamodb

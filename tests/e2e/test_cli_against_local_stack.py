@@ -148,7 +148,7 @@ def _quarantined_by_an_older_receiver(local_stack, subscription_id: str) -> str:
 
     # The body is kept encrypted, under the stack's personal-data key, as its receiver keeps it.
     cipher = FieldCipher("alias/billops-local-BillopsKeyAlias", lambda: local_stack.boto3_client("kms"))
-    intake = WebhookIntake(Settings(), EventsTable(EVENTS_TABLE, local_stack.boto3_client("dynamodb")), cipher=cipher)
+    intake = WebhookIntake(Settings(environment="local"), EventsTable(EVENTS_TABLE, local_stack.boto3_client("dynamodb")), cipher=cipher)
     result = intake._quarantine(request, body, datetime.now(UTC) - timedelta(hours=1),
                                 MalformedDelivery("bin: must be 6 digits", "bin"))
     return str(result.key)

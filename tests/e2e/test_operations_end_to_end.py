@@ -7,9 +7,10 @@ webhooks to carry it to its end. Only outcomes are asserted: the operation recor
 call log and ledger, the domain events, our subscription records.
 
 The shared ``local_stack`` runs everything except the crash between the CCBill call and the record update, which
-needs a fault inside our worker: a second stack started with ``BILLOPS_LOCAL_FAULTS`` (billops.operations.
-local_fault_hooks, honoured only with BILLOPS_ENV=local) and a 1 s lease (the template's 180 s lease, outlived by
-AWS's 720 s visibility timeout, is far longer than the 1 s a failed message waits locally).
+needs a fault inside our worker: a second stack started with ``BILLOPS_LOCAL_FAULTS`` (billops_local.
+worker_faults, injected through the worker's composition root by the local stack only) and a 1 s lease (the
+template's 180 s lease, outlived by AWS's 720 s visibility timeout, is far longer than the 1 s a failed message
+waits locally).
 
 Always: the sandbox records exactly one charge per upgrade request, and every operation ends in a final state or is
 escalated as unknown (the last test sweeps every operation this module sent).

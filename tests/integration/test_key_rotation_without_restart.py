@@ -97,7 +97,7 @@ def test_datalink_credentials_rotated_in_secrets_manager_are_used_without_a_rest
             client_accnum="900100", client_subacc="0000", initial_price="19.95", initial_period=30,
             recurring_price="19.95", recurring_period=30, rebills=99, currency_code="840")
         client = CCBillClient(
-            CCBillClientSettings(sms_url=sandbox.sms_url, billing_api_url=sandbox.billing_api_url,
+            CCBillClientSettings(environment="local", sms_url=sandbox.sms_url, billing_api_url=sandbox.billing_api_url,
                                  upgrade_url=sandbox.upgrade_url, read_timeout=2.0, connect_timeout=2.0,
                                  subaccounts=client_subaccounts_setting(DEFAULT_ACCOUNTS)),
             SecretsManagerCredentials(secret_arn),  # cached for 5 minutes, as in a Lambda container

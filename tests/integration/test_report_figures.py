@@ -168,7 +168,7 @@ def test_shuffled_deliveries_in_any_batches_and_a_replayed_stream_count_once(sta
 
 def test_a_batch_whose_fold_fails_half_way_is_redelivered_from_the_failure_and_counts_once(stack, monkeypatch):
     records = _post_all(stack)
-    projection = stack.projector.projection
+    projection = stack.projector.projector.projection  # the handler's Projector (billops.composition.projector)
     apply = projection.apply_delivery
     failing = {"key": records[5]["dynamodb"]["NewImage"]["pk"]["S"]}
 
@@ -216,7 +216,7 @@ class FaultyDynamoDB:
 
 
 def _faulty(stack, faults):
-    counter = stack.projector.report_counter
+    counter = stack.projector.projector.reports
     faulty = FaultyDynamoDB(stack.tables.dynamodb, faults)
     counter.table._client = faulty
     return faulty
@@ -260,8 +260,8 @@ def test_two_containers_counting_the_same_deliveries_at_once_count_them_once(sta
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=count, args=(first.report_counter, items)),
-               threading.Thread(target=count, args=(second.report_counter, list(reversed(items))))]
+    threads = [threading.Thread(target=count, args=(first.projector.reports, items)),
+               threading.Thread(target=count, args=(second.projector.reports, list(reversed(items))))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -278,16 +278,16 @@ def test_a_batch_costs_one_transaction_and_no_call_per_delivery(stack):
     calls: Counter[str] = Counter()
     client = stack.tables.dynamodb
     client.meta.events.register("before-send", lambda event_name, **_: calls.update([event_name.split(".", 2)[2]]))
-    stack.projector.report_counter.table._client = client
-    stack.projector.report_counter.count_stream_batch(records)
+    stack.projector.projector.reports.table._client = client
+    stack.projector.projector.reports.count_stream_batch(records)
     assert dict(calls) == {"TransactWriteItems": 1, "UpdateItem": 1, "GetItem": 1, "Query": 1}, json.dumps(calls)
     calls.clear()
-    stack.projector.report_counter.count_stream_batch(records)  # redelivered: the keys are found counted
+    stack.projector.projector.reports.count_stream_batch(records)  # redelivered: the keys are found counted
     assert dict(calls) == {"TransactWriteItems": 1, "BatchGetItem": 1, "GetItem": 1, "Query": 1}, json.dumps(calls)
 
 
 def test_a_ratio_crossing_is_published_once_even_when_the_first_publication_failed(stack, monkeypatch):
-    from billops.operations.domain_events import DomainEventsUnavailable, RecordingPublisher
+    from billops.domain_events.publishing import DomainEventsUnavailable, RecordingPublisher
 
     monkeypatch.setenv("BILLOPS_CHARGEBACK_THRESHOLDS", json.dumps({
         "VISA": {"warning": {"percent": "20", "min_chargebacks": 1},
@@ -305,7 +305,7 @@ def test_a_ratio_crossing_is_published_once_even_when_the_first_publication_fail
             super().publish(events)
 
     publisher = FlakyPublisher()
-    projector.report_counter.publisher = publisher
+    projector.projector.reports.publisher = publisher
     with pytest.raises(DomainEventsUnavailable):
         stack.project(records)
     for _ in range(3):  # the stream's retry, then redeliveries
@@ -322,12 +322,12 @@ def test_a_ratio_crossing_is_published_once_even_when_the_first_publication_fail
 
 
 def test_delivery_counted_facts_are_published_before_the_figures_and_again_on_a_retry(stack, monkeypatch):
-    from billops.operations.domain_events import RecordingPublisher
+    from billops.domain_events.publishing import RecordingPublisher
 
     monkeypatch.setenv("BILLOPS_REPORT_FACT_EVENTS", "true")
     projector = stack.reload_projector()
     publisher = RecordingPublisher()
-    projector.report_counter.publisher = publisher
+    projector.projector.reports.publisher = publisher
     records = _post_all(stack)
     stack.project(records)
     stack.project(records)

@@ -342,9 +342,15 @@ def test_occurred_at_is_utc_converted_from_ccbills_time_zone(receiver, aws_table
     assert item["occurred_at"] == occurred_at and item["fields"]["timestamp"] == "2026-07-15 10:30:00"
 
 
-def test_an_unknown_time_zone_stores_nothing_and_asks_ccbill_again(receiver, aws_tables, monkeypatch):
+def test_an_unknown_time_zone_stops_the_receiver_at_its_cold_start_and_stores_nothing(receiver, aws_tables,
+                                                                                       monkeypatch):
+    """Settings are checked when the function starts (billops.settings): a receiver that cannot read CCBill's
+    timestamps never takes a delivery. Lambda answers the failed start with a 5xx, so CCBill sends it again."""
+    from billops.settings import SettingsError
+
     monkeypatch.setenv("BILLOPS_CCBILL_TIMEZONE", "Mars/Olympus_Mons")
-    assert receiver("Expiration", sample_fields("Expiration"))[0] == 503
+    with pytest.raises(SettingsError, match="BILLOPS_CCBILL_TIMEZONE: .*Mars/Olympus_Mons"):
+        receiver("Expiration", sample_fields("Expiration"))
     assert _items(aws_tables) == []
 
 

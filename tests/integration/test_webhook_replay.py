@@ -42,7 +42,7 @@ def _replay(intake: WebhookIntake, item: dict):
 
 
 def test_a_fixed_delivery_is_stored_once_with_its_original_receipt_time(aws_tables, events):
-    intake = WebhookIntake(Settings(), events)
+    intake = WebhookIntake(Settings(environment="local"), events)
     fields = sample_fields("NewSaleSuccess", subscriptionId=SUBSCRIPTION, transactionId=SUBSCRIPTION,
                            bin="41111111")  # an 8-digit BIN: refused by receivers before the fix
     quarantined = _quarantined(intake, "NewSaleSuccess", fields)
@@ -66,7 +66,7 @@ def test_a_fixed_delivery_is_stored_once_with_its_original_receipt_time(aws_tabl
 
 def test_replay_needs_no_source_or_token_but_keeps_the_account_check(aws_tables, events):
     fields = sample_fields("Cancellation", subscriptionId=SUBSCRIPTION)
-    quarantined = _quarantined(WebhookIntake(Settings(), events), "Cancellation", fields, "json",
+    quarantined = _quarantined(WebhookIntake(Settings(environment="local"), events), "Cancellation", fields, "json",
                                reason="an older rule", param=None)
     strict = settings_from_env({"BILLOPS_ENV": "prod", "BILLOPS_ALLOWED_CIDRS": "", "BILLOPS_CLIENT_ACCNUM": "999999"})
     refused = _replay(WebhookIntake(strict, events), quarantined)
@@ -86,7 +86,7 @@ def test_replay_needs_no_source_or_token_but_keeps_the_account_check(aws_tables,
 
 
 def test_a_still_malformed_delivery_is_not_quarantined_again(aws_tables, events):
-    intake = WebhookIntake(Settings(), events)
+    intake = WebhookIntake(Settings(environment="local"), events)
     fields = sample_fields("Cancellation", subscriptionId=SUBSCRIPTION)
     del fields["subscriptionId"]
     quarantined = _quarantined(intake, "Cancellation", fields, "json", reason="old reason", param="x")
@@ -101,8 +101,8 @@ def test_a_still_malformed_delivery_is_not_quarantined_again(aws_tables, events)
 
 def test_replay_applies_the_size_limit_like_receive(aws_tables, events):
     fields = sample_fields("NewSaleSuccess", subscriptionId=SUBSCRIPTION, transactionId=SUBSCRIPTION)
-    quarantined = _quarantined(WebhookIntake(Settings(), events), "NewSaleSuccess", fields)
-    small = WebhookIntake(Settings(max_body_bytes=100), events)
+    quarantined = _quarantined(WebhookIntake(Settings(environment="local"), events), "NewSaleSuccess", fields)
+    small = WebhookIntake(Settings(environment="local", max_body_bytes=100), events)
     result = _replay(small, quarantined)
     assert (result.status, result.outcome) == (400, "quarantined")
     assert "limit is 100" in result.body["message"]

@@ -8,7 +8,7 @@ OperationsQueue as
 the merchant's systems would send them (group = subscription, deduplication ID = idempotency key), spread over
 subscriptions created in the sandbox, in waves; before each wave more faults are queued at the sandbox. The stack
 runs the real worker, scheduler, reconciliation job, receiver and projector; its worker crashes after the first
-calls of each changing action (billops.operations.local_fault_hooks) and its lease is a few seconds.
+calls of each changing action (billops_local.worker_faults) and its lease is a few seconds.
 
 What must hold:
   * every operation ends succeeded or failed, or unknown and escalated to a person - none left open;

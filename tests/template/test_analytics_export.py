@@ -212,7 +212,7 @@ def _items() -> list[dict[str, Any]]:
 def _firehose_records() -> list[dict[str, Any]]:
     """What the bus hands Firehose, each DeliveryCounted event twice (the second a day later), with other domain
     events in between - as the OpenX JSON SerDe maps them (detail-type -> detail_type)."""
-    from billops.operations.domain_events import RecordingPublisher
+    from billops.domain_events.publishing import RecordingPublisher
     from billops.reports.delivery_facts import delivery_counted_event
     from billops.reports.delivery_figures import contribution
 

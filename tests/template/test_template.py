@@ -141,7 +141,7 @@ def test_sam_build_succeeds_and_packages_the_layer_for_arm64(sam_build: Path) ->
     assert (sam_build / "template.yaml").is_file()
     layer = sam_build / "BillopsLayer" / "python"
     assert (layer / "billops" / "__init__.py").is_file(), "the billops package is not in the built layer"
-    assert (layer / "billops" / "settings.py").is_file()
+    assert (layer / "billops" / "settings" / "__init__.py").is_file()
     for package in ("aws_lambda_powertools", "pydantic", "pydantic_core", "requests"):
         assert (layer / package).is_dir(), f"{package} is missing from the built layer"
     extensions = list((layer / "pydantic_core").glob("_pydantic_core*.so"))

@@ -1,7 +1,7 @@
 import pytest
 
 from billops.api_errors import ApiError
-from billops.settings import settings_from_env
+from billops.settings import SettingsError, settings_from_env
 from billops.webhooks.source_authentication import check_account, check_source
 
 AWS_ENV = {"BILLOPS_ENV": "prod"}
@@ -43,10 +43,10 @@ def test_missing_configuration_rejects_everything():
     _rejected(lambda: check_source("64.38.212.1", "t", "t", no_ranges))
 
 
-def test_a_typo_in_the_ranges_never_widens_access():
-    settings = settings_from_env({"BILLOPS_ENV": "prod", "BILLOPS_ALLOWED_CIDRS": "64.38.212.0/24,banana"})
-    check_source("64.38.212.7", "t", "t", settings)
-    _rejected(lambda: check_source("8.8.8.8", "t", "t", settings))
+def test_a_typo_in_the_ranges_refuses_to_start():
+    """Neither widened nor silently narrowed: the function refuses to start, naming the variable and the entry."""
+    with pytest.raises(SettingsError, match=r"BILLOPS_ALLOWED_CIDRS: not address ranges: 'banana'"):
+        settings_from_env({"BILLOPS_ENV": "prod", "BILLOPS_ALLOWED_CIDRS": "64.38.212.0/24,banana"})
 
 
 def test_configured_account_and_subaccounts_are_enforced():

@@ -143,7 +143,7 @@ def client_factory(sandbox) -> Callable[..., CCBillClient]:
         settings.setdefault("upgrade_catalogue", client_upgrade_catalogue_setting(accounts))
         key = derive_key(UPGRADE_KEY)
         return CCBillClient(
-            CCBillClientSettings(sms_url=handle.sms_url, billing_api_url=handle.billing_api_url,
+            CCBillClientSettings(environment="local", sms_url=handle.sms_url, billing_api_url=handle.billing_api_url,
                                  upgrade_url=handle.upgrade_url, **settings),
             StaticCredentials(credentials or CCBillCredentials("900100", DEFAULT_DATALINK_USERNAME,
                                                                DEFAULT_DATALINK_PASSWORD)),

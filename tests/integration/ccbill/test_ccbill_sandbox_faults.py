@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-from dataclasses import replace
 
 import pytest
 import requests
@@ -177,7 +176,8 @@ def test_connection_refused_is_a_certain_retryable_failure(client_factory, sandb
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     client = client_factory()
-    client.settings = replace(client.settings, sms_url=f"http://127.0.0.1:{port}/utils/subscriptionManagement.cgi")
+    client.settings = client.settings.model_copy(
+        update={"sms_url": f"http://127.0.0.1:{port}/utils/subscriptionManagement.cgi"})
     outcome = client.cancel_subscription("0126015401000000001")
     assert outcome.failed and outcome.retryable and outcome.kind is OutcomeKind.TRANSPORT
     assert "not sent" in outcome.meaning

@@ -18,7 +18,7 @@ def _delivery(key: str, event_type: str, day: str, subacc: str, **fields: str) -
 
 @pytest.fixture
 def reports_api(merchant_api, monkeypatch):
-    from billops.operations.domain_events import RecordingPublisher
+    from billops.domain_events.publishing import RecordingPublisher
     from billops.reports.batch_counting import ReportCounter
     from billops.reports.report_settings import report_settings_from_env
     from billops.storage.reports_table import ReportsTable

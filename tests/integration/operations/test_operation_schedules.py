@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from billops.operations.domain_events import DomainEventsUnavailable
+from billops.domain_events.publishing import DomainEventsUnavailable
 from billops.operations.operation_records import parse_iso
 
 

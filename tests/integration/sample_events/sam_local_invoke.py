@@ -85,12 +85,22 @@ class SamLocal:
 
     def invoke(self, function_logical_id: str, event: dict[str, Any] | str) -> Any:
         """Run the function's handler on ``event`` (a dict, or a path under events/) in a fresh container."""
+        if isinstance(event, str):
+            event = sample(event)
+        module = self.container(function_logical_id)
+        return module.handler(event, self.context(function_logical_id))
+
+    def context(self, function_logical_id: str) -> LambdaContext:
+        handler_name = self.template.functions[function_logical_id].module_path.parent.name
+        return LambdaContext(f"billops-dev-{handler_name.replace('_', '-')}")
+
+    def container(self, function_logical_id: str) -> Any:
+        """A fresh container of the function (its handler module, imported with the function's environment): call
+        its ``handler`` several times to run it warm, as Lambda reuses a container."""
         from billops.privacy.field_encryption import reset_default_cipher
         from billops.upgrade_page.upgrade_links import reset_signing_keys
         from billops.upgrade_page.upgrade_offers import reset_upgrade_configuration
 
-        if isinstance(event, str):
-            event = sample(event)
         for name in list(os.environ):
             if name.startswith("BILLOPS_"):
                 self.monkeypatch.delenv(name)
@@ -101,8 +111,7 @@ class SamLocal:
         reset_signing_keys()
         reset_upgrade_configuration()
         handler_name = self.template.functions[function_logical_id].module_path.parent.name
-        module = self.loader(handler_name)
-        return module.handler(event, LambdaContext(f"billops-dev-{handler_name.replace('_', '-')}"))
+        return self.loader(handler_name)
 
     # what the samples need to have happened before them ----------------------------------------------------------
 

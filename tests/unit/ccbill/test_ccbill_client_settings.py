@@ -13,11 +13,18 @@ from billops.ccbill.errors import CCBillConfigurationError
 
 
 def test_local_defaults_to_the_sandbox():
-    settings = CCBillClientSettings.from_env({"BILLOPS_SANDBOX_PORT": "4100"})
+    settings = CCBillClientSettings.from_env({"BILLOPS_ENV": "local", "BILLOPS_SANDBOX_PORT": "4100"})
     assert settings.sms_url == "http://127.0.0.1:4100/utils/subscriptionManagement.cgi"
     assert settings.billing_api_url == "http://127.0.0.1:4100/jpost/billingApi.cgi"
     assert settings.upgrade_url == "http://127.0.0.1:4100/jpost/upgradeSubscription.cgi"
-    assert CCBillClientSettings.from_env({}).sms_url.startswith("http://127.0.0.1:4000/")
+    assert CCBillClientSettings.from_env({"BILLOPS_ENV": "local"}).sms_url.startswith("http://127.0.0.1:4000/")
+
+
+def test_without_an_environment_nothing_local_applies():
+    """Fail closed: BILLOPS_ENV unset is a deployment, so CCBill itself over https, never a sandbox on loopback."""
+    assert CCBillClientSettings.from_env({}).sms_url == PRODUCTION_SMS_URL
+    with pytest.raises(CCBillConfigurationError, match="BILLOPS_CCBILL_SMS_URL: must use https"):
+        CCBillClientSettings.from_env({"BILLOPS_CCBILL_SMS_URL": "http://127.0.0.1:4000/x"})
 
 
 def test_aws_defaults_to_ccbill():
@@ -49,7 +56,7 @@ def test_settings_from_the_environment():
     ({"BILLOPS_CCBILL_SMS_URL": "ftp://x/y"}, "http"),
     ({"BILLOPS_CCBILL_UPGRADE_URL": "https://u:p@bill.ccbill.com/x"}, "credentials"),
     ({"BILLOPS_CCBILL_READ_TIMEOUT": "soon"}, "number"),
-    ({"BILLOPS_CCBILL_RESPONSE_FORMAT": "json"}, "xml or csv"),
+    ({"BILLOPS_CCBILL_RESPONSE_FORMAT": "json"}, "'xml' or 'csv'"),
 ])
 def test_bad_settings(env, message):
     with pytest.raises(CCBillConfigurationError, match=message):

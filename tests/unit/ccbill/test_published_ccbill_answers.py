@@ -63,7 +63,7 @@ def client_for(url: str) -> CCBillClient:
         {"client_accnum": "900100", "client_subacc": "0001", "min_price": "2.95", "max_price": "100.00",
          "recurring_periods": [30]},
     ]))
-    settings = CCBillClientSettings(sms_url=f"{url}/utils/subscriptionManagement.cgi",
+    settings = CCBillClientSettings(environment="local", sms_url=f"{url}/utils/subscriptionManagement.cgi",
                                     billing_api_url=f"{url}/jpost/billingApi.cgi",
                                     upgrade_url=f"{url}/jpost/upgradeSubscription.cgi", status_retries=0)
     return CCBillClient(settings, StaticCredentials(CCBillCredentials("900100", "datalink-user", "secret-pw")),

@@ -114,7 +114,7 @@ def _store_delivery(local_resources, event_type: str = "NewSaleSuccess", **overr
     fields = sample_fields(event_type, subscriptionId=SUBSCRIPTION, **overrides)
     body, content_type = encode_body(fields, "urlencoded")
     events = EventsTable(local_resources.table("EventsTable"), local_resources.client("dynamodb"))
-    result = WebhookIntake(Settings(), events, cipher=_cipher(local_resources)).replay(
+    result = WebhookIntake(Settings(environment="local"), events, cipher=_cipher(local_resources)).replay(
         body, content_type, webhook_query(event_type, fields, None))
     assert result.status == 200, result.body
     return str(result.key)
@@ -233,7 +233,7 @@ def _quarantine(local_resources, fields: dict, event_type: str, reason: str, par
     events = EventsTable(local_resources.table("EventsTable"), local_resources.client("dynamodb"))
     request = WebhookRequest("64.38.240.10", webhook_query(event_type, fields, "a-token"),
                              {"content-type": content_type}, base64.b64encode(body).decode(), True)
-    result = WebhookIntake(Settings(), events, cipher=_cipher(local_resources))._quarantine(
+    result = WebhookIntake(Settings(environment="local"), events, cipher=_cipher(local_resources))._quarantine(
         request, body, datetime.now(UTC) - age, MalformedDelivery(reason, param))
     _log_deliveries(local_resources)
     return str(result.key)
@@ -319,7 +319,7 @@ def test_control_characters_from_webhook_data_are_shown_escaped(local_resources,
     events = EventsTable(local_resources.table("EventsTable"), local_resources.client("dynamodb"))
     request = WebhookRequest("64.38.240.10", {"token": "a-token", "eventType": event_type},
                              {"content-type": "application/json"}, base64.b64encode(raw).decode(), True)
-    key = str(WebhookIntake(Settings(), events, cipher=_cipher(local_resources))._quarantine(
+    key = str(WebhookIntake(Settings(environment="local"), events, cipher=_cipher(local_resources))._quarantine(
         request, raw, datetime.now(UTC) - timedelta(hours=1), MalformedDelivery("bad\x1b[8m reason", "x")).key)
     _log_deliveries(local_resources)
 

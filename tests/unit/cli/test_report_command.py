@@ -21,7 +21,7 @@ def _delivery(key: str, event_type: str, day: str, **fields: str) -> dict:
 @pytest.fixture
 def counted(local_resources):
     """A fortnight: sales on two card types, renewals and declined renewals, a chargeback, a refund."""
-    from billops.operations.domain_events import RecordingPublisher
+    from billops.domain_events.publishing import RecordingPublisher
     from billops.reports.batch_counting import ReportCounter
     from billops.reports.report_settings import report_settings_from_env
     from billops.storage.reports_table import ReportsTable

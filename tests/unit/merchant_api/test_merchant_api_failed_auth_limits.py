@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billops.merchant_api.failed_auth_limits import FailedAuthLimits
+from billops.storage.api_keys_table import ApiKeysTable
 
 
 class CountingClient:
@@ -28,17 +29,10 @@ class CountingClient:
         return {"Attributes": {"failures": {"N": str(self.counts[key])}}}
 
 
-class Table:
-    table_name = "keys"
-
-    def __init__(self, client: CountingClient) -> None:
-        self.client = client
-
-
 def test_the_limit_blocks_a_source_until_its_window_ends_and_no_longer_costs_writes():
     client = CountingClient()
     now = [1_000_000.0]
-    limits = FailedAuthLimits(Table(client), limit=3, window_seconds=300, clock=lambda: now[0])
+    limits = FailedAuthLimits(ApiKeysTable("keys", client), limit=3, window_seconds=300, clock=lambda: now[0])
     verdicts = [limits.record_failure("203.0.113.9") for _ in range(3)]
     assert [v.blocked for v in verdicts] == [False, False, False]
     blocked = limits.record_failure("203.0.113.9")
@@ -58,7 +52,7 @@ def test_the_limit_blocks_a_source_until_its_window_ends_and_no_longer_costs_wri
 
 def test_counting_failures_is_a_brake_not_a_gate():
     client = CountingClient(fail=True)
-    limits = FailedAuthLimits(Table(client), limit=1, window_seconds=60)
+    limits = FailedAuthLimits(ApiKeysTable("keys", client), limit=1, window_seconds=60)
     for _ in range(5):
         assert not limits.record_failure("203.0.113.9").blocked
 
@@ -88,7 +82,7 @@ def test_a_blocked_source_costs_no_read_per_distinct_bad_key():
     table = KeysTable(hash_secret(valid))
     keys = KeyStore(table)
     client = CountingClient()
-    authenticator = Authenticator(keys, FailedAuthLimits(Table(client), limit=3, window_seconds=300))
+    authenticator = Authenticator(keys, FailedAuthLimits(ApiKeysTable("keys", client), limit=3, window_seconds=300))
 
     def basic(secret: str) -> str:
         import base64

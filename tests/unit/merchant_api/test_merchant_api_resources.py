@@ -13,7 +13,7 @@ from billops.merchant_api.resources import (
     snake,
     subscription_resource,
 )
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.subscriptions.state_rules import derive_state, history_entry
 
 SALE = {

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import inspect
-import re
 from pathlib import Path
 
-from billops.operations import domain_events, operation_settings, operation_states
+from billops import operation_states
+from billops.domain_events import events as domain_events
+from billops.settings.operations import OperationSettings
 
 DOCS = (Path(__file__).resolve().parents[3] / "docs/operations.md").read_text(encoding="utf-8")
 
 
 def test_every_operations_setting_is_documented():
-    names = set(re.findall(r'"(BILLOPS_[A-Z_]+)"', inspect.getsource(operation_settings)))
+    names = set(OperationSettings.variables())
     assert names
     missing = {name for name in names if name not in DOCS
                and name.replace("_CAP_SECONDS", "").replace("_BASE_SECONDS", "") not in DOCS}

@@ -11,6 +11,7 @@ from billops.ccbill.client_settings import CCBillClientSettings
 from billops.ccbill.credentials import CCBillCredentials, StaticCredentials
 from billops.ccbill.subscription_facts import SubscriptionFacts, SubscriptionState
 from billops.operations.operation_actions import ActionRefused, plan_for
+from billops.operations.operation_context import OperationContext
 from billops.operations.operation_records import iso
 from billops.operations.operation_settings import OperationSettings
 from billops.operations.settlement import Sale, Settler, sale_from_delivery, sale_from_subscription
@@ -25,7 +26,7 @@ ACTIVE = SubscriptionFacts(SUB, SubscriptionState.ACTIVE, True, False, Decimal("
 def client() -> CCBillClient:
     unreachable = "http://127.0.0.1:9"
     return CCBillClient(
-        CCBillClientSettings(sms_url=unreachable + "/utils/subscriptionManagement.cgi",
+        CCBillClientSettings(environment="local", sms_url=unreachable + "/utils/subscriptionManagement.cgi",
                              billing_api_url=unreachable + "/jpost/billingApi.cgi",
                              upgrade_url=unreachable + "/jpost/upgradeSubscription.cgi",
                              subaccounts=client_subaccounts_setting(),
@@ -177,7 +178,7 @@ def _sale(event_type: str = "UpSaleSuccess", subacc: str = "0001", *moments: dat
 
 @pytest.fixture
 def settler() -> Settler:
-    return Settler(None, None, lambda: None, None, OperationSettings(evidence_tolerance_seconds=300))
+    return Settler(OperationContext(None, None, lambda: None, None, OperationSettings(evidence_tolerance_seconds=300)))
 
 
 def test_a_sale_matches_the_upgrade_it_can_be_the_result_of(settler):

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_messages import parse_message
 from billops.operations.operation_records import (
     iso,

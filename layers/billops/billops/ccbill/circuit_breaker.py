@@ -20,7 +20,6 @@ The check before each call is one consistent GetItem; a -7 costs one or two Upda
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,12 +44,9 @@ def _now() -> str:
 
 def threshold_from_env(env: Mapping[str, str] | None = None) -> int:
     """BILLOPS_CCBILL_BREAKER_THRESHOLD: consecutive -7 answers that open the breaker (default 3; 0 = never)."""
-    text = ((os.environ if env is None else env).get("BILLOPS_CCBILL_BREAKER_THRESHOLD") or "").strip()
-    if not text:
-        return DEFAULT_THRESHOLD
-    if not text.isdigit():
-        raise ValueError(f"BILLOPS_CCBILL_BREAKER_THRESHOLD={text!r} is not a whole number")
-    return int(text)
+    from billops.settings.ccbill import BreakerSettings
+
+    return BreakerSettings.from_env(env).breaker_threshold
 
 
 def proves_login(outcome: CCBillOutcome) -> bool:

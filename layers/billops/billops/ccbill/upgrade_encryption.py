@@ -36,16 +36,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from billops.ccbill.errors import CCBillConfigurationError, CCBillError
+
+if TYPE_CHECKING:
+    from billops.settings.ccbill import UpgradeKeySettings
 
 BLOCK = 8
 ENCRYPTION_CONTEXT = {"billops:purpose": "ccbill-upgrade-enc"}
@@ -102,33 +104,20 @@ class EncRecipe:
     iv: bytes = b"\x00" * BLOCK
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> EncRecipe:
-        env = os.environ if env is None else env
-
-        def choice(name: str, enum: type[StrEnum], default: StrEnum) -> Any:
-            value = (env.get(name) or "").strip().lower()
-            if not value:
-                return default
-            try:
-                return enum(value)
-            except ValueError:
-                allowed = ", ".join(member.value for member in enum)
-                raise CCBillConfigurationError(f"{name}={value!r} is not one of {allowed}") from None
-
-        iv_text = (env.get("BILLOPS_UPGRADE_ENC_IV") or "").strip()
-        try:
-            iv = bytes.fromhex(iv_text) if iv_text else b"\x00" * BLOCK
-        except ValueError:
-            raise CCBillConfigurationError("BILLOPS_UPGRADE_ENC_IV must be 16 hex digits") from None
-        if len(iv) != BLOCK:
-            raise CCBillConfigurationError("BILLOPS_UPGRADE_ENC_IV must be 16 hex digits")
+    def from_settings(cls, settings: UpgradeKeySettings) -> EncRecipe:
         return cls(
-            plaintext_format=choice("BILLOPS_UPGRADE_ENC_PLAINTEXT", PlaintextFormat, PlaintextFormat.QUERY),
-            key_encoding=choice("BILLOPS_UPGRADE_ENC_KEY_ENCODING", KeyEncoding, KeyEncoding.HEXMOD),
-            mode=choice("BILLOPS_UPGRADE_ENC_MODE", CipherMode, CipherMode.ECB),
-            padding=choice("BILLOPS_UPGRADE_ENC_PADDING", Padding, Padding.SPACE),
-            iv=iv,
+            plaintext_format=PlaintextFormat(settings.enc_plaintext),
+            key_encoding=KeyEncoding(settings.enc_key_encoding),
+            mode=CipherMode(settings.enc_mode),
+            padding=Padding(settings.enc_padding),
+            iv=bytes.fromhex(settings.enc_iv) if settings.enc_iv else b"\x00" * BLOCK,
         )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> EncRecipe:
+        from billops.settings.ccbill import UpgradeKeySettings
+
+        return cls.from_settings(UpgradeKeySettings.from_env(env))
 
 
 class UpgradeKey:
@@ -377,10 +366,16 @@ class UpgradeEncryptor:
     def from_env(cls, env: Mapping[str, str] | None = None,
                  kms_client_factory: Callable[[], Any] | None = None) -> UpgradeEncryptor | None:
         """The encryptor the settings describe, or None when no key is configured."""
-        env = os.environ if env is None else env
-        recipe = EncRecipe.from_env(env)
-        ciphertext = (env.get("BILLOPS_UPGRADE_KEY_CIPHERTEXT") or "").strip()
-        secret_arn = (env.get("BILLOPS_UPGRADE_KEY_SECRET_ARN") or "").strip()
+        from billops.settings.ccbill import UpgradeKeySettings
+
+        return cls.from_settings(UpgradeKeySettings.from_env(env), kms_client_factory)
+
+    @classmethod
+    def from_settings(cls, settings: UpgradeKeySettings,
+                      kms_client_factory: Callable[[], Any] | None = None) -> UpgradeEncryptor | None:
+        recipe = EncRecipe.from_settings(settings)
+        ciphertext = settings.upgrade_key_ciphertext or ""
+        secret_arn = settings.upgrade_key_secret_arn or ""
         if not ciphertext and not secret_arn:
             return None
         source: str | Callable[[], str]
@@ -397,5 +392,5 @@ class UpgradeEncryptor:
                 return value.decode("ascii") if isinstance(value, bytes) else str(value)
         provider = KmsUpgradeKeyProvider(source, key_encoding=recipe.key_encoding,
                                          kms_client_factory=kms_client_factory,
-                                         kms_key_id=(env.get("BILLOPS_UPGRADE_KMS_KEY_ID") or "").strip() or None)
+                                         kms_key_id=settings.upgrade_kms_key_id)
         return cls(provider, recipe)

@@ -18,11 +18,10 @@ and refuse the other (CCBill would refuse it too); allowUpgrade operations are r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from enum import StrEnum
 
-from billops.ccbill.errors import CCBillConfigurationError
+from billops.settings.ccbill import UpgradeSecuritySettings
 
 
 class UpgradeSecurity(StrEnum):
@@ -36,19 +35,18 @@ class UpgradeSecurity(StrEnum):
 
 
 def fixed_egress_ip(env: Mapping[str, str] | None = None) -> bool:
-    env = os.environ if env is None else env
-    return (env.get("BILLOPS_FIXED_EGRESS_IP") or "").strip().lower() == "true"
+    return UpgradeSecuritySettings.from_env(env).fixed_egress_ip
+
+
+def upgrade_security_of(settings: UpgradeSecuritySettings) -> UpgradeSecurity:
+    """``auto`` is ``backend_post`` wherever the stack has a fixed egress IP, else ``encryption``."""
+    if settings.upgrade_security == "auto":
+        return UpgradeSecurity.BACKEND_POST if settings.fixed_egress_ip else UpgradeSecurity.ENCRYPTION
+    return UpgradeSecurity(settings.upgrade_security)
 
 
 def upgrade_security_from_env(env: Mapping[str, str] | None = None) -> UpgradeSecurity:
-    env = os.environ if env is None else env
-    value = (env.get("BILLOPS_UPGRADE_SECURITY") or "auto").strip().lower()
-    if value == "auto":
-        return UpgradeSecurity.BACKEND_POST if fixed_egress_ip(env) else UpgradeSecurity.ENCRYPTION
-    try:
-        return UpgradeSecurity(value)
-    except ValueError:
-        raise CCBillConfigurationError("BILLOPS_UPGRADE_SECURITY must be auto, encryption or backend_post") from None
+    return upgrade_security_of(UpgradeSecuritySettings.from_env(env))
 
 
 def method_refusal(security: UpgradeSecurity, method: str) -> str | None:
@@ -64,4 +62,4 @@ def method_refusal(security: UpgradeSecurity, method: str) -> str | None:
             "Backend HTTPS Post.")
 
 
-__all__ = ["UpgradeSecurity", "fixed_egress_ip", "method_refusal", "upgrade_security_from_env"]
+__all__ = ["UpgradeSecurity", "fixed_egress_ip", "method_refusal", "upgrade_security_from_env", "upgrade_security_of"]

@@ -16,6 +16,7 @@ Scopes: ``read`` (every GET), ``write`` (every POST), ``pii`` (subscribers' pers
 
 The same table holds the failed-authentication counters (failed_auth_limits.py) under ``throttle#…`` keys, with a
 TTL (``expires_at``). They have no ``key_id``, so they are neither in the ``by_key_id`` index nor in ``list_keys``.
+Every read and write of the table goes through billops.storage.api_keys_table (``ApiKeysTable``, re-exported here).
 
 The CLI (billops_cli) calls ``create_key``, ``list_keys`` and ``revoke_key`` with the operator's AWS credentials.
 """
@@ -34,9 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from billops.storage.dynamodb_client import DynamoDBTable
-from billops.storage.errors import StorageUnavailable
-from billops.storage.events_table import from_dynamodb, to_dynamodb
+from billops.storage.api_keys_table import ApiKeysTable
 
 READ = "read"
 WRITE = "write"
@@ -44,7 +43,6 @@ PII = "pii"
 SCOPES = (READ, WRITE, PII)
 DEFAULT_SCOPES = (READ, WRITE)
 
-BY_KEY_ID = "by_key_id"
 THROTTLE_PREFIX = "throttle#"
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 RANDOM_LENGTH = 32
@@ -119,85 +117,6 @@ class ApiKey:
         return scope in self.scopes
 
 
-class ApiKeysTable(DynamoDBTable):
-    """The keys table (key ``key_hash``; GSI ``by_key_id``; TTL ``expires_at`` for the throttle counters)."""
-
-    def get(self, key_hash: str) -> dict[str, Any] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        if not self.table_name:  # BILLOPS_API_KEYS_TABLE missing in AWS: no key can be valid
-            raise StorageUnavailable("no API keys table is configured")
-        try:
-            answer = self.client.get_item(TableName=self.table_name, Key={"key_hash": {"S": key_hash}})
-        except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"DynamoDB read failed: {type(error).__name__}") from error
-        item = answer.get("Item")
-        return from_dynamodb(item) if item else None
-
-    def put(self, item: dict[str, Any], *, only_new: bool) -> bool:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": to_dynamodb(item)}
-        if only_new:
-            kwargs["ConditionExpression"] = "attribute_not_exists(key_hash)"
-        try:
-            self.client.put_item(**kwargs)
-            return True
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise StorageUnavailable(f"DynamoDB refused the write: {error.response.get('Error', {}).get('Code')}"
-                                     ) from error
-        except BotoCoreError as error:
-            raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
-
-    def hash_of(self, key_id: str) -> str | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            answer = self.client.query(TableName=self.table_name, IndexName=BY_KEY_ID,
-                                       KeyConditionExpression="key_id = :id",
-                                       ExpressionAttributeValues={":id": {"S": key_id}})
-        except (ClientError, BotoCoreError) as error:
-            raise StorageUnavailable(f"DynamoDB query failed: {type(error).__name__}") from error
-        items = answer.get("Items") or []
-        return items[0]["key_hash"]["S"] if items else None
-
-    def mark_revoked(self, key_hash: str, at: str) -> dict[str, Any] | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name, Key={"key_hash": {"S": key_hash}},
-                UpdateExpression="SET revoked_at = if_not_exists(revoked_at, :at)",
-                ConditionExpression="attribute_exists(key_id)",
-                ExpressionAttributeValues={":at": {"S": at}}, ReturnValues="ALL_NEW")
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return None
-            raise StorageUnavailable(f"DynamoDB refused the write: {error.response.get('Error', {}).get('Code')}"
-                                     ) from error
-        except BotoCoreError as error:
-            raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
-        return from_dynamodb(answer["Attributes"])
-
-    def key_items(self) -> list[dict[str, Any]]:
-        """Every key item (not the throttle counters)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "FilterExpression": "attribute_exists(key_id)"}
-        found: list[dict[str, Any]] = []
-        while True:
-            try:
-                answer = self.client.scan(**kwargs)
-            except (ClientError, BotoCoreError) as error:
-                raise StorageUnavailable(f"DynamoDB scan failed: {type(error).__name__}") from error
-            found.extend(from_dynamodb(item) for item in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                return found
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-
-
 def _table(table: ApiKeysTable | str) -> ApiKeysTable:
     return table if isinstance(table, ApiKeysTable) else ApiKeysTable(str(table))
 
@@ -209,9 +128,9 @@ def key_environment(table: ApiKeysTable) -> str:
     """The environment a new key is labelled with: BILLOPS_ENV when set (the functions, the local stack), else the
     one in the table's name (the template's tables are named ``<stack>-ApiKeysTable-…`` and the stacks
     ``billops-dev`` / ``billops-prod``, samconfig.toml), else ``local``. The CLI may pass ``environment=``."""
-    import os
+    from billops.settings.webhooks import DeploymentSettings
 
-    explicit = (os.environ.get("BILLOPS_ENV") or "").strip().lower()
+    explicit = DeploymentSettings.from_env().environment
     if explicit:
         return explicit
     match = _STACK_TABLE.match(table.table_name)

@@ -20,7 +20,7 @@ from billops.merchant_api.failed_auth_limits import FailedAuthLimits
 from billops.merchant_api.idempotent_responses import IdempotentResponses, request_hash
 from billops.merchant_api.operation_requests import OperationRequest, OperationRequests, check_idempotency_key
 from billops.merchant_api.pagination import decode_offset, dynamodb_key, page, parse_limit
-from billops.merchant_api.queries import SUBSCRIPTION_STATUSES, MerchantQueries
+from billops.storage.list_queries import SUBSCRIPTION_STATUSES, MerchantQueries
 from billops.merchant_api.request_bodies import parse_query, refuse_unknown
 from billops.merchant_api.resources import (
     delivery_resource,

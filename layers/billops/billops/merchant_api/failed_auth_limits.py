@@ -25,9 +25,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from billops.merchant_api.api_keys import THROTTLE_PREFIX, ApiKeysTable
+from billops.storage.errors import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +88,10 @@ class FailedAuthLimits:
         return FailureVerdict(True, max(1, int(end - now + 0.999)), failures)
 
     def _count(self, key: str, *, expires_at: int) -> int | None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            answer: Any = self.table.client.update_item(
-                TableName=self.table.table_name,
-                Key={"key_hash": {"S": key}},
-                UpdateExpression="ADD failures :one SET expires_at = if_not_exists(expires_at, :expires)",
-                ExpressionAttributeValues={":one": {"N": "1"}, ":expires": {"N": str(expires_at)}},
-                ReturnValues="UPDATED_NEW",
-            )
-        except (ClientError, BotoCoreError) as error:
-            logger.warning("could not count an authentication failure", extra={"error": type(error).__name__})
+            return self.table.count(key, expires_at=expires_at)
+        except StorageUnavailable as error:
+            logger.warning("could not count an authentication failure", extra={"error": str(error)})
             return None
         finally:
             self.writes += 1
-        return int(answer["Attributes"]["failures"]["N"])

@@ -18,8 +18,6 @@ from typing import Any
 
 from billops.merchant_api import api_failures as failures
 from billops.merchant_api.api_keys import ApiKeysTable
-from billops.storage.errors import StorageUnavailable
-from billops.storage.events_table import to_dynamodb
 
 IDEMPOTENCY_PREFIX = "idempotency#"
 DEFAULT_TTL_SECONDS = 24 * 3600
@@ -52,23 +50,11 @@ class IdempotentResponses:
     def remember(self, scope: str, key: str, fingerprint: str, status: int, body: dict[str, Any]
                  ) -> tuple[int, dict[str, Any]]:
         """Keep the answer unless another one got there first; returns the answer that is kept."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         now = self.clock()
         item = {"key_hash": self._key(scope, key), "request_hash": fingerprint, "status": status,
                 "body": json.dumps(body, separators=(",", ":")), "expires_at": int(now) + self.ttl_seconds}
-        try:
-            self.table.client.put_item(
-                TableName=self.table.table_name, Item=to_dynamodb(item),
-                ConditionExpression="attribute_not_exists(key_hash) OR expires_at <= :now",
-                ExpressionAttributeValues={":now": {"N": str(int(now))}})
+        if self.table.put_unless_current(item, int(now)):
             return status, body
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise StorageUnavailable(f"DynamoDB refused the write: {error.response.get('Error', {}).get('Code')}"
-                                         ) from error
-        except BotoCoreError as error:
-            raise StorageUnavailable(f"DynamoDB could not be reached: {type(error).__name__}") from error
         kept = self.find(scope, key, fingerprint)
         return kept if kept is not None else (status, body)
 

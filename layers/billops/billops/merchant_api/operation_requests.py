@@ -8,7 +8,7 @@
    message re-sent if it still waits in ``queued`` - harmless, the record is the arbiter of "exactly once"). Another
    request under the key is refused, 409; the first is kept.
 4. The worker's checks run now, before anything is stored: ``operation_actions.plan_for`` and the CCBill client's
-   request validation, on a client that checks everything and sends nothing (``ValidatingClient``). So a discount
+   request building (billops.ccbill.request_builder: every check, nothing sent). So a discount
    CCBill would refuse (-18, -19, -20, -21, -22, -11, -2) is refused here with 400 naming the parameter and
    CCBill's code and meaning (409 when the subscription itself is what disqualifies it: -22, -11), as is an upgrade
    to a price point the destination subaccount would answer -7 for.
@@ -31,11 +31,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billops.ccbill.client import CCBillClient
 from billops.ccbill.client_settings import CCBillClientSettings
-from billops.ccbill.credentials import CCBillCredentials, CCBillCredentialsUnavailable
+from billops.ccbill.credentials import CCBillCredentialsUnavailable
 from billops.ccbill.errors import CCBillConfigurationError, CCBillRequestInvalid
-from billops.ccbill.outcomes import CCBillOutcome, OutcomeKind, OutcomeStatus
+from billops.ccbill.request_builder import RequestBuilder
 from billops.ccbill.subaccount_settings import SubaccountDirectory
 from billops.ccbill.subscription_facts import SubscriptionState
 from billops.ccbill.upgrade_catalogue import UpgradeCatalogue
@@ -113,35 +112,7 @@ def check_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-# --- a client that checks and never sends ---------------------------------------------------------------------------
-
-
-class _SubscriptionAccount:
-    """Credentials for validation only: the subscription's account number and no login at all."""
-
-    def __init__(self, client_accnum: str | None) -> None:
-        self.client_accnum = client_accnum
-
-    def get(self, *, force_refresh: bool = False) -> CCBillCredentials:
-        if not self.client_accnum:
-            raise CCBillCredentialsUnavailable("the subscription's account is not known")
-        return CCBillCredentials(self.client_accnum, "-", "-")
-
-
-class ValidatingClient(CCBillClient):
-    """The CCBill client with every check it makes before sending, and the sending taken out: ``_call`` (the one
-    method that talks to CCBill) answers "succeeded" without a request. Used to refuse, before anything is queued,
-    what the worker would refuse when it runs the operation."""
-
-    def _call(self, action: str, url: str, action_params: dict[str, str], expectation: Any, **_: Any
-              ) -> CCBillOutcome:
-        return CCBillOutcome(action, OutcomeStatus.SUCCEEDED, "validated; nothing was sent", False,
-                             OutcomeKind.RESULT_CODE, 1)
-
-
-class _NoSession:
-    def post(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - _call never sends
-        raise RuntimeError("the validating client never sends")
+# --- the checks the worker makes, without sending -------------------------------------------------------------------
 
 
 class Validation:
@@ -166,10 +137,17 @@ class Validation:
     def catalogue(self) -> UpgradeCatalogue:
         return self._load()[1]
 
-    def client(self, client_accnum: str | None) -> ValidatingClient:
+    def builder(self, client_accnum: str | None) -> RequestBuilder:
+        """The CCBill client's request builder (every check the worker's client makes before sending; it sends
+        nothing), for a subscription of account ``client_accnum`` (None: unknown)."""
         settings, catalogue, subaccounts = self._load()
-        return ValidatingClient(settings, _SubscriptionAccount(client_accnum), session=_NoSession(),  # type: ignore[arg-type]
-                                catalogue=catalogue, subaccounts=subaccounts)
+        return RequestBuilder(settings, catalogue, subaccounts, lambda: _known_account(client_accnum))
+
+
+def _known_account(client_accnum: str | None) -> str:
+    if not client_accnum:
+        raise CCBillCredentialsUnavailable("the subscription's account is not known")
+    return client_accnum
 
 
 # --- the requests -------------------------------------------------------------------------------------------------
@@ -362,9 +340,12 @@ class OperationRequests:
     def _validate(self, record: dict[str, Any], subscription: dict[str, Any], facts: Any,
                   given: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            client = self.validation.client(facts.client_accnum)
-            plan = plan_for(record, client, facts, self.facts_store.current_recurring_price(subscription))
-            plan.send()
+            plan = plan_for(record, self.validation.builder(facts.client_accnum), facts,
+                            self.facts_store.current_recurring_price(subscription))
+            try:
+                plan.send()  # builds the request: every check, nothing sent
+            except CCBillCredentialsUnavailable:
+                pass  # the subscription's account is unknown: the worker's client reads it from its secret
             return dict(plan.details)
         except ActionRefused as refusal:
             raise _refusal(refusal.param, refusal.message, refusal.code, given) from None

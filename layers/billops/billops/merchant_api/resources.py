@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.subscription_facts_store import SubscriptionFactsStore
 from billops.privacy.subscriber_view import masked_subscriber
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from billops.ccbill.outcomes import OutcomeKind
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_records import parse_iso
 from billops.operations.subscription_facts_store import _money  # one reading of a money value for operations
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from billops.ccbill.client import CCBillClient
+from billops.ccbill.request_builder import RequestBuilder
 from billops.ccbill.discount_rules import (
     DISCOUNT_AMOUNT,
     NEW_RECURRING_PRICE,
@@ -57,9 +58,12 @@ class Plan:
     """True when an unknown outcome may be settled by sending the same plan again (see settlement.py)."""
 
 
-def plan_for(record: dict[str, Any], client: CCBillClient, facts: SubscriptionFacts,
+def plan_for(record: dict[str, Any], client: CCBillClient | RequestBuilder, facts: SubscriptionFacts,
              current_price: Decimal | None) -> Plan:
-    """The plan of ``record``'s operation (reusing ``record["plan"]`` from an earlier attempt when present)."""
+    """The plan of ``record``'s operation (reusing ``record["plan"]`` from an earlier attempt when present).
+
+    ``client``: the worker's CCBill client (``send`` sends), or its request builder (the merchant API's check
+    before queueing: ``send`` builds the request, with every check, and sends nothing)."""
     kind = record["operation_type"]
     subscription_id = str(record["subscription_id"])
     parameters = record.get("parameters") or {}

@@ -18,7 +18,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_messages import AnyOperationMessage, canonical_json
 
 

@@ -35,9 +35,8 @@ from typing import Any
 from billops.ccbill.client import CCBillClient
 from billops.ccbill.errors import CCBillRequestInvalid
 from billops.ccbill.outcomes import CCBillOutcome, OutcomeKind
-from billops.operations import domain_events as events
-from billops.operations import local_fault_hooks
-from billops.operations import operation_states as states
+from billops import operation_states as states
+from billops.domain_events import events
 from billops.operations.operation_actions import (
     ALLOW_UPGRADE,
     CHARGE_UPGRADE,
@@ -46,6 +45,7 @@ from billops.operations.operation_actions import (
     plan_for,
     upgrade_form_for,
 )
+from billops.operations.operation_context import OperationContext, UsesOperationContext
 from billops.operations.operation_messages import MessageInvalid, parse_message
 from billops.operations.operation_queue import DeadLetters
 from billops.operations.operation_records import (
@@ -55,15 +55,10 @@ from billops.operations.operation_records import (
     parse_iso,
     rejection_record,
     request_hash,
-    utc_now,
 )
-from billops.operations.operation_settings import OperationSettings
-from billops.operations.operation_writer import OperationWriter
-from billops.operations.retry_policy import RetryPolicy
 from billops.operations.settlement import Settler
-from billops.operations.subscription_facts_store import SubscriptionFactsStore
 from billops.operations.upgrade_guard import DUPLICATE_UPGRADE, UpgradeGuard, refusal_message
-from billops.storage.operations_table import Condition, OperationsTable
+from billops.storage.operations_table import Condition
 
 logger = logging.getLogger(__name__)
 
@@ -90,29 +85,15 @@ class RunResult:
     metrics: list[str] = field(default_factory=list)
 
 
-class OperationRunner:
-    def __init__(
-        self,
-        table: OperationsTable,
-        facts_store: SubscriptionFactsStore,
-        client_factory: Callable[[], CCBillClient],
-        writer: OperationWriter,
-        settler: Settler,
-        dead_letters: DeadLetters,
-        settings: OperationSettings,
-        retry_policy: RetryPolicy | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.table = table
-        self.facts_store = facts_store
-        self.client_factory = client_factory
-        self.writer = writer
+class OperationRunner(UsesOperationContext):
+    def __init__(self, context: OperationContext, settler: Settler, dead_letters: DeadLetters, *,
+                 on_ccbill_answered: Callable[[str | None], None] | None = None) -> None:
+        self.context = context
         self.settler = settler
         self.dead_letters = dead_letters
-        self.settings = settings
-        self.retry_policy = retry_policy or RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds,
-                                                        settings.max_attempts)
-        self.clock = clock
+        # Called with the CCBill action once CCBill answered, before the outcome is written: the one moment a crash
+        # leaves a call made and unrecorded. None in production; the local stack injects its fault there.
+        self.on_ccbill_answered = on_ccbill_answered
 
     # --- 1-2: the message and its record -------------------------------------------------------------------------
 
@@ -306,7 +287,8 @@ class OperationRunner:
             refusal = ActionRefused(invalid.param, invalid.message, getattr(invalid, "ccbill_code", None))
             moved = self._refuse(claimed, refusal, sources=(states.IN_PROGRESS,))
             return RunResult("refused", op_id, states.FAILED if moved else None, ["OperationRefused"])
-        local_fault_hooks.after_ccbill_call(plan.details.get("action"))  # inert unless BILLOPS_ENV=local
+        if self.on_ccbill_answered is not None:
+            self.on_ccbill_answered(plan.details.get("action"))
         return self._record(claimed, plan, outcome)
 
     def _check_time(self, client: CCBillClient, remaining_ms: Callable[[], int] | None) -> None:

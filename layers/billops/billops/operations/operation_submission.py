@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_messages import AnyOperationMessage, parse_message
 from billops.operations.operation_queue import enqueue
 from billops.operations.operation_records import new_record, request_hash, utc_now

@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from billops.operations import domain_events as events
-from billops.operations import operation_states as states
+from billops.domain_events import events
+from billops.domain_events.publishing import DomainEventsUnavailable, Publisher
+from billops import operation_states as states
 from billops.operations.operation_records import iso, utc_now
 from billops.storage.operations_table import Condition, OperationsTable
 
@@ -34,7 +35,7 @@ METRIC_OF_TARGET = {
 
 
 class OperationWriter:
-    def __init__(self, table: OperationsTable, publisher: events.Publisher,
+    def __init__(self, table: OperationsTable, publisher: Publisher,
                  clock: Callable[[], datetime] = utc_now,
                  on_metric: Callable[[str], None] | None = None) -> None:
         self.table = table
@@ -85,7 +86,7 @@ class OperationWriter:
             return record
         try:
             self.publisher.publish([events.DomainEvent.from_item(item) for item in pending])
-        except events.DomainEventsUnavailable:
+        except DomainEventsUnavailable:
             logger.warning("domain events stay pending", extra={"operation_id": record["operation_id"],
                                                                  "pending": len(pending)})
             self.on_metric("DomainEventPublishFailed")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_messages import parse_message
 from billops.operations.operation_queue import enqueue
 from billops.operations.operation_records import iso, parse_iso, utc_now
@@ -34,6 +34,7 @@ from billops.operations.operation_writer import OperationWriter
 from billops.operations.settlement import Settler
 from billops.storage.errors import StorageUnavailable
 from billops.storage.operations_table import OperationsTable
+from billops.storage.subscription_indexes import stale_subscriptions
 from billops.storage.subscriptions_table import SubscriptionsTable
 
 logger = logging.getLogger(__name__)
@@ -188,34 +189,4 @@ class Reconciler:
                 logger.exception("could not enqueue a refresh", extra={"subscription_id": subscription_id})
 
     def _stale_subscriptions(self, cutoff: str, limit: int) -> list[str]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        from billops.storage.events_table import from_dynamodb
-
-        found: list[str] = []
-        client = self.subscriptions.client
-        for status in SUBSCRIPTION_STATUSES_TO_REFRESH:
-            kwargs: dict[str, Any] = {
-                "TableName": self.subscriptions.table_name,
-                "IndexName": "by_status_created",
-                "KeyConditionExpression": "#status = :status",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {":status": {"S": status}},
-                "ProjectionExpression": "subscription_id, ccbill_view",
-            }
-            for _ in range(10):  # pages: bounded work per run
-                try:
-                    answer = client.query(**kwargs)
-                except (ClientError, BotoCoreError) as error:
-                    raise StorageUnavailable(f"DynamoDB query failed: {type(error).__name__}") from error
-                for raw in answer.get("Items", []):
-                    item = from_dynamodb(raw)
-                    refreshed = str((item.get("ccbill_view") or {}).get("refreshed_at") or "")
-                    if refreshed < cutoff:
-                        found.append(str(item["subscription_id"]))
-                        if len(found) >= limit:
-                            return found
-                if "LastEvaluatedKey" not in answer:
-                    break
-                kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
-        return found
+        return stale_subscriptions(self.subscriptions, SUBSCRIPTION_STATUSES_TO_REFRESH, cutoff, limit)

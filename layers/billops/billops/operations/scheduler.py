@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_queue import QueueNotConfigured, resend_stored
 from billops.operations.operation_records import iso, utc_now
 from billops.operations.operation_settings import OperationSettings

@@ -53,21 +53,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from billops.ccbill.client import CCBillClient
 from billops.ccbill.outcomes import OutcomeKind
 from billops.ccbill.subscription_facts import SubscriptionState, facts_from_status, parse_ccbill_datetime
-from billops.operations import domain_events as events
-from billops.operations import operation_states as states
+from billops.domain_events import events
+from billops.domain_events.publishing import DomainEventsUnavailable
+from billops import operation_states as states
 from billops.operations.money_back_settlement import EVENT_OF_TYPE as MONEY_BACK_TYPES
 from billops.operations.money_back_settlement import MONEY_BACK_EVENTS, MoneyBackSettlement
 from billops.operations.operation_actions import ALLOW_UPGRADE, CHARGE_UPGRADE
-from billops.operations.operation_records import iso, parse_iso, utc_now
-from billops.operations.operation_settings import OperationSettings
-from billops.operations.operation_writer import OperationWriter
-from billops.operations.retry_policy import RetryPolicy
-from billops.operations.subscription_facts_store import SubscriptionFactsStore
+from billops.operations.operation_context import OperationContext, UsesOperationContext
+from billops.operations.operation_records import iso, parse_iso
 from billops.operations.upgrade_follow_ups import UpgradeFollowUps
-from billops.storage.operations_table import Condition, OperationsTable
+from billops.storage.operations_table import Condition
 
 logger = logging.getLogger(__name__)
 
@@ -95,26 +92,10 @@ class Sale:
     reference: str | None = None
 
 
-class Settler:
-    def __init__(
-        self,
-        table: OperationsTable,
-        facts_store: SubscriptionFactsStore,
-        client_factory: Callable[[], CCBillClient],
-        writer: OperationWriter,
-        settings: OperationSettings,
-        retry_policy: RetryPolicy | None = None,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.table = table
-        self.facts_store = facts_store
-        self.client_factory = client_factory
-        self.writer = writer
-        self.settings = settings
-        self.retry_policy = retry_policy or RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds,
-                                                        settings.max_attempts)
-        self.clock = clock
-        self.follow_ups = UpgradeFollowUps(table, settings, clock=clock)
+class Settler(UsesOperationContext):
+    def __init__(self, context: OperationContext) -> None:
+        self.context = context
+        self.follow_ups = UpgradeFollowUps(context.table, context.settings, clock=context.clock)
         """cancel_original after an upgrade by API succeeds (upgrade_follow_ups.py)."""
 
     # --- worker died ----------------------------------------------------------------------------------------------
@@ -396,7 +377,7 @@ class Settler:
             sale.subscription_id, sale.client_accnum, sale.client_subacc, iso(self.clock()))
         try:
             self.writer.publisher.publish([event])
-        except events.DomainEventsUnavailable:
+        except DomainEventsUnavailable:
             self.writer.on_metric("DomainEventPublishFailed")
             logger.warning("UnexpectedUpgradeSale not published", extra={"subscription_id":
                                                                          sale.original_subscription_id})
@@ -513,6 +494,11 @@ class Settler:
             remove=("lease_expires_at",),
             event_types=[events.OPERATION_FAILED])
         return moved or self._reread(record)
+
+    def note_postback(self, operation_id: str, note: dict[str, str]) -> None:
+        """Keep a Background Post's non-personal fields on the operation it settled (``postbacks``, appended)."""
+        self.table.update_fields(operation_id, values={}, expect={}, now=iso(self.clock()),
+                                 append={"postbacks": [note]})
 
 
 # --- evidence readers ---------------------------------------------------------------------------------------------

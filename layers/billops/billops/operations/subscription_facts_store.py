@@ -30,13 +30,12 @@ from typing import Any
 
 from billops.ccbill.subscription_facts import SubscriptionFacts, SubscriptionState
 from billops.privacy.field_encryption import is_encrypted
-from billops.storage.errors import RevisionConflict, StorageUnavailable
-from billops.storage.events_table import from_dynamodb
+from billops.storage import subscription_indexes
+from billops.storage.errors import RevisionConflict
 from billops.storage.subscriptions_table import SubscriptionsTable
 
 logger = logging.getLogger(__name__)
 
-BY_ORIGINAL_SUBSCRIPTION = "by_original_subscription"
 MAX_WRITE_ATTEMPTS = 6
 
 
@@ -99,32 +98,7 @@ class SubscriptionFactsStore:
 
     def sales_from(self, original_subscription_id: str) -> list[dict[str, Any]] | None:
         """Subscriptions sold as upgrades/up-sales of ``original_subscription_id``; None if the index is missing."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        kwargs: dict[str, Any] = {
-            "TableName": self.table.table_name,
-            "IndexName": BY_ORIGINAL_SUBSCRIPTION,
-            "KeyConditionExpression": "original_subscription_id = :original",
-            "ExpressionAttributeValues": {":original": {"S": original_subscription_id}},
-        }
-        found: list[dict[str, Any]] = []
-        while True:
-            try:
-                answer = self.table.client.query(**kwargs)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code")
-                if code in ("ValidationException", "ResourceNotFoundException"):
-                    logger.warning("the subscriptions table has no %s index; upgrades are settled by the "
-                                   "projector's webhook hook only", BY_ORIGINAL_SUBSCRIPTION)
-                    return None
-                raise StorageUnavailable(f"DynamoDB query failed: {code}") from error
-            except BotoCoreError as error:
-                raise StorageUnavailable(f"DynamoDB query failed: {type(error).__name__}") from error
-            # A bounded record's history (which sale made it) is in the history table (issue 14).
-            found.extend(self.table.with_history(from_dynamodb(item)) for item in answer.get("Items", []))
-            if "LastEvaluatedKey" not in answer:
-                return found
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return subscription_indexes.sales_from(self.table, original_subscription_id)
 
     # --- writing ----------------------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_records import iso, operation_id_for, utc_now
 from billops.operations.operation_settings import OperationSettings
 from billops.storage.errors import StorageUnavailable

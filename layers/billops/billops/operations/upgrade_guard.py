@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_records import iso, parse_iso, utc_now
 from billops.storage.operations_table import OperationsTable
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from billops.ccbill.circuit_breaker import CircuitBreaker, threshold_from_env
 from billops.ccbill.client import CCBillClient
-from billops.operations.domain_events import Publisher, publisher_for
+from billops.domain_events.publishing import Publisher, publisher_for
+from billops.operations.operation_context import OperationContext
 from billops.operations.operation_queue import DeadLetters
 from billops.operations.operation_records import utc_now
 from billops.operations.operation_runner import OperationRunner
@@ -49,7 +50,7 @@ def ccbill_breaker(settings: OperationSettings, publisher: Publisher,
                    on_metric: Callable[[str], None] | None = None, dynamodb: Any = None) -> CircuitBreaker:
     """The CCBill circuit breaker every CCBill call of this container goes through (its item: the operations
     table); its domain events go on the operations bus."""
-    from billops.operations.domain_events import DomainEvent
+    from billops.domain_events.events import DomainEvent
     from billops.storage.ccbill_breaker_store import CCBillBreakerStore
 
     def publish(detail_type: str, detail: dict[str, Any]) -> None:
@@ -83,6 +84,7 @@ def build_services(
     on_metric: Callable[[str], None] | None = None,
     dynamodb: Any = None,
     sqs: Any = None,
+    on_ccbill_answered: Callable[[str | None], None] | None = None,
 ) -> OperationServices:
     settings = settings or operation_settings_from_env()
     publisher = publisher or publisher_for(settings.event_bus_name)
@@ -95,9 +97,10 @@ def build_services(
     facts_store = SubscriptionFactsStore(subscriptions)
     writer = OperationWriter(table, publisher, clock, on_metric)
     policy = RetryPolicy(settings.retry_base_seconds, settings.retry_cap_seconds, settings.max_attempts)
-    settler = Settler(table, facts_store, client_factory, writer, settings, policy, clock)
-    runner = OperationRunner(table, facts_store, client_factory, writer, settler,
-                             DeadLetters(settings.dead_letter_queue_url, sqs), settings, policy, clock)
+    context = OperationContext(table, facts_store, client_factory, writer, settings, policy, clock)
+    settler = Settler(context)
+    runner = OperationRunner(context, settler, DeadLetters(settings.dead_letter_queue_url, sqs),
+                             on_ccbill_answered=on_ccbill_answered)
     scheduler = Scheduler(table, writer, settings, sqs, clock)
     reconciler = Reconciler(table, subscriptions, settler, writer, settings, sqs, clock, breaker=breaker,
                             on_metric=on_metric)

@@ -243,13 +243,16 @@ def default_cipher() -> FieldCipher:
 
                 return aws_client("kms")
 
-            _default = FieldCipher(
-                os.environ.get("BILLOPS_PII_KEY_ID") or None,
-                kms,
-                max_age_seconds=float(os.environ.get("BILLOPS_PII_DATA_KEY_MAX_AGE", DEFAULT_MAX_AGE_SECONDS)),
-                max_messages=int(os.environ.get("BILLOPS_PII_DATA_KEY_MAX_MESSAGES", DEFAULT_MAX_MESSAGES)),
-            )
+            from billops.settings.privacy import PersonalDataSettings
+
+            _default = cipher_for(PersonalDataSettings.from_env(), kms)
         return _default
+
+
+def cipher_for(settings: Any, kms: Callable[[], Any]) -> FieldCipher:
+    """The cipher ``settings`` (billops.settings.privacy.PersonalDataSettings) describe."""
+    return FieldCipher(settings.pii_key_id, kms, max_age_seconds=settings.pii_data_key_max_age,
+                       max_messages=settings.pii_data_key_max_messages)
 
 
 def reset_default_cipher() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from typing import Any
 
 PURPOSE = "upgrade-identity"
@@ -42,7 +41,11 @@ def _kms(client: Any) -> Any:
 
 
 def seal_username(subscription_id: str, username: str, *, key_id: str | None = None, kms: Any = None) -> str:
-    key = key_id or (os.environ.get("BILLOPS_PII_KEY_ID") or "").strip()
+    if not key_id:
+        from billops.settings.privacy import PersonalDataSettings
+
+        key_id = PersonalDataSettings.from_env().pii_key_id
+    key = key_id or ""
     if not key:
         raise UpgradeIdentityUnavailable("BILLOPS_PII_KEY_ID is not set: a username cannot be sealed")
     try:

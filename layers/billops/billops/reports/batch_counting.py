@@ -93,7 +93,7 @@ class ReportCounter:
         settings = report_settings_from_env()
         if not settings.enabled:
             return None
-        from billops.operations.domain_events import publisher_for
+        from billops.domain_events.publishing import publisher_for
 
         return cls(settings, ReportsTable(str(settings.reports_table)), publisher_for(settings.event_bus_name))
 
@@ -184,7 +184,7 @@ class ReportCounter:
                 if (event_id := self._publish_crossing(account, found, level))]
 
     def _publish_crossing(self, account: str, found: MonthRatio, level: str) -> str | None:
-        from billops.operations.domain_events import DomainEvent
+        from billops.domain_events.events import DomainEvent
 
         detail_type = CHARGEBACK_RATIO_WARNING if level == WARNING else CHARGEBACK_RATIO_BREACHED
         threshold = self.settings.thresholds[found.card_type].level(level)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billops.operations.domain_events import DomainEvent
+from billops.domain_events.events import DomainEvent
 from billops.reports.delivery_figures import Contribution
 
 DELIVERY_COUNTED = "DeliveryCounted"

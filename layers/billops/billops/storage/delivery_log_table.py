@@ -36,8 +36,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from billops.storage.dynamodb_client import DynamoDBTable
-from billops.storage.errors import StorageUnavailable
 from billops.storage.events_table import from_dynamodb
+from billops.storage.paging import every_item
 
 RETENTION_DAYS = 90
 SHARDS = 8
@@ -217,8 +217,7 @@ class DeliveryLogTable(DynamoDBTable):
 
     def _query(self, partition: str, *, bounds: tuple[str | None, str | None], descending: bool
                ) -> Iterator[dict[str, Any]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        """The partition's items within the bounds, lazily, a page of QUERY_PAGE items at a time."""
         low, high = bounds
         values: dict[str, Any] = {":day": {"S": partition}}
         condition = "received_day = :day"
@@ -228,16 +227,7 @@ class DeliveryLogTable(DynamoDBTable):
         elif high is not None:
             condition += " AND received_key < :high"
             values[":high"] = {"S": high}
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "KeyConditionExpression": condition,
-                                  "ExpressionAttributeValues": values, "ScanIndexForward": not descending,
-                                  "Limit": QUERY_PAGE}
-        while True:
-            try:
-                answer = self.client.query(**kwargs)
-            except (ClientError, BotoCoreError) as error:
-                raise StorageUnavailable(f"The delivery log could not be read: {type(error).__name__}") from error
-            for raw in answer.get("Items", []):
-                yield from_dynamodb(raw)
-            if "LastEvaluatedKey" not in answer:
-                return
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        return every_item(self.client.query, {"TableName": self.table_name, "KeyConditionExpression": condition,
+                                              "ExpressionAttributeValues": values,
+                                              "ScanIndexForward": not descending, "Limit": QUERY_PAGE},
+                          failure="The delivery log could not be read")

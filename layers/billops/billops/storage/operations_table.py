@@ -18,7 +18,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
 
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.storage.dynamodb_client import DynamoDBTable
 from billops.storage.errors import StorageUnavailable
 from billops.storage.events_table import from_dynamodb, to_dynamodb

@@ -28,6 +28,7 @@ from typing import Any
 from billops.storage.dynamodb_client import DynamoDBTable
 from billops.storage.errors import RevisionConflict, StorageUnavailable
 from billops.storage.events_table import from_dynamodb, to_dynamodb
+from billops.storage.paging import every_item
 
 ENTRY_PREFIX = "e#"
 PERSONAL_POSITION = "subscriber"
@@ -110,32 +111,22 @@ class SubscriptionsTable(DynamoDBTable):
 
     def history(self, subscription_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Every history entry of the subscription (fold order) and its personal-data item: one Query, paged."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
         from billops.subscriptions.state_rules import ordered
 
-        kwargs: dict[str, Any] = {
+        request = {
             "TableName": self.history_table, "KeyConditionExpression": "subscription_id = :id",
             "ExpressionAttributeValues": {":id": {"S": subscription_id}}, "ConsistentRead": True,
         }
         entries: list[dict[str, Any]] = []
         personal = None
-        while True:
-            try:
-                answer = self.client.query(**kwargs)
-            except (ClientError, BotoCoreError) as error:
-                raise StorageUnavailable(f"DynamoDB query of the history failed: {type(error).__name__}") from error
-            for raw in answer.get("Items", []):
-                item = from_dynamodb(raw)
-                position = str(item.pop("position", ""))
-                item.pop("subscription_id", None)
-                if position == PERSONAL_POSITION:
-                    personal = item
-                elif position.startswith(ENTRY_PREFIX):
-                    entries.append(item)
-            if "LastEvaluatedKey" not in answer:
-                return [dict(entry) for entry in ordered(entries)], personal
-            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+        for item in every_item(self.client.query, request, failure="DynamoDB query of the history failed"):
+            position = str(item.pop("position", ""))
+            item.pop("subscription_id", None)
+            if position == PERSONAL_POSITION:
+                personal = item
+            elif position.startswith(ENTRY_PREFIX):
+                entries.append(item)
+        return [dict(entry) for entry in ordered(entries)], personal
 
     def get_personal(self, subscription_id: str) -> dict[str, Any] | None:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -36,7 +36,7 @@ from typing import Any
 
 from billops.ccbill.errors import CCBillConfigurationError, CCBillRequestInvalid
 from billops.ccbill.upgrade_encryption import UpgradeKeyUnavailable
-from billops.operations import operation_states as states
+from billops import operation_states as states
 from billops.operations.operation_records import operation_id_for, parse_iso
 from billops.storage.errors import StorageUnavailable
 from billops.upgrade_page.link_tokens import (

@@ -1,4 +1,5 @@
-"""The reads behind the API's list routes, one DynamoDB Query (or a few) per page, never a Scan.
+"""The reads behind the merchant API's list routes (billops.merchant_api.api_service), one DynamoDB Query (or a
+few) per page, never a Scan.
 
 * subscriptions: the subscriptions table's ``by_status_created`` index (status, created_at), newest first; without a
   status filter the statuses are listed one after the other (active, cancelled, expired). ``client_subacc`` is a
@@ -23,6 +24,7 @@ from typing import Any
 from billops.storage.delivery_log_table import QUARANTINED, envelope
 from billops.storage.errors import StorageUnavailable
 from billops.storage.events_table import from_dynamodb
+from billops.storage.paging import fill
 
 SUBSCRIPTION_STATUSES = ("active", "cancelled", "expired", "declined")
 SUBSCRIPTION_ATTRIBUTES = (
@@ -44,32 +46,11 @@ class Page:
     next_position: dict[str, Any] | None
 
 
-def _query(client: Any, **kwargs: Any) -> dict[str, Any]:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return client.query(**kwargs)
-    except (ClientError, BotoCoreError) as error:
-        raise StorageUnavailable(f"DynamoDB query of {kwargs.get('IndexName') or kwargs.get('TableName')} failed: "
-                                 f"{type(error).__name__}"
-                                 ) from error
-
-
 def _fill(client: Any, base: dict[str, Any], limit: int, start_key: dict[str, Any] | None
           ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Query until ``limit`` items (after the filter) or the end; returns the items and where to go on (or None)."""
-    found: list[dict[str, Any]] = []
-    key = start_key
-    while len(found) < limit:
-        kwargs = dict(base, Limit=limit - len(found))
-        if key:
-            kwargs["ExclusiveStartKey"] = key
-        answer = _query(client, **kwargs)
-        found.extend(from_dynamodb(item) for item in answer.get("Items", []))
-        key = answer.get("LastEvaluatedKey")
-        if not key:
-            return found, None
-    return found, key
+    return fill(client.query, base, limit, start_key,
+                failure=f"DynamoDB query of {base.get('IndexName') or base.get('TableName')} failed")
 
 
 class MerchantQueries:

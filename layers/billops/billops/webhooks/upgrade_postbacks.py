@@ -10,9 +10,12 @@ ranges and the URL's token - CCBill signs neither. The body carries personal dat
 the whitelisted non-personal fields below are ever kept, on the operation record, and nothing of the body is logged.
 
 The post settles the allowUpgrade operation of the original subscription whose window the consumer used
-(settlement.Settler.settle_from_postback): Approval -> succeeded with the new subscription ID (``subscription_id``);
-Denial -> failed with CCBill's decline reason. A post matching no operation is still answered 200 (CCBill cannot do
-anything about it) and counted (metric UpgradePostbackUnmatched).
+(billops.operations.settlement.Settler.settle_from_postback): Approval -> succeeded with the new subscription ID
+(``subscription_id``); Denial -> failed with CCBill's decline reason. A post matching no operation is still
+answered 200 (CCBill cannot do anything about it) and counted (metric UpgradePostbackUnmatched).
+
+It sits beside the webhook intake because both are CCBill calling us (same authentication, same body decoding);
+what a post settles is the operations' business, reached through the ``PostbackSettlement`` it is given.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from billops.api_errors import ApiError, param_wrong_value
 from billops.settings import Settings
@@ -50,8 +53,17 @@ class PostbackResult:
     metrics: tuple[str, ...] = field(default=())
 
 
+class PostbackSettlement(Protocol):
+    """What a post settles (billops.operations.settlement.Settler)."""
+
+    def settle_from_postback(self, original_subscription_id: str, approved: bool, fields: Mapping[str, str],
+                             reference: str) -> dict[str, Any] | None: ...
+
+    def note_postback(self, operation_id: str, note: dict[str, str]) -> None: ...
+
+
 class UpgradePostbacks:
-    def __init__(self, settings: Settings, settler: Any) -> None:
+    def __init__(self, settings: Settings, settler: PostbackSettlement) -> None:
         self.settings = settings
         self.settler = settler
 
@@ -101,14 +113,9 @@ class UpgradePostbacks:
 
     def _keep(self, record: Mapping[str, Any], kept: dict[str, str], approved: bool) -> None:
         """Note the post's non-personal fields on the record (best effort: the settlement itself is written)."""
-        table = getattr(self.settler, "table", None)
-        if table is None:
-            return
-        from billops.operations.operation_records import iso, utc_now
-
         try:
-            table.update_fields(str(record["operation_id"]), values={}, expect={}, now=iso(utc_now()),
-                                append={"postbacks": [{"outcome": "approval" if approved else "denial", **kept}]})
+            self.settler.note_postback(str(record["operation_id"]), {"outcome": "approval" if approved else "denial",
+                                                                    **kept})
         except Exception:  # noqa: BLE001 - the settlement stands; only the note is lost
             logger.warning("could not note the postback on the operation record",
                            extra={"operation_id": record["operation_id"]})

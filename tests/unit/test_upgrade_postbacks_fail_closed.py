@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from billops.operations.upgrade_postbacks import UpgradePostbacks
+from billops.webhooks.upgrade_postbacks import UpgradePostbacks
 from billops.settings import settings_from_env
 from billops.webhooks.intake import WebhookRequest
 
@@ -17,10 +17,14 @@ BODY = "originalSubscriptionId=0123456789&originalClientAccnum=900100&originalCl
 class RecordingSettler:
     def __init__(self) -> None:
         self.calls: list[Any] = []
+        self.notes: list[Any] = []
 
     def settle_from_postback(self, *args: Any) -> dict[str, Any]:
         self.calls.append(args)
         return {"operation_id": "op_1", "status": "succeeded"}
+
+    def note_postback(self, operation_id: str, note: dict[str, str]) -> None:
+        self.notes.append((operation_id, note))
 
 
 def _request(token: str | None) -> WebhookRequest:
@@ -39,7 +43,7 @@ def test_missing_configuration_refuses_every_postback(env: dict[str, str], token
     result = UpgradePostbacks(settings_from_env(env), settler).receive("approval", _request(token))
     assert (result.status, result.outcome) == (403, "rejected")
     assert result.body["api_error_code"] == "api_authorization_failed"
-    assert settler.calls == []
+    assert settler.calls == [] and settler.notes == []
 
 
 def test_the_same_postback_is_accepted_once_configured() -> None:
@@ -48,3 +52,5 @@ def test_the_same_postback_is_accepted_once_configured() -> None:
     result = UpgradePostbacks(settings, settler).receive("approval", _request("s3cret"))
     assert (result.status, result.outcome) == (200, "settled")
     assert len(settler.calls) == 1
+    assert settler.notes == [("op_1", {"outcome": "approval", "originalSubscriptionId": "0123456789",
+                                       "originalClientAccnum": "900100", "originalClientSubacc": "0000"})]

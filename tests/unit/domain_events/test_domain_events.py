@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from billops.operations import domain_events as events
+from billops.domain_events import events
+from billops.domain_events.publishing import NullPublisher, RecordingPublisher, publisher_for
 from billops.storage.errors import RevisionConflict
 from billops.subscriptions.projection import SubscriptionProjection
 
@@ -57,12 +58,12 @@ def test_subscription_events_never_carry_the_subscriber():
 
 
 def test_recording_and_null_publishers():
-    recording = events.RecordingPublisher()
+    recording = RecordingPublisher()
     event = events.operation_event(events.OPERATION_SUCCEEDED, RECORD, "t")
     recording.publish([event])
     assert recording.of_type("OperationSucceeded") == [event]
-    events.NullPublisher().publish([event])  # logs, drops, never raises
-    assert isinstance(events.publisher_for(None), events.NullPublisher)
+    NullPublisher().publish([event])  # logs, drops, never raises
+    assert isinstance(publisher_for(None), NullPublisher)
     assert events.DomainEvent.from_item(event.as_item()) == event
 
 

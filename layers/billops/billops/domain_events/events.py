@@ -1,36 +1,16 @@
-"""Domain events: what the merchant's systems hear about operations and subscriptions (EventBridge).
+"""What a domain event says: its detail-type and its detail, built from an operation record or a subscription.
 
-Bus ``BILLOPS_EVENT_BUS_NAME``, source ``billops``, detail-types:
-
-* ``OperationSucceeded`` / ``OperationFailed`` / ``OperationRejected`` - the operation reached a final status;
-* ``OperationEscalated`` - its outcome stayed unknown and automation stopped: a person must look;
-* ``OperationAwaitingConsumer`` - allowUpgrade opened CCBill's 30-minute window: send the consumer to the form in
-  the detail (``upgrade_form.url`` + ``upgrade_form.fields``) before ``window_expires_at``;
-* ``SubscriptionChanged`` - the projector's fold changed a subscription's state (status, price, dates);
-* ``UnexpectedUpgradeSale`` - an UpgradeSuccess / UpSaleSuccess for a subscription that was never
-  offered an upgrade link and has no upgrade operation: someone upgraded it with a credential billops did not hand
-  out for it (a spliced ``enc``, docs/upgrade-page.md). Also the metric of the same name and its alarm.
-
-Details carry IDs, statuses and CCBill's code and meaning - never personal data (no names, emails, usernames).
-A message with ``suppress_domain_events: true`` produces none of the Operation* events.
-
-Delivery is at least once, through a small outbox: the event is written into the record's ``pending_events`` by
-the same conditional write that moves the status, then put on the bus and removed. If the put fails the event
-stays pending, and the worker (on redelivery) or the reconciliation job publishes it later; ``event_id`` is stable
-so consumers can drop a repeat.
+Pure (no AWS): the operations code writes these into a record's outbox (``pending_events``) and publishing.py puts
+them on the bus. The package's docstring lists the detail-types and the delivery guarantees.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from billops.operations import operation_states as states
-
-logger = logging.getLogger(__name__)
+from billops import operation_states as states
 
 SOURCE = "billops"
 OPERATION_SUCCEEDED = "OperationSucceeded"
@@ -40,12 +20,6 @@ OPERATION_REJECTED = "OperationRejected"
 OPERATION_AWAITING_CONSUMER = "OperationAwaitingConsumer"
 SUBSCRIPTION_CHANGED = "SubscriptionChanged"
 UNEXPECTED_UPGRADE_SALE = "UnexpectedUpgradeSale"
-
-_MAX_ENTRIES_PER_PUT = 10
-
-
-class DomainEventsUnavailable(RuntimeError):
-    """EventBridge did not accept every event (they stay pending and are published again later)."""
 
 
 @dataclass(frozen=True)
@@ -63,64 +37,6 @@ class DomainEvent:
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> DomainEvent:
         return cls(str(item["detail_type"]), _plain(dict(item["detail"])))
-
-
-class Publisher(Protocol):
-    def publish(self, events: list[DomainEvent]) -> None: ...
-
-
-class EventBridgePublisher:
-    def __init__(self, bus_name: str, client: Any = None) -> None:
-        self.bus_name = bus_name
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is not None:
-            return self._client
-        from billops.storage.aws_clients import aws_client
-
-        return aws_client("events")
-
-    def publish(self, events: list[DomainEvent]) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        for start in range(0, len(events), _MAX_ENTRIES_PER_PUT):
-            chunk = events[start:start + _MAX_ENTRIES_PER_PUT]
-            entries = [{"Source": SOURCE, "DetailType": event.detail_type, "EventBusName": self.bus_name,
-                        "Detail": json.dumps(event.detail, sort_keys=True, default=str)} for event in chunk]
-            try:
-                answer = self.client.put_events(Entries=entries)
-            except (ClientError, BotoCoreError) as error:
-                raise DomainEventsUnavailable(f"PutEvents failed: {type(error).__name__}") from error
-            if answer.get("FailedEntryCount"):
-                raise DomainEventsUnavailable(f"PutEvents refused {answer['FailedEntryCount']} of {len(chunk)} events")
-
-
-class NullPublisher:
-    """No bus configured (a unit test, a stack without the bus): events are logged by type and dropped."""
-
-    def publish(self, events: list[DomainEvent]) -> None:
-        for event in events:
-            logger.info("no event bus configured; domain event not published",
-                        extra={"detail_type": event.detail_type, "event_id": event.event_id})
-
-
-class RecordingPublisher:
-    """Keeps what it was given (tests, and the local tools)."""
-
-    def __init__(self) -> None:
-        self.events: list[DomainEvent] = []
-
-    def publish(self, events: list[DomainEvent]) -> None:
-        self.events.extend(events)
-
-    def of_type(self, detail_type: str) -> list[DomainEvent]:
-        return [event for event in self.events if event.detail_type == detail_type]
-
-
-def publisher_for(bus_name: str | None) -> Publisher:
-    return EventBridgePublisher(bus_name) if bus_name else NullPublisher()
 
 
 # --- what an operation's events say ------------------------------------------------------------------------------

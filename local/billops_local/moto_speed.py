@@ -1,0 +1,114 @@
+"""Where moto's server spends time on work that changes no answer, taken out (found by profiling the local stack
+under load with py-spy; docs/architecture.md, "Local stack").
+
+1. Keep-alive. werkzeug's development server answers every request with ``Connection: close`` and then waits up to
+   10 ms for more bytes to drain: every AWS call paid a new TCP connection, a new server thread and a name lookup
+   (about a tenth of the stack's CPU). ``KeepAliveRequestHandler`` serves moto's WSGI application over persistent
+   HTTP/1.1 connections: it reads the whole body (Content-Length, or chunked) before calling the application, so
+   nothing is left to drain, and answers with a Content-Length, headers and body in one segment (TCP_NODELAY).
+2. Routing. moto lists its package directory (``os.listdir`` + ``isdir`` on ~150 entries) on every request to find
+   the service; the list never changes while it runs: computed once.
+3. EventBridge targets. Every PutEvents matching the domain-events tap builds a new jsonpath parser (ply's tables)
+   for each input path of the target's default transformer; a parsed path is cached.
+
+``apply()`` is idempotent; moto's process calls it (billops_local.moto_process), and so does an in-process
+``MotoServer``.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import threading
+import traceback
+from typing import Any
+
+from werkzeug.serving import WSGIRequestHandler
+
+log = logging.getLogger("billops_local.moto")
+
+_applied = False
+_apply_lock = threading.Lock()
+
+
+def apply() -> None:
+    global _applied
+    with _apply_lock:
+        if _applied:
+            return
+        _cache_module_list()
+        _cache_jsonpath()
+        _applied = True
+
+
+def _cache_module_list() -> None:
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules
+
+
+def _cache_jsonpath() -> None:
+    import jsonpath_ng.ext
+
+    original = jsonpath_ng.ext.parse
+    if getattr(original, "cache_info", None) is not None:
+        return
+    # moto.events.utils imports ``parse`` from jsonpath_ng.ext at each call: the module attribute is what it gets.
+    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(original)
+
+
+def request_handler() -> type[WSGIRequestHandler]:
+    """moto's request handler (it keeps headers with underscores), serving persistent connections."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def run_wsgi(self) -> None:
+            environ = self.make_environ()
+            if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's DechunkedInput reads to the end
+                body = environ["wsgi.input"].read()
+            else:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length > 0 else b""
+            environ.pop("wsgi.input_terminated", None)
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+            started: list[Any] = []
+            chunks: list[bytes] = []
+
+            def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                started[:] = [status, headers]
+                return chunks.append
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    chunks.extend(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            except Exception:  # noqa: BLE001 - as werkzeug does: a 500, the traceback in the log
+                log.error("moto failed on %s %s:\n%s", self.command, self.path.partition("?")[0],
+                          traceback.format_exc())
+                started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
+                chunks[:] = [b"Internal Server Error"]
+            status, headers = started
+            code, _, reason = status.partition(" ")
+            payload = b"".join(chunks)
+            self.send_response(int(code), reason)
+            for name, value in headers:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD" and payload:
+                self.wfile.write(payload)
+
+        def log_request(self, *_: Any) -> None:
+            return  # werkzeug's access log (one line per AWS call) is off in the stack anyway
+
+    return KeepAliveRequestHandler
