@@ -167,6 +167,11 @@ class Recorder:
         client.meta.events.register("after-call", self.after_call)
         client.meta.events.register("after-call-error", self.after_call)
 
+    def unhook(self, client: Any) -> None:
+        client.meta.events.unregister("before-parameter-build", self.before_parameter_build)
+        client.meta.events.unregister("after-call", self.after_call)
+        client.meta.events.unregister("after-call-error", self.after_call)
+
 
 _label: str | None = None  # "local stack": its calls are not the test that happened to start it
 

@@ -657,7 +657,8 @@ class LocalFunction:
         from billops_local import aws_call_recording
         from billops_local.function_process import ProcessConfig
 
-        assert self.module_path is not None
+        if self.module_path is None:
+            raise RuntimeError(f"{self.logical_id}: no handler module to run in a process of its own")
         return ProcessConfig(
             name=self.name, logical_id=self.logical_id, module_path=self.module_path, module_name=self.module_name,
             handler_attribute=self.handler_attribute, memory_size=self.memory_size, timeout=self.timeout,

@@ -134,7 +134,9 @@ class FunctionProcess:
         except (EOFError, OSError):
             self.stop()
             raise FunctionProcessDied(f"{self.config.logical_id}: its process ended while starting") from None
-        assert kind == "ready"
+        if kind != "ready":
+            self.stop()
+            raise FunctionProcessDied(f"{self.config.logical_id}: its process answered {kind!r} while starting")
 
     def invoke(self, event: Any) -> Any:
         connection = self._connection

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlparse, urlsplit
 import pytest
 import requests
 from billops_local.ccbill_sandbox.local_service import TEMPLATE_CREDENTIALS_SECRET
+from support.waiting import eventually as wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,14 +39,9 @@ def stack(start_local_stack):
         yield running
 
 
-def eventually(what: str, check, timeout: float = 90.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}; last seen {value!r}"
-        time.sleep(interval)
+def eventually(what: str, check, timeout: float = 90.0):
+    """The shared wait (support.waiting), with this file's argument order."""
+    return wait_until(check, timeout, what=what)
 
 
 def cli(stack, *argv: str) -> subprocess.CompletedProcess[str]:

@@ -92,6 +92,30 @@ def test_cancel_original_after_an_unknown_outcome_waits_for_the_evidence(ops):
     assert len(ops.calls("cancelSubscription")) == 1 and len(ops.calls("chargeByPreviousTransactionId")) == 1
 
 
+def test_the_reconciliation_job_finds_a_due_cancellation_behind_more_succeeded_operations_than_a_batch(
+        ops, monkeypatch):
+    # Found by the 1,000-operation reliability run: the job read the oldest BATCH succeeded operations of the day
+    # and only then looked for cancel_original among them, so on a busy day a newer one was never cancelled.
+    from billops.operations import reconciliation
+
+    monkeypatch.setattr(reconciliation, "BATCH", 2)
+    for n in range(3):  # they succeed before the upgrade: older in the by_status index
+        ops.send({"operation_type": "refresh", "subscription_id": ops.new_subscription(),
+                  "idempotency_key": f"older-refresh-{n}"})
+    ops.work()
+    assert all(ops.operation(f"older-refresh-{n}")["status"] == "succeeded" for n in range(3))
+    original = ops.new_subscription()
+    ops.sandbox.add_fault("chargeByPreviousTransactionId", "timeout_after", seconds=2)
+    ops.send(_upgrade(original, "unknown-behind-others", cancel_original=True))
+    ops.work()
+    ops.deliver_webhooks()
+    assert ops.operation("unknown-behind-others")["status"] == "succeeded"
+    assert ops.run_reconciliation()["cancellations_queued"] == 1
+    ops.work()
+    assert ops.sandbox.subscription(original)["status"] == "cancelled"
+    assert len(ops.calls("cancelSubscription")) == 1
+
+
 def test_without_cancel_original_the_operation_says_the_original_keeps_billing(ops):
     from billops.merchant_api.resources import operation_resource
 

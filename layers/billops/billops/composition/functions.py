@@ -45,3 +45,12 @@ def upgrade_page_from_env(submit: Callable[[dict], None]) -> Any:
                        operations=OperationsTable(operations.operations_table), configuration=upgrade_configuration,
                        sales_from=SubscriptionFactsStore(subscriptions).sales_from, submit=submit,
                        min_window_remaining=min_window_remaining_for(operations.upgrade_window_seconds))
+
+
+def merchant_api_routes_from_env(app: Any, logger: Any, count: Callable[[str], None]) -> list[tuple[str, str]]:
+    """/v1/...: the merchant API's routes registered on ``app`` (its resolver); returns their (method, path)."""
+    from billops.merchant_api.api_service import MerchantApi
+    from billops.merchant_api.http_routes import register_routes
+    from billops.merchant_api.report_routes import ReportRoutes
+
+    return register_routes(app, MerchantApi.from_env(on_metric=count), ReportRoutes.from_env(), logger, count)

@@ -123,6 +123,11 @@ def build_projector(settings: Any, *, settle: bool | None = None, log: bool = Tr
     if settle:
         from billops.operations.wiring import build_services
 
+        # The projector has no queue (the template gives it neither the queue's URL nor a grant to send): what its
+        # settlement would queue (cancel_original's follow-up) is submitted by the reconciliation job instead,
+        # whatever the environment holds (locally, every function's variables may be present).
+        if "queue_url" in type(settings).model_fields:
+            settings = settings.model_copy(update={"queue_url": None})
         settler = build_services(settings, client_factory=_never_ccbill, on_metric=on_metric,
                                  dynamodb=dynamodb).settler
     return Projector(SubscriptionsTable(settings.subscriptions_table, dynamodb, settings.subscription_history_table),

@@ -1,7 +1,8 @@
 """The merchant API (issue 5): a REST API under ``/v1`` on the HTTP API, in ChargeBee's conventions.
 
-The handler (functions/merchant_api/merchant_api_handler.py) only routes; everything it decides is here:
+The handler (functions/merchant_api/merchant_api_handler.py) only builds its resolver; everything else is here:
 
+* http_routes           the routes on the resolver: authentication middleware, 404 / 405, errors as JSON
 * api_settings          BILLOPS_API_* settings
 * api_keys              API keys: format, hashing, the keys table, create / list / revoke (the CLI uses these)
 * failed_auth_limits    repeated authentication failures from one source answered 429

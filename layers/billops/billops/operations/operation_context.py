@@ -38,34 +38,17 @@ class OperationContext:
 
 
 class UsesOperationContext:
-    """The context's parts as attributes of the runner and the settler (``self.table``, ``self.clock`` ...)."""
+    """The context's parts as attributes of the runner and the settler (``self.table``, ``self.clock`` ...).
 
-    context: OperationContext
+    Plain attributes copied once at construction (the context is frozen), not properties: a property is a function
+    call on every use, and the worker's path reads these on every step."""
 
-    @property
-    def table(self) -> OperationsTable:
-        return self.context.table
-
-    @property
-    def facts_store(self) -> SubscriptionFactsStore:
-        return self.context.facts_store
-
-    @property
-    def client_factory(self) -> Callable[[], CCBillClient]:
-        return self.context.client_factory
-
-    @property
-    def writer(self) -> OperationWriter:
-        return self.context.writer
-
-    @property
-    def settings(self) -> OperationSettings:
-        return self.context.settings
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        return self.context.retry_policy
-
-    @property
-    def clock(self) -> Callable[[], datetime]:
-        return self.context.clock
+    def __init__(self, context: OperationContext) -> None:
+        self.context = context
+        self.table: OperationsTable = context.table
+        self.facts_store: SubscriptionFactsStore = context.facts_store
+        self.client_factory: Callable[[], CCBillClient] = context.client_factory
+        self.writer: OperationWriter = context.writer
+        self.settings: OperationSettings = context.settings
+        self.retry_policy: RetryPolicy = context.retry_policy
+        self.clock: Callable[[], datetime] = context.clock

@@ -88,7 +88,7 @@ class RunResult:
 class OperationRunner(UsesOperationContext):
     def __init__(self, context: OperationContext, settler: Settler, dead_letters: DeadLetters, *,
                  on_ccbill_answered: Callable[[str | None], None] | None = None) -> None:
-        self.context = context
+        super().__init__(context)
         self.settler = settler
         self.dead_letters = dead_letters
         # Called with the CCBill action once CCBill answered, before the outcome is written: the one moment a crash

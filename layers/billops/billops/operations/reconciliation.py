@@ -148,7 +148,7 @@ class Reconciler:
     def _flush_outbox(self, result: ReconciliationResult) -> None:
         since = iso(self.clock() - OUTBOX_LOOKBACK)
         for status in (states.SUCCEEDED, states.FAILED, states.REJECTED, states.UNKNOWN, states.AWAITING_CONSUMER):
-            for record in self.table.with_status(status, updated_after=since, limit=BATCH):
+            for record in self.table.with_status(status, updated_after=since, limit=BATCH, only="pending_events"):
                 if record.get("pending_events"):
                     current = self.table.get(str(record["operation_id"]))
                     if current and current.get("pending_events"):
@@ -160,7 +160,8 @@ class Reconciler:
         from billops.operations.upgrade_follow_ups import wants_original_cancelled
 
         since = iso(self.clock() - OUTBOX_LOOKBACK)
-        for indexed in self.table.with_status(states.SUCCEEDED, updated_after=since, limit=BATCH):
+        for indexed in self.table.with_status(states.SUCCEEDED, updated_after=since, limit=BATCH,
+                                               only="cancel_original_due"):
             if not wants_original_cancelled(indexed) or indexed.get("cancel_original_operation_id"):
                 continue
             record = self.table.get(str(indexed["operation_id"]))

@@ -94,7 +94,7 @@ class Sale:
 
 class Settler(UsesOperationContext):
     def __init__(self, context: OperationContext) -> None:
-        self.context = context
+        super().__init__(context)
         self.follow_ups = UpgradeFollowUps(context.table, context.settings, clock=context.clock)
         """cancel_original after an upgrade by API succeeds (upgrade_follow_ups.py)."""
 

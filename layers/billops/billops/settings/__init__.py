@@ -2,7 +2,7 @@
 
 * ``base``: the rules (blank = default, anything else must parse, one SettingsError naming every wrong variable,
   defaults fail closed without ``BILLOPS_ENV=local``) and ``load(Model, env=None)``;
-* ``webhooks``, ``privacy``, ``ccbill``, ``operations``, ``merchant_api``, ``upgrade_links``: the groups;
+* ``webhooks``, ``privacy``, ``ccbill``, ``operations``, ``merchant_api``, ``upgrade_links``, ``reports``: the groups;
 * ``functions``: each function's settings (the groups it reads), checked at its cold start;
 * ``registry``: every variable and where a deployed stack's value comes from (template resource, parameter...).
 

@@ -12,6 +12,7 @@ from billops.settings.ccbill import CCBillSettings
 from billops.settings.merchant_api import ApiSettings
 from billops.settings.operations import OperationSettings
 from billops.settings.privacy import PersonalDataSettings
+from billops.settings.reports import ReportSettings
 from billops.settings.upgrade_links import UpgradeLinkSettings
 from billops.settings.webhooks import PassThroughSettings, Settings, TablesSettings, WebhookSourceSettings
 
@@ -20,8 +21,8 @@ class WebhookReceiverSettings(Settings, PersonalDataSettings):
     """POST /webhooks/ccbill."""
 
 
-class SubscriptionProjectorSettings(TablesSettings, PassThroughSettings, OperationSettings):
-    """The events stream -> subscription records; upgrade settlement; SubscriptionChanged."""
+class SubscriptionProjectorSettings(TablesSettings, PassThroughSettings, OperationSettings, ReportSettings):
+    """The events stream -> subscription records; upgrade settlement; SubscriptionChanged; the daily figures."""
 
 
 class OperationWorkerSettings(TablesSettings, OperationSettings, CCBillSettings):
@@ -41,8 +42,9 @@ class UpgradePostbackSettings(TablesSettings, WebhookSourceSettings, OperationSe
 
 
 class MerchantApiSettings(TablesSettings, PassThroughSettings, ApiSettings, OperationSettings, CCBillSettings,
-                          UpgradeLinkSettings, PersonalDataSettings):
-    """/v1: reads, operation requests (validated as CCBill would), upgrade links, personal data for ``pii`` keys."""
+                          UpgradeLinkSettings, PersonalDataSettings, ReportSettings):
+    """/v1: reads, operation requests (validated as CCBill would), upgrade links, personal data for ``pii`` keys,
+    the daily figures."""
 
 
 class UpgradePageSettings(TablesSettings, OperationSettings, CCBillSettings, UpgradeLinkSettings):

@@ -28,6 +28,14 @@ _serializer = TypeSerializer()
 BY_SUBSCRIPTION = "by_subscription"
 BY_DUE = "by_due"
 BY_STATUS = "by_status"
+# Named filters for with_status(only=...): (FilterExpression, names, values) on the by_status index (projects ALL).
+ONLY_FILTERS: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {
+    # records whose domain events EventBridge has not taken yet (the writer removes the attribute once empty)
+    "pending_events": ("attribute_exists(pending_events)", {}, {}),
+    # upgrades asking for cancel_original whose cancellation is not noted yet
+    "cancel_original_due": ("#parameters.cancel_original = :yes AND attribute_not_exists(cancel_original_operation_id)",
+                            {"#parameters": "parameters"}, {":yes": {"BOOL": True}}),
+}
 
 
 @dataclass
@@ -67,7 +75,10 @@ class OperationsTable(DynamoDBTable):
         return _take(items, limit)
 
     def with_status(self, status: str, *, updated_before: str | None = None, updated_after: str | None = None,
-                    limit: int = 100) -> list[dict[str, Any]]:
+                    limit: int = 100, only: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``limit`` records in ``status``, oldest update first. ``only`` narrows them on the index itself
+        (a filter of ONLY_FILTERS), so that ``limit`` bounds the records wanted, not every record in the status:
+        without it, a day with more than ``limit`` succeeded operations hid the newer ones from the job."""
         condition = "#status = :status"
         values: dict[str, Any] = {":status": {"S": status}}
         if updated_before and updated_after:
@@ -79,10 +90,16 @@ class OperationsTable(DynamoDBTable):
         elif updated_after:
             condition += " AND updated_at >= :after"
             values[":after"] = {"S": updated_after}
-        return _take(self._query(BY_STATUS, condition, values, names={"#status": "status"}), limit)
+        names = {"#status": "status"}
+        query_filter = None
+        if only is not None:
+            query_filter, filter_names, filter_values = ONLY_FILTERS[only]
+            names.update(filter_names)
+            values.update(filter_values)
+        return _take(self._query(BY_STATUS, condition, values, names=names, query_filter=query_filter), limit)
 
     def _query(self, index: str, condition: str, values: dict[str, Any],
-               names: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+               names: dict[str, str] | None = None, query_filter: str | None = None) -> Iterator[dict[str, Any]]:
         from botocore.exceptions import BotoCoreError, ClientError
 
         kwargs: dict[str, Any] = {
@@ -93,6 +110,8 @@ class OperationsTable(DynamoDBTable):
         }
         if names:
             kwargs["ExpressionAttributeNames"] = names
+        if query_filter:
+            kwargs["FilterExpression"] = query_filter
         while True:
             try:
                 answer = self.client.query(**kwargs)
