@@ -127,7 +127,7 @@ def log_items(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return items
 
 
-def _unpack(item: Mapping[str, Any]) -> list[dict[str, Any]]:
+def unpacked_log_entries(item: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The envelopes of a log item (deserialized), whichever layout wrote it."""
     if "deliveries" in item:
         return json.loads(str(item["deliveries"]))
@@ -170,7 +170,7 @@ class DeliveryLogTable(DynamoDBTable):
             for partition, legacy in self._partitions(day):
                 bounds = (low, high + "#~") if legacy else (_minute(low), _minute(high) + "#~")
                 for item in self._query(partition, bounds=bounds, descending=False):
-                    for entry in _unpack(item):
+                    for entry in unpacked_log_entries(item):
                         if low <= entry["received_at"] <= high and (outcome is None or entry["outcome"] == outcome):
                             found.setdefault(entry["delivery_key"], entry)
             day += timedelta(days=1)
@@ -201,7 +201,7 @@ class DeliveryLogTable(DynamoDBTable):
             group: list[dict[str, Any]] = []
             for index, stream in enumerate(streams):
                 while heads[index] is not None and str(heads[index]["received_key"])[:16] == minute:
-                    group.extend(_unpack(heads[index]))
+                    group.extend(unpacked_log_entries(heads[index]))
                     heads[index] = next(stream, None)
             for entry in sorted(group, key=arrival_key, reverse=True):
                 key = arrival_key(entry)
