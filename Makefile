@@ -61,7 +61,7 @@ test: export BILLOPS_RECORD_AWS_CALLS = $(AWS_CALLS)/test
 test: install browser $(SCAN_INSTALLED)
 	@mkdir -p $(SECURITY_OUT)
 	@$(MAKE) --no-print-directory security > $(SECURITY_OUT)/security.log 2>&1 & scans=$$!; \
-	$(PY) -m pytest $(PARALLEL); tests=$$?; \
+	$(PY) -m pytest $(PARALLEL) --durations=30; tests=$$?; \
 	wait $$scans; security=$$?; \
 	echo "--- make security (ran beside the tests; exit $$security) ---"; cat $(SECURITY_OUT)/security.log; \
 	[ $$tests -eq 0 ] && [ $$security -eq 0 ]

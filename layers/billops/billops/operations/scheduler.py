@@ -71,7 +71,8 @@ class Scheduler:
                                      values={"queued_at": now},
                                      remove=("waiting", "due_at"),
                                      condition=Condition(equals={"attempt": int(record.get("attempt") or 0)},
-                                                         due_by=now))
+                                                         due_by=now),
+                                     flush=False)  # publishing is the reconciliation job's (no PutEvents here)
             (result.enqueued if moved is not None else result.skipped).append(op_id)
         if result.enqueued or result.failed:
             logger.info("due operations enqueued", extra=result.as_dict())
