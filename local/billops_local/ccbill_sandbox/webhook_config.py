@@ -13,6 +13,10 @@ Settings (environment), each also changeable at run time with ``POST /sandbox/co
                                        ("*" = every type not named; a value is a version number, newest or any)
     BILLOPS_SANDBOX_WEBHOOK_VARIATION  off (default) | varied
     BILLOPS_SANDBOX_SEED               an integer; default: a random one (printed)
+    BILLOPS_SANDBOX_FAILURE_ORIGINALS  sent (default) | omitted: whether UpgradeFailure, UpSaleFailure and
+                                       CrossSaleFailure carry originalSubscriptionId/-ClientAccnum/-ClientSubacc.
+                                       The documents do not list them (docs/ccbill-assumptions.md); ``omitted``
+                                       is the account that proves the assumption wrong.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ from billops_local.ccbill_sandbox.webhook_reference import FORMATS, FieldTable, 
 
 FORMAT_CHOICES = (*FORMATS, "any")
 VARIATIONS = ("off", "varied")
+FAILURE_ORIGINALS = ("sent", "omitted")
+FAILURE_EVENTS = frozenset({"UpgradeFailure", "UpSaleFailure", "CrossSaleFailure"})
+ORIGINAL_FIELDS = ("originalSubscriptionId", "originalClientAccnum", "originalClientSubacc")
 NEWEST = "newest"
 ANY = "any"
 ALL_TYPES = "*"
@@ -48,6 +55,11 @@ class WebhookConfig:
     format: str = "json"
     variation: str = "off"
     versions: dict[str, VersionChoice] = field(default_factory=lambda: {ALL_TYPES: NEWEST})
+    failure_originals: str = "sent"
+
+    def omits(self, event_type: str, name: str) -> bool:
+        """Whether a delivery of ``event_type`` leaves ``name`` out whatever the table says (failure_originals)."""
+        return self.failure_originals == "omitted" and event_type in FAILURE_EVENTS and name in ORIGINAL_FIELDS
 
     def version_choice(self, event_type: str) -> VersionChoice:
         return self.versions.get(event_type, self.versions.get(ALL_TYPES, NEWEST))
@@ -61,6 +73,7 @@ class WebhookConfig:
         return {
             "format": self.format,
             "variation": self.variation,
+            "failure_originals": self.failure_originals,
             "seed": self.seed,
             "versions": {event_type: self.version_choice(event_type) for event_type in table.event_types},
             "available_versions": {event_type: list(spec.version_numbers) for event_type, spec in table.events.items()},
@@ -71,15 +84,17 @@ class WebhookConfig:
 
     def describe(self) -> str:
         versions = ", ".join(f"{name}={choice}" for name, choice in self.versions.items())
-        return (f"webhooks {self.format}, versions {versions}, variation {self.variation}, seed {self.seed} "
+        return (f"webhooks {self.format}, versions {versions}, variation {self.variation}, "
+                f"failure originals {self.failure_originals}, seed {self.seed} "
                 f"(replay: BILLOPS_SANDBOX_SEED={self.seed})")
 
     def updated(self, changes: Mapping[str, Any], table: FieldTable | None = None) -> WebhookConfig:
         """A copy with ``changes`` applied (the body of ``POST /sandbox/config``); raises WebhookConfigError."""
         table = table or field_table()
-        unknown = sorted(set(changes) - {"format", "variation", "versions", "seed"})
+        unknown = sorted(set(changes) - {"format", "variation", "versions", "seed", "failure_originals"})
         if unknown:
-            raise WebhookConfigError("unknown setting; use format, versions, variation or seed", unknown[0])
+            raise WebhookConfigError("unknown setting; use format, versions, variation, seed or failure_originals",
+                                     unknown[0])
         config = self
         if "format" in changes:
             config = replace(config, format=_choice(changes["format"], FORMAT_CHOICES, "format"))
@@ -87,6 +102,9 @@ class WebhookConfig:
             config = replace(config, variation=_choice(changes["variation"], VARIATIONS, "variation"))
         if "seed" in changes:
             config = replace(config, seed=parse_seed(changes["seed"], "seed"))
+        if "failure_originals" in changes:
+            config = replace(config, failure_originals=_choice(changes["failure_originals"], FAILURE_ORIGINALS,
+                                                               "failure_originals"))
         if "versions" in changes:
             config = replace(config, versions=_merge_versions(config.versions, changes["versions"], table))
         config.check(table)
@@ -111,7 +129,8 @@ class WebhookConfig:
         config = cls(seed=parse_seed(seed_text, "BILLOPS_SANDBOX_SEED") if seed_text else new_seed())
         changes: dict[str, Any] = {}
         for name, key in (("BILLOPS_SANDBOX_WEBHOOK_FORMAT", "format"),
-                          ("BILLOPS_SANDBOX_WEBHOOK_VARIATION", "variation")):
+                          ("BILLOPS_SANDBOX_WEBHOOK_VARIATION", "variation"),
+                          ("BILLOPS_SANDBOX_FAILURE_ORIGINALS", "failure_originals")):
             text = (env.get(name) or "").strip().lower()
             if text:
                 changes[key] = text
@@ -121,7 +140,8 @@ class WebhookConfig:
         try:
             return config.updated(changes, table)
         except WebhookConfigError as error:
-            settings = {"format": "BILLOPS_SANDBOX_WEBHOOK_FORMAT", "variation": "BILLOPS_SANDBOX_WEBHOOK_VARIATION"}
+            settings = {"format": "BILLOPS_SANDBOX_WEBHOOK_FORMAT", "variation": "BILLOPS_SANDBOX_WEBHOOK_VARIATION",
+                        "failure_originals": "BILLOPS_SANDBOX_FAILURE_ORIGINALS"}
             setting = settings.get(error.param, "BILLOPS_SANDBOX_WEBHOOK_VERSIONS")
             raise WebhookConfigError(error.message, setting) from None
 

@@ -261,7 +261,8 @@ class WebhookGenerator:
         version = self._version(spec, config, rng)
         body_format = self._format(spec, version, config, rng)
 
-        text_fields = self._text_fields(spec, version, values, consumer)
+        text_fields = {name: value for name, value in self._text_fields(spec, version, values, consumer).items()
+                       if not config.omits(event_type, name)}
         variations = [name for name in consumer.variations if _shows(name, text_fields, consumer)]
         if version < spec.newest:
             variations.append(OLDER_VERSION)

@@ -150,6 +150,27 @@ def test_a_failure_webhook_settles_an_unknown_upgrade_as_declined(ops):
     assert ops.operation("after-the-decline")["status"] == "succeeded"
 
 
+def test_without_the_original_on_the_failure_webhook_a_declined_upgrade_is_escalated_not_guessed(ops):
+    # The documents do not list originalSubscriptionId on UpSaleFailure (docs/ccbill-assumptions.md): a sandbox
+    # account that leaves it out, as a real one may, must leave the outcome to a person, never to a guess.
+    ops.sandbox.configure_webhooks(failure_originals="omitted")
+    original = ops.new_subscription()
+    ops.sandbox.add_fault("chargeByPreviousTransactionId", "decline_timeout", seconds=2)
+    ops.send(_upgrade(original, "declined-without-original", cancel_original=True))
+    ops.work()
+    assert ops.operation("declined-without-original")["status"] == "unknown"
+    assert ops.deliver_webhooks() == [200]  # the UpSaleFailure, without original*: stored, settles nothing
+    (failure,) = [record for record in ops.sandbox.webhooks() if record["event_type"] == "UpSaleFailure"]
+    assert not {"originalSubscriptionId", "originalClientAccnum", "originalClientSubacc"} & set(failure["fields"])
+    assert ops.operation("declined-without-original")["status"] == "unknown"
+    ops.wait(3.2)  # BILLOPS_SETTLE_WINDOW_SECONDS=3 in these tests
+    ops.run_reconciliation()
+    record = ops.operation("declined-without-original")
+    assert record["status"] == "unknown" and record["escalated"] is True
+    assert len(ops.calls("chargeByPreviousTransactionId")) == 1 and ops.calls("cancelSubscription") == []
+    assert ops.sandbox.subscription(original)["status"] == "active"
+
+
 def test_an_upgrade_into_another_account_is_settled_by_the_destinations_webhook(ops):
     original = ops.new_subscription()
     ops.sandbox.add_fault("chargeByPreviousTransactionId", "timeout_after", seconds=2)
