@@ -33,6 +33,7 @@ def test_settings_choose_format_versions_variation_and_seed():
     ({"BILLOPS_SANDBOX_WEBHOOK_VERSIONS": "NoSuchEvent=1"}, "BILLOPS_SANDBOX_WEBHOOK_VERSIONS"),
     ({"BILLOPS_SANDBOX_WEBHOOK_VERSIONS": "*=2"}, "BILLOPS_SANDBOX_WEBHOOK_VERSIONS"),
     ({"BILLOPS_SANDBOX_SEED": "-1"}, "BILLOPS_SANDBOX_SEED"),
+    ({"BILLOPS_SANDBOX_FAILURE_ORIGINALS": "maybe"}, "BILLOPS_SANDBOX_FAILURE_ORIGINALS"),
 ])
 def test_a_bad_setting_is_named(env, setting):
     with pytest.raises(WebhookConfigError) as raised:
@@ -69,6 +70,7 @@ def test_changes_merge_and_a_new_default_replaces_the_old_choices():
     ({"versions": {"NewSaleSuccess": True}}, "versions.NewSaleSuccess"),
     ({"seed": "twelve"}, "seed"),
     ({"seed": True}, "seed"),
+    ({"failure_originals": "never"}, "failure_originals"),
 ])
 def test_a_bad_change_is_refused_with_its_parameter(changes, param):
     with pytest.raises(WebhookConfigError) as raised:
@@ -81,3 +83,11 @@ def test_versions_setting_forms():
     assert parse_versions_setting("Refund=2,*=newest") == {"Refund": "2", "*": "newest"}
     with pytest.raises(WebhookConfigError):
         parse_versions_setting("Refund=2,,")
+
+
+def test_failure_originals_are_sent_unless_omitted():
+    assert WebhookConfig.from_env({}).as_dict()["failure_originals"] == "sent"
+    omitted = WebhookConfig.from_env({"BILLOPS_SANDBOX_FAILURE_ORIGINALS": "omitted"})
+    assert omitted.omits("UpSaleFailure", "originalSubscriptionId")
+    assert not omitted.omits("UpSaleSuccess", "originalSubscriptionId"), "documented on the success events"
+    assert not omitted.updated({"failure_originals": "sent"}).omits("UpgradeFailure", "originalClientAccnum")
