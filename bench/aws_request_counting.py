@@ -52,6 +52,7 @@ SQS_CHUNK_BYTES = 64 * 1024
 EVENTBRIDGE_CHUNK_BYTES = 64 * 1024
 CAPACITY_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "GetItem", "Query", "Scan", "BatchGetItem",
                        "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}
+WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -75,6 +76,7 @@ class Call:
     item_bytes: int | None = None
     moto_reported_units: float | None = None
     billed_units: int = 1  # SQS: 64 KB chunks; EventBridge PutEvents: events x 64 KB chunks; others: 1 request
+    items_written: int = 0  # DynamoDB: items a successful write request wrote (a BatchWriteItem's processed puts)
 
     @property
     def write_units(self) -> int:
@@ -157,6 +159,14 @@ class RequestLedger:
             key = request.get("Key") or {name: request["Item"][name] for name in table.key_attributes}
             context["bench_before"] = self.lookup(table, key)
             context["bench_key"] = key
+        elif service == "dynamodb" and model.name == "TransactWriteItems":
+            targets = []
+            for action in request.get("TransactItems") or []:
+                (kind, body), = action.items()
+                table = self.table(body["TableName"])
+                key = body.get("Key") or {name: body["Item"][name] for name in table.key_attributes}
+                targets.append((kind, table, key, body.get("Item"), self.lookup(table, key)))
+            context["bench_transact"] = targets
         stack = getattr(self._local, "stack", [])
         stack.append(call)
         self._local.stack = stack
@@ -234,6 +244,7 @@ class RequestLedger:
                 return
             call.write_units_table = cost.table_units
             call.write_units_indexes = dict(cost.index_units)
+            call.items_written = 1 if call.status == 200 else 0
         elif operation == "BatchWriteItem" and call.status == 200:
             # Puts only (the delivery log): each costs its item's size, as a PutItem would (a retried batch rewrites
             # the same item, so the old item's size is the new one's); unprocessed items were not written.
@@ -253,10 +264,40 @@ class RequestLedger:
                     for name, value in cost.index_units.items():
                         call.write_units_indexes[name] = call.write_units_indexes.get(name, 0) + value
                     call.item_bytes += units.item_size(item)
+                    call.items_written += 1
+        elif operation == "TransactWriteItems":
+            # Transactional writes cost twice a plain write of each item (DynamoDB developer guide, "Capacity
+            # management for transactions"); a cancelled transaction is costed like failed conditional writes.
+            succeeded = call.status == 200
+            call.write_units_table, call.write_units_indexes, call.item_bytes = 0, {}, 0
+            for kind, table, key, item, before in context.pop("bench_transact", []):
+                call.table = table.name
+                if kind == "ConditionCheck":
+                    after = before
+                elif not succeeded:
+                    after = item if kind == "Put" else before
+                else:
+                    after = item if kind == "Put" else None if kind == "Delete" else self.lookup(table, key)
+                cost = units.write_cost(table, before, after, succeeded=succeeded and kind != "ConditionCheck")
+                call.write_units_table += 2 * cost.table_units
+                for name, value in cost.index_units.items():
+                    call.write_units_indexes[name] = call.write_units_indexes.get(name, 0) + 2 * value
+                call.item_bytes += units.item_size(after or before)
+                call.items_written += 1 if succeeded and kind != "ConditionCheck" else 0
         elif operation == "GetItem" and call.status == 200:
             item = _wire(parsed.get("Item"))
             call.item_bytes = units.item_size(item)
             call.read_units = units.read_units(call.item_bytes, consistent=bool(request.get("ConsistentRead")))
+        elif operation == "BatchGetItem" and call.status == 200:
+            # Each item read is billed on its whole size (a projection does not make it cheaper): read it whole.
+            for table_name, items in (parsed.get("Responses") or {}).items():
+                call.table = table_name
+                table = self.table(table_name)
+                consistent = bool((request.get("RequestItems") or {}).get(table_name, {}).get("ConsistentRead"))
+                for item in items:
+                    wire = _wire(item)
+                    whole = self.lookup(table, {name: wire[name] for name in table.key_attributes}) or wire
+                    call.read_units += units.read_units(units.item_size(whole), consistent=consistent)
         elif operation in ("Query", "Scan") and call.status == 200:
             items = [_wire(item) for item in parsed.get("Items") or []]
             consistent = bool(request.get("ConsistentRead")) and not request.get("IndexName")
@@ -338,6 +379,11 @@ def aggregate(calls: list[Call], phase: str, per: int) -> dict[str, Any]:
         "write_units_table_per_unit": write_table / per if per else 0.0,
         "write_units_indexes_per_unit": {name: count / per for name, count in sorted(write_indexes.items())},
         "read_units_per_unit": reads / per if per else 0.0,
+        # Write requests (API calls that write, failed conditional writes included: they are billed) and the items
+        # they wrote, per unit of work.
+        "dynamodb_write_requests_per_unit": sum(c.attempts for c in selected if c.service == "dynamodb"
+                                                and c.operation in WRITE_OPERATIONS) / per if per else 0.0,
+        "dynamodb_items_written_per_unit": sum(c.items_written for c in selected) / per if per else 0.0,
         "conditional_check_failures": errors.get("dynamodb.PutItem:ConditionalCheckFailedException", 0),
         "errors": dict(errors),
         "moto_reported_units_distinct": sorted(set(reported)),
@@ -558,8 +604,10 @@ def _count_items(dynamodb: Any, table: str) -> int:
 LIFECYCLE_RENEWALS = 11
 
 
-def lifecycle_deliveries(subscriptions: int, run: int) -> list[Any]:
-    """Month by month, for each subscription: a sale, 11 renewals, a cancellation and the expiration (14 each)."""
+def lifecycle_deliveries(subscriptions: int, run: int, renewals: int = LIFECYCLE_RENEWALS,
+                         ending: bool = True) -> list[Any]:
+    """Month by month, for each subscription: a sale, ``renewals`` renewals (11: a year), then (``ending``) a
+    cancellation and the expiration (14 each by default)."""
     from billops_local.webhook_samples import sample_fields
 
     from bench.payloads import Delivery
@@ -567,7 +615,7 @@ def lifecycle_deliveries(subscriptions: int, run: int) -> list[Any]:
     start = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
     ids = [f"03{run:02d}{n:015d}" for n in range(subscriptions)]
     timeline: list[Delivery] = []
-    for month in range(LIFECYCLE_RENEWALS + 3):
+    for month in range(renewals + (3 if ending else 1)):
         for n, subscription_id in enumerate(ids):
             moment = start + timedelta(days=30 * month, minutes=n)
             stamp = moment.strftime("%Y-%m-%d %H:%M:%S")
@@ -575,13 +623,13 @@ def lifecycle_deliveries(subscriptions: int, run: int) -> list[Any]:
                 fields = sample_fields("NewSaleSuccess", subscriptionId=subscription_id,
                                        transactionId=subscription_id, timestamp=stamp)
                 event_type = "NewSaleSuccess"
-            elif month <= LIFECYCLE_RENEWALS:
+            elif month <= renewals:
                 fields = sample_fields("RenewalSuccess", subscriptionId=subscription_id,
                                        transactionId=f"04{run:02d}{n:09d}{month:06d}", timestamp=stamp,
                                        renewalDate=moment.strftime("%Y-%m-%d"),
                                        nextRenewalDate=(moment + timedelta(days=30)).strftime("%Y-%m-%d"))
                 event_type = "RenewalSuccess"
-            elif month == LIFECYCLE_RENEWALS + 1:
+            elif month == renewals + 1:
                 fields = sample_fields("Cancellation", subscriptionId=subscription_id, timestamp=stamp)
                 event_type = "Cancellation"
             else:
@@ -589,6 +637,33 @@ def lifecycle_deliveries(subscriptions: int, run: int) -> list[Any]:
                 event_type = "Expiration"
             timeline.append(Delivery(event_type, fields, "json"))
     return timeline
+
+
+RENEWALS_MEASURED = (10, 30)
+"""The subscription's items are measured after a sale and this many renewals (the second must not be larger)."""
+
+
+def subscription_item_sizes(dynamodb: Any, created: Any, subscription_id: str) -> dict[str, Any]:
+    """The sizes (DynamoDB's rules) of a subscription's state item and personal-data item, and its history entries."""
+    from billops.storage.subscriptions_table import PERSONAL_POSITION
+
+    history_table = created.tables["SubscriptionHistoryTable"].name
+    state = dynamodb.get_item(TableName=created.tables["SubscriptionsTable"].name, ConsistentRead=True,
+                              Key={"subscription_id": {"S": subscription_id}}).get("Item")
+    personal = dynamodb.get_item(TableName=history_table, ConsistentRead=True, Key={
+        "subscription_id": {"S": subscription_id}, "position": {"S": PERSONAL_POSITION}}).get("Item")
+    entries, kwargs = 0, {"TableName": history_table, "KeyConditionExpression": "subscription_id = :id",
+                          "ExpressionAttributeValues": {":id": {"S": subscription_id}}, "Select": "COUNT"}
+    while True:
+        answer = dynamodb.query(**kwargs)
+        entries += answer["Count"]
+        if "LastEvaluatedKey" not in answer:
+            break
+        kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+    return {"state_item_bytes": units.item_size(state) if state else None,
+            "personal_item_bytes": units.item_size(personal) if personal else None,
+            "event_count": int(state["event_count"]["N"]) if state and "event_count" in state else None,
+            "history_table_items": entries}
 
 
 class StreamReader:
@@ -663,6 +738,27 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
                      and c.table == created.tables["DeliveryLogTable"].name and c.operation == "BatchWriteItem"
                      and c.item_bytes]
 
+        # The same records again (the stream retrying a batch): nothing changed, so the state must not be written.
+        ledger.tag = None
+        for record in records:
+            with ledger.counting("projector_redelivered"):
+                projector.handler({"Records": [record]}, context.fresh())
+        redelivered = aggregate(ledger.calls, "projector_redelivered", len(records))
+
+        def state_writes(phase: str) -> int:
+            return sum(c.attempts for c in ledger.calls if c.phase == phase and c.operation in ("PutItem", "UpdateItem")
+                       and c.table == created.tables["SubscriptionsTable"].name)
+
+        # One subscription's items after a sale and 10, then 30 renewals (uncounted): they must not grow.
+        timeline = lifecycle_deliveries(1, run=23, renewals=RENEWALS_MEASURED[-1], ending=False)
+        subscription_id = timeline[0].fields["subscriptionId"]
+        item_sizes, folded = {}, 0
+        for renewals in RENEWALS_MEASURED:
+            for record in store(timeline[folded:renewals + 1]):
+                projector.handler({"Records": [record]}, context.fresh())
+            folded = renewals + 1
+            item_sizes[str(renewals)] = subscription_item_sizes(env.client("dynamodb"), created, subscription_id)
+
         # Timed pass (hooks idle), on fresh subscriptions; stdout bytes = the projector's log lines.
         ledger.enabled = False
         records = store(lifecycle_deliveries(subscriptions, run=22))
@@ -681,6 +777,10 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
             "by_event_type": by_type,
             "record_failures": failures,
             "subscription_item_bytes": summary(subscription_items),
+            "state_writes_per_record": state_writes("projector") / len(records),
+            "redelivered": {"records": len(records), "state_writes": state_writes("projector_redelivered"),
+                            "per_record": redelivered},
+            "subscription_items_after_renewals": item_sizes,
             "delivery_log_item_bytes": summary(log_items) if log_items else None,
             "thread_cpu_ms": summary(cpu),
             "wall_ms_against_moto": summary(wall),
