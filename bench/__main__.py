@@ -169,6 +169,12 @@ def caveats(results: dict[str, Any]) -> list[str]:
         ("Cold imports run on x86_64 wheels of the layer's pinned versions (the arm64 wheels `sam build` packs cannot "
          "load here); package sizes are those arm64 builds."),
         "The local stack's numbers describe one Python process on a laptop (moto, one receiver at a time), not AWS.",
+        ("Issue 14's local-stack target names wrk for 60 s; the bench's local section is its own Python client "
+         "(the threads and seconds it states), so its rate is a bench figure, not a wrk run."),
+        ("The daily figures' TransactWriteItems are costed at 2 WRU per KB of each item written (DynamoDB's rule for "
+         "transactional writes), a cancelled transaction like failed conditional writes; BatchGetItem reads at "
+         "each item's whole size. Write requests per delivery count the API calls that write (a BatchWriteItem "
+         "or a transaction is one request, whatever it holds); the items they wrote are given beside them."),
     ]
 
 
@@ -239,6 +245,9 @@ def finish(results: dict[str, Any], out: Path, *, elapsed: float) -> None:
     results["storage"], results["fixed_monthly"] = storage_and_fixed(results, facts)
     results["elapsed_seconds"] = elapsed
     results["caveats"] = caveats(results)
+    from bench.end_to_end_targets import verdicts
+
+    results["end_to_end_targets"] = verdicts(results)
 
     from bench.report import splice_into_readme, target_lines, write_all
 

@@ -90,6 +90,8 @@ class Assumptions:
     Compute Blog on INIT billing)."""
     floor_memory_mb: int = 128
     floor_billed_ms: int = 1
+    projector_batch_size: int = 25
+    """Stream records per projector invocation in the end-to-end floor (the template's EventsStream BatchSize)."""
 
 
 ASSUMPTIONS = Assumptions()
@@ -241,6 +243,30 @@ def floor_cost(item_write_units: float, *, assumptions: Assumptions = ASSUMPTION
     return breakdown
 
 
+END_TO_END_FLOOR_FORMULA = (
+    "HTTP API request + (1 + 1/B) x (Lambda request + 128 MB x 1 ms x GB-s price) "
+    "+ WRU price x (ceil(event item / 1 KB) + ceil(state item / 1 KB)), B = the projector's batch size")
+
+
+def end_to_end_floor(event_write_units: float, state_write_units: float, *, assumptions: Assumptions = ASSUMPTIONS,
+                     prices: Prices = PRICES) -> CostBreakdown:
+    """The least a webhook can cost end to end (issue 14): one HTTP API request, one receiver invocation at 128 MB
+    billed 1 ms, one write of the event item, one write of a state item of the size billops needs, and the
+    projector's share (1/B) of a batched invocation at 128 MB billed 1 ms (END_TO_END_FLOOR_FORMULA). No log
+    line, no index, no read, no domain event."""
+    breakdown = floor_cost(event_write_units, assumptions=assumptions, prices=prices)
+    breakdown.label = "End-to-end floor"
+    breakdown.items.extend(invocation_items(
+        "Projector: ", invocations=1 / assumptions.projector_batch_size, memory_mb=assumptions.floor_memory_mb,
+        duration_ms=assumptions.floor_billed_ms, write_units=state_write_units, prices=prices))
+    return breakdown
+
+
+def is_domain_event(item_name: str) -> bool:
+    """The line items of the domain events (EventBridge PutEvents), which the end-to-end figure shows on their own."""
+    return "eventbridge." in item_name
+
+
 def projector_cost(*, memory_mb: int, duration_ms: float, write_units: float, read_units: float,
                    billed_requests: Mapping[str, float], log_bytes: float, invocations_per_record: float = 1.0,
                    platform_bytes: float = PLATFORM_LOG_BYTES, prices: Prices = PRICES) -> CostBreakdown:
@@ -336,6 +362,37 @@ def _receiver_breakdown(label: str, *, counting: Mapping, timing: Mapping, cold:
     return breakdown, duration
 
 
+def state_item_bytes(projector: Mapping) -> tuple[float | None, str]:
+    """The state item billops needs and where the figure comes from: measured after a sale and the most renewals,
+    else (results of an older bench) the mean subscription item the projector wrote."""
+    after = projector.get("subscription_items_after_renewals") or {}
+    if after:
+        most = max(after, key=int)
+        return after[most].get("state_item_bytes"), f"measured after a sale and {most} renewals"
+    return (projector.get("subscription_item_bytes") or {}).get("mean"), "the mean subscription item written"
+
+
+def end_to_end_figures(full: CostBreakdown, counting: Mapping, *, assumptions: Assumptions = ASSUMPTIONS,
+                       prices: Prices = PRICES) -> dict:
+    """Issue 14's cost figure: intake + fold + logs per million webhooks, the domain events on their own line,
+    against the end-to-end floor."""
+    event_units = counting["ours"]["new"]["write_units_table_per_unit"]
+    state_bytes, state_source = state_item_bytes(counting["projector"])
+    state_bytes = state_bytes or 0.0
+    state_units = math.ceil(state_bytes / 1024) if state_bytes else 1
+    floor = end_to_end_floor(event_units, state_units, assumptions=assumptions, prices=prices)
+    events = sum(item.cost for item in full.items if is_domain_event(item.name)) * full.scale
+    without_events = full.total - events
+    return {"intake_fold_logs": without_events, "domain_events": events, "all_in": full.total,
+            "floor": floor.total, "floor_formula": END_TO_END_FLOOR_FORMULA,
+            "floor_inputs": {"event_write_units": event_units, "state_item_bytes": state_bytes,
+                             "state_write_units": state_units, "state_item_source": state_source, "batch_size": assumptions.projector_batch_size,
+                             "memory_mb": assumptions.floor_memory_mb, "billed_ms": assumptions.floor_billed_ms},
+            "ratio": without_events / floor.total if floor.total else None,
+            "all_in_ratio": full.total / floor.total if floor.total else None,
+            "floor_breakdown": floor.as_dict()}
+
+
 def costs_from_measurements(measured: Mapping, assumptions: Assumptions = ASSUMPTIONS,
                             prices: Prices = PRICES) -> dict:
     """Cost breakdowns, modelled durations, target checks and what-ifs from bench's measurements.
@@ -393,6 +450,8 @@ def costs_from_measurements(measured: Mapping, assumptions: Assumptions = ASSUMP
         out["breakdowns"]["projector"] = fold.as_dict()
         full = CostBreakdown("billops (intake + projection)", 1_000_000, "webhook", ours_new.items + fold.items)
         out["breakdowns"]["ours_full"] = full.as_dict()
+        out["end_to_end"] = end_to_end_figures(full, counting, assumptions=assumptions, prices=prices)
+        out["breakdowns"]["floor_end_to_end"] = out["end_to_end"].pop("floor_breakdown")
 
     operations = counting.get("operations")
     if operations:

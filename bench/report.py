@@ -99,7 +99,29 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def end_to_end_target_lines(results: Mapping[str, Any]) -> list[str]:
+    """Issue 14's targets, one PASS / FAIL / NOT MEASURED line each."""
+    from bench.end_to_end_targets import verdicts
+
+    return [f"- **{verdict(v['passed'])}** {v['figure']} {v['target']}: {v['measured']} (at filing: {v['at_filing']})"
+            for v in verdicts(results)]
+
+
+def end_to_end_target_table(results: Mapping[str, Any]) -> str:
+    from bench.end_to_end_targets import verdicts
+
+    return table(["figure", "at filing (issue 14)", "measured in this run", "target", "verdict"],
+                 [[v["figure"], v["at_filing"], v["measured"], v["target"], f"**{verdict(v['passed'])}**"]
+                  for v in verdicts(results)])
+
+
 def target_lines(results: Mapping[str, Any]) -> list[str]:
+    """Issue 14's targets, then issue 4's (kept: what the intake alone was held to)."""
+    return ["Issue 14's targets (performance end to end):", "", *end_to_end_target_lines(results), "",
+            "Issue 4's targets (the intake alone):", "", *issue4_target_lines(results)]
+
+
+def issue4_target_lines(results: Mapping[str, Any]) -> list[str]:
     targets = _get(results, "costs", "targets", default={}) or {}
     lines = []
     requests = targets.get("requests_per_new_delivery")
@@ -173,6 +195,7 @@ def headline_rows(results: Mapping[str, Any]) -> list[list[str]]:
         return f"{ms(entry['import_cpu_ms'] + entry['first_delivery_cpu_ms'])} CPU"
 
     receiver_size = _get(sizes, "functions", "WebhookReceiverFunction")
+    projector = counting.get("projector") or {}
     boto3_ms = _get(results, "cold_imports", "boto3_import_cpu_ms") or _get(results, "cold_imports", "boto3_import_ms")
     floor_units = _get(ours, "new", "write_units_table_per_unit")
     return [
@@ -198,8 +221,30 @@ def headline_rows(results: Mapping[str, Any]) -> list[list[str]]:
          money(_get(breakdowns, "baseline_duplicate", "total")), "—"],
         ["Cost per million webhooks incl. the subscription fold", money(_get(breakdowns, "ours_full", "total")),
          "— (keeps no state)", "—"],
+        ["**Cost per million webhooks, intake + fold + logs** (without domain events; floor: end to end)",
+         f"**{money(_get(costs, 'end_to_end', 'intake_fold_logs'))}**", "— (keeps no state)",
+         f"**{money(_get(costs, 'end_to_end', 'floor'))}**"],
+        ["Domain events per million webhooks (their own line)", money(_get(costs, "end_to_end", "domain_events")),
+         "— (publishes none)", "$0"],
+        ["DynamoDB write requests per delivery (intake + projector)", write_requests_cell(ours, projector),
+         number(_get(base, "new", "dynamodb_write_requests_per_unit")), "2 (event + state)"],
+        ["Subscription state item after a sale and 30 renewals (after 10)", state_item_cell(projector), "—", "—"],
         ["Cost per thousand discount operations", money(_get(breakdowns, "operations", "total")), "—", "—"],
     ]
+
+
+def write_requests_cell(ours: Mapping, projector: Mapping) -> str:
+    intake = _get(ours, "new", "dynamodb_write_requests_per_unit")
+    folded = _get(projector, "per_record", "dynamodb_write_requests_per_unit")
+    if intake is None or folded is None:
+        return "—"
+    return f"{number(intake + folded)} ({number(intake)} intake + {number(folded)} projector)"
+
+
+def state_item_cell(projector: Mapping) -> str:
+    after = projector.get("subscription_items_after_renewals") or {}
+    at_30, at_10 = _get(after, "30", "state_item_bytes"), _get(after, "10", "state_item_bytes")
+    return "—" if at_30 is None or at_10 is None else f"{at_30:,} B ({at_10:,} B)"
 
 
 def render_table(results: Mapping[str, Any]) -> str:
@@ -245,7 +290,12 @@ def render_report(results: Mapping[str, Any]) -> str:
         " Everything below was measured in this one run; the costs are computed from the measurements with the "
         "published prices listed at the end.\n")
     add("## Targets\n")
-    add("\n".join(target_lines(results)) + "\n")
+    add("### Issue 14: performance end to end\n")
+    add("\n".join(end_to_end_target_lines(results)) + "\n")
+    add(end_to_end_target_table(results) + "\n")
+    add(end_to_end_floor_text(results) + "\n")
+    add("### Issue 4's targets (the intake alone; kept for comparison)\n")
+    add("\n".join(issue4_target_lines(results)) + "\n")
     add("## billops vs the Powertools-tutorial baseline vs the floor\n")
     add(table(["per webhook", "billops", "baseline (Powertools tutorial)", "floor"], headline_rows(results)) + "\n")
     add("![cost and requests per webhook](chart.png)\n")
@@ -377,6 +427,21 @@ def render_report(results: Mapping[str, Any]) -> str:
         add(table(["event type", "records", "AWS requests per record", "WRU per record", "RRU per record"],
                   [[name, str(v["records"]), number(v["requests_per_record"]), number(v["write_units_per_record"]),
                     number(v["read_units_per_record"])] for name, v in projector["by_event_type"].items()]) + "\n")
+        per = projector["per_record"]
+        add(f"Per record the projector made {_ops(per)} ({number(per.get('dynamodb_write_requests_per_unit'))} "
+            f"write requests writing {number(per.get('dynamodb_items_written_per_unit'))} items); it wrote the state "
+            f"item {number(projector.get('state_writes_per_record'))} times per record."
+            + (f" The same {projector['redelivered']['records']} records handed to it again (a retried batch, "
+               f"nothing changed): {_ops(projector['redelivered']['per_record'])} per record, the state written "
+               f"{projector['redelivered']['state_writes']} times." if projector.get("redelivered") else "") + "\n")
+        after = projector.get("subscription_items_after_renewals") or {}
+        if after:
+            add(table(["one subscription after a sale and", "state item", "personal-data item", "event_count",
+                       "history table items"],
+                      [[f"{renewals} renewals", f"{v['state_item_bytes']:,} B" if v["state_item_bytes"] else "—",
+                        f"{v['personal_item_bytes']:,} B" if v["personal_item_bytes"] else "—",
+                        number(v["event_count"]), number(v["history_table_items"])]
+                       for renewals, v in sorted(after.items(), key=lambda pair: int(pair[0]))]) + "\n")
     operations = counting.get("operations")
     if operations:
         add(f"**Operations** ({operations['operations']} `{operations['operation_type']}` operations, batches of "
@@ -506,6 +571,36 @@ def render_report(results: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def end_to_end_floor_text(results: Mapping[str, Any]) -> str:
+    """The end-to-end floor's definition, formula and inputs, and billops' intake + fold against it."""
+    from bench.cost_model import END_TO_END_FLOOR_FORMULA
+
+    e2e = _get(results, "costs", "end_to_end")
+    text = ("**The end-to-end floor** (issue 14): one HTTP API request, one receiver invocation at 128 MB billed 1 ms, "
+            "one write of the event item, one write of a state item of the size billops needs, and the projector's "
+            "share of a batched invocation (128 MB, 1 ms, B records); no log line, no index, no read, no domain "
+            f"event. Per webhook: {END_TO_END_FLOOR_FORMULA}.")
+    if not e2e:
+        return text + " _Not computed in this run (needs the counting, timing and projector figures)._"
+    inputs = e2e["floor_inputs"]
+    text += (f" Here: event item {number(inputs['event_write_units'])} WRU (billops' measured event items), state "
+             f"item {number(inputs['state_item_bytes'], 0)} B = {inputs['state_write_units']} WRU "
+             f"({inputs.get('state_item_source', '?')}), B = {inputs['batch_size']}: **{money(e2e['floor'])} per million webhooks**.")
+    ours = {i["name"]: i["total"] for i in _get(results, "costs", "breakdowns", "ours_full", "items", default=[]) or []}
+    floor = {i["name"]: i["total"] for i in _get(results, "costs", "breakdowns", "floor_end_to_end", "items",
+                                                 default=[]) or []}
+    rows = [[name, money(value), money(floor[name]) if name in floor else "—",
+             money(value - floor.get(name, 0.0))] for name, value in
+            sorted(ours.items(), key=lambda pair: pair[1] - floor.get(pair[0], 0.0), reverse=True)]
+    rows += [[name, "—", money(value), money(-value)] for name, value in floor.items() if name not in ours]
+    rows.append(["**total** (domain events included)", f"**{money(e2e['all_in'])}**", f"**{money(e2e['floor'])}**",
+                 f"**{money(e2e['all_in'] - e2e['floor'])}**"])
+    return (text + f"\n\nbillops' intake + fold + logs costs {money(e2e['intake_fold_logs'])} per million webhooks "
+            f"({e2e['ratio']:.2f}x the floor), and its domain events {money(e2e['domain_events'])} more (the projector "
+            "costed at one stream record per invocation, the floor at a batch of B). Line by line, per million:\n\n"
+            + table(["line item", "billops intake + fold", "end-to-end floor", "beyond the floor"], rows))
+
+
 def gap_rows(costs: Mapping[str, Any]) -> list[list[str]]:
     """billops' line items against the floor's, largest difference first."""
     ours = {item["name"]: item["total"] for item in _get(costs, "breakdowns", "ours", "items", default=[]) or []}
@@ -548,7 +643,7 @@ def write_chart(results: Mapping[str, Any], path: Path) -> None:
     breakdowns = _get(results, "costs", "breakdowns", default={}) or {}
     bars = [(label, breakdowns[key]) for key, label in (
         ("ours", "billops\nintake"), ("ours_full", "billops intake\n+ fold"), ("baseline", "baseline\n(tutorial)"),
-        ("floor", "floor")) if key in breakdowns]
+        ("floor", "intake\nfloor"), ("floor_end_to_end", "end-to-end\nfloor")) if key in breakdowns]
     figure, (costs_axis, requests_axis, time_axis) = plt.subplots(1, 3, figsize=(15, 5),
                                                                   gridspec_kw={"width_ratios": [1.6, 1, 1]})
     colours = {"API Gateway": "#4c72b0", "Lambda": "#dd8452", "DynamoDB": "#55a868", "CloudWatch Logs": "#c44e52",

@@ -117,3 +117,25 @@ def test_lambda_platform_lines_are_billed_unless_the_function_sends_only_warning
     assert logs(default, "ours") - logs(quiet, "ours") == pytest.approx(saved * 1e6)
     assert logs(default, "baseline") == pytest.approx(logs(quiet, "baseline"))  # the tutorial keeps the default
     assert quiet["platform_log_bytes_by_function"]["WebhookReceiverFunction"] == 0
+
+
+def test_the_end_to_end_floor_adds_a_state_write_and_the_projectors_share_of_a_batch():
+    from bench.cost_model import end_to_end_floor
+
+    floor = end_to_end_floor(2.0, 1.0, assumptions=Assumptions(projector_batch_size=25))
+    invocation = 0.20 + 0.125 * 0.001 * 0.0000133334 * 1e6  # per million: the request and 128 MB x 1 ms
+    assert floor.total == pytest.approx(1.00 + invocation * (1 + 1 / 25) + 0.625 * (2 + 1))
+    assert [item.name for item in floor.items] == ["API Gateway", "Lambda requests", "Lambda duration",
+                                                  "DynamoDB writes", "Projector: Lambda requests",
+                                                  "Projector: Lambda duration", "Projector: DynamoDB writes"]
+
+
+def test_the_end_to_end_figure_puts_domain_events_on_their_own_line_and_sizes_the_floor_state_write():
+    from bench_fixture import end_to_end_results
+
+    e2e = end_to_end_results(state_bytes_after_10=845, state_bytes_after_30=1025)["costs"]["end_to_end"]
+    assert e2e["domain_events"] == pytest.approx(1.00)  # one PutEvents per delivery, $1 per million
+    assert e2e["intake_fold_logs"] + e2e["domain_events"] == pytest.approx(e2e["all_in"])
+    assert e2e["floor_inputs"]["state_write_units"] == 2  # 1,025 B: two 1 KB write units
+    assert e2e["floor_inputs"]["state_item_source"] == "measured after a sale and 30 renewals"
+    assert e2e["ratio"] == pytest.approx(e2e["intake_fold_logs"] / e2e["floor"])
