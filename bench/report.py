@@ -252,7 +252,8 @@ def render_table(results: Mapping[str, Any]) -> str:
     header = ["per webhook", "billops", "baseline (Powertools tutorial)", "floor"]
     when = results.get("generated_at", "")
     return "\n".join([
-        f"Measured by `make bench` ({results.get('mode', 'full')} run, {when}); details in bench/report.md.",
+        f"Measured by `make bench` ({results.get('mode', 'full')} run, {when}); details in "
+        "[bench/report.md](bench/report.md).",
         "",
         table(header, headline_rows(results)),
         "",
