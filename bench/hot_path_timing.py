@@ -33,6 +33,7 @@ from bench.stats import summary
 
 TOKEN = "bench-webhook-token"
 TOKEN_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-webhook-token-AbCdEf"
+DELIVERY_KEY_SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-delivery-key-AbCdEf"
 KEY_NAMES = ("pk", "id", "subscription_id", "operation_id")
 
 
@@ -85,7 +86,9 @@ class FakeAws:
             return 200, {"KeyId": params.get("KeyId"), "Plaintext": base64.b64encode(plaintext).decode(),
                          "CiphertextBlob": base64.b64encode(b"bench-wrapped:" + plaintext).decode()}
         if target.startswith("secretsmanager.") and operation == "GetSecretValue":
-            return 200, {"ARN": params.get("SecretId"), "Name": "bench-webhook-token", "SecretString": TOKEN,
+            # The webhook token, or the HMAC key of the delivery keys (read once per container, then cached).
+            secret = "bench-delivery-key" if params.get("SecretId") == DELIVERY_KEY_SECRET_ARN else TOKEN
+            return 200, {"ARN": params.get("SecretId"), "Name": "bench-webhook-token", "SecretString": secret,
                          "VersionId": "v1", "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9}
         if target.startswith("DynamoDB_"):
             table = self.tables.setdefault(params.get("TableName", ""), {})
@@ -132,6 +135,7 @@ def _environment(target: str) -> None:
             "POWERTOOLS_LOG_LEVEL": "INFO", "BILLOPS_ENV": "dev",
             "BILLOPS_EVENTS_TABLE": "billops-dev-EventsTable", "BILLOPS_SUBSCRIPTIONS_TABLE": "billops-dev-Subs",
             "BILLOPS_WEBHOOK_TOKEN_SECRET_ARN": TOKEN_SECRET_ARN,
+            "BILLOPS_DELIVERY_KEY_SECRET_ARN": DELIVERY_KEY_SECRET_ARN,
             "BILLOPS_PII_KEY_ID": "arn:aws:kms:us-east-1:123456789012:key/bench-pii",
             "BILLOPS_ALLOWED_CIDRS": "64.38.212.0/24,64.38.215.0/24,64.38.240.0/24,64.38.241.0/24",
             "BILLOPS_CLIENT_ACCNUM": "", "BILLOPS_CLIENT_SUBACCS": "", "BILLOPS_MAX_BODY_BYTES": "65536",
