@@ -10,6 +10,11 @@ under load with py-spy; docs/architecture.md, "Local stack").
    the service; the list never changes while it runs: computed once.
 3. EventBridge targets. Every PutEvents matching the domain-events tap builds a new jsonpath parser (ply's tables)
    for each input path of the target's default transformer; a parsed path is cached.
+4. A table's Query by its own key. moto answers it by sorting every item of the table (``Table.all_items``) and then
+   keeping the partition's: each Query cost O(N log N) in the table's size, so the projector, which reads one
+   subscription's history (a partition of a few items) when a delivery arrives out of order, slowed down as the
+   history table filled (the 10,000-delivery suite's projector fell to ~3 folds/s). While a base-table Query runs,
+   ``all_items`` gives the partition's items only (the same items the Query would have kept, in the same order).
 
 ``apply()`` is idempotent; moto's process calls it (billops_local.moto_process), and so does an in-process
 ``MotoServer``.
@@ -39,6 +44,7 @@ def apply() -> None:
             return
         _cache_module_list()
         _cache_jsonpath()
+        _query_the_partition_only()
         _applied = True
 
 
@@ -57,6 +63,35 @@ def _cache_jsonpath() -> None:
         return
     # moto.events.utils imports ``parse`` from jsonpath_ng.ext at each call: the module attribute is what it gets.
     jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(original)
+
+
+_querying = threading.local()
+
+
+def _query_the_partition_only() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+
+    def all_items(self: Any) -> list[Any]:
+        hint = getattr(_querying, "partition", None)
+        if hint is not None and hint[0] is self:
+            return sorted(self.items.get(hint[1], {}).values(), key=lambda item: item.range_key)
+        return original_all_items(self)
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        # index_name is query's 8th parameter (7th after hash_key); None: the table's own key.
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name or not self.range_key_attr or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)
+        _querying.partition = (self, hash_key)
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _querying.partition = None
+
+    Table.all_items = all_items
+    Table.query = query
 
 
 def request_handler() -> type[WSGIRequestHandler]:

@@ -1,0 +1,70 @@
+"""The local stack's moto speed-ups (billops_local.moto_speed) change no answer: a table's Query by its own key gives
+what DynamoDB gives (the partition's items in sort-key order, paged, filtered), whatever else the table holds."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from billops_local import moto_speed
+
+
+@pytest.fixture
+def dynamodb():
+    moto_speed.apply()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="history", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
+                                  {"AttributeName": "position", "AttributeType": "S"},
+                                  {"AttributeName": "kind", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"},
+                       {"AttributeName": "position", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[{"IndexName": "by_kind", "Projection": {"ProjectionType": "ALL"},
+                                     "KeySchema": [{"AttributeName": "kind", "KeyType": "HASH"},
+                                                   {"AttributeName": "position", "KeyType": "RANGE"}]}])
+        for owner in ("a", "b", "c"):
+            for n in (3, 1, 4, 15, 9, 2, 6):
+                client.put_item(TableName="history", Item={
+                    "id": {"S": owner}, "position": {"S": f"e#{n:02d}"}, "kind": {"S": "odd" if n % 2 else "even"},
+                    "n": {"N": str(n)}})
+        client.put_item(TableName="history", Item={"id": {"S": "b"}, "position": {"S": "subscriber"},
+                                                   "kind": {"S": "personal"}})
+        yield client
+
+
+def _query(client, **kwargs) -> list[tuple[str, str]]:
+    items, start = [], None
+    while True:
+        answer = client.query(TableName="history", **kwargs, **({"ExclusiveStartKey": start} if start else {}))
+        items += [(item["id"]["S"], item["position"]["S"]) for item in answer["Items"]]
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+def test_a_partition_is_read_in_sort_key_order_forward_backward_and_paged(dynamodb):
+    expected = [("b", f"e#{n:02d}") for n in sorted((3, 1, 4, 15, 9, 2, 6))] + [("b", "subscriber")]
+    by_id = {"KeyConditionExpression": "id = :id", "ExpressionAttributeValues": {":id": {"S": "b"}},
+             "ConsistentRead": True}
+    assert _query(dynamodb, **by_id) == expected
+    assert _query(dynamodb, **by_id, ScanIndexForward=False) == expected[::-1]
+    assert _query(dynamodb, **by_id, Limit=3) == expected
+    assert _query(dynamodb, **by_id, Limit=2, ScanIndexForward=False) == expected[::-1]
+
+
+def test_key_conditions_and_filters_still_apply(dynamodb):
+    found = _query(dynamodb, KeyConditionExpression="id = :id AND begins_with(#p, :e)", FilterExpression="n > :five",
+                   ExpressionAttributeNames={"#p": "position"},
+                   ExpressionAttributeValues={":id": {"S": "c"}, ":e": {"S": "e#"}, ":five": {"N": "5"}}, Limit=2)
+    assert found == [("c", "e#06"), ("c", "e#09"), ("c", "e#15")]
+    assert _query(dynamodb, KeyConditionExpression="id = :id", ExpressionAttributeValues={":id": {"S": "nobody"}}) == []
+
+
+def test_an_index_query_and_a_scan_still_see_every_partition(dynamodb):
+    odd = _query(dynamodb, IndexName="by_kind", KeyConditionExpression="kind = :k",
+                 ExpressionAttributeValues={":k": {"S": "odd"}})
+    assert sorted(odd) == sorted((owner, f"e#{n:02d}") for owner in "abc" for n in (3, 1, 15, 9))
+    assert dynamodb.scan(TableName="history")["Count"] == 22
