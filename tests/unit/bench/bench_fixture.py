@@ -71,7 +71,9 @@ def projector(state_bytes_after_10: int = 845, state_bytes_after_30: int = 845, 
                                                  "write_units_per_record": 4.0, "read_units_per_record": 1.0}},
             "log_bytes_per_invocation": 0.0, "subscription_item_bytes": {"mean": 845.0},
             "state_writes_per_record": 1.0,
-            "redelivered": {"records": 14, "state_writes": state_writes_redelivered, "per_record": per_record},
+            "redelivered": {"records": 14, "state_writes": state_writes_redelivered,
+                            "per_record": phase(3, 2, 2, {"dynamodb.BatchWriteItem": 1.0, "dynamodb.GetItem": 1.0,
+                                                          "dynamodb.TransactWriteItems": 1.0})},
             "subscription_items_after_renewals": items, **({"batched": projector_batched()} if batched else {})}
 
 
