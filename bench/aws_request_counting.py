@@ -16,7 +16,9 @@ Scenarios (each run in its own interpreter by bench.__main__, ``python -m bench.
 * ``baseline``: bench.baseline_receiver with its idempotency and events tables, REST API v1 events, same phases;
 * ``projector``: subscription lifecycles (NewSaleSuccess, 11 monthly RenewalSuccess, Cancellation, Expiration)
   stored by the receiver, then the events table's stream records handed to the projector one record per
-  invocation (the batch size a low-volume merchant sees);
+  invocation (the batch size a low-volume merchant sees), and again in batches of the template's BatchSize for
+  the stream (``batched``: 2 x B lifecycles in stream order, so each batch holds B subscriptions' deliveries of one
+  day, as a rebill day gives);
 * ``operations``: discount operations through the FIFO queue and the worker against the CCBill sandbox (the
   sender's SendMessage, the worker's requests; Lambda's event source mapping's ReceiveMessage and
   DeleteMessageBatch are added per batch as AWS bills them).
@@ -690,6 +692,22 @@ class StreamReader:
         return records
 
 
+BATCHED_SUBSCRIPTIONS_PER_BATCH = 2
+"""The batched pass folds B x this many subscription lifecycles: each month's deliveries fill this many batches."""
+
+
+def projector_batch_size(template: Any) -> int:
+    """The BatchSize of the projector's events-table stream source in template.yaml."""
+    (source,) = template.functions["SubscriptionProjectorFunction"].stream_sources
+    return source.batch_size
+
+
+def in_batches(records: list[dict], size: int) -> Iterator[list[dict]]:
+    """Stream records in stream order, ``size`` per invocation (the last batch may be short)."""
+    for start in range(0, len(records), size):
+        yield records[start:start + size]
+
+
 def scenario_projector(subscriptions: int) -> dict[str, Any]:
     from bench.lambda_runtime import LambdaContext, load_module
     from bench.payloads import http_api_v2_event
@@ -759,6 +777,44 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
             folded = renewals + 1
             item_sizes[str(renewals)] = subscription_item_sizes(env.client("dynamodb"), created, subscription_id)
 
+        # Batched, as Lambda hands the stream to the projector under load: batches of the template's BatchSize, in
+        # stream order, on fresh subscriptions (run 24) enough for each batch to hold B different subscriptions'
+        # deliveries of one day (a rebill day). Counted pass, then a timed pass on fresh data (run 25).
+        batch_size = projector_batch_size(template)
+        batched_subscriptions = BATCHED_SUBSCRIPTIONS_PER_BATCH * batch_size
+        ledger.tag = None
+        records = store(lifecycle_deliveries(batched_subscriptions, run=24))
+        batches = list(in_batches(records, batch_size))
+        batched_failures = 0
+        for batch in batches:
+            with ledger.counting("projector_batched"):
+                answer = projector.handler({"Records": batch}, context.fresh())
+            batched_failures += len(answer.get("batchItemFailures") or [])
+        batched = aggregate(ledger.calls, "projector_batched", len(records))
+        ledger.enabled = False
+        records = store(lifecycle_deliveries(batched_subscriptions, run=25))
+        timed_batches = list(in_batches(records, batch_size))
+        batch_cpu, batch_wall = [], []
+        before = stdout_position()
+        for batch in timed_batches:
+            _, cpu_ms, wall_ms = _timed_invocation(projector.handler, {"Records": batch}, context.fresh())
+            batch_cpu.append(cpu_ms)
+            batch_wall.append(wall_ms)
+        batched_log_bytes = stdout_position() - before
+        batched_figures = {
+            "batch_size": batch_size,
+            "subscriptions": batched_subscriptions,
+            "records": len(records),
+            "invocations": len(timed_batches),
+            "invocations_per_record": len(timed_batches) / len(records),
+            "per_record": batched,
+            "record_failures": batched_failures,
+            "state_writes_per_record": state_writes("projector_batched") / len(records),
+            "thread_cpu_ms_per_invocation": summary(batch_cpu),
+            "wall_ms_per_invocation_against_moto": summary(batch_wall),
+            "log_bytes_per_invocation": batched_log_bytes / len(timed_batches),
+        }
+
         # Timed pass (hooks idle), on fresh subscriptions; stdout bytes = the projector's log lines.
         ledger.enabled = False
         records = store(lifecycle_deliveries(subscriptions, run=22))
@@ -785,6 +841,9 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
             "thread_cpu_ms": summary(cpu),
             "wall_ms_against_moto": summary(wall),
             "log_bytes_per_invocation": log_bytes / len(records),
+            # The same work in batches of the template's BatchSize (see above); ``per_record`` is one record per
+            # invocation (a merchant with little traffic: the worst case).
+            "batched": batched_figures,
         }
     finally:
         env.stop()

@@ -139,3 +139,49 @@ def test_the_end_to_end_figure_puts_domain_events_on_their_own_line_and_sizes_th
     assert e2e["floor_inputs"]["state_write_units"] == 2  # 1,025 B: two 1 KB write units
     assert e2e["floor_inputs"]["state_item_source"] == "measured after a sale and 30 renewals"
     assert e2e["ratio"] == pytest.approx(e2e["intake_fold_logs"] / e2e["floor"])
+
+
+def test_the_batched_fold_pays_one_invocation_per_batch_and_its_requests_one_after_the_other():
+    from bench_fixture import projector
+
+    from bench.cost_model import projector_batched_breakdown
+
+    fold, duration = projector_batched_breakdown(projector(), platform_bytes=0)
+    # 25 ms of CPU at 256 MB (x 1769/256) + 3.12 requests x 25 records x 6 ms, for the whole batch
+    assert duration == pytest.approx(25.0 * 1769 / 256 + 3.12 * 25 * 6.0)
+    items = {item.name: item for item in fold.items}
+    assert items["Projector: Lambda requests"].quantity == pytest.approx(1 / 25)
+    assert items["Projector: Lambda duration"].quantity == pytest.approx(gb_seconds(256, duration) / 25)
+    assert items["Projector: DynamoDB writes"].quantity == pytest.approx(3.0)
+    # EventBridge bills each event (per 64 KB chunk), not each call: what was counted per delivery is priced.
+    assert items["Projector: eventbridge.PutEvents"].quantity == pytest.approx(1.0)
+    assert fold.share("Projector: eventbridge.") == pytest.approx(1.00)
+    assert fold.label == "Projector (batches of 25)"
+
+
+def test_the_cost_target_is_computed_on_the_batched_fold_and_the_floor_takes_the_templates_batch_size():
+    from bench_fixture import end_to_end_results, projector
+
+    results = end_to_end_results()
+    costs = results["costs"]
+    assert costs["end_to_end"]["projector_records_per_invocation"] == 25
+    assert costs["end_to_end_one_record_per_invocation"]["projector_records_per_invocation"] == 1
+    assert costs["end_to_end"]["intake_fold_logs"] < costs["end_to_end_one_record_per_invocation"]["intake_fold_logs"]
+    batched = {i["name"] for i in costs["breakdowns"]["ours_full_batched"]["items"]}
+    assert batched == {i["name"] for i in costs["breakdowns"]["ours_full"]["items"]}
+    assert costs["breakdowns"]["projector"]["label"] == "Projector"  # one record per invocation, as before
+
+    measured = measurements()
+    measured["counting"]["ours"]["new"].update({"dynamodb_write_requests_per_unit": 1.0,
+                                                "dynamodb_items_written_per_unit": 1.0})
+    measured["counting"]["projector"] = projector()
+    measured["counting"]["projector"]["batched"]["batch_size"] = 10
+    e2e = costs_from_measurements(measured)["end_to_end"]
+    assert e2e["floor_inputs"]["batch_size"] == 10
+    assert e2e["floor"] > costs["end_to_end"]["floor"]  # a larger share of the projector's invocation
+
+    del measured["counting"]["projector"]["batched"]
+    alone = costs_from_measurements(measured)
+    assert "end_to_end_one_record_per_invocation" not in alone
+    assert alone["end_to_end"]["projector_records_per_invocation"] == 1
+    assert alone["end_to_end"]["floor_inputs"]["batch_size"] == 25  # the assumption, without a measured batch

@@ -41,7 +41,7 @@ def _too_dear_in_dollars(r):
 
 
 def _more_writes(r):
-    r["counting"]["projector"]["per_record"]["dynamodb_write_requests_per_unit"] = 2.5
+    r["counting"]["projector"]["batched"]["per_record"]["dynamodb_write_requests_per_unit"] = 2.01  # 1 + 2.01 > 3
 
 
 def _state_rewritten(r):
@@ -121,3 +121,37 @@ def test_the_report_and_the_readme_table_give_issue_14s_verdicts_then_issue_4s()
     table = render_table(results)
     assert table.index("Issue 14's targets") < table.index("Issue 4's targets")
     assert "| Subscription state item after a sale and 30 renewals (after 10) | 845 B (845 B) | — | — |" in table
+
+
+def test_write_requests_are_judged_in_batches_and_shown_at_one_record_per_invocation_beside():
+    results = _cheap(end_to_end_results(write_requests=2.5))  # one per invocation: 1 + 2.5 = 3.5 > 3
+    verdict = _by_key(results)["write_requests_per_delivery"]
+    assert verdict["passed"] is True
+    assert verdict["figures"]["value"] == pytest.approx(1 + 1.12)
+    assert verdict["figures"]["projector_batch_size"] == 25
+    assert verdict["figures"]["one_record_per_invocation"] == pytest.approx(3.5)
+    assert "1.12 projector in batches of 25" in verdict["measured"]
+    assert "at one record per invocation (not judged): 3.50 (1.00 + 2.50)" in verdict["measured"]
+
+
+def test_without_the_batched_figures_one_record_per_invocation_is_judged():
+    results = _cheap(end_to_end_results(write_requests=2.5, batched=False))
+    verdict = _by_key(results)["write_requests_per_delivery"]
+    assert verdict["passed"] is False and verdict["figures"]["value"] == pytest.approx(3.5)
+    assert "one record per invocation" in verdict["measured"] and "not judged" not in verdict["measured"]
+    assert _by_key(results)["cost_end_to_end"]["figures"]["one_record_per_invocation"] is None
+
+
+def test_the_cost_verdict_is_the_batched_figure_with_one_record_per_invocation_beside_it():
+    results = end_to_end_results()
+    costs = results["costs"]
+    verdict = _by_key(results)["cost_end_to_end"]
+    assert verdict["figures"]["value"] == costs["end_to_end"]["intake_fold_logs"]
+    assert verdict["figures"]["projector_records_per_invocation"] == 25
+    one = costs["end_to_end_one_record_per_invocation"]
+    assert verdict["figures"]["one_record_per_invocation"] == one["intake_fold_logs"]
+    assert "the projector at 25 records per invocation" in verdict["measured"]
+    assert "at one record per invocation (a merchant with little traffic, not judged)" in verdict["measured"]
+    # A cheap batched figure passes whatever one record per invocation costs.
+    one["intake_fold_logs"], one["ratio"] = 100.0, 30.0
+    assert _by_key(_cheap(results))["cost_end_to_end"]["passed"] is True

@@ -63,3 +63,52 @@ def test_the_table_goes_between_the_readme_markers_and_replaces_the_last_one(tmp
     untouched = tmp_path / "OTHER.md"
     untouched.write_text("no markers\n")
     assert not splice_into_readme(untouched, "| new |") and untouched.read_text() == "no markers\n"
+
+
+def _with_projector(**figures) -> dict:
+    from bench_fixture import end_to_end_results
+
+    results = end_to_end_results(**figures)
+    del results["cold_imports"]  # the fixture's cold figures are the verdict's only, not the report section's
+    results.update(generated_at="2026-12-06 10:00 UTC", mode="full", machine={"description": "x86_64, 2 CPUs"})
+    return results
+
+
+def test_the_report_gives_the_batched_fold_first_and_one_record_per_invocation_beside_it():
+    results = _with_projector()
+    costs = results["costs"]
+    report = render_report(results)
+    assert "the projector costed in batches of 25, the batch the floor assumes: issue 14's target is judged" in report
+    one = costs["end_to_end_one_record_per_invocation"]
+    assert (f"At one stream record per invocation (a merchant with little traffic, the worst case; not judged) "
+            f"intake + fold + logs costs {money(one['intake_fold_logs'])}") in report
+    assert "**Projector in batches of 25** (the template's BatchSize" in report
+    assert "one PutEvents call per changed fold (1 calls and 1 billed events per record): not batched" in report
+    table = render_table(results)
+    assert (f"| **Cost per million webhooks, intake + fold + logs** (without domain events; projector in batches of "
+            f"25, one record per invocation in brackets; floor: end to end) | "
+            f"**{money(costs['end_to_end']['intake_fold_logs'])}** ({money(one['intake_fold_logs'])}) |") in table
+    assert ("| DynamoDB write requests per delivery (intake + projector) | 2.12 (1 intake + 1.12 projector) in "
+            "batches of 25; 3 (1 intake + 2 projector) at one record per invocation |") in table
+
+
+def test_the_fold_paragraph_says_the_history_is_in_its_own_items_and_when_subscription_changed_is_published():
+    report = render_report(_with_projector(state_bytes_after_10=845, state_bytes_after_30=850))
+    fold = report[report.index("### The subscription fold"):report.index("## Cost breakdowns")]
+    assert "Proposals" not in fold and "it keeps the history" not in fold
+    assert "The state item is bounded: 845 B after a sale and 10 renewals, 850 B after 30 (+5 B" in fold
+    assert "The history is in items of its own (SubscriptionHistoryTable" in fold
+    assert "32 items after 30 renewals" in fold and "personal-data item there (2,900 B)" in fold
+    assert "in batches of 25 (" in fold and "at one record per invocation" in fold
+    assert "`SubscriptionChanged` is published only when the fold changed a field a consumer reads" in fold
+    assert "records redelivered unchanged published 0 per record" in fold
+    assert "publish 1 event per delivery, one PutEvents call per changed fold (not one per batch)" in fold
+
+
+def test_without_the_batched_figures_the_report_says_one_record_per_invocation():
+    results = _with_projector(batched=False)
+    report = render_report(results)
+    assert "the projector costed at one stream record per invocation, the floor at a batch of B" in report
+    assert "**Projector in batches" not in report
+    assert "intake + fold + logs** (without domain events; projector at one record per invocation;" in \
+        render_table(results)
