@@ -15,6 +15,12 @@ under load with py-spy; docs/architecture.md, "Local stack").
    subscription's history (a partition of a few items) when a delivery arrives out of order, slowed down as the
    history table filled (the 10,000-delivery suite's projector fell to ~3 folds/s). While a base-table Query runs,
    ``all_items`` gives the partition's items only (the same items the Query would have kept, in the same order).
+5. TransactWriteItems. moto backs up each table a transaction names with ``copy.deepcopy`` of the whole table, once
+   per item of the transaction, to restore it if the transaction fails: the projector's daily-figures transaction
+   (issue 16) deep-copied the reports table a dozen times per stream batch (100 transactions of 10 items over a
+   3,000-item table: 65 s and 2.9 GB of memory in moto). The backup is now the table with its partitions copied
+   (references to the same items) and only the items the transaction names deep-copied: what moto restores on
+   failure is the same, since a transaction changes nothing else.
 
 ``apply()`` is idempotent; moto's process calls it (billops_local.moto_process), and so does an in-process
 ``MotoServer``.
@@ -45,6 +51,7 @@ def apply() -> None:
         _cache_module_list()
         _cache_jsonpath()
         _query_the_partition_only()
+        _back_up_only_what_a_transaction_touches()
         _applied = True
 
 
@@ -92,6 +99,70 @@ def _query_the_partition_only() -> None:
 
     Table.all_items = all_items
     Table.query = query
+
+
+_transaction = threading.local()
+
+
+def _back_up_only_what_a_transaction_touches() -> None:
+    import copy
+    from collections import defaultdict
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    class _Copy:
+        """``copy`` as moto's DynamoDB backend module sees it: a table backed up during a transaction is copied
+        lightly (``_backup``); everything else as ``copy`` does."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(copy, name)
+
+        @staticmethod
+        def deepcopy(value: Any, memo: Any = None) -> Any:
+            touched = getattr(_transaction, "touched", None)
+            if touched is not None and isinstance(value, Table):
+                return _backup(value, touched.get(value.name, ()))
+            return copy.deepcopy(value, memo)
+
+    def _backup(table: Any, keys: Any) -> Any:
+        twin = copy.copy(table)
+        twin.items = defaultdict(dict)
+        for hash_key, partition in table.items.items():
+            twin.items[hash_key] = dict(partition) if table.range_key_attr else partition
+        for hash_key, range_key in keys:
+            if table.range_key_attr:
+                if range_key in twin.items.get(hash_key, {}):
+                    twin.items[hash_key][range_key] = copy.deepcopy(table.items[hash_key][range_key])
+            elif hash_key in table.items:
+                twin.items[hash_key] = copy.deepcopy(table.items[hash_key])
+        return twin
+
+    def _touched(backend: Any, transact_items: Any) -> dict[str, list[tuple[Any, Any]]]:
+        touched: dict[str, list[tuple[Any, Any]]] = {}
+        for entry in transact_items:
+            _, operation = next(iter(entry.items()))
+            table = backend.tables.get(operation.get("TableName"))
+            key = operation.get("Key") or operation.get("Item") or {}
+            if table is None or table.hash_key_attr not in key:
+                continue
+            range_value = key.get(table.range_key_attr) if table.range_key_attr else None
+            touched.setdefault(table.name, []).append(
+                (DynamoType(key[table.hash_key_attr]), DynamoType(range_value) if range_value else None))
+        return touched
+
+    original = models.DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: Any) -> Any:
+        _transaction.touched = _touched(self, transact_items)
+        try:
+            return original(self, transact_items)
+        finally:
+            _transaction.touched = None
+
+    models.copy = _Copy()
+    models.DynamoDBBackend.transact_write_items = transact_write_items
 
 
 def request_handler() -> type[WSGIRequestHandler]:

@@ -68,3 +68,26 @@ def test_an_index_query_and_a_scan_still_see_every_partition(dynamodb):
                  ExpressionAttributeValues={":k": {"S": "odd"}})
     assert sorted(odd) == sorted((owner, f"e#{n:02d}") for owner in "abc" for n in (3, 1, 15, 9))
     assert dynamodb.scan(TableName="history")["Count"] == 22
+
+
+def test_a_failed_transaction_still_changes_nothing_and_a_good_one_everything(dynamodb):
+    def item(owner: str, position: str) -> dict | None:
+        return dynamodb.get_item(TableName="history", Key={"id": {"S": owner}, "position": {"S": position}},
+                                 ConsistentRead=True).get("Item")
+
+    refused = [
+        {"Put": {"TableName": "history", "Item": {"id": {"S": "d"}, "position": {"S": "e#01"}}}},
+        {"Update": {"TableName": "history", "Key": {"id": {"S": "a"}, "position": {"S": "e#03"}},
+                    "UpdateExpression": "SET n = :n", "ExpressionAttributeValues": {":n": {"N": "99"}}}},
+        {"Delete": {"TableName": "history", "Key": {"id": {"S": "b"}, "position": {"S": "e#04"}}}},
+        {"Put": {"TableName": "history", "Item": {"id": {"S": "c"}, "position": {"S": "e#01"}},
+                 "ConditionExpression": "attribute_not_exists(id)"}},  # exists: the transaction is cancelled
+    ]
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=refused)
+    assert item("d", "e#01") is None and item("a", "e#03")["n"] == {"N": "3"} and item("b", "e#04") is not None
+    assert dynamodb.scan(TableName="history")["Count"] == 22
+
+    dynamodb.transact_write_items(TransactItems=refused[:3])
+    assert item("d", "e#01") is not None and item("a", "e#03")["n"] == {"N": "99"} and item("b", "e#04") is None
+    assert dynamodb.scan(TableName="history")["Count"] == 22
