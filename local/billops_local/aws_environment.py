@@ -129,20 +129,33 @@ def reset_moto(endpoint_url: str) -> None:
     ).close()
 
 
+_session: Any = None
+_session_lock = threading.Lock()
+
+
 def aws_client(service: str, endpoint_url: str, region: str = LOCAL_REGION) -> Any:
-    """A boto3 client for the local stack's own calls: explicit endpoint and dummy credentials, whatever os.environ."""
+    """A boto3 client for the local stack's own calls: explicit endpoint and dummy credentials, whatever os.environ.
+
+    A new client each call (a caller may hook its events), from one session per process: a session loads botocore's
+    endpoint data and each service's model once and caches them, where a session per client parsed them again every
+    time (half a second per test's resources, most of the integration suite's time). botocore sessions are not
+    thread-safe, so clients are made under a lock."""
+    global _session
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=10),
-    )
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(
+            service,
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=10),
+        )
 
 
 # ----------------------------------------------------------------------------------------------------------------
