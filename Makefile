@@ -51,7 +51,9 @@ run: install
 ## files first; each worker has its own local stack and moto on its own ports). TEST_WORKERS=0: one process.
 ## The rules a test must follow to run in parallel: docs/testing.md.
 ## Every AWS call the functions make is recorded (one file per process), then check-iam runs over those calls.
-TEST_WORKERS ?= 2
+## 3 on the 2-core CI machine: the end-to-end tests spend much of their time waiting on their stacks (queues, schedules,
+## upgrade windows), so a third worker fills the cores (docs/testing.md has the measurements).
+TEST_WORKERS ?= 3
 PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 AWS_CALLS := $(CURDIR)/test-artifacts/aws-calls
 
