@@ -114,9 +114,11 @@ class SecretsManagerCredentials:
 
         try:
             if self._provider is None:
-                # Our own provider rather than Powertools' process-wide default: its boto3 client is made here,
-                # with this container's settings, and its cache holds nothing but this secret.
-                self._provider = parameters.SecretsProvider()
+                # Our own provider rather than Powertools' process-wide default: its cache holds nothing but this
+                # secret; its client is the container's (billops.storage.aws_clients).
+                from billops.storage.aws_clients import secrets_provider
+
+                self._provider = secrets_provider(shared=False)
             raw = self._provider.get(self.secret_id, max_age=self.max_age, transform="json",
                                      force_fetch=force_refresh)
         except (parameters.exceptions.GetParameterError, parameters.exceptions.TransformParameterError) as exc:

@@ -385,8 +385,10 @@ class UpgradeEncryptor:
             def source() -> str:
                 from aws_lambda_powertools.utilities import parameters
 
+                from billops.storage.aws_clients import secrets_provider
+
                 try:
-                    value = parameters.SecretsProvider().get(secret_arn)
+                    value = secrets_provider(shared=False).get(secret_arn)
                 except parameters.exceptions.GetParameterError:
                     raise UpgradeKeyUnavailable(f"cannot read the upgrade key ciphertext from {secret_arn}") from None
                 return value.decode("ascii") if isinstance(value, bytes) else str(value)

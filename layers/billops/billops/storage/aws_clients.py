@@ -31,7 +31,30 @@ def aws_client(service: str) -> Any:
     return client
 
 
+def secrets_provider(*, shared: bool = True) -> Any:
+    """A Powertools SecretsProvider on this container's Secrets Manager client.
+
+    Powertools' providers otherwise make a boto3 session of their own, which loads botocore's endpoint data and
+    handlers a second time: about a third of the receiver's first-delivery CPU (bench/report.md, cold starts).
+    ``shared``: the process-wide default provider that ``parameters.get_secret`` and ``clear_caches`` use (one cache
+    for the container); otherwise a provider with a cache of its own."""
+    from aws_lambda_powertools.utilities import parameters
+
+    if not shared:
+        return parameters.SecretsProvider(boto3_client=aws_client("secretsmanager"))
+    provider = parameters.base.DEFAULT_PROVIDERS.get("secrets")
+    if provider is None:
+        provider = parameters.SecretsProvider(boto3_client=aws_client("secretsmanager"))
+        parameters.base.DEFAULT_PROVIDERS["secrets"] = provider
+    return provider
+
+
 def reset_clients() -> None:
-    """Forget every client (tests switch endpoints between cases)."""
+    """Forget every client, and the default secrets provider built on one (tests switch endpoints between cases)."""
     with _lock:
         _clients.clear()
+    import sys
+
+    parameters_base = sys.modules.get("aws_lambda_powertools.utilities.parameters.base")
+    if parameters_base is not None:
+        parameters_base.DEFAULT_PROVIDERS.pop("secrets", None)

@@ -294,10 +294,10 @@ class SecretSigningKeys:
     def _new_provider(self) -> Any:
         if self._provider_factory is not None:
             return self._provider_factory()
-        from aws_lambda_powertools.utilities import parameters
+        from billops.storage.aws_clients import secrets_provider
 
         # Our own provider, not Powertools' process-wide default: its cache holds nothing but this secret.
-        return parameters.SecretsProvider()
+        return secrets_provider(shared=False)
 
     def __repr__(self) -> str:
         return "SecretSigningKeys(<secret>)"

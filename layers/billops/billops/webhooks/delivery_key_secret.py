@@ -30,10 +30,10 @@ def delivery_key_secret(settings: Settings) -> bytes:
         if settings.is_local:
             return LOCAL_DEVELOPMENT_KEY
         raise DeliveryKeyUnavailable("BILLOPS_DELIVERY_KEY_SECRET_ARN is not set")
-    from aws_lambda_powertools.utilities.parameters import get_secret
+    from billops.storage.aws_clients import secrets_provider
 
     try:
-        value = get_secret(settings.delivery_key_secret_arn, max_age=KEY_CACHE_SECONDS)
+        value = secrets_provider().get(settings.delivery_key_secret_arn, max_age=KEY_CACHE_SECONDS)
     except Exception as error:  # Powertools wraps every AWS failure in GetParameterError
         raise DeliveryKeyUnavailable(type(error).__name__) from error
     key = value.strip() if isinstance(value, str) else ""

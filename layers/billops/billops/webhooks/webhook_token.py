@@ -22,10 +22,10 @@ def expected_token(settings: Settings) -> str | None:
         return settings.webhook_token
     if not settings.webhook_token_secret_arn:
         return None
-    from aws_lambda_powertools.utilities.parameters import get_secret
+    from billops.storage.aws_clients import secrets_provider
 
     try:
-        value = get_secret(settings.webhook_token_secret_arn, max_age=TOKEN_CACHE_SECONDS)
+        value = secrets_provider().get(settings.webhook_token_secret_arn, max_age=TOKEN_CACHE_SECONDS)
     except Exception as error:  # Powertools wraps every AWS failure in GetParameterError
         raise TokenUnavailable(type(error).__name__) from error
     token = value.strip() if isinstance(value, str) else ""
