@@ -22,6 +22,11 @@ under load with py-spy; docs/architecture.md, "Local stack").
    (references to the same items) and only the items the transaction names deep-copied: what moto restores on
    failure is the same, since a transaction changes nothing else.
 
+6. KMS keys. moto makes an RSA-2048 private key for every key it creates, symmetric ones included (for sign and
+   verify, which a symmetric key never does): about 60 ms of CPU per key, two keys per copy of the template's
+   resources, so a tenth of a second of every integration test's set-up. The private key is now made when it is
+   first used (signing, verifying, GetPublicKey): the same key type and size, the same answers.
+
 ``apply()`` is idempotent; moto's process calls it (billops_local.moto_process), and so does an in-process
 ``MotoServer``.
 """
@@ -52,6 +57,7 @@ def apply() -> None:
         _cache_jsonpath()
         _query_the_partition_only()
         _back_up_only_what_a_transaction_touches()
+        _make_kms_private_keys_when_used()
         _applied = True
 
 
@@ -218,3 +224,43 @@ def request_handler() -> type[WSGIRequestHandler]:
             return  # werkzeug's access log (one line per AWS call) is off in the stack anyway
 
     return KeepAliveRequestHandler
+
+
+class _PrivateKeyWhenUsed:
+    """Stands for moto's private key of a KMS key (moto.kms.utils.generate_private_key) until it is first used."""
+
+    def __init__(self, make: Any, key_spec: str) -> None:
+        self._make = make
+        self._key_spec = key_spec
+        self._key: Any = None
+        self._lock = threading.Lock()
+
+    def _real(self) -> Any:
+        with self._lock:
+            if self._key is None:
+                self._key = self._make(self._key_spec)
+            return self._key
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name in ("_make", "_key_spec", "_key", "_lock"):
+            raise AttributeError(name)  # copy/pickle probe dunders; our own fields before __init__ set them
+        return getattr(self._real(), name)
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        import copy
+
+        return copy.deepcopy(self._real(), memo)
+
+
+def _make_kms_private_keys_when_used() -> None:
+    from moto.kms import models
+
+    original = models.generate_private_key
+    if getattr(original, "billops_when_used", False):
+        return
+
+    def generate_private_key(key_spec: str) -> Any:
+        return _PrivateKeyWhenUsed(original, key_spec)
+
+    generate_private_key.billops_when_used = True  # type: ignore[attr-defined]
+    models.generate_private_key = generate_private_key

@@ -1,5 +1,7 @@
 """The local stack's moto speed-ups (billops_local.moto_speed) change no answer: a table's Query by its own key gives
-what DynamoDB gives (the partition's items in sort-key order, paged, filtered), whatever else the table holds."""
+what DynamoDB gives (the partition's items in sort-key order, paged, filtered), whatever else the table holds; a
+transaction changes all or nothing; KMS keys whose private key is made when first used still encrypt, sign, verify
+and give their public key."""
 
 from __future__ import annotations
 
@@ -91,3 +93,22 @@ def test_a_failed_transaction_still_changes_nothing_and_a_good_one_everything(dy
     dynamodb.transact_write_items(TransactItems=refused[:3])
     assert item("d", "e#01") is not None and item("a", "e#03")["n"] == {"N": "99"} and item("b", "e#04") is None
     assert dynamodb.scan(TableName="history")["Count"] == 22
+
+
+def test_kms_keys_made_lazily_still_encrypt_sign_verify_and_give_their_public_key():
+    moto_speed.apply()
+    with mock_aws():
+        kms = boto3.client("kms", region_name="us-east-1")
+        symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=symmetric, Plaintext=b"personal data")["CiphertextBlob"]
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"personal data"
+        assert len(kms.generate_data_key(KeyId=symmetric, KeySpec="AES_256")["Plaintext"]) == 32
+
+        signing = kms.create_key(KeyUsage="SIGN_VERIFY", KeySpec="RSA_2048")["KeyMetadata"]["KeyId"]
+        signature = kms.sign(KeyId=signing, Message=b"m", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+        assert kms.verify(KeyId=signing, Message=b"m", Signature=signature,
+                          SigningAlgorithm="RSASSA_PSS_SHA_256")["SignatureValid"] is True
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        public = load_der_public_key(kms.get_public_key(KeyId=signing)["PublicKey"])
+        assert public.key_size == 2048
