@@ -19,6 +19,8 @@ Intrinsics in environment variables and queue attributes are kept as written and
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,6 +83,16 @@ CloudFormationLoader.add_multi_constructor("!", _construct_tagged)
 
 
 def load_yaml(path: Path | str) -> dict[str, Any]:
+    """The template at ``path`` (a copy of its own: callers may change it). Parsed once per version of the file in a
+    process: every integration test and local stack loads the same template."""
+    import copy
+
+    stat = os.stat(path)
+    return copy.deepcopy(_parsed(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
     with open(path, encoding="utf-8") as handle:
         document = yaml.load(handle, Loader=CloudFormationLoader)  # nosec B506  # CloudFormationLoader is a safe loader (libyaml's CSafeLoader or yaml.SafeLoader)
     if not isinstance(document, dict) or "Resources" not in document:
