@@ -121,7 +121,8 @@ class LeakScanner:
         return self.scan_text(path.read_text(encoding="utf-8", errors="replace"), str(path))
 
     def _findings(self, line: str) -> list[str]:
-        found = [what for needle, what in self._needles.items() if needle in line]
+        found = [what for needle, what in self._needles.items()
+                 if needle in line and (not needle.isdigit() or _as_a_whole_number(needle, line))]
         for pattern, what in PATTERNS:
             for match in pattern.finditer(line):
                 if what == "a full card number" and not _luhn_valid(re.sub(r"\D", "", match.group())):
@@ -129,6 +130,13 @@ class LeakScanner:
                 found.append(what)
                 break
         return sorted(set(found))
+
+
+def _as_a_whole_number(digits: str, line: str) -> bool:
+    """Whether ``digits`` stands in ``line`` as a number of its own, not inside a longer one: a pass-through user ID
+    such as 531387 is in the epoch-millisecond timestamp 1796531387587 of a metrics line by chance, but a log line that
+    leaked it would hold it between non-digits (``"531387"``, ``=531387&``)."""
+    return re.search(rf"(?<!\d){digits}(?!\d)", line) is not None
 
 
 def add_stack_secrets(scanner: LeakScanner, aws_endpoint: str) -> None:

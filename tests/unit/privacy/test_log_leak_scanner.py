@@ -119,3 +119,14 @@ def test_a_placeholder_value_is_not_a_needle_a_real_one_is():
     scanner.add("mpp-48213", "a pass-through field (X-mpp_subscriber_id)")
     log = '{"timestamp":"2026-12-05 20:00:00,000000"}\n{"x":"1212121"}\n{"y":"mpp-48213"}'
     assert [leak.line_number for leak in scanner.scan_text(log, "x.log")] == [3]
+
+
+def test_a_numeric_value_is_found_as_a_number_of_its_own_not_inside_a_longer_one():
+    # A sandbox consumer's X-user_id (up to 6 digits) was found inside a metrics line's epoch-millisecond timestamp.
+    scanner = LeakScanner()
+    scanner.add("531387", "a pass-through field (X-user_id)")
+    log = ('{"_aws":{"Timestamp":1796531387587},"OperationClaimed":[1.0]}\n'
+           '{"message":"x","X-user_id":"531387"}\n'
+           'body=a&X-user_id=531387&b=1\n'
+           '{"id":"5313870"}')
+    assert [leak.line_number for leak in scanner.scan_text(log, "x.log")] == [2, 3]
