@@ -79,6 +79,8 @@ class Call:
     moto_reported_units: float | None = None
     billed_units: int = 1  # SQS: 64 KB chunks; EventBridge PutEvents: events x 64 KB chunks; others: 1 request
     items_written: int = 0  # DynamoDB: items a successful write request wrote (a BatchWriteItem's processed puts)
+    units_by_table: dict[str, list[int]] = field(default_factory=dict)
+    """A request writing to several tables (BatchWriteItem): table name -> [table units, index units]."""
 
     @property
     def write_units(self) -> int:
@@ -265,6 +267,9 @@ class RequestLedger:
                     call.write_units_table += cost.table_units
                     for name, value in cost.index_units.items():
                         call.write_units_indexes[name] = call.write_units_indexes.get(name, 0) + value
+                    share = call.units_by_table.setdefault(table_name, [0, 0])
+                    share[0] += cost.table_units
+                    share[1] += sum(cost.index_units.values())
                     call.item_bytes += units.item_size(item)
                     call.items_written += 1
         elif operation == "TransactWriteItems":
@@ -708,6 +713,30 @@ def in_batches(records: list[dict], size: int) -> Iterator[list[dict]]:
         yield records[start:start + size]
 
 
+def write_units_by_table(calls: list[Call], phase: str, units: int, created: Any) -> list[dict[str, Any]]:
+    """Write units per unit of ``phase``, by table (template logical ID) and operation, indexes included, largest
+    first: where a delivery's writes go. A request that wrote to several tables counts as a request under each."""
+    names = {table.name: logical_id for logical_id, table in created.tables.items()}
+    totals: dict[tuple[str, str], list[float]] = {}
+    for call in calls:
+        if call.phase != phase or not call.table:
+            continue
+        # A request that wrote to several tables is split by table (and counted as a request under each).
+        shares = call.units_by_table or {
+            call.table: [call.write_units_table, sum((call.write_units_indexes or {}).values())]}
+        for table_name, (table_units, index_units) in shares.items():
+            if not table_units and not index_units:
+                continue
+            entry = totals.setdefault((names.get(table_name, table_name), call.operation), [0.0, 0.0, 0])
+            entry[0] += table_units
+            entry[1] += index_units
+            entry[2] += call.attempts
+    rows = [{"table": table, "operation": operation, "write_units_per_unit": table_units / units,
+             "index_write_units_per_unit": index_units / units, "requests_per_unit": requests / units}
+            for (table, operation), (table_units, index_units, requests) in totals.items()]
+    return sorted(rows, key=lambda row: -(row["write_units_per_unit"] + row["index_write_units_per_unit"]))
+
+
 def scenario_projector(subscriptions: int) -> dict[str, Any]:
     from bench.lambda_runtime import LambdaContext, load_module
     from bench.payloads import http_api_v2_event
@@ -791,6 +820,7 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
                 answer = projector.handler({"Records": batch}, context.fresh())
             batched_failures += len(answer.get("batchItemFailures") or [])
         batched = aggregate(ledger.calls, "projector_batched", len(records))
+        batched_by_table = write_units_by_table(ledger.calls, "projector_batched", len(records), created)
         ledger.enabled = False
         records = store(lifecycle_deliveries(batched_subscriptions, run=25))
         timed_batches = list(in_batches(records, batch_size))
@@ -808,6 +838,7 @@ def scenario_projector(subscriptions: int) -> dict[str, Any]:
             "invocations": len(timed_batches),
             "invocations_per_record": len(timed_batches) / len(records),
             "per_record": batched,
+            "write_units_by_table": batched_by_table,
             "record_failures": batched_failures,
             "state_writes_per_record": state_writes("projector_batched") / len(records),
             "thread_cpu_ms_per_invocation": summary(batch_cpu),

@@ -384,6 +384,9 @@ def render_report(results: Mapping[str, Any]) -> str:
     if full and fold:
         add("### The subscription fold (and the delivery log) off the hot path\n")
         add(fold_text(counting.get("projector") or {}, costs) + "\n")
+        by_table = _get(counting, "projector", "batched", "write_units_by_table")
+        if by_table:
+            add(projector_writes_table(by_table, _get(counting, "projector", "batched", "batch_size")) + "\n")
 
     add("## Cost breakdowns\n")
     for key in ("ours", "baseline", "floor", "ours_duplicate", "baseline_duplicate", "projector", "projector_batched",
@@ -640,6 +643,19 @@ def fold_text(projector: Mapping[str, Any], costs: Mapping[str, Any]) -> str:
              f"{number(published)} event per delivery, one PutEvents call per changed fold (not one per batch); "
              "EventBridge bills per event (each 64 KB chunk), so batching the calls would not lower that line.")
     return text
+
+
+def projector_writes_table(rows: list[Mapping[str, Any]], batch_size: Any) -> str:
+    """Where the projector's write units go, per delivery in batches (counting.projector.batched.write_units_by_table):
+    the line the end-to-end floor compares with one state-item write."""
+    total = sum(row["write_units_per_unit"] + row["index_write_units_per_unit"] for row in rows)
+    body = [[f"`{row['table']}`", row["operation"], number(row["requests_per_unit"], 3),
+             number(row["write_units_per_unit"]), number(row["index_write_units_per_unit"])] for row in rows]
+    body.append(["**total**", "", "", f"**{number(total)}**", ""])
+    return (f"The projector's write units per delivery in batches of {batch_size}, by table and operation (the floor "
+            "counts one state-item write; a BatchWriteItem request that writes to two tables is counted under both):\n\n"
+            + table(["table", "operation", "requests per delivery", "write units per delivery",
+                     "index write units per delivery"], body))
 
 
 def batched_projector_text(batched: Mapping[str, Any]) -> str:

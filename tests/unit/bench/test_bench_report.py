@@ -112,3 +112,37 @@ def test_without_the_batched_figures_the_report_says_one_record_per_invocation()
     assert "**Projector in batches" not in report
     assert "intake + fold + logs** (without domain events; projector at one record per invocation;" in \
         render_table(results)
+
+
+def test_the_projectors_writes_are_counted_and_shown_by_table_and_operation():
+    from types import SimpleNamespace
+
+    from bench.aws_request_counting import Call, write_units_by_table
+    from bench.report import projector_writes_table
+
+    created = SimpleNamespace(tables={"SubscriptionsTable": SimpleNamespace(name="billops-local-SubscriptionsTable"),
+                                      "ReportsTable": SimpleNamespace(name="billops-local-ReportsTable")})
+    calls = [Call("dynamodb", "PutItem", "projector_batched", None, attempts=1, table="billops-local-SubscriptionsTable",
+                  write_units_table=1, write_units_indexes={"by_status_created": 1}) for _ in range(4)]
+    calls += [Call("dynamodb", "TransactWriteItems", "projector_batched", None, attempts=1,
+                   table="billops-local-ReportsTable", write_units_table=6),
+              Call("dynamodb", "GetItem", "projector_batched", None, attempts=4, table="billops-local-SubscriptionsTable"),
+              Call("dynamodb", "BatchWriteItem", "projector_batched", None, attempts=1, table="billops-local-ReportsTable",
+                   write_units_table=3, units_by_table={"billops-local-ReportsTable": [2, 0],
+                                                        "billops-local-SubscriptionsTable": [1, 0]}),
+              Call("dynamodb", "PutItem", "ours", None, attempts=1, table="billops-local-SubscriptionsTable",
+                   write_units_table=9)]
+    rows = write_units_by_table(calls, "projector_batched", 4, created)
+    assert rows == [
+        {"table": "SubscriptionsTable", "operation": "PutItem", "write_units_per_unit": 1.0,
+         "index_write_units_per_unit": 1.0, "requests_per_unit": 1.0},
+        {"table": "ReportsTable", "operation": "TransactWriteItems", "write_units_per_unit": 1.5,
+         "index_write_units_per_unit": 0.0, "requests_per_unit": 0.25},
+        {"table": "ReportsTable", "operation": "BatchWriteItem", "write_units_per_unit": 0.5,
+         "index_write_units_per_unit": 0.0, "requests_per_unit": 0.25},
+        {"table": "SubscriptionsTable", "operation": "BatchWriteItem", "write_units_per_unit": 0.25,
+         "index_write_units_per_unit": 0.0, "requests_per_unit": 0.25}]
+    text = projector_writes_table(rows, 25)
+    assert "| `SubscriptionsTable` | PutItem | 1 | 1 | 1 |" in text
+    assert "| `ReportsTable` | TransactWriteItems | 0.250 | 1.50 | 0 |" in text
+    assert "| **total** |  |  | **4.25** |  |" in text
