@@ -12,6 +12,7 @@ from typing import Any
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
+_shared_provider: Any = None
 
 
 def aws_client(service: str) -> Any:
@@ -38,23 +39,25 @@ def secrets_provider(*, shared: bool = True) -> Any:
     handlers a second time: about a third of the receiver's first-delivery CPU (bench/report.md, cold starts).
     ``shared``: the process-wide default provider that ``parameters.get_secret`` and ``clear_caches`` use (one cache
     for the container); otherwise a provider with a cache of its own."""
+    global _shared_provider
     from aws_lambda_powertools.utilities import parameters
 
-    if not shared:
-        return parameters.SecretsProvider(boto3_client=aws_client("secretsmanager"))
-    provider = parameters.base.DEFAULT_PROVIDERS.get("secrets")
-    if provider is None:
-        provider = parameters.SecretsProvider(boto3_client=aws_client("secretsmanager"))
-        parameters.base.DEFAULT_PROVIDERS["secrets"] = provider
+    if shared and (provider := parameters.base.DEFAULT_PROVIDERS.get("secrets")) is not None:
+        return provider
+    provider = parameters.SecretsProvider(boto3_client=aws_client("secretsmanager"))
+    if shared:
+        parameters.base.DEFAULT_PROVIDERS["secrets"] = _shared_provider = provider
     return provider
 
 
 def reset_clients() -> None:
-    """Forget every client, and the default secrets provider built on one (tests switch endpoints between cases)."""
+    """Forget every client, and the default secrets provider made on one (tests switch endpoints between cases)."""
+    global _shared_provider
     with _lock:
         _clients.clear()
-    import sys
+    if _shared_provider is not None:
+        from aws_lambda_powertools.utilities import parameters
 
-    parameters_base = sys.modules.get("aws_lambda_powertools.utilities.parameters.base")
-    if parameters_base is not None:
-        parameters_base.DEFAULT_PROVIDERS.pop("secrets", None)
+        if parameters.base.DEFAULT_PROVIDERS.get("secrets") is _shared_provider:
+            del parameters.base.DEFAULT_PROVIDERS["secrets"]
+        _shared_provider = None
