@@ -279,6 +279,9 @@ def test_a_batch_costs_one_transaction_and_no_call_per_delivery(stack):
     client = stack.tables.dynamodb
     client.meta.events.register("before-send", lambda event_name, **_: calls.update([event_name.split(".", 2)[2]]))
     stack.projector.projector.reports.table._client = client
+    # A container that started more than half an hour after the deploy: no delivery it sees can sit in a counted
+    # item of the layout before, so it reads none (the next test covers the reading).
+    stack.projector.projector.reports.table.minute_items_until = "2026-01-01T00:00:00"
     stack.projector.projector.reports.count_stream_batch(records)
     assert dict(calls) == {"TransactWriteItems": 1, "UpdateItem": 1, "GetItem": 1, "Query": 1}, json.dumps(calls)
     calls.clear()
@@ -343,3 +346,67 @@ def test_delivery_counted_facts_are_published_before_the_figures_and_again_on_a_
                     "currency": "USD", "period_start": "2026-11-03", "period_end": "2026-11-10", "mrr": "42.81"}
     assert "@" not in json.dumps([fact.detail for fact in facts])  # no e-mail address, no personal data
     _assert_november(stack)
+
+
+def _counted_items(stack) -> dict[str, set[str]]:
+    client = stack.tables.dynamodb
+    items = client.scan(TableName=stack.reports_table)["Items"]
+    return {item["day"]["S"]: set(item["keys"]["SS"]) for item in items if item["day"]["S"].startswith("counted#")}
+
+
+def test_deliveries_an_older_version_counted_into_minute_items_are_not_counted_again(stack):
+    """The counted items were keyed by the minute of receipt before (one minute of a burst outgrew DynamoDB's
+    400 KB). A delivery counted by the older version and redelivered to this one (a stream retry across the deploy,
+    the dead-letter replay) is found in its minute item, as long as it was received before the older version
+    stopped (this process's start plus a margin)."""
+    from billops.storage.reports_table import ReportsTable
+
+    records = _post_all(stack)
+    assert stack.project(records) == {"batchItemFailures": []}
+    _assert_november(stack)
+    # What the older version would have left: the same keys, in items named by the minute.
+    client = stack.tables.dynamodb
+    for day, keys in _counted_items(stack).items():
+        assert len(day) == len("counted#2026-11-05#2026-11-05T10:00:00"), day  # by the second now
+        client.delete_item(TableName=stack.reports_table, Key={"scope": {"S": "900100#0000"}, "day": {"S": day}})
+        client.update_item(TableName=stack.reports_table,
+                           Key={"scope": {"S": "900100#0000"}, "day": {"S": day[:-3]}},
+                           UpdateExpression="ADD #keys :keys", ExpressionAttributeNames={"#keys": "keys"},
+                           ExpressionAttributeValues={":keys": {"SS": sorted(keys)}})
+    assert all(len(day) == len("counted#2026-11-05#2026-11-05T10:00") for day in _counted_items(stack))
+
+    assert stack.project(records) == {"batchItemFailures": []}  # redelivered: found in the minute items
+    _assert_november(stack)
+
+    # A container that started long after the deploy does not look there, so the same redelivery would count
+    # again: the read above is what kept the figures right.
+    counter = stack.projector.projector.reports
+    counter.table = ReportsTable(stack.reports_table, client, minute_items_until="2026-01-01T00:00:00")
+    assert stack.project(records) == {"batchItemFailures": []}
+    assert stack.summary()["sales"]["count"] == 2 * EXPECTED_NOVEMBER["sales"]["count"]
+
+
+def test_a_burst_of_one_subaccount_keeps_every_counted_item_small(stack):
+    """15,000 renewals of one subaccount received within one minute (250 a second), counted by the projector's
+    counter in stream batches of 25: every one is counted once, and no counted item holds more than a second's
+    deliveries (keyed by the minute, one item grew past DynamoDB's 400 KB at ~10,000 keys and every later batch of
+    that minute failed for good)."""
+    counter = stack.projector.projector.reports
+    per_second, total = 250, 15_000
+
+    def renewal(index: int) -> dict:
+        return {"pk": f"RenewalSuccess#txn#0126110501{index:09d}", "record_type": "delivery", "known_type": True,
+                "event_type": "RenewalSuccess", "occurred_at": "2026-11-05T10:00:00Z",
+                "received_at": f"2026-11-05T10:00:{index // per_second:02d}.{index % 1000:03d}000Z",
+                "client_accnum": "900100", "client_subacc": "0000", "subscription_id": f"0126{index:015d}",
+                "fields": {"accountingAmount": "9.99", "renewalDate": "2026-11-05", "nextRenewalDate": "2026-12-05",
+                           "cardType": "VISA"}}
+
+    for start in range(0, total, 25):
+        assert len(counter.count_deliveries([renewal(index) for index in range(start, start + 25)]).counted) == 25
+    assert stack.summary("2026-11-05", "2026-11-05")["renewals"]["count"] == total
+    sizes = [len(keys) for day, keys in _counted_items(stack).items() if day.startswith("counted#2026-11-05#")]
+    assert len(sizes) == total // per_second and max(sizes) == per_second
+    again = counter.count_deliveries([renewal(index) for index in range(4_990, 5_015)])  # across two seconds
+    assert again.counted == set()
+    assert stack.summary("2026-11-05", "2026-11-05")["renewals"]["count"] == total

@@ -24,7 +24,7 @@ def test_a_trial_sale_counts_its_initial_price_and_opens_a_period_at_its_recurri
     found = _count(_item("NewSaleSuccess", accountingInitialPrice="2.95", accountingRecurringPrice="19.95",
                          accountingCurrencyCode="840", initialPeriod="3", recurringPeriod="30", rebills="99",
                          nextRenewalDate="2026-11-08", cardType="visa"))
-    assert (found.scope, found.day, found.received_minute) == ("900100#0001", "2026-11-05", "2026-11-05T10:00")
+    assert (found.scope, found.day, found.received_second) == ("900100#0001", "2026-11-05", "2026-11-05T10:00:02")
     assert found.by_day() == {
         "2026-11-05": {"sales_n": D(1), "sales_amt": D("2.95"), "transactions_n|VISA": D(1), "active_change": D(1),
                        "mrr_change": D("19.95")},

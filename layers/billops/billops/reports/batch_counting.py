@@ -124,7 +124,7 @@ class ReportCounter:
         for found in contributions.values():
             for day, counters in found.by_day().items():
                 count = counts.setdefault((found.scope, day), DayCount(found.scope, day))
-                count.entries[found.delivery_key] = (found.received_minute, counters)
+                count.entries[found.delivery_key] = (found.received_second, counters)
         added = self.table.count(counts.values())
         totals: dict[str, Decimal] = {}
         for key, delivery_keys in added.items():

@@ -85,8 +85,8 @@ class Contribution:
     day: str
     counters: dict[str, Decimal]
     subscription_id: str | None = None
-    received_minute: str = "unknown"
-    """When we received it, to the minute (``2026-11-05T10:04``): which counted-keys item remembers it."""
+    received_second: str = "unknown"
+    """When we received it, to the second (``2026-11-05T10:04:31``): which counted-keys item remembers it."""
     card_type: str | None = None
     amount: Decimal | None = None
     currency: str | None = None
@@ -234,8 +234,13 @@ def contribution(item: Mapping[str, Any], currency: str, rates: Mapping[str, Dec
         client_subacc=_text(item.get("client_subacc") or fields.get("clientSubacc")) or "unknown",
         day=day, counters={name: value for name, value in counts.items() if value},
         subscription_id=_text(item.get("subscription_id")) or None,
-        received_minute=_text(item.get("received_at"))[:16] or "unknown",
+        received_second=_received_second(item.get("received_at")),
         card_type=card, currency=currency, period_counters=period_counters, **extra)
+
+
+def _received_second(received_at: Any) -> str:
+    text = _text(received_at)
+    return text[:19] if len(text) >= 19 else "unknown"
 
 
 def _period(start: date, end: date | None) -> date | None:

@@ -4,10 +4,15 @@ Key ``scope`` (S) + ``day`` (S). Items:
 
 * **figures** - scope ``<client_accnum>#<client_subacc>``, day ``YYYY-MM-DD``: one Number attribute per figure
   (names from billops.reports.delivery_figures, e.g. ``sales_n``, ``chargebacks_n|VISA``), only ever moved by ADD;
-* **counted** - same scope, day ``counted#<YYYY-MM-DD>#<minute received>``: the string set ``keys`` of the delivery
-  keys counted into that day's figures, by the minute the deliveries were received (a batch's deliveries share a
-  minute or two, so the items it rewrites stay small whatever a day's volume); ``expires_at`` (TTL) 35 days after
-  the last write, beyond every redelivery: the stream keeps a record 24 hours, the dead-letter queue 14 days;
+* **counted** - same scope, day ``counted#<YYYY-MM-DD>#<second received>``: the string set ``keys`` of the delivery
+  keys counted into that day's figures, by the second the deliveries were received (``2026-11-05T10:04:31``);
+  ``expires_at`` (TTL) 35 days after the last write, beyond every redelivery: the stream keeps a record 24 hours,
+  the dead-letter queue 14 days. Why the second: a write is billed for the whole item it rewrites, and a stream
+  batch spans a second or two (the projector's batching window is one second), so the items a batch rewrites hold
+  one second's deliveries of one subaccount whatever the day's volume: ~33 bytes a key, 1,000 deliveries a second
+  make a 33 KB item (DynamoDB's limit, 400 KB, is ~12,000 a second). Keyed by the minute, as before, one minute
+  of a rebill burst grew one item past 400 KB (the batch then failed for good) and every batch of that minute
+  rewrote all of it (docs/scale.md, "Report figures under a burst");
 * **directory** - scope ``directory``, day ``scopes``: the string set of every scope ever counted;
 * **alert** - scope ``alert#<client_accnum>``, day ``<YYYY-MM>#<card type>#<level>``: a chargeback-ratio crossing
   claimed (its domain event, and ``published_at`` once it is on the bus).
@@ -19,6 +24,12 @@ summed figures and, in the same transaction, an ADD of the delivery keys to the 
 none of its keys being there yet. A key already counted (a stream retry, a batch that failed half way, the
 dead-letter replay) cancels the transaction; the counted items it names are read (one BatchGetItem), the keys found
 dropped, and the rest written again. Order does not matter: the figures are sums.
+
+Counted items of the layout before (``counted#<YYYY-MM-DD>#<minute received>``) are still honoured: a delivery
+received before this code could have run (before the process started, plus MINUTE_ITEMS_MARGIN_SECONDS for the
+older version's last invocations) may have been counted into one by the older version, so its minute item is read
+first (one BatchGetItem per batch) and the keys found there are dropped. Deliveries received later skip the read:
+no older version was running then.
 """
 
 from __future__ import annotations
@@ -37,6 +48,9 @@ DIRECTORY_SCOPE, DIRECTORY_DAY = "directory", "scopes"
 COUNTED_PREFIX = "counted#"
 ALERT_PREFIX = "alert#"
 COUNTED_TTL_SECONDS = 35 * 86400
+MINUTE_ITEMS_MARGIN_SECONDS = 30 * 60
+"""How long after this process started an older version may still have counted a delivery (a stream batch's
+invocation lasts at most 15 minutes, Lambda's limit, and it may have begun just before the deploy)."""
 MAX_ACTIONS = 100  # TransactWriteItems' limit
 MAX_KEYS_PER_ITEM_WRITE = 100  # keeps a condition expression far below DynamoDB's 4 KB
 MAX_ATTEMPTS = 8
@@ -45,7 +59,8 @@ RETRIED_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThrough
 
 @dataclass
 class DayCount:
-    """What a batch adds to one (scope, day): delivery key -> (the minute it was received, its figures)."""
+    """What a batch adds to one (scope, day): delivery key -> (the second it was received, ``YYYY-MM-DDTHH:MM:SS``
+    or "unknown", and its figures)."""
 
     scope: str
     day: str
@@ -56,8 +71,18 @@ class DayCount:
         return (self.scope, self.day)
 
 
-def counted_day(day: str, minute: str) -> str:
-    return f"{COUNTED_PREFIX}{day}#{minute}"
+def counted_day(day: str, received: str) -> str:
+    """The counted item of ``day`` holding the keys received in ``received`` (a second; a minute in the layout
+    before)."""
+    return f"{COUNTED_PREFIX}{day}#{received}"
+
+
+def _minute(received_second: str) -> str | None:
+    return received_second[:16] if len(received_second) >= 19 else None
+
+
+def _utc_text(epoch_seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_seconds))
 
 
 def _code(error: Any) -> str:
@@ -65,6 +90,11 @@ def _code(error: Any) -> str:
 
 
 class ReportsTable(DynamoDBTable):
+    def __init__(self, table_name: str, client: Any = None, *, minute_items_until: str | None = None) -> None:
+        super().__init__(table_name, client)
+        self.minute_items_until = minute_items_until or _utc_text(time.time() + MINUTE_ITEMS_MARGIN_SECONDS)
+        """Deliveries received before this second (UTC) may sit in a counted item of the layout before."""
+
     # --- counting ---------------------------------------------------------------------------------------------
 
     def count(self, counts: Iterable[DayCount], *, now: Callable[[], float] = time.time,
@@ -74,6 +104,7 @@ class ReportsTable(DynamoDBTable):
         Raises StorageUnavailable when DynamoDB did not take them (the caller fails the batch; the stream retries).
         """
         pending = {count.key: dict(count.entries) for count in counts if count.entries}
+        self._drop_counted_in_minute_items(pending)
         added: dict[tuple[str, str], set[str]] = {}
         attempts = 0
         while pending:
@@ -104,15 +135,15 @@ class ReportsTable(DynamoDBTable):
         chunk: dict[tuple[str, str], set[str]] = {}
         actions: list[dict[str, Any]] = []
         for (scope, day), entries in pending.items():
-            by_minute: dict[str, list[str]] = {}
-            for delivery_key, (minute, _) in sorted(entries.items()):
-                keys = by_minute.setdefault(minute, [])
+            by_second: dict[str, list[str]] = {}
+            for delivery_key, (second, _) in sorted(entries.items()):
+                keys = by_second.setdefault(second, [])
                 if len(keys) < MAX_KEYS_PER_ITEM_WRITE:
                     keys.append(delivery_key)
-            minutes = sorted(by_minute.items())[: MAX_ACTIONS - 1]
-            if actions and len(actions) + len(minutes) + 1 > MAX_ACTIONS:
+            seconds = sorted(by_second.items())[: MAX_ACTIONS - 1]
+            if actions and len(actions) + len(seconds) + 1 > MAX_ACTIONS:
                 break
-            taken = {key for _, keys in minutes for key in keys}
+            taken = {key for _, keys in seconds for key in keys}
             chunk[(scope, day)] = taken
             totals: dict[str, Decimal] = {}
             for delivery_key in taken:
@@ -121,8 +152,8 @@ class ReportsTable(DynamoDBTable):
             figures = self._figures_action(scope, day, totals)
             if figures is not None:
                 actions.append(figures)
-            for minute, keys in minutes:
-                actions.append(self._counted_action(scope, counted_day(day, minute), keys, expires_at))
+            for second, keys in seconds:
+                actions.append(self._counted_action(scope, counted_day(day, second), keys, expires_at))
         return chunk, actions
 
     def _figures_action(self, scope: str, day: str, totals: Mapping[str, Decimal]) -> dict[str, Any] | None:
@@ -173,17 +204,34 @@ class ReportsTable(DynamoDBTable):
     def _drop_counted(self, pending: dict[tuple[str, str], dict[str, tuple[str, Mapping[str, Decimal]]]],
                       chunk: Mapping[tuple[str, str], set[str]]) -> None:
         """Read the counted items the chunk wrote to (one BatchGetItem) and forget the keys already in them."""
-        wanted = {(scope, counted_day(day, pending[(scope, day)][key][0]))
-                  for (scope, day), keys in chunk.items() for key in keys}
+        self._drop_found(pending, {(scope, day): {key: counted_day(day, pending[(scope, day)][key][0])
+                                                  for key in keys} for (scope, day), keys in chunk.items()})
+
+    def _drop_counted_in_minute_items(
+            self, pending: dict[tuple[str, str], dict[str, tuple[str, Mapping[str, Decimal]]]]) -> None:
+        """Forget the keys an older version counted into the minute items of the layout before (see the module's
+        docstring); only deliveries received before ``minute_items_until`` can be there."""
+        where: dict[tuple[str, str], dict[str, str]] = {}
+        for (scope, day), entries in pending.items():
+            for key, (second, _) in entries.items():
+                minute = _minute(second)
+                if minute is not None and second < self.minute_items_until:
+                    where.setdefault((scope, day), {})[key] = counted_day(day, minute)
+        if where:
+            self._drop_found(pending, where)
+
+    def _drop_found(self, pending: dict[tuple[str, str], dict[str, tuple[str, Mapping[str, Decimal]]]],
+                    where: Mapping[tuple[str, str], Mapping[str, str]]) -> None:
+        """``where``: (scope, day) -> delivery key -> the counted item that would hold it. Reads those items (one
+        BatchGetItem) and drops the keys they hold from ``pending``."""
+        wanted = sorted({(scope, item_day) for (scope, _), keys in where.items() for item_day in keys.values()})
         known: dict[tuple[str, str], set[str]] = {}
-        for item in self._batch_get(sorted(wanted), "#scope, #day, #keys",
-                                    {"#scope": "scope", "#day": "day", "#keys": "keys"}):
+        for item in self._batch_get(wanted, "#scope, #day, #keys", {"#scope": "scope", "#day": "day", "#keys": "keys"}):
             known[(item["scope"], item["day"])] = set(item.get("keys") or ())
-        for (scope, day), keys in chunk.items():
-            for key in keys:
-                minute = pending[(scope, day)][key][0]
-                if key in known.get((scope, counted_day(day, minute)), set()):
-                    pending[(scope, day)].pop(key)
+        for (scope, day), keys in where.items():
+            for key, item_day in keys.items():
+                if key in known.get((scope, item_day), set()):
+                    pending[(scope, day)].pop(key, None)
             if not pending[(scope, day)]:
                 del pending[(scope, day)]
 
