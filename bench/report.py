@@ -673,9 +673,9 @@ def batched_projector_text(batched: Mapping[str, Any]) -> str:
             f"state item written {number(batched.get('state_writes_per_record'))} times per record; "
             f"{ms(cpu)} CPU and {number(batched.get('log_bytes_per_invocation'), 0)} log bytes per invocation; "
             f"{batched.get('record_failures', 0)} records failed. The batch's delivery-log and history puts go in "
-            "BatchWriteItem requests of 25 puts and its daily figures in one TransactWriteItems, but "
-            f"`SubscriptionChanged` is one PutEvents call per changed fold ({number(calls)} calls and "
-            f"{number(events)} billed events per record): not batched.")
+            "BatchWriteItem requests of 25 puts, its daily figures in one TransactWriteItems and its "
+            f"`SubscriptionChanged` events in PutEvents calls of up to 10 ({number(calls)} calls and "
+            f"{number(events)} billed events per record).")
 
 
 def end_to_end_floor_text(results: Mapping[str, Any]) -> str:

@@ -30,4 +30,8 @@ def project_record(record: DynamoDBRecord) -> str:
 @metrics.log_metrics
 def handler(event: dict, context: object) -> dict:
     projector.record_batch(event.get("Records") or [])
-    return process_partial_response(event=event, record_handler=project_record, processor=processor, context=context)
+    try:
+        return process_partial_response(event=event, record_handler=project_record, processor=processor,
+                                        context=context)
+    finally:
+        projector.flush_published()  # the batch's SubscriptionChanged events, 10 per PutEvents

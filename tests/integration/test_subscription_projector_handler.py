@@ -198,3 +198,59 @@ def test_a_reactivation_sorts_after_an_expiration_received_before_it_even_one_st
     assert record["status"] == "active" and record.get("expired_at") is None
     assert [entry["event_type"] for entry in record["history"]] == ["NewSaleSuccess", "Expiration",
                                                                       "UserReactivation"]
+
+
+def test_a_batchs_subscription_changes_are_put_ten_to_a_call_and_a_refused_call_loses_only_its_own(
+        aws_tables, monkeypatch, lambda_context, handler_loader):
+    """SubscriptionChanged events are put once the batch is folded, 10 per PutEvents (EventBridge's limit), not one
+    call per fold; a call EventBridge refuses is logged and counted, and the batch's other calls are still made."""
+    import boto3
+
+    from billops.storage.aws_clients import aws_client
+
+    events, sqs = boto3.client("events"), boto3.client("sqs")
+    events.create_event_bus(Name="projector-test-bus")
+    queue_url = sqs.create_queue(QueueName="projector-test-consumer")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="all", EventBusName="projector-test-bus", EventPattern=json.dumps({"source": ["billops"]}))
+    events.put_targets(Rule="all", EventBusName="projector-test-bus", Targets=[{"Id": "consumer", "Arn": queue_arn}])
+    monkeypatch.setenv("BILLOPS_ENV", "dev")
+    monkeypatch.setenv("BILLOPS_WEBHOOK_TOKEN", TOKEN)
+    monkeypatch.setenv("BILLOPS_EVENT_BUS_NAME", "projector-test-bus")
+    receiver = handler_loader("webhook_receiver")
+    projector = handler_loader("subscription_projector")
+    subscriptions = [f"01172401020000{index:05d}" for index in range(23)]
+    for subscription_id in subscriptions:
+        fields = sample_fields("NewSaleSuccess", subscriptionId=subscription_id, transactionId=subscription_id)
+        body, content_type = encode_body(fields, "json")
+        event = http_api_event("POST", "/webhooks/ccbill", urlencode(webhook_query("NewSaleSuccess", fields, TOKEN)),
+                               {"content-type": content_type}, body, "64.38.212.20")
+        assert receiver.handler(event, lambda_context)["statusCode"] == 200
+
+    puts: list[int] = []
+    aws_client("events").meta.events.register(
+        "provide-client-params.eventbridge.PutEvents", lambda params, **_: puts.append(len(params["Entries"])))
+    publish = projector.projector.publisher.publish
+    refused = []
+
+    def first_call_refused(chunk):
+        if not refused:
+            refused.append([event.detail["subscription_id"] for event in chunk])
+            from billops.domain_events.publishing import DomainEventsUnavailable
+
+            raise DomainEventsUnavailable("injected: PutEvents refused 10 of 10 events")
+        publish(chunk)
+
+    monkeypatch.setattr(projector.projector.publisher, "publish", first_call_refused)
+    records = aws_tables.new_stream_records()
+    assert len(records) == 23
+    assert projector.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
+    assert puts == [10, 3]  # 23 events: the first 10 refused, then 10 and 3 put
+    received = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            break
+        received.extend(json.loads(message["Body"])["detail"]["subscription_id"] for message in messages)
+    assert len(refused[0]) == 10
+    assert sorted(received) == sorted(set(subscriptions) - set(refused[0]))

@@ -83,7 +83,7 @@ def test_the_report_gives_the_batched_fold_first_and_one_record_per_invocation_b
     assert (f"At one stream record per invocation (a merchant with little traffic, the worst case; not judged) "
             f"intake + fold + logs costs {money(one['intake_fold_logs'])}") in report
     assert "**Projector in batches of 25** (the template's BatchSize" in report
-    assert "one PutEvents call per changed fold (1 calls and 1 billed events per record): not batched" in report
+    assert "`SubscriptionChanged` events in PutEvents calls of up to 10 (1 calls and 1 billed events per record)" in report
     table = render_table(results)
     assert (f"| **Cost per million webhooks, intake + fold + logs** (without domain events; projector in batches of "
             f"25, one record per invocation in brackets; floor: end to end) | "

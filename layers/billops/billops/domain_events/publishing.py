@@ -14,7 +14,7 @@ from billops.domain_events.events import SOURCE, DomainEvent
 
 logger = logging.getLogger(__name__)
 
-_MAX_ENTRIES_PER_PUT = 10
+MAX_ENTRIES_PER_PUT = 10  # PutEvents' limit
 
 
 class DomainEventsUnavailable(RuntimeError):
@@ -41,8 +41,8 @@ class EventBridgePublisher:
     def publish(self, events: list[DomainEvent]) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        for start in range(0, len(events), _MAX_ENTRIES_PER_PUT):
-            chunk = events[start:start + _MAX_ENTRIES_PER_PUT]
+        for start in range(0, len(events), MAX_ENTRIES_PER_PUT):
+            chunk = events[start:start + MAX_ENTRIES_PER_PUT]
             entries = [{"Source": SOURCE, "DetailType": event.detail_type, "EventBusName": self.bus_name,
                         "Detail": json.dumps(event.detail, sort_keys=True, default=str)} for event in chunk]
             try:
