@@ -8,7 +8,7 @@ from typing import Any
 
 from billops_cli.output import CliError
 
-BATCH_GET_SIZE = 100
+from billops.storage.batch_reads import BATCH_GET_SIZE
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -19,28 +19,21 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 def batch_get(dynamodb: Any, table: str, key_name: str, keys: Iterable[str], attributes: Sequence[str], *,
               consistent: bool = False, on_chunk: Callable[[int], None] | None = None,
               sleep: Callable[[float], None] = time.sleep) -> dict[str, dict[str, Any]]:
-    """Items by key, BATCH_GET_SIZE keys per BatchGetItem, unprocessed keys retried with backoff."""
-    from billops.storage.events_table import from_dynamodb
+    """Items by key, BATCH_GET_SIZE keys per BatchGetItem (billops.storage.batch_reads), with progress per chunk."""
+    from billops.storage.batch_reads import get_all
+    from billops.storage.errors import StorageUnavailable
 
     names = {f"#a{index}": name for index, name in enumerate(dict.fromkeys((key_name, *attributes)))}
+    options = {table: {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names,
+                       "ConsistentRead": consistent}}
     found: dict[str, dict[str, Any]] = {}
-    unique = list(dict.fromkeys(keys))
-    for chunk in chunks(unique, BATCH_GET_SIZE):
-        request: dict[str, Any] = {table: {"Keys": [{key_name: {"S": key}} for key in chunk],
-                                           "ProjectionExpression": ", ".join(names),
-                                           "ExpressionAttributeNames": names, "ConsistentRead": consistent}}
-        attempt = 0
-        while request:
-            answer = dynamodb.batch_get_item(RequestItems=request)
-            for raw in answer.get("Responses", {}).get(table, []):
-                item = from_dynamodb(raw)
-                found[str(item[key_name])] = item
-            request = answer.get("UnprocessedKeys") or {}
-            if request:
-                attempt += 1
-                if attempt > 10:
-                    raise CliError(f"DynamoDB kept {table}'s keys unprocessed (throttled); try again later")
-                sleep(min(2.0, 0.05 * 2 ** attempt))
+    for chunk in chunks(list(dict.fromkeys(keys)), BATCH_GET_SIZE):
+        try:
+            items = get_all(dynamodb, [(table, {key_name: {"S": key}}) for key in chunk], options=options,
+                            what=f"{table}'s keys", sleep=sleep)
+        except StorageUnavailable as error:
+            raise CliError(f"{error}; try again later") from error
+        found.update((str(item[key_name]), item) for item in items.get(table, []))
         if on_chunk is not None:
             on_chunk(len(chunk))
     return found

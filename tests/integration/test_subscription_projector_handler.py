@@ -254,3 +254,55 @@ def test_a_batchs_subscription_changes_are_put_ten_to_a_call_and_a_refused_call_
         received.extend(json.loads(message["Body"])["detail"]["subscription_id"] for message in messages)
     assert len(refused[0]) == 10
     assert sorted(received) == sorted(set(subscriptions) - set(refused[0]))
+
+
+def test_a_batch_reads_its_subscriptions_with_one_request_and_folds_each_on_the_state_it_wrote(
+        aws_tables, monkeypatch, lambda_context, handler_loader):
+    """Ten sales and their renewals in one stream batch: one BatchGetItem reads the ten state items (none exist
+    yet), and each renewal is looked at on the item its sale's fold wrote (kept from the batch), so no GetItem and no
+    refused conditional write; every record ends up right."""
+    from billops.storage.aws_clients import aws_client
+
+    monkeypatch.setenv("BILLOPS_ENV", "dev")
+    monkeypatch.setenv("BILLOPS_WEBHOOK_TOKEN", TOKEN)
+    receiver = handler_loader("webhook_receiver")
+    projector = handler_loader("subscription_projector")
+    subscriptions = [f"01172401020000{index:05d}" for index in range(10)]
+    posted = [("NewSaleSuccess", {"transactionId": subscription_id, "timestamp": "2026-01-01 10:00:00",
+                                  "nextRenewalDate": "2026-01-31"}) for subscription_id in subscriptions]
+    posted += [("RenewalSuccess", {"transactionId": f"02{subscription_id[2:]}", "timestamp": "2026-01-31 10:00:00",
+                                   "nextRenewalDate": "2026-03-02"}) for subscription_id in subscriptions]
+    for index, (event_type, overrides) in enumerate(posted):
+        fields = sample_fields(event_type, subscriptionId=subscriptions[index % 10], **overrides)
+        body, content_type = encode_body(fields, "json")
+        event = http_api_event("POST", "/webhooks/ccbill", urlencode(webhook_query(event_type, fields, TOKEN)),
+                               {"content-type": content_type}, body, "64.38.212.20")
+        assert receiver.handler(event, lambda_context)["statusCode"] == 200
+
+    calls: list[tuple[str, list[str]]] = []
+
+    def seen(params, model, **_):
+        tables = list(params.get("RequestItems") or {}) or [params.get("TableName")]
+        calls.append((model.name, tables))
+
+    aws_client("dynamodb").meta.events.register("provide-client-params.dynamodb", seen)
+    records = aws_tables.new_stream_records()
+    assert len(records) == 20
+    outcomes = []
+    apply = projector.projector.apply
+    monkeypatch.setattr(projector.projector, "apply", lambda delivery: outcomes.append(apply(delivery)) or outcomes[-1])
+    assert projector.handler({"Records": records}, lambda_context) == {"batchItemFailures": []}
+    import os
+
+    table = os.environ["BILLOPS_SUBSCRIPTIONS_TABLE"]
+    on_states = [name for name, tables in calls if table in tables]
+    assert on_states.count("BatchGetItem") == 1
+    assert "GetItem" not in on_states
+    # A new subscription's first fold replays its history, which already holds the renewal (a batch's history
+    # entries are written before it is folded); the renewal then finds itself folded in the item that fold kept.
+    assert outcomes == ["applied"] * 10 + ["already_applied"] * 10
+    assert on_states.count("PutItem") == 10
+    for subscription_id in subscriptions:
+        record = aws_tables.subscription(subscription_id)
+        assert record["status"] == "active" and record["times_rebilled"] == 1
+        assert record["next_renewal_date"] == "2026-03-02"

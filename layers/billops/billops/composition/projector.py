@@ -23,7 +23,7 @@ The projector never calls CCBill: settlement by a delivery needs only the operat
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from billops.domain_events.events import subscription_changed_event, subscription_changes
@@ -59,14 +59,15 @@ class Projector:
 
     def record_batch(self, stream_records: list[Mapping[str, Any]]) -> None:
         """Write a stream batch's inserts to the delivery log and each delivery's history entry (one batch write,
-        25 puts per request: the log and history items of a batch are always the same items), then count them into
-        the daily figures (raises if either cannot be written: the batch is retried)."""
+        25 puts per request: the log and history items of a batch are always the same items), read the batch's
+        subscriptions at once, then count the batch into the daily figures (raises if the log, the history or the
+        figures cannot be written: the batch is retried)."""
+        images = [from_dynamodb(record["dynamodb"]["NewImage"]) for record in stream_records
+                  if record.get("eventName") in ("INSERT", "MODIFY") and (record.get("dynamodb") or {}).get("NewImage")]
         if self.delivery_log is not None:
-            images = [from_dynamodb(record["dynamodb"]["NewImage"]) for record in stream_records
-                      if record.get("eventName") in ("INSERT", "MODIFY")
-                      and (record.get("dynamodb") or {}).get("NewImage")]
             put_all(self.delivery_log.client, self.delivery_log.puts(entries_from_stream(stream_records))
                     + self.projection.history_puts(images))
+        self.projection.prefetch_states(images)
         if self.reports is not None:
             self.reports.count_stream_batch(stream_records)
 

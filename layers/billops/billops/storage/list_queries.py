@@ -16,14 +16,11 @@ few) per page, never a Scan.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from billops.storage.delivery_log_table import QUARANTINED, envelope
-from billops.storage.errors import StorageUnavailable
-from billops.storage.events_table import from_dynamodb
 from billops.storage.paging import fill
 
 SUBSCRIPTION_STATUSES = ("active", "cancelled", "expired", "declined")
@@ -128,8 +125,7 @@ class MerchantQueries:
         """The records of ``ids`` in that order, with which personal fields each has (masked by the API): the state
         items and the personal-data items (billops.storage.subscriptions_table) in one BatchGetItem per 100 keys (a
         page of up to 50 is one request); unprocessed keys retried."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
+        from billops.storage.batch_reads import get_all
         from billops.storage.subscriptions_table import PERSONAL_POSITION, SubscriptionsTable
 
         if not ids:
@@ -142,30 +138,10 @@ class MerchantQueries:
         projections = {self.subscriptions_table: {"ProjectionExpression": ", ".join(names),
                                                   "ExpressionAttributeNames": names},
                        history_table: {"ProjectionExpression": "subscription_id, subscriber"}}
-        records: dict[str, dict[str, Any]] = {}
-        personal: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {}
-            for table, key in keys[start:start + 100]:
-                request.setdefault(table, {"Keys": [], **projections[table]})["Keys"].append(key)
-            for attempt in range(5):
-                try:
-                    answer = self.client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as error:
-                    raise StorageUnavailable(f"DynamoDB BatchGetItem of subscriptions failed: {type(error).__name__}"
-                                             ) from error
-                for raw in answer.get("Responses", {}).get(self.subscriptions_table, []):
-                    record = from_dynamodb(raw)
-                    records[str(record["subscription_id"])] = record
-                for raw in answer.get("Responses", {}).get(history_table, []):
-                    item = from_dynamodb(raw)
-                    personal[str(item["subscription_id"])] = dict(item.get("subscriber") or {})
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(0.5, 0.05 * 2 ** attempt))
-            if request:
-                raise StorageUnavailable("DynamoDB left subscription reads unprocessed (throttled)")
+        found = get_all(self.client, keys, options=projections, what="subscriptions")
+        records = {str(record["subscription_id"]): record for record in found.get(self.subscriptions_table, [])}
+        personal = {str(item["subscription_id"]): dict(item.get("subscriber") or {})
+                    for item in found.get(history_table, [])}
         for key, record in records.items():
             if "subscriber" not in record:  # a record of the older layout carries its personal data inline
                 record["subscriber"] = personal.get(key, {})

@@ -224,9 +224,15 @@ class ReportsTable(DynamoDBTable):
                     where: Mapping[tuple[str, str], Mapping[str, str]]) -> None:
         """``where``: (scope, day) -> delivery key -> the counted item that would hold it. Reads those items (one
         BatchGetItem) and drops the keys they hold from ``pending``."""
+        from billops.storage.batch_reads import get_all
+
         wanted = sorted({(scope, item_day) for (scope, _), keys in where.items() for item_day in keys.values()})
+        options = {self.table_name: {"ConsistentRead": True, "ProjectionExpression": "#scope, #day, #keys",
+                                     "ExpressionAttributeNames": {"#scope": "scope", "#day": "day", "#keys": "keys"}}}
+        found = get_all(self.client, [(self.table_name, {"scope": {"S": scope}, "day": {"S": day}})
+                                      for scope, day in wanted], options=options, what="counted deliveries")
         known: dict[tuple[str, str], set[str]] = {}
-        for item in self._batch_get(wanted, "#scope, #day, #keys", {"#scope": "scope", "#day": "day", "#keys": "keys"}):
+        for item in found.get(self.table_name, []):
             known[(item["scope"], item["day"])] = set(item.get("keys") or ())
         for (scope, day), keys in where.items():
             for key, item_day in keys.items():
@@ -234,30 +240,6 @@ class ReportsTable(DynamoDBTable):
                     pending[(scope, day)].pop(key, None)
             if not pending[(scope, day)]:
                 del pending[(scope, day)]
-
-    def _batch_get(self, keys: list[tuple[str, str]], projection: str, names: dict[str, str],
-                   sleep: Callable[[float], None] = time.sleep) -> list[dict[str, Any]]:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {self.table_name: {
-                "Keys": [{"scope": {"S": scope}, "day": {"S": day}} for scope, day in keys[start:start + 100]],
-                "ConsistentRead": True, "ProjectionExpression": projection, "ExpressionAttributeNames": names}}
-            for attempt in range(6):
-                try:
-                    answer = self.client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as error:
-                    raise StorageUnavailable(f"the counted deliveries could not be read: {type(error).__name__}"
-                                             ) from error
-                found.extend(from_dynamodb(item) for item in answer.get("Responses", {}).get(self.table_name, []))
-                request = answer.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                sleep(min(1.0, 0.05 * 2 ** attempt))
-            if request:
-                raise StorageUnavailable("DynamoDB left counted-delivery reads unprocessed (throttled)")
-        return found
 
     # --- the directory of scopes ------------------------------------------------------------------------------
 

@@ -85,6 +85,15 @@ class SubscriptionsTable(DynamoDBTable):
         item = answer.get("Item")
         return from_dynamodb(item) if item else None
 
+    def get_states(self, subscription_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The state items of ``subscription_ids`` that exist, by ID: eventually consistent, 100 per BatchGetItem
+        (the projector reads a stream batch's subscriptions at once)."""
+        from billops.storage.batch_reads import get_all
+
+        keys = [(self.table_name, {"subscription_id": {"S": key}}) for key in dict.fromkeys(subscription_ids)]
+        found = get_all(self.client, keys, what="subscription states") if keys else {}
+        return {str(item["subscription_id"]): item for item in found.get(self.table_name, [])}
+
     def get(self, subscription_id: str) -> dict[str, Any] | None:
         """The subscription as readers know it: its state, ``history`` (fold order) and personal data. To change
         the state item (read, change, `put`), read it with `get_state`."""

@@ -9,7 +9,11 @@ us re-read and redo, so no event is lost when two shards touch one subscription)
 * any other (out of order, a stream retry, a record that never saw the rest) makes the fold read the
   subscription's whole history (one Query) and derive the state from it, as state_rules.derive_state always did.
   `fold_step` is the step `derive_state` takes, so both paths give the state the ordered history gives;
-* the state item is written only when it changed: a delivery already folded writes nothing.
+* the state item is written only when it changed: a delivery already folded writes nothing;
+* a stream batch's state items are read at once (``prefetch_states``: one BatchGetItem, eventually consistent like
+  the fold's first read) and each fold of the batch keeps the item it wrote for the next delivery of the same
+  subscription, so a batch costs one read request, not one per delivery. A stale item costs what a stale read
+  always cost: a refused conditional write and a consistent re-read.
 
 Personal fields converge too: each keeps the value of the latest event (in CCBill's order) that carried it. They
 are copied as the receiver stored them - ciphertexts, with the encrypted data keys they name (`subscriber_keys`) -
@@ -32,7 +36,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from billops.privacy.field_encryption import data_key_references
-from billops.storage.errors import RevisionConflict
+from billops.storage.errors import RevisionConflict, StorageUnavailable
 from billops.storage.subscriptions_table import FOLD_ATTRIBUTE, SubscriptionsTable, is_bounded
 from billops.subscriptions.state_rules import (
     STATE_FIELDS,
@@ -102,6 +106,9 @@ class SubscriptionProjection:
         self.customer_reference_field = customer_reference_field
         """BILLOPS_CUSTOMER_REFERENCE_FIELD: the clear pass-through field kept as the record's customer_reference."""
         self._entries_written: set[tuple[str, str]] = set()
+        self._states: dict[str, dict[str, Any] | None] = {}
+        """The current stream batch's state items by subscription (None: none yet), see ``prefetch_states``."""
+        self._prefetched: frozenset[str] = frozenset()
 
     # --- a stream batch -----------------------------------------------------------------------------------------
 
@@ -117,6 +124,20 @@ class SubscriptionProjection:
             puts.append((self.table.history_table, self.table.entry_item(subscription_id, entry)))
             self._entries_written.add((subscription_id, entry["key"]))
         return puts
+
+    def prefetch_states(self, deliveries: Iterable[Mapping[str, Any]]) -> None:
+        """Read the state items of a batch's subscriptions with one BatchGetItem per 100, for its folds' first
+        attempts. Forgets the previous batch's. A failed read only means each fold reads its own item, as
+        before."""
+        ids = list(dict.fromkeys(str(delivery["subscription_id"]) for delivery in deliveries
+                                 if projectable(delivery)))
+        self._states, self._prefetched = {}, frozenset()
+        try:
+            found = self.table.get_states(ids)
+        except StorageUnavailable:
+            return
+        self._states = {subscription_id: found.get(subscription_id) for subscription_id in ids}
+        self._prefetched = frozenset(ids)
 
     # --- one delivery -------------------------------------------------------------------------------------------
 
@@ -137,13 +158,17 @@ class SubscriptionProjection:
                                  dict(delivery.get("subscriber_keys") or {}))
         for attempt in range(MAX_ATTEMPTS):
             # Eventually consistent first (half the read): a stale state only costs a refused write and a re-read.
-            current = self.table.get_state(subscription_id, consistent=attempt > 0)
+            if attempt == 0 and subscription_id in self._states:
+                current = self._states.pop(subscription_id)
+            else:
+                current = self.table.get_state(subscription_id, consistent=attempt > 0)
             if current is not None and not is_bounded(current):
                 self._convert(current)
                 folded = self._from_history(subscription_id, entry)
             else:
                 last_received, last_place = _parse_fold((current or {}).get(FOLD_ATTRIBUTE))
                 if last_place is not None and last_place[4] == entry["key"]:
+                    self._keep(subscription_id, current)
                     return "already_applied"  # the newest delivery folded is this one
                 place = place_after(entry, last_place) if current is not None and entry["received_at"] and \
                     instant(entry["received_at"]) > last_received else None
@@ -156,15 +181,22 @@ class SubscriptionProjection:
                     folded = self._from_history(subscription_id, entry)
             item = self._item(subscription_id, current, *folded)
             if current is not None and is_bounded(current) and _unchanged(current, item):
+                self._keep(subscription_id, current)
                 return "already_applied"
             try:
                 self.table.put(item, expected_revision=int(current.get("revision", 0)) if current else None)
             except RevisionConflict:
                 continue
+            self._keep(subscription_id, item)
             if self.on_change is not None:
                 self.on_change(current, item)
             return "applied"
         raise RevisionConflict(f"{subscription_id}: too many concurrent updates; the record will be retried")
+
+    def _keep(self, subscription_id: str, state: dict[str, Any]) -> None:
+        """The state item as this fold left it, for the next delivery of the subscription in the same batch."""
+        if subscription_id in self._prefetched:
+            self._states[subscription_id] = state
 
     def _from_history(self, subscription_id: str, entry: Mapping[str, Any]
                       ) -> tuple[dict[str, Any], int, str]:
