@@ -812,6 +812,9 @@ def _stream_source(
     values = resolver.resolve(
         {key: value for key, value in properties.items() if key not in ("Stream", "DestinationConfig")}
     )
+    if int(values.get("ParallelizationFactor", 1)) != 1:
+        raise TemplateError(f"{what}: the local stack's stream poller reads a shard one batch at a time "
+                            "(ParallelizationFactor 1)")
     return StreamSourceSpec(
         function_logical_id=logical_id,
         event_id=event_id,

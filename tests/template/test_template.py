@@ -344,8 +344,9 @@ def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(tra
     assert actions == sorted([
         # No events table: the stream brings the items (make check-iam saw no read).
         # SubscriptionsTable: no Query (an upgrade's sale arrives as the delivery itself; finding it by the
-        # by_original_subscription index is the reconciliation job's, and make check-iam saw none here)
-        "dynamodb:GetItem", "dynamodb:PutItem",
+        # by_original_subscription index is the reconciliation job's, and make check-iam saw none here); a stream
+        # batch's records read at once (BatchGetItem)
+        "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem",
         "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem",  # OperationsTable: settles upgrades
         "sqs:SendMessage",
         "dynamodb:BatchWriteItem",  # DeliveryLogTable and history entries: each batch's, written before the fold
@@ -359,8 +360,24 @@ def test_projector_permissions_are_exactly_its_reads_writes_and_dead_letters(tra
     assert granted["dynamodb:BatchWriteItem"] == {_arn("DeliveryLogTable"), _arn("SubscriptionHistoryTable")}
     assert granted["dynamodb:UpdateItem"] >= {_arn("OperationsTable")}
     assert _arn("OperationsTable") not in granted["dynamodb:PutItem"]
-    assert granted["dynamodb:BatchGetItem"] == {_arn("ReportsTable")}
+    assert granted["dynamodb:BatchGetItem"] == {_arn("ReportsTable"), _arn("SubscriptionsTable")}
     assert granted["events:PutEvents"] == {_bus_arn()}
+
+
+def test_the_projectors_parallelization_is_a_parameter_from_one_to_ten_one_by_default(
+        template: dict[str, Any]) -> None:
+    """Lambda's range; one batch per shard at a time unless the operator raises it (docs/scale.md sizes it)."""
+    parameter = template["Parameters"]["ProjectorParallelizationFactor"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"], parameter["MaxValue"]) == (
+        "Number", 1, 1, 10)
+
+
+def test_the_local_stack_refuses_a_parallelization_it_does_not_emulate() -> None:
+    from billops_local.template_resources import TemplateError, load_template
+
+    load_template(TEMPLATE, parameter_overrides={"ProjectorParallelizationFactor": 1})
+    with pytest.raises(TemplateError, match="ParallelizationFactor"):
+        load_template(TEMPLATE, parameter_overrides={"ProjectorParallelizationFactor": 4})
 
 
 def test_projector_reads_the_events_stream_like_the_architecture_says(resources: dict[str, dict[str, Any]]) -> None:
@@ -370,6 +387,7 @@ def test_projector_reads_the_events_stream_like_the_architecture_says(resources:
     assert properties["Stream"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
     assert properties["StartingPosition"] == "TRIM_HORIZON"
     assert properties["BatchSize"] == 25
+    assert properties["ParallelizationFactor"] == {"Ref": "ProjectorParallelizationFactor"}
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert properties["BisectBatchOnFunctionError"] is True
     assert isinstance(properties["MaximumRetryAttempts"], int)
