@@ -56,9 +56,12 @@ class SettingsError(ValueError):
 class SettingsModel(BaseSettings):
     """A group of settings. Fields name their variable with ``validation_alias``."""
 
+    # defer_build: a model builds its validator when it is first read, not at import. A group is mostly a base of
+    # the model a function reads (billops.settings.functions), and building every group it imports cost the
+    # receiver's cold start CPU for models it never reads.
     model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore", validate_by_name=True,
                                       validate_by_alias=True, env_ignore_empty=False,
-                                      validate_default=True)
+                                      validate_default=True, defer_build=True)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
