@@ -1,0 +1,65 @@
+"""billops.cold_start: the collector is held off during a container's init, once per process, and always let go."""
+
+from __future__ import annotations
+
+import pytest
+
+from billops import cold_start
+
+
+class RecordingGc:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.calls: list[str] = []
+
+    def isenabled(self) -> bool:
+        return self.enabled
+
+    def disable(self) -> None:
+        self.calls.append("disable")
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.calls.append("enable")
+        self.enabled = True
+
+    def freeze(self) -> None:
+        self.calls.append(f"freeze (collector {'on' if self.enabled else 'off'})")
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    gc = RecordingGc()
+    monkeypatch.setattr(cold_start, "gc", gc)
+    monkeypatch.setattr(cold_start, "_first", True)
+    return gc
+
+
+def test_the_first_init_runs_without_the_collector_then_freezes_what_it_made(recording):
+    with cold_start.container_init():
+        assert recording.enabled is False
+    assert recording.calls == ["disable", "freeze (collector off)", "enable"]
+    assert recording.enabled is True
+
+
+def test_a_later_init_in_the_same_process_leaves_the_collector_alone(recording):
+    with cold_start.container_init():
+        pass
+    recording.calls.clear()
+    with cold_start.container_init():
+        assert recording.enabled is True
+    assert recording.calls == []
+
+
+def test_an_init_that_fails_still_lets_the_collector_run_again(recording):
+    with pytest.raises(RuntimeError), cold_start.container_init():
+        raise RuntimeError("a setting cannot be honoured")
+    assert recording.enabled is True
+
+
+def test_a_collector_that_was_off_stays_off(recording):
+    recording.enabled = False
+    with cold_start.container_init():
+        pass
+    assert recording.enabled is False
+    assert "enable" not in recording.calls
