@@ -63,3 +63,29 @@ def test_a_collector_that_was_off_stays_off(recording):
         pass
     assert recording.enabled is False
     assert "enable" not in recording.calls
+
+
+@pytest.fixture
+def recording_calls(monkeypatch):
+    gc = RecordingGc()
+    monkeypatch.setattr(cold_start, "gc", gc)
+    monkeypatch.setattr(cold_start, "_first_call", True)
+    return gc
+
+
+def test_the_first_invocation_runs_without_the_collector_the_next_ones_with_it(recording_calls):
+    seen = []
+    handler = cold_start.first_invocation(lambda event, context: seen.append(recording_calls.enabled) or event)
+    assert handler({"n": 1}, None) == {"n": 1}
+    assert handler({"n": 2}, None) == {"n": 2}
+    assert seen == [False, True]
+    assert recording_calls.calls == ["disable", "freeze (collector off)", "enable"]
+
+
+def test_a_first_invocation_that_fails_still_lets_the_collector_run_again(recording_calls):
+    def failing(event, context):
+        raise RuntimeError("storage unavailable")
+
+    with pytest.raises(RuntimeError):
+        cold_start.first_invocation(failing)({}, None)
+    assert recording_calls.enabled is True
