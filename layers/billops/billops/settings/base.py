@@ -104,11 +104,12 @@ class _Variables(EnvSettingsSource):
 
 def load(model: type[M], env: Mapping[str, str] | None = None) -> M:
     """``model`` read from ``env`` (default: os.environ); raises SettingsError naming every wrong variable."""
-    from billops.settings.registry import secret_variables
-
     try:
         return model(**_Variables(model, os.environ if env is None else env)())
     except ValidationError as error:
+        # The registry (every variable, ~1 ms to import) only to word the error: not on a cold start that reads well.
+        from billops.settings.registry import secret_variables
+
         raise model.settings_error.from_validation(error, secret_variables()) from None
     except _SourceError as error:
         raise model.settings_error(str(error)) from None
