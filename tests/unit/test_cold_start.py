@@ -31,7 +31,7 @@ class RecordingGc:
 def recording(monkeypatch):
     gc = RecordingGc()
     monkeypatch.setattr(cold_start, "gc", gc)
-    monkeypatch.setattr(cold_start, "_first", True)
+    monkeypatch.setattr(cold_start, "_first_init", True)
     return gc
 
 

@@ -21,17 +21,18 @@ from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
-_first = True
+_first_init = True
 _first_call = True
 
 
 @contextmanager
 def container_init() -> Iterator[None]:
-    global _first
-    if not _first:
+    """The block (a handler module's imports and set-up) with the collector held off, then what exists frozen."""
+    global _first_init
+    if not _first_init:
         yield
         return
-    _first = False
+    _first_init = False
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -51,6 +52,7 @@ def first_invocation(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any],
         if not _first_call:
             return handler(event, context)
         _first_call = False
+        # Threads (the local stack) that start meanwhile run without the collector too, until this call ends.
         enabled = gc.isenabled()
         gc.disable()
         try:
