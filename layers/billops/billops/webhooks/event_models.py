@@ -26,8 +26,8 @@ Rules applied to every model:
 - Validation errors never echo the offending value (it may be personal data): EventValidationError names the field.
 
 Only pydantic and the standard library (plus billops' own reference table) are imported: this module is on the
-webhook receiver's cold-start path. The shared bases are built at import, each event type's model on its first
-use (model_for); a model builds its validator on its first validation (defer_build).
+webhook receiver's cold-start path. Only WebhookEvent is built at import: each event type's model, and the shared
+bases it is made of, on its first use (model_for); a model builds its validator on its first validation (defer_build).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
@@ -309,114 +310,148 @@ class WebhookEvent(BaseModel):
         return self.timestamp.replace(tzinfo=zone).astimezone(UTC) if self.timestamp else None
 
 
-class _CardFields(WebhookEvent):
-    """Card and payment-method fields (PCI-safe subset: BIN, last four digits, expiry, hashed card id)."""
+# The shared bases: built with the first event type that is made of them (model_for).
+@cache
+def _card_fields() -> type[WebhookEvent]:
+    class _CardFields(WebhookEvent):
+        """Card and payment-method fields (PCI-safe subset: BIN, last four digits, expiry, hashed card id)."""
 
-    paymentAccount: Text | None = None
-    bin: Bin | None = None
-    last4: Last4 | None = None
-    expDate: ExpDate | None = None
-    paymentType: Text | None = None
-    cardType: Text | None = None
-    cardSubType: Text | None = None
+        paymentAccount: Text | None = None
+        bin: Bin | None = None
+        last4: Last4 | None = None
+        expDate: ExpDate | None = None
+        paymentType: Text | None = None
+        cardType: Text | None = None
+        cardSubType: Text | None = None
 
-
-class _CustomerFields(WebhookEvent):
-    firstName: Text | None = None
-    lastName: Text | None = None
-    address1: Text | None = None
-    city: Text | None = None
-    state: Text | None = None
-    country: Text | None = None
-    postalCode: Text | None = None
-    email: Text | None = None
-    phoneNumber: Text | None = None
-    ipAddress: Text | None = None
-    reservationId: Text | None = None
-    username: Text | None = None
+    return _CardFields
 
 
-class _PurchaseFields(_CustomerFields, _CardFields):
-    """What every purchase event (sale, upgrade, up-sale, cross-sale; approved or declined) may carry."""
+@cache
+def _customer_fields() -> type[WebhookEvent]:
+    class _CustomerFields(WebhookEvent):
+        firstName: Text | None = None
+        lastName: Text | None = None
+        address1: Text | None = None
+        city: Text | None = None
+        state: Text | None = None
+        country: Text | None = None
+        postalCode: Text | None = None
+        email: Text | None = None
+        phoneNumber: Text | None = None
+        ipAddress: Text | None = None
+        reservationId: Text | None = None
+        username: Text | None = None
 
-    formName: Text | None = None
-    flexId: Text | None = None
-    """FlexForm id, as NewSaleSuccess spells it."""
-    flexID: Text | None = None
-    """FlexForm id, as the UpSaleSuccess tables spell it."""
-    priceDescription: Text | None = None
-    recurringPriceDescription: Text | None = None
-    billedInitialPrice: Amount | None = None
-    billedRecurringPrice: Amount | None = None
-    billedCurrencyCode: CurrencyCode | None = None
-    billedCurrency: Text | None = None
-    subscriptionInitialPrice: Amount | None = None
-    subscriptionRecurringPrice: Amount | None = None
-    subscriptionCurrencyCode: CurrencyCode | None = None
-    subscriptionCurrency: Text | None = None
-    accountingInitialPrice: Amount | None = None
-    accountingRecurringPrice: Amount | None = None
-    accountingCurrencyCode: CurrencyCode | None = None
-    accountingCurrency: Text | None = None
-    initialPeriod: Count | None = None
-    recurringPeriod: Count | None = None
-    rebills: Count | None = None
-    nextRenewalDate: CalendarDate | None = None
-    subscriptionTypeId: Text | None = None
-    dynamicPricingValidationDigest: Text | None = None
-    avsResponse: Text | None = None
-    cvv2Response: Text | None = None
-    affiliateSystem: Text | None = None
-    referringUrl: Text | None = None
-    lifeTimeSubscription: Text | None = None
-    lifeTimePrice: Amount | None = None
-    productDesc: Text | None = None
-    prePaid: Text | None = None
-    threeDSecure: Text | None = None
-    scaResponseStatus: Text | None = None
-
-    @property
-    def flex_id(self) -> str | None:
-        """The FlexForm id, whichever way CCBill spelled it."""
-        return self.flexId or self.flexID
+    return _CustomerFields
 
 
-class _OriginalSubscriptionFields(WebhookEvent):
-    originalSubscriptionId: NumericId | None = None
-    originalClientAccnum: NumericId | None = None
-    originalClientSubacc: SubAccount | None = None
-    source: Text | None = None
-    """FORM, API or PHONE."""
+@cache
+def _purchase_fields() -> type[WebhookEvent]:
+    class _PurchaseFields(_customer_fields(), _card_fields()):
+        """What every purchase event (sale, upgrade, up-sale, cross-sale; approved or declined) may carry."""
+
+        formName: Text | None = None
+        flexId: Text | None = None
+        """FlexForm id, as NewSaleSuccess spells it."""
+        flexID: Text | None = None
+        """FlexForm id, as the UpSaleSuccess tables spell it."""
+        priceDescription: Text | None = None
+        recurringPriceDescription: Text | None = None
+        billedInitialPrice: Amount | None = None
+        billedRecurringPrice: Amount | None = None
+        billedCurrencyCode: CurrencyCode | None = None
+        billedCurrency: Text | None = None
+        subscriptionInitialPrice: Amount | None = None
+        subscriptionRecurringPrice: Amount | None = None
+        subscriptionCurrencyCode: CurrencyCode | None = None
+        subscriptionCurrency: Text | None = None
+        accountingInitialPrice: Amount | None = None
+        accountingRecurringPrice: Amount | None = None
+        accountingCurrencyCode: CurrencyCode | None = None
+        accountingCurrency: Text | None = None
+        initialPeriod: Count | None = None
+        recurringPeriod: Count | None = None
+        rebills: Count | None = None
+        nextRenewalDate: CalendarDate | None = None
+        subscriptionTypeId: Text | None = None
+        dynamicPricingValidationDigest: Text | None = None
+        avsResponse: Text | None = None
+        cvv2Response: Text | None = None
+        affiliateSystem: Text | None = None
+        referringUrl: Text | None = None
+        lifeTimeSubscription: Text | None = None
+        lifeTimePrice: Amount | None = None
+        productDesc: Text | None = None
+        prePaid: Text | None = None
+        threeDSecure: Text | None = None
+        scaResponseStatus: Text | None = None
+
+        @property
+        def flex_id(self) -> str | None:
+            """The FlexForm id, whichever way CCBill spelled it."""
+            return self.flexId or self.flexID
+
+    return _PurchaseFields
 
 
-class _SaleSuccess(_PurchaseFields):
-    subscriptionId: NumericId
+@cache
+def _original_subscription_fields() -> type[WebhookEvent]:
+    class _OriginalSubscriptionFields(WebhookEvent):
+        originalSubscriptionId: NumericId | None = None
+        originalClientAccnum: NumericId | None = None
+        originalClientSubacc: SubAccount | None = None
+        source: Text | None = None
+        """FORM, API or PHONE."""
+
+    return _OriginalSubscriptionFields
 
 
-class _SaleFailure(_PurchaseFields):
-    """A declined purchase: no subscription was created. transactionId is optional (not in every version's docs)."""
+@cache
+def _sale_success() -> type[WebhookEvent]:
+    class _SaleSuccess(_purchase_fields()):
+        subscriptionId: NumericId
 
-    failureCode: Text | None = None
-    failureReason: Text | None = None
-
-
-class _SubscriptionEvent(WebhookEvent):
-    subscriptionId: NumericId
+    return _SaleSuccess
 
 
-class _MoneyReversal(_SubscriptionEvent, _CardFields):
-    amount: Amount | None = None
-    currency: Text | None = None
-    currencyCode: CurrencyCode | None = None
-    accountingAmount: Amount | None = None
-    accountingCurrency: Text | None = None
-    accountingCurrencyCode: CurrencyCode | None = None
-    reason: Text | None = None
+@cache
+def _sale_failure() -> type[WebhookEvent]:
+    class _SaleFailure(_purchase_fields()):
+        """A declined purchase: no subscription was created. transactionId is optional (not in every version's docs)."""
+
+        failureCode: Text | None = None
+        failureReason: Text | None = None
+
+    return _SaleFailure
+
+
+@cache
+def _subscription_event() -> type[WebhookEvent]:
+    class _SubscriptionEvent(WebhookEvent):
+        subscriptionId: NumericId
+
+    return _SubscriptionEvent
+
+
+@cache
+def _money_reversal() -> type[WebhookEvent]:
+    class _MoneyReversal(_subscription_event(), _card_fields()):
+        amount: Amount | None = None
+        currency: Text | None = None
+        currencyCode: CurrencyCode | None = None
+        accountingAmount: Amount | None = None
+        accountingCurrency: Text | None = None
+        accountingCurrencyCode: CurrencyCode | None = None
+        reason: Text | None = None
+
+    return _MoneyReversal
 
 
 # The 20 event types' own classes are built on first use (model_for): each class collects its fields again from its
 # bases (up to 64 of them), and building all 20 at import cost the receiver's first delivery ~10 ms of CPU for the
-# one type it reads (bench: python -m bench --only cold). The shared bases above are built at import.
+# one type it reads (bench: python -m bench --only cold). The shared bases above are built with the first type made
+# of them (the builders run under model_for's lock).
 _BUILDERS: dict[EventType, Callable[[], type[WebhookEvent]]] = {}
 _BUILT: dict[EventType, type[WebhookEvent]] = {}
 _BUILDING = threading.Lock()
@@ -432,7 +467,7 @@ def _model(event_type: EventType) -> Callable[[Callable[[], type[WebhookEvent]]]
 
 @_model(EventType.NEW_SALE_SUCCESS)
 def _new_sale_success() -> type[WebhookEvent]:
-    class NewSaleSuccessEvent(_SaleSuccess):
+    class NewSaleSuccessEvent(_sale_success()):
         event_type: ClassVar[EventType | None] = EventType.NEW_SALE_SUCCESS
 
     return NewSaleSuccessEvent
@@ -440,7 +475,7 @@ def _new_sale_success() -> type[WebhookEvent]:
 
 @_model(EventType.NEW_SALE_FAILURE)
 def _new_sale_failure() -> type[WebhookEvent]:
-    class NewSaleFailureEvent(_SaleFailure):
+    class NewSaleFailureEvent(_sale_failure()):
         event_type: ClassVar[EventType | None] = EventType.NEW_SALE_FAILURE
 
     return NewSaleFailureEvent
@@ -448,7 +483,7 @@ def _new_sale_failure() -> type[WebhookEvent]:
 
 @_model(EventType.UPGRADE_SUCCESS)
 def _upgrade_success() -> type[WebhookEvent]:
-    class UpgradeSuccessEvent(_SaleSuccess, _OriginalSubscriptionFields):
+    class UpgradeSuccessEvent(_sale_success(), _original_subscription_fields()):
         event_type: ClassVar[EventType | None] = EventType.UPGRADE_SUCCESS
 
     return UpgradeSuccessEvent
@@ -456,7 +491,7 @@ def _upgrade_success() -> type[WebhookEvent]:
 
 @_model(EventType.UPGRADE_FAILURE)
 def _upgrade_failure() -> type[WebhookEvent]:
-    class UpgradeFailureEvent(_SaleFailure, _OriginalSubscriptionFields):
+    class UpgradeFailureEvent(_sale_failure(), _original_subscription_fields()):
         event_type: ClassVar[EventType | None] = EventType.UPGRADE_FAILURE
 
     return UpgradeFailureEvent
@@ -464,7 +499,7 @@ def _upgrade_failure() -> type[WebhookEvent]:
 
 @_model(EventType.UP_SALE_SUCCESS)
 def _up_sale_success() -> type[WebhookEvent]:
-    class UpSaleSuccessEvent(_SaleSuccess, _OriginalSubscriptionFields):
+    class UpSaleSuccessEvent(_sale_success(), _original_subscription_fields()):
         event_type: ClassVar[EventType | None] = EventType.UP_SALE_SUCCESS
 
     return UpSaleSuccessEvent
@@ -472,7 +507,7 @@ def _up_sale_success() -> type[WebhookEvent]:
 
 @_model(EventType.UP_SALE_FAILURE)
 def _up_sale_failure() -> type[WebhookEvent]:
-    class UpSaleFailureEvent(_SaleFailure, _OriginalSubscriptionFields):
+    class UpSaleFailureEvent(_sale_failure(), _original_subscription_fields()):
         event_type: ClassVar[EventType | None] = EventType.UP_SALE_FAILURE
 
     return UpSaleFailureEvent
@@ -480,7 +515,7 @@ def _up_sale_failure() -> type[WebhookEvent]:
 
 @_model(EventType.CROSS_SALE_SUCCESS)
 def _cross_sale_success() -> type[WebhookEvent]:
-    class CrossSaleSuccessEvent(_SaleSuccess, _OriginalSubscriptionFields):
+    class CrossSaleSuccessEvent(_sale_success(), _original_subscription_fields()):
         event_type: ClassVar[EventType | None] = EventType.CROSS_SALE_SUCCESS
 
     return CrossSaleSuccessEvent
@@ -488,7 +523,7 @@ def _cross_sale_success() -> type[WebhookEvent]:
 
 @_model(EventType.CROSS_SALE_FAILURE)
 def _cross_sale_failure() -> type[WebhookEvent]:
-    class CrossSaleFailureEvent(_SaleFailure, _OriginalSubscriptionFields):
+    class CrossSaleFailureEvent(_sale_failure(), _original_subscription_fields()):
         event_type: ClassVar[EventType | None] = EventType.CROSS_SALE_FAILURE
 
     return CrossSaleFailureEvent
@@ -496,7 +531,7 @@ def _cross_sale_failure() -> type[WebhookEvent]:
 
 @_model(EventType.RENEWAL_SUCCESS)
 def _renewal_success() -> type[WebhookEvent]:
-    class RenewalSuccessEvent(_SubscriptionEvent, _CardFields):
+    class RenewalSuccessEvent(_subscription_event(), _card_fields()):
         event_type: ClassVar[EventType | None] = EventType.RENEWAL_SUCCESS
 
         billedAmount: Amount | None = None
@@ -513,7 +548,7 @@ def _renewal_success() -> type[WebhookEvent]:
 
 @_model(EventType.RENEWAL_FAILURE)
 def _renewal_failure() -> type[WebhookEvent]:
-    class RenewalFailureEvent(_SubscriptionEvent, _CardFields):
+    class RenewalFailureEvent(_subscription_event(), _card_fields()):
         event_type: ClassVar[EventType | None] = EventType.RENEWAL_FAILURE
 
         failureCode: Text | None = None
@@ -526,7 +561,7 @@ def _renewal_failure() -> type[WebhookEvent]:
 
 @_model(EventType.CANCELLATION)
 def _cancellation() -> type[WebhookEvent]:
-    class CancellationEvent(_SubscriptionEvent):
+    class CancellationEvent(_subscription_event()):
         event_type: ClassVar[EventType | None] = EventType.CANCELLATION
 
         reason: Text | None = None
@@ -537,7 +572,7 @@ def _cancellation() -> type[WebhookEvent]:
 
 @_model(EventType.EXPIRATION)
 def _expiration() -> type[WebhookEvent]:
-    class ExpirationEvent(_SubscriptionEvent):
+    class ExpirationEvent(_subscription_event()):
         event_type: ClassVar[EventType | None] = EventType.EXPIRATION
 
     return ExpirationEvent
@@ -545,7 +580,7 @@ def _expiration() -> type[WebhookEvent]:
 
 @_model(EventType.BILLING_DATE_CHANGE)
 def _billing_date_change() -> type[WebhookEvent]:
-    class BillingDateChangeEvent(_SubscriptionEvent):
+    class BillingDateChangeEvent(_subscription_event()):
         event_type: ClassVar[EventType | None] = EventType.BILLING_DATE_CHANGE
 
         nextRenewalDate: CalendarDate | None = None
@@ -555,7 +590,7 @@ def _billing_date_change() -> type[WebhookEvent]:
 
 @_model(EventType.CUSTOMER_DATA_UPDATE)
 def _customer_data_update() -> type[WebhookEvent]:
-    class CustomerDataUpdateEvent(_SubscriptionEvent, _CustomerFields, _CardFields):
+    class CustomerDataUpdateEvent(_subscription_event(), _customer_fields(), _card_fields()):
         event_type: ClassVar[EventType | None] = EventType.CUSTOMER_DATA_UPDATE
 
     return CustomerDataUpdateEvent
@@ -563,7 +598,7 @@ def _customer_data_update() -> type[WebhookEvent]:
 
 @_model(EventType.USER_REACTIVATION)
 def _user_reactivation() -> type[WebhookEvent]:
-    class UserReactivationEvent(_SubscriptionEvent):
+    class UserReactivationEvent(_subscription_event()):
         event_type: ClassVar[EventType | None] = EventType.USER_REACTIVATION
 
         price: Text | None = None
@@ -577,7 +612,7 @@ def _user_reactivation() -> type[WebhookEvent]:
 
 @_model(EventType.CHARGEBACK)
 def _chargeback() -> type[WebhookEvent]:
-    class ChargebackEvent(_MoneyReversal):
+    class ChargebackEvent(_money_reversal()):
         event_type: ClassVar[EventType | None] = EventType.CHARGEBACK
 
     return ChargebackEvent
@@ -585,7 +620,7 @@ def _chargeback() -> type[WebhookEvent]:
 
 @_model(EventType.REFUND)
 def _refund() -> type[WebhookEvent]:
-    class RefundEvent(_MoneyReversal):
+    class RefundEvent(_money_reversal()):
         event_type: ClassVar[EventType | None] = EventType.REFUND
 
     return RefundEvent
@@ -593,7 +628,7 @@ def _refund() -> type[WebhookEvent]:
 
 @_model(EventType.VOID)
 def _void() -> type[WebhookEvent]:
-    class VoidEvent(_MoneyReversal):
+    class VoidEvent(_money_reversal()):
         event_type: ClassVar[EventType | None] = EventType.VOID
 
     return VoidEvent
@@ -601,7 +636,7 @@ def _void() -> type[WebhookEvent]:
 
 @_model(EventType.RETURN)
 def _return() -> type[WebhookEvent]:
-    class ReturnEvent(_MoneyReversal):
+    class ReturnEvent(_money_reversal()):
         event_type: ClassVar[EventType | None] = EventType.RETURN
 
     return ReturnEvent
