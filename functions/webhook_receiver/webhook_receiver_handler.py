@@ -11,15 +11,21 @@ again); rejections, quarantines, unknown types, deliveries with fields stored as
 and storage failures are logged at WARNING and counted.
 """
 
-from aws_lambda_powertools.event_handler import Response
+from billops.cold_start import container_init, first_invocation
 
-from billops.composition.functions import webhook_intake_from_env
-from billops.composition.http import json_resolver, json_response, lambda_entry, observability
-from billops.webhooks.intake import WebhookRequest
+# The collector waits while the container's init and first invocation run (billops.cold_start: ~30 ms of the
+# import's CPU, ~8 ms of the first delivery's).
+with container_init():
+    from aws_lambda_powertools.event_handler import Response
 
-logger, metrics, count = observability()
-app = json_resolver(logger, "the webhook receiver")
-intake = webhook_intake_from_env()
+    from billops.composition.functions import webhook_intake_from_env
+    from billops.composition.http import json_resolver, json_response, lambda_entry, observability
+    from billops.webhooks.intake import WebhookRequest
+
+    logger, metrics, count = observability()
+    app = json_resolver(logger, "the webhook receiver")
+    intake = webhook_intake_from_env()
+
 QUIET_OUTCOMES = frozenset({"accepted", "duplicate"})
 
 
@@ -37,4 +43,4 @@ def receive_ccbill_webhook() -> Response:
     return json_response(result.status, result.body)
 
 
-handler = lambda_entry(app, logger, metrics)
+handler = first_invocation(lambda_entry(app, logger, metrics))

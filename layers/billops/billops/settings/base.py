@@ -56,9 +56,12 @@ class SettingsError(ValueError):
 class SettingsModel(BaseSettings):
     """A group of settings. Fields name their variable with ``validation_alias``."""
 
+    # defer_build: a model builds its validator when it is first read, not at import. A group is mostly a base of
+    # the model a function reads (billops.settings.functions), and building every group it imports cost the
+    # receiver's cold start CPU for models it never reads.
     model_config = SettingsConfigDict(frozen=True, case_sensitive=True, extra="ignore", validate_by_name=True,
                                       validate_by_alias=True, env_ignore_empty=False,
-                                      validate_default=True)
+                                      validate_default=True, defer_build=True)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -101,11 +104,12 @@ class _Variables(EnvSettingsSource):
 
 def load(model: type[M], env: Mapping[str, str] | None = None) -> M:
     """``model`` read from ``env`` (default: os.environ); raises SettingsError naming every wrong variable."""
-    from billops.settings.registry import secret_variables
-
     try:
         return model(**_Variables(model, os.environ if env is None else env)())
     except ValidationError as error:
+        # The registry (every variable, ~1 ms to import) only to word the error: not on a cold start that reads well.
+        from billops.settings.registry import secret_variables
+
         raise model.settings_error.from_validation(error, secret_variables()) from None
     except _SourceError as error:
         raise model.settings_error(str(error)) from None
