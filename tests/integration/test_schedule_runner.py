@@ -4,7 +4,6 @@ functions are fakes (a function object, or a module written to tmp_path)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import textwrap
@@ -200,8 +199,9 @@ def test_fires_on_the_scaled_period(tmp_path: Path) -> None:
         runner.stop()
     fired = sys.modules["fake_schedule_module_handler"].fired
     times = [moment - started for moment, _ in fired]
-    assert times[0] >= 0.25  # one period after the start, as a new rule
-    assert all(later - earlier >= 0.25 for earlier, later in itertools.pairwise(times))
+    # The k-th firing is due k periods after the start (as a new rule's), never earlier; a firing the machine
+    # delayed does not delay the next one's due time, so the gap between two may be shorter than a period.
+    assert all(moment >= 0.3 * (index + 1) - 0.05 for index, moment in enumerate(times)), times
     assert all(event["detail-type"] == "Scheduled Event" for _, event in fired)
     assert len({event["id"] for _, event in fired}) == len(fired)
     assert runner.status()[0]["fired"] >= 3
