@@ -254,8 +254,16 @@ class OperationsDriver:
 
     def wait_for_events(self, operation_id: str, detail_type: str, count: int = 1,
                         timeout: float = 15.0) -> list[dict[str, Any]]:
+        """``count`` distinct events, as a consumer sees them: delivery is at least once (the outbox may be flushed
+        by the worker and the reconciliation job at once, billops.domain_events), and a repeat has the same
+        ``event_id``, so repeats are dropped as a consumer drops them."""
+
+        def distinct() -> list[dict[str, Any]]:
+            return list({event["detail"]["event_id"]: event for event in self.events(operation_id, detail_type)}
+                        .values())
+
         return wait_for(f"{count} {detail_type} event(s) of {operation_id}",
-                        lambda: (found if len(found := self.events(operation_id, detail_type)) >= count else None),
+                        lambda: (found if len(found := distinct()) >= count else None),
                         timeout=timeout,
                         show=lambda: [e.get("detail-type") for e in self.events(operation_id)])
 
