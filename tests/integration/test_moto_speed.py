@@ -1,7 +1,8 @@
 """The local stack's moto speed-ups (billops_local.moto_speed) change no answer: a table's Query by its own key gives
 what DynamoDB gives (the partition's items in sort-key order, paged, filtered), whatever else the table holds; a
 transaction changes all or nothing; KMS keys whose private key is made when first used still encrypt, sign, verify
-and give their public key."""
+and give their public key; an SQS send that does not count the queue still deduplicates, validates and leaves the
+counts GetQueueAttributes gives right."""
 
 from __future__ import annotations
 
@@ -112,3 +113,39 @@ def test_kms_keys_made_lazily_still_encrypt_sign_verify_and_give_their_public_ke
 
         public = load_der_public_key(kms.get_public_key(KeyId=signing)["PublicKey"])
         assert public.key_size == 2048
+
+
+COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+
+
+def test_sqs_sends_without_counting_the_queue_still_deduplicate_validate_and_leave_the_counts_right():
+    moto_speed.apply()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        standard = sqs.create_queue(QueueName="standard")["QueueUrl"]
+        for n in range(4):
+            sqs.send_message(QueueUrl=standard, MessageBody=f"m{n}")
+        sqs.send_message(QueueUrl=standard, MessageBody="later", DelaySeconds=60)
+        sqs.send_message_batch(QueueUrl=standard, Entries=[{"Id": "a", "MessageBody": "a"},
+                                                            {"Id": "b", "MessageBody": "b", "DelaySeconds": 60}])
+        sqs.receive_message(QueueUrl=standard, MaxNumberOfMessages=2, VisibilityTimeout=60)
+        counts = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=COUNTS)["Attributes"]
+        assert counts == {"ApproximateNumberOfMessages": "3", "ApproximateNumberOfMessagesDelayed": "2",
+                          "ApproximateNumberOfMessagesNotVisible": "2"}
+        every = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["All"])["Attributes"]
+        assert {name: every[name] for name in COUNTS} == counts
+
+        fifo = sqs.create_queue(QueueName="once.fifo", Attributes={
+            "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
+        for _ in range(2):
+            sqs.send_message(QueueUrl=fifo, MessageBody="same body", MessageGroupId="g")
+        sqs.send_message_batch(QueueUrl=fifo, Entries=[{"Id": "x", "MessageBody": "same body", "MessageGroupId": "g"},
+                                                       {"Id": "y", "MessageBody": "other", "MessageGroupId": "g"}])
+        bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]]
+        assert bodies == ["same body", "other"]
+
+        explicit = sqs.create_queue(QueueName="explicit.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+        with pytest.raises(sqs.exceptions.ClientError, match="MessageDeduplicationId"):
+            sqs.send_message(QueueUrl=explicit, MessageBody="b", MessageGroupId="g")
+        assert sqs.get_queue_attributes(QueueUrl=explicit, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"] == {"ApproximateNumberOfMessages": "0"}
