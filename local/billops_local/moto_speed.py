@@ -35,6 +35,15 @@ under load with py-spy; docs/architecture.md, "Local stack").
    reads them (only ContentBasedDeduplication and DeduplicationScope; SendMessageBatch the same), and every other caller (GetQueueAttributes,
    receives) counts as before.
 
+8. DynamoDB's JSON answers. moto's response serializer walks the operation's output shape value by value, trying up
+   to a dozen key aliases for each (ShapeNameAlias, NoAlias, xform_name ...) through generic helpers: a fifth of
+   moto's CPU under the bench's load (GetRecords and Query answers hold whole items, AttributeValue by
+   AttributeValue). For DynamoDB and DynamoDB Streams results made of dicts, lists, strings and integers, the same
+   walk is compiled once per shape: each member's aliases are computed once, by moto's own value picker, in moto's
+   order; any other scalar (booleans, numbers, timestamps, blobs) is handed to moto's own method for its type.
+   Anything else (an object, a None in a list or map, a key the walk does not know, a response transformer) falls
+   back to moto's serializer, so every answer is the one moto gives (``shadow_check`` compares both, for the tests).
+
 ``apply()`` is idempotent; moto's process calls it (billops_local.moto_process), and so does an in-process
 ``MotoServer``.
 """
@@ -67,6 +76,7 @@ def apply() -> None:
         _back_up_only_what_a_transaction_touches()
         _make_kms_private_keys_when_used()
         _send_without_counting_the_queue()
+        _serialize_dynamodb_results_by_compiled_shapes()
         _applied = True
 
 
@@ -310,3 +320,144 @@ def _send_without_counting_the_queue() -> None:
     # EventBridge's SQS targets call send_message too.
     models.SQSBackend.send_message = sending(models.SQSBackend.send_message)
     models.SQSBackend.send_message_batch = sending(models.SQSBackend.send_message_batch)
+
+
+class _Fallback(Exception):
+    """A value the compiled walk does not handle: moto's serializer answers instead."""
+
+
+_FAST_SERVICES = ("dynamodb", "dynamodbstreams")
+shadow_check: list[tuple[str, Any, Any]] | None = None
+"""Tests set a list here: every result then also goes through moto's serializer, and (operation, fast, moto's) is
+appended (fast is None when the compiled walk fell back)."""
+
+
+def _serialize_dynamodb_results_by_compiled_shapes() -> None:
+    from moto.core import serialize
+
+    original = serialize.JSONSerializer._serialize_result
+    plans: dict[tuple[str, str], Any] = {}
+    plans_lock = threading.Lock()
+
+    def refuse(_: Any) -> Any:
+        raise _Fallback
+
+    def structure_plan(serializer: Any, shape: Any) -> Any:
+        """The compiled walk of a structure shape (``refuse`` if it cannot be compiled), made once per shape."""
+        key = (serializer.service_model.service_name, shape.name)
+        plan = plans.get(key)
+        if plan is None:
+            with plans_lock:
+                plan = plans.get(key)
+                if plan is None:
+                    try:
+                        plan = compile_structure(serializer, shape)
+                    except _Fallback:
+                        plan = refuse
+                    plans[key] = plan  # published whole: other threads never see a plan being built
+        return plan
+
+    def compile_structure(serializer: Any, shape: Any) -> Any:
+        if shape.type_name != "structure" or shape.is_document_type:
+            raise _Fallback
+        members: list[tuple[tuple[str, ...], str, Any]] = []
+        for member_key, member_shape in shape.members.items():
+            member_shape.parent = shape  # as moto's walk sets it before picking (ShapeNameAlias reads it)
+            context = serialize.AttributePickerContext(
+                obj={}, key=member_key, shape=member_shape, operation_model=serializer.operation_model,
+                service_model=serializer.service_model)
+            aliases = tuple(dict.fromkeys(serializer._value_picker.get_possible_keys(context)))
+            if any("." in alias for alias in aliases):  # moto reads a dotted key as a path
+                raise _Fallback
+            members.append((aliases, serializer.get_serialized_name(member_shape, member_key),
+                            compile_value(serializer, member_shape)))
+
+        def structure(value: Any) -> dict[str, Any]:
+            if type(value) is not dict:
+                raise _Fallback
+            out: dict[str, Any] = {}
+            for aliases, name, member in members:
+                for alias in aliases:  # the first alias the dict holds, as moto's picker takes it
+                    if alias in value:
+                        member_value = value[alias]
+                        if member_value is not None:
+                            out[name] = member(member_value)
+                        break
+            return out
+
+        return structure
+
+    def compile_value(serializer: Any, shape: Any) -> Any:
+        kind = shape.type_name
+        if kind == "structure":
+            # Looked up when used: AttributeValue holds maps and lists of itself.
+            return lambda value: structure_plan(serializer, shape)(value)
+        if kind == "list":
+            if "name" in shape.member.serialization:
+                raise _Fallback
+            item = compile_value(serializer, shape.member)
+
+            def items(value: Any) -> list[Any]:
+                if type(value) is not list or None in value:
+                    raise _Fallback
+                return [item(entry) for entry in value]
+
+            return items
+        if kind == "map":
+            if "name" in shape.value.serialization:
+                raise _Fallback
+            entry = compile_value(serializer, shape.value)
+
+            def entries(value: Any) -> dict[str, Any]:
+                if type(value) is not dict:
+                    raise _Fallback
+                out = {}
+                for entry_key, entry_value in value.items():
+                    if entry_value is None or type(entry_key) is not str:
+                        raise _Fallback
+                    out[entry_key] = entry(entry_value)
+                return out
+
+            return entries
+        by_moto = getattr(serializer, f"_serialize_type_{kind}", None)
+        plain = {"string": str, "integer": int, "long": int}.get(kind)
+
+        def scalar(value: Any) -> Any:
+            if type(value) is plain:
+                return value  # what moto's str(value) / int(value) give back
+            if by_moto is None:
+                return value  # moto's _default_serialize: the value as it is
+            wrapper: dict[str, Any] = {}
+            by_moto(wrapper, value, shape, "value")
+            return wrapper["value"]
+
+        return scalar
+
+    def fast(serializer: Any, result: Any) -> dict[str, Any]:
+        picker = serializer._value_picker
+        if (type(picker) is not serialize.XFormedAttributePicker or picker.response_transformers
+                or picker.alias_providers is not serialize.DEFAULT_ALIAS_PROVIDERS):
+            raise _Fallback
+        shape = serializer.operation_model.output_shape
+        if shape is None or type(result) is not dict:
+            raise _Fallback
+        return structure_plan(serializer, shape)(result)
+
+    def _serialize_result(self: Any, resp: Any, result: Any) -> Any:
+        if self.service_model.service_name not in _FAST_SERVICES:
+            return original(self, resp, result)
+        try:
+            serialized = fast(self, result)
+        except _Fallback:
+            serialized = None
+        if shadow_check is not None:
+            import copy
+
+            expected = original(self, copy.deepcopy(resp), result)["body"]
+            shadow_check.append((self.operation_name, None if serialized is None else self._serialize_body(serialized),
+                                 expected))
+        if serialized is None:
+            return original(self, resp, result)
+        return self._serialized_result_to_response(resp, result, self.operation_model.output_shape, serialized)
+
+    serialize.JSONSerializer._serialize_result = _serialize_result

@@ -149,3 +149,64 @@ def test_sqs_sends_without_counting_the_queue_still_deduplicate_validate_and_lea
             sqs.send_message(QueueUrl=explicit, MessageBody="b", MessageGroupId="g")
         assert sqs.get_queue_attributes(QueueUrl=explicit, AttributeNames=["ApproximateNumberOfMessages"])[
             "Attributes"] == {"ApproximateNumberOfMessages": "0"}
+
+
+def test_dynamodb_answers_by_compiled_shapes_are_moto_serializers_byte_for_byte(monkeypatch):
+    moto_speed.apply()
+    compared: list = []
+    monkeypatch.setattr(moto_speed, "shadow_check", compared)
+    every_type = {"id": {"S": "a"}, "position": {"S": "e#01"}, "n": {"N": "12.50"}, "blob": {"B": b"\x00\xffbytes"},
+                  "strings": {"SS": ["x", "y"]}, "numbers": {"NS": ["1", "2.5"]}, "blobs": {"BS": [b"1", b"2"]},
+                  "yes": {"BOOL": True}, "no": {"BOOL": False}, "nothing": {"NULL": True}, "empty": {"S": ""},
+                  "nested": {"M": {"list": {"L": [{"S": "s"}, {"N": "1"}, {"M": {"deep": {"BOOL": False}}},
+                                                  {"L": []}]}, "map": {"M": {}}}}}
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="ttt", BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
+                                  {"AttributeName": "position", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "position", "KeyType": "RANGE"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        client.put_item(TableName="ttt", Item=every_type)
+        client.put_item(TableName="ttt", Item={**every_type, "position": {"S": "e#02"}}, ReturnValues="ALL_OLD",
+                        ReturnConsumedCapacity="TOTAL")
+        client.put_item(TableName="ttt", Item={**every_type, "n": {"N": "3"}}, ReturnValues="ALL_OLD")
+        key = {"id": {"S": "a"}, "position": {"S": "e#01"}}
+        client.update_item(TableName="ttt", Key=key, UpdateExpression="SET n = n + :one",
+                           ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW")
+        client.get_item(TableName="ttt", Key=key, ReturnConsumedCapacity="INDEXES")
+        client.get_item(TableName="ttt", Key={"id": {"S": "nobody"}, "position": {"S": "x"}})
+        client.query(TableName="ttt", KeyConditionExpression="id = :id", ExpressionAttributeValues={":id": {"S": "a"}},
+                     Limit=1, ReturnConsumedCapacity="TOTAL")
+        client.query(TableName="ttt", KeyConditionExpression="id = :id", ExpressionAttributeValues={":id": {"S": "a"}},
+                     Select="COUNT")
+        client.scan(TableName="ttt", ProjectionExpression="id, nested.#m", ExpressionAttributeNames={"#m": "map"})
+        client.scan(TableName="ttt", Limit=1)
+        client.batch_get_item(RequestItems={"ttt": {"Keys": [key, {"id": {"S": "a"}, "position": {"S": "none"}}]}})
+        client.batch_write_item(RequestItems={"ttt": [{"PutRequest": {"Item": {**key, "position": {"S": "e#03"}}}},
+                                                    {"DeleteRequest": {"Key": {**key, "position": {"S": "e#02"}}}}]})
+        client.transact_get_items(TransactItems=[{"Get": {"TableName": "ttt", "Key": key}}])
+        client.transact_write_items(TransactItems=[{"Update": {
+            "TableName": "ttt", "Key": key, "UpdateExpression": "SET yes = :no",
+            "ExpressionAttributeValues": {":no": {"BOOL": False}}}}])
+        with pytest.raises(client.exceptions.ConditionalCheckFailedException):
+            client.put_item(TableName="ttt", Item=every_type, ConditionExpression="attribute_not_exists(id)",
+                            ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        client.delete_item(TableName="ttt", Key=key, ReturnValues="ALL_OLD")
+        client.describe_table(TableName="ttt")
+        client.list_tables()
+
+        streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+        arn = streams.list_streams(TableName="ttt")["Streams"][0]["StreamArn"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        records = streams.get_records(ShardIterator=iterator)["Records"]
+        assert {record["eventName"] for record in records} == {"INSERT", "MODIFY", "REMOVE"}
+
+    mismatches = [(operation, fast, moto) for operation, fast, moto in compared if fast is not None and fast != moto]
+    assert mismatches == []
+    compiled = {operation for operation, fast, _ in compared if fast is not None}
+    assert {"PutItem", "UpdateItem", "GetItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem", "TransactGetItems",
+            "TransactWriteItems", "DeleteItem", "GetRecords", "DescribeStream", "DescribeTable"} <= compiled
