@@ -210,3 +210,24 @@ def test_dynamodb_answers_by_compiled_shapes_are_moto_serializers_byte_for_byte(
     compiled = {operation for operation, fast, _ in compared if fast is not None}
     assert {"PutItem", "UpdateItem", "GetItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem", "TransactGetItems",
             "TransactWriteItems", "DeleteItem", "GetRecords", "DescribeStream", "DescribeTable"} <= compiled
+
+
+def test_an_item_sized_once_is_refused_exactly_where_moto_refused_it(dynamodb):
+    # DynamoDB's limit as moto sets it: 405,000 bytes of attribute names and values. Here 15 bytes of names and
+    # short values ("id", "a", "position", "e#99", "big": 2 + 1 + 8 + 4 + 3 = 18) plus the big value.
+    def put(size: int) -> None:
+        dynamodb.put_item(TableName="history", Item={"id": {"S": "a"}, "position": {"S": "e#99"},
+                                                     "big": {"S": "x" * size}})
+
+    put(405000 - 18)
+    assert dynamodb.get_item(TableName="history", Key={"id": {"S": "a"}, "position": {"S": "e#99"}})["Item"][
+        "big"]["S"] == "x" * (405000 - 18)
+    with pytest.raises(dynamodb.exceptions.ClientError, match="Item size has exceeded the maximum allowed size"):
+        put(405000 - 17)
+    with pytest.raises(dynamodb.exceptions.ClientError, match="Item size has exceeded the maximum allowed size"):
+        dynamodb.put_item(TableName="history", Item={"id": {"S": "a"}, "position": {"S": "e#98"},
+                                                     "many": {"L": [{"N": "1" * 38}] * 11000}})
+    item = {"id": {"S": "a"}, "position": {"S": "e#97"}, "nested": {"M": {"k": {"SS": ["é", "b"]}, "n": {"N": "-1.5"}}},
+            "flag": {"BOOL": True}, "blob": {"B": b"\x01\x02"}}
+    dynamodb.put_item(TableName="history", Item=item)
+    assert dynamodb.get_item(TableName="history", Key={"id": {"S": "a"}, "position": {"S": "e#97"}})["Item"] == item
