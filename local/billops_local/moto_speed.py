@@ -30,10 +30,10 @@ under load with py-spy; docs/architecture.md, "Local stack").
 7. SQS sends. moto's SendMessage reads ``Queue.attributes`` (for ContentBasedDeduplication) up to four times, and
    every read counts the queue's messages three times (ApproximateNumberOfMessages, ...Delayed, ...NotVisible): a
    send cost O(N) in the queue's size. The domain-events tap queue (billops_local.event_bus) takes every event the
-   projector publishes and nobody drains it under load, so each webhook's event cost more than the one before (about
-   2 ms per send after a 15 s bench). While a send runs, those three counts read as 0: no code on moto's send path
-   reads them (only ContentBasedDeduplication and DeduplicationScope; SendMessageBatch the same), and every other caller (GetQueueAttributes,
-   receives) counts as before.
+   projector publishes and nobody drains it under load, so each webhook's event cost more than the one before
+   (about 2 ms per send after a 15 s bench). While a send runs, those three counts read as 0: no code on moto's
+   send path reads them (only ContentBasedDeduplication and DeduplicationScope; SendMessageBatch the same), and
+   every other caller (GetQueueAttributes, receives) counts as before.
 
 8. DynamoDB's JSON answers. moto's response serializer walks the operation's output shape value by value, trying up
    to a dozen key aliases for each (ShapeNameAlias, NoAlias, xform_name ...) through generic helpers: a fifth of
@@ -42,7 +42,8 @@ under load with py-spy; docs/architecture.md, "Local stack").
    walk is compiled once per shape: each member's aliases are computed once, by moto's own value picker, in moto's
    order; any other scalar (booleans, numbers, timestamps, blobs) is handed to moto's own method for its type.
    Anything else (an object, a None in a list or map, a key the walk does not know, a response transformer) falls
-   back to moto's serializer, so every answer is the one moto gives (``shadow_check`` compares both, for the tests).
+   back to moto's serializer, so every answer is the one moto gives (``shadow_check`` compares both, for the
+   tests).
 
 9. An item's size. moto checks DynamoDB's 400 KB limit as each attribute is set (``LimitedSizeDict.__setitem__``)
    by re-measuring every attribute already set: building an item cost O(n^2) attribute sizes (7% of moto's CPU
@@ -430,6 +431,8 @@ def _serialize_dynamodb_results_by_compiled_shapes() -> None:
                 return out
 
             return entries
+        # Bound to the serializer the plan is compiled with: moto's scalar methods read only the value, the shape
+        # and per-class settings (encoding, timestamp format), never the request.
         by_moto = getattr(serializer, f"_serialize_type_{kind}", None)
         plain = {"string": str, "integer": int, "long": int}.get(kind)
 
@@ -465,8 +468,8 @@ def _serialize_dynamodb_results_by_compiled_shapes() -> None:
             import copy
 
             expected = original(self, copy.deepcopy(resp), result)["body"]
-            shadow_check.append((self.operation_name, None if serialized is None else self._serialize_body(serialized),
-                                 expected))
+            fast_body = None if serialized is None else self._serialize_body(serialized)
+            shadow_check.append((self.operation_name, fast_body, expected))
         if serialized is None:
             return original(self, resp, result)
         return self._serialized_result_to_response(resp, result, self.operation_model.output_shape, serialized)

@@ -115,7 +115,8 @@ def test_kms_keys_made_lazily_still_encrypt_sign_verify_and_give_their_public_ke
         assert public.key_size == 2048
 
 
-COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessagesNotVisible"]
+COUNTS = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
+          "ApproximateNumberOfMessagesNotVisible"]
 
 
 def test_sqs_sends_without_counting_the_queue_still_deduplicate_validate_and_leave_the_counts_right():
@@ -139,8 +140,9 @@ def test_sqs_sends_without_counting_the_queue_still_deduplicate_validate_and_lea
             "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]
         for _ in range(2):
             sqs.send_message(QueueUrl=fifo, MessageBody="same body", MessageGroupId="g")
-        sqs.send_message_batch(QueueUrl=fifo, Entries=[{"Id": "x", "MessageBody": "same body", "MessageGroupId": "g"},
-                                                       {"Id": "y", "MessageBody": "other", "MessageGroupId": "g"}])
+        sqs.send_message_batch(QueueUrl=fifo, Entries=[
+            {"Id": "x", "MessageBody": "same body", "MessageGroupId": "g"},
+            {"Id": "y", "MessageBody": "other", "MessageGroupId": "g"}])
         bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10)["Messages"]]
         assert bodies == ["same body", "other"]
 
@@ -166,7 +168,8 @@ def test_dynamodb_answers_by_compiled_shapes_are_moto_serializers_byte_for_byte(
             TableName="ttt", BillingMode="PAY_PER_REQUEST",
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"},
                                   {"AttributeName": "position", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}, {"AttributeName": "position", "KeyType": "RANGE"}],
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"},
+                       {"AttributeName": "position", "KeyType": "RANGE"}],
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
         client.put_item(TableName="ttt", Item=every_type)
         client.put_item(TableName="ttt", Item={**every_type, "position": {"S": "e#02"}}, ReturnValues="ALL_OLD",
@@ -177,15 +180,15 @@ def test_dynamodb_answers_by_compiled_shapes_are_moto_serializers_byte_for_byte(
                            ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="ALL_NEW")
         client.get_item(TableName="ttt", Key=key, ReturnConsumedCapacity="INDEXES")
         client.get_item(TableName="ttt", Key={"id": {"S": "nobody"}, "position": {"S": "x"}})
-        client.query(TableName="ttt", KeyConditionExpression="id = :id", ExpressionAttributeValues={":id": {"S": "a"}},
-                     Limit=1, ReturnConsumedCapacity="TOTAL")
-        client.query(TableName="ttt", KeyConditionExpression="id = :id", ExpressionAttributeValues={":id": {"S": "a"}},
-                     Select="COUNT")
+        by_id = {"KeyConditionExpression": "id = :id", "ExpressionAttributeValues": {":id": {"S": "a"}}}
+        client.query(TableName="ttt", **by_id, Limit=1, ReturnConsumedCapacity="TOTAL")
+        client.query(TableName="ttt", **by_id, Select="COUNT")
         client.scan(TableName="ttt", ProjectionExpression="id, nested.#m", ExpressionAttributeNames={"#m": "map"})
         client.scan(TableName="ttt", Limit=1)
         client.batch_get_item(RequestItems={"ttt": {"Keys": [key, {"id": {"S": "a"}, "position": {"S": "none"}}]}})
-        client.batch_write_item(RequestItems={"ttt": [{"PutRequest": {"Item": {**key, "position": {"S": "e#03"}}}},
-                                                    {"DeleteRequest": {"Key": {**key, "position": {"S": "e#02"}}}}]})
+        client.batch_write_item(RequestItems={"ttt": [
+            {"PutRequest": {"Item": {**key, "position": {"S": "e#03"}}}},
+            {"DeleteRequest": {"Key": {**key, "position": {"S": "e#02"}}}}]})
         client.transact_get_items(TransactItems=[{"Get": {"TableName": "ttt", "Key": key}}])
         client.transact_write_items(TransactItems=[{"Update": {
             "TableName": "ttt", "Key": key, "UpdateExpression": "SET yes = :no",
@@ -205,11 +208,13 @@ def test_dynamodb_answers_by_compiled_shapes_are_moto_serializers_byte_for_byte(
         records = streams.get_records(ShardIterator=iterator)["Records"]
         assert {record["eventName"] for record in records} == {"INSERT", "MODIFY", "REMOVE"}
 
-    mismatches = [(operation, fast, moto) for operation, fast, moto in compared if fast is not None and fast != moto]
+    mismatches = [(operation, fast, moto) for operation, fast, moto in compared
+                  if fast is not None and fast != moto]
     assert mismatches == []
     compiled = {operation for operation, fast, _ in compared if fast is not None}
-    assert {"PutItem", "UpdateItem", "GetItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem", "TransactGetItems",
-            "TransactWriteItems", "DeleteItem", "GetRecords", "DescribeStream", "DescribeTable"} <= compiled
+    assert {"PutItem", "UpdateItem", "GetItem", "Query", "Scan", "BatchGetItem", "BatchWriteItem",
+            "TransactGetItems", "TransactWriteItems", "DeleteItem", "GetRecords", "DescribeStream",
+            "DescribeTable"} <= compiled
 
 
 def test_an_item_sized_once_is_refused_exactly_where_moto_refused_it(dynamodb):
@@ -227,7 +232,7 @@ def test_an_item_sized_once_is_refused_exactly_where_moto_refused_it(dynamodb):
     with pytest.raises(dynamodb.exceptions.ClientError, match="Item size has exceeded the maximum allowed size"):
         dynamodb.put_item(TableName="history", Item={"id": {"S": "a"}, "position": {"S": "e#98"},
                                                      "many": {"L": [{"N": "1" * 38}] * 11000}})
-    item = {"id": {"S": "a"}, "position": {"S": "e#97"}, "nested": {"M": {"k": {"SS": ["é", "b"]}, "n": {"N": "-1.5"}}},
-            "flag": {"BOOL": True}, "blob": {"B": b"\x01\x02"}}
+    item = {"id": {"S": "a"}, "position": {"S": "e#97"}, "flag": {"BOOL": True}, "blob": {"B": b"\x01\x02"},
+            "nested": {"M": {"k": {"SS": ["é", "b"]}, "n": {"N": "-1.5"}}}}
     dynamodb.put_item(TableName="history", Item=item)
     assert dynamodb.get_item(TableName="history", Key={"id": {"S": "a"}, "position": {"S": "e#97"}})["Item"] == item
