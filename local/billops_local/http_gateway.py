@@ -230,6 +230,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     wbufsize = 64 * 1024  # handle_one_request flushes it after each request
 
+    def handle_expect_100(self) -> bool:
+        answered = super().handle_expect_100()
+        self.wfile.flush()  # the client waits for "100 Continue" before it sends the body
+        return answered
+
     def _dispatch(self) -> None:
         started = time.monotonic()
         raw_path, _, raw_query = self.path.partition("?")

@@ -211,6 +211,11 @@ def request_handler() -> type[WSGIRequestHandler]:
         disable_nagle_algorithm = True
         wbufsize = 64 * 1024  # status line, headers and body leave in one segment (flushed below)
 
+        def handle_expect_100(self) -> bool:
+            answered = super().handle_expect_100()
+            self.wfile.flush()  # the client waits for "100 Continue" before it sends the body
+            return answered
+
         def run_wsgi(self) -> None:
             environ = self.make_environ()
             if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's DechunkedInput reads to the end
