@@ -173,7 +173,8 @@ def caveats(results: dict[str, Any]) -> list[str]:
          "triggers), the EventBridge archive's storage, and the merchant API's traffic."),
         ("Cold imports run on x86_64 wheels of the layer's pinned versions (the arm64 wheels `sam build` packs cannot "
          "load here); package sizes are those arm64 builds."),
-        "The local stack's numbers describe one Python process on a laptop (moto, one receiver at a time), not AWS.",
+        ("The local stack's numbers describe one machine (moto and each function environment a process of its "
+         "own, the client on the same machine), not AWS."),
         ("Issue 14's local-stack target names wrk for 60 s; the bench's local section is its own Python client "
          "(the threads and seconds it states), so its rate is a bench figure, not a wrk run."),
         ("The daily figures' TransactWriteItems are costed at 2 WRU per KB of each item written (DynamoDB's rule for "

@@ -11,8 +11,9 @@ The stack is started as a subprocess on free loopback ports (as tests/e2e does) 
   ``call_finished_at`` (written when CCBill answered) and ``completed_at`` are compared with the moment the message
   was sent.
 
-The local stack runs every function in one Python process, the receiver one invocation at a time (one warm
-container), on top of moto: these numbers describe the laptop stack, not AWS, which scales the receiver out.
+The local stack runs moto in a process of its own and each function in execution environments of its own (one
+invocation at a time each; the receiver scales out to 4 while the client threads keep 4 requests in flight, so the
+first seconds include those cold starts), all on one machine: these numbers describe the laptop stack, not AWS.
 """
 
 from __future__ import annotations
