@@ -26,13 +26,8 @@ _first_call = True
 
 
 @contextmanager
-def container_init() -> Iterator[None]:
-    """The block (a handler module's imports and set-up) with the collector held off, then what exists frozen."""
-    global _first_init
-    if not _first_init:
-        yield
-        return
-    _first_init = False
+def _collector_held_off() -> Iterator[None]:
+    """The block without the cyclic collector, then what exists frozen out of later collections."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -41,6 +36,18 @@ def container_init() -> Iterator[None]:
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def container_init() -> Iterator[None]:
+    """The block (a handler module's imports and set-up) with the collector held off, then what exists frozen."""
+    global _first_init
+    if not _first_init:
+        yield
+        return
+    _first_init = False
+    with _collector_held_off():
+        yield
 
 
 def first_invocation(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -53,13 +60,7 @@ def first_invocation(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any],
             return handler(event, context)
         _first_call = False
         # Threads (the local stack) that start meanwhile run without the collector too, until this call ends.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with _collector_held_off():
             return handler(event, context)
-        finally:
-            gc.freeze()
-            if enabled:
-                gc.enable()
 
     return invoke
