@@ -29,10 +29,16 @@ class RecordingGc:
 
 @pytest.fixture
 def recording(monkeypatch):
+    """A fresh process as cold_start sees it: no init and no invocation yet, the collector recorded."""
     gc = RecordingGc()
     monkeypatch.setattr(cold_start, "gc", gc)
     monkeypatch.setattr(cold_start, "_first_init", True)
+    monkeypatch.setattr(cold_start, "_first_call", True)
     return gc
+
+
+def _an_init() -> list[object]:
+    return [object() for _ in range(3)]  # what a handler module's set-up makes
 
 
 def test_the_first_init_runs_without_the_collector_then_freezes_what_it_made(recording):
@@ -44,7 +50,7 @@ def test_the_first_init_runs_without_the_collector_then_freezes_what_it_made(rec
 
 def test_a_later_init_in_the_same_process_leaves_the_collector_alone(recording):
     with cold_start.container_init():
-        pass
+        _an_init()
     recording.calls.clear()
     with cold_start.container_init():
         assert recording.enabled is True
@@ -60,32 +66,24 @@ def test_an_init_that_fails_still_lets_the_collector_run_again(recording):
 def test_a_collector_that_was_off_stays_off(recording):
     recording.enabled = False
     with cold_start.container_init():
-        pass
+        _an_init()
     assert recording.enabled is False
     assert "enable" not in recording.calls
 
 
-@pytest.fixture
-def recording_calls(monkeypatch):
-    gc = RecordingGc()
-    monkeypatch.setattr(cold_start, "gc", gc)
-    monkeypatch.setattr(cold_start, "_first_call", True)
-    return gc
-
-
-def test_the_first_invocation_runs_without_the_collector_the_next_ones_with_it(recording_calls):
+def test_the_first_invocation_runs_without_the_collector_the_next_ones_with_it(recording):
     seen = []
-    handler = cold_start.first_invocation(lambda event, context: seen.append(recording_calls.enabled) or event)
+    handler = cold_start.first_invocation(lambda event, context: seen.append(recording.enabled) or event)
     assert handler({"n": 1}, None) == {"n": 1}
     assert handler({"n": 2}, None) == {"n": 2}
     assert seen == [False, True]
-    assert recording_calls.calls == ["disable", "freeze (collector off)", "enable"]
+    assert recording.calls == ["disable", "freeze (collector off)", "enable"]
 
 
-def test_a_first_invocation_that_fails_still_lets_the_collector_run_again(recording_calls):
+def test_a_first_invocation_that_fails_still_lets_the_collector_run_again(recording):
     def failing(event, context):
         raise RuntimeError("storage unavailable")
 
     with pytest.raises(RuntimeError):
         cold_start.first_invocation(failing)({}, None)
-    assert recording_calls.enabled is True
+    assert recording.enabled is True

@@ -30,7 +30,7 @@ from billops.domain_events.events import subscription_changed_event, subscriptio
 from billops.domain_events.publishing import MAX_ENTRIES_PER_PUT, DomainEventsUnavailable, Publisher
 from billops.storage.batch_writes import put_all
 from billops.storage.delivery_log_table import DeliveryLogTable, entries_from_stream
-from billops.storage.events_table import from_dynamodb
+from billops.storage.events_table import new_images
 from billops.storage.subscriptions_table import SubscriptionsTable
 from billops.subscriptions.projection import SubscriptionProjection
 
@@ -62,14 +62,13 @@ class Projector:
         25 puts per request: the log and history items of a batch are always the same items), read the batch's
         subscriptions at once, then count the batch into the daily figures (raises if the log, the history or the
         figures cannot be written: the batch is retried)."""
-        images = [from_dynamodb(record["dynamodb"]["NewImage"]) for record in stream_records
-                  if record.get("eventName") in ("INSERT", "MODIFY") and (record.get("dynamodb") or {}).get("NewImage")]
+        images = new_images(stream_records)  # deserialized once, for the history, the reads and the counting
         if self.delivery_log is not None:
             put_all(self.delivery_log.client, self.delivery_log.puts(entries_from_stream(stream_records))
                     + self.projection.history_puts(images))
         self.projection.prefetch_states(images)
         if self.reports is not None:
-            self.reports.count_stream_batch(stream_records)
+            self.reports.count_deliveries(images)
 
     def apply(self, delivery: Mapping[str, Any]) -> str:
         """Fold one stored delivery (a stream image or an events-table item), then settle what it settles;

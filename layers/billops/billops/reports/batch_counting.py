@@ -38,7 +38,7 @@ from billops.reports.report_metrics import ReportMetrics
 from billops.reports.report_reading import ReportReader, add_into
 from billops.reports.report_settings import ReportSettings, report_settings_from_env
 from billops.storage.errors import StorageUnavailable
-from billops.storage.events_table import from_dynamodb
+from billops.storage.events_table import new_images
 from billops.storage.reports_table import DayCount, ReportsTable
 from billops.webhooks.event_types import EventType
 
@@ -100,12 +100,7 @@ class ReportCounter:
     # --- the projector's call ---------------------------------------------------------------------------------
 
     def count_stream_batch(self, records: Iterable[Mapping[str, Any]]) -> BatchCount:
-        images = []
-        for record in records:
-            image = (record.get("dynamodb") or {}).get("NewImage")
-            if record.get("eventName") in ("INSERT", "MODIFY") and image:
-                images.append(from_dynamodb(image))
-        return self.count_deliveries(images)
+        return self.count_deliveries(new_images(records))
 
     def count_deliveries(self, items: Iterable[Mapping[str, Any]]) -> BatchCount:
         """Count stored deliveries (events-table items, deserialized): the stream batch's, or a replay's."""

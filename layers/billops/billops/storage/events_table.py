@@ -6,6 +6,7 @@ One conditional PutItem per new delivery (and per duplicate) is the whole cost o
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -23,6 +24,12 @@ def to_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
 
 def from_dynamodb(item: dict[str, Any]) -> dict[str, Any]:
     return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def new_images(stream_records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The stored items of a stream batch's inserts and changes, deserialized (removals carry none)."""
+    return [from_dynamodb(record["dynamodb"]["NewImage"]) for record in stream_records
+            if record.get("eventName") in ("INSERT", "MODIFY") and (record.get("dynamodb") or {}).get("NewImage")]
 
 
 class EventsTable(DynamoDBTable):

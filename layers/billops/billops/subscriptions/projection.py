@@ -108,7 +108,6 @@ class SubscriptionProjection:
         self._entries_written: set[tuple[str, str]] = set()
         self._states: dict[str, dict[str, Any] | None] = {}
         """The current stream batch's state items by subscription (None: none yet), see ``prefetch_states``."""
-        self._prefetched: frozenset[str] = frozenset()
 
     # --- a stream batch -----------------------------------------------------------------------------------------
 
@@ -131,13 +130,12 @@ class SubscriptionProjection:
         before."""
         ids = list(dict.fromkeys(str(delivery["subscription_id"]) for delivery in deliveries
                                  if projectable(delivery)))
-        self._states, self._prefetched = {}, frozenset()
+        self._states = {}
         try:
             found = self.table.get_states(ids)
         except StorageUnavailable:
             return
         self._states = {subscription_id: found.get(subscription_id) for subscription_id in ids}
-        self._prefetched = frozenset(ids)
 
     # --- one delivery -------------------------------------------------------------------------------------------
 
@@ -159,7 +157,7 @@ class SubscriptionProjection:
         for attempt in range(MAX_ATTEMPTS):
             # Eventually consistent first (half the read): a stale state only costs a refused write and a re-read.
             if attempt == 0 and subscription_id in self._states:
-                current = self._states.pop(subscription_id)
+                current = self._states[subscription_id]
             else:
                 current = self.table.get_state(subscription_id, consistent=attempt > 0)
             if current is not None and not is_bounded(current):
@@ -195,7 +193,7 @@ class SubscriptionProjection:
 
     def _keep(self, subscription_id: str, state: dict[str, Any]) -> None:
         """The state item as this fold left it, for the next delivery of the subscription in the same batch."""
-        if subscription_id in self._prefetched:
+        if subscription_id in self._states:
             self._states[subscription_id] = state
 
     def _from_history(self, subscription_id: str, entry: Mapping[str, Any]
